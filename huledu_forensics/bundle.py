@@ -1,0 +1,375 @@
+"""The evidence bundle: the unit that is collected, attached to a CI failure, and replayed later.
+
+Layout::
+
+    <bundle>/
+      manifest.json                     format, version, scope, window, sources, gaps, file hashes
+      tables/<database>/<table>.parquet snapshot rows (timestamps aware UTC, JSON columns as JSON text)
+      enums.json                        {database: {enum type: [labels in pg_enum order]}}
+      containers.json                   [container state]
+      logs/<container>/<stream>.log     ``docker logs --timestamps`` text; stream is stdout, stderr or
+                                        combined
+
+A bundle is written into a temporary sibling directory and renamed into place only when complete, so a
+reader never sees half a bundle. Everything after collection reads bundles only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._time import parse_utc, utcnow
+from ._version import __version__
+from .errors import BundleInvalid, BundleNotFound
+from .world import ContainerState, World
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_VERSION",
+    "Bundle",
+    "BundleWriter",
+    "SourceReport",
+    "write_world_bundle",
+]
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "huledu-forensics-bundle"
+BUNDLE_FORMAT_VERSION = 1
+COMPLETENESS = ("complete", "partial", "missing")
+
+
+@dataclass
+class SourceReport:
+    """What one source contributed, and how completely.
+
+    ``completeness`` is ``complete``, ``partial`` (something was cut: a page limit, a missing table, a
+    log with no lines in the window) or ``missing`` (the source could not be read at all).
+    """
+
+    name: str
+    kind: str
+    completeness: str = "complete"
+    warnings: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+
+    def warn(self, message: str, *, partial: bool = True) -> None:
+        """Record a warning; by default it also marks the source partial."""
+        self.warnings.append(message)
+        if partial and self.completeness == "complete":
+            self.completeness = "partial"
+
+
+class BundleWriter:
+    """Write a bundle atomically. Use as a context manager; an exception discards the partial bundle.
+
+    Example::
+
+        with BundleWriter("bundles/b1") as w:
+            src = w.source("postgres:huleedu_essay_lifecycle", "postgres")
+            w.add_table("huleedu_essay_lifecycle", "essay_states", frame, source=src)
+            w.finish(scope={...}, window=(since, until), collected_at=now)
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise BundleInvalid(
+                f"'{self.path}' already exists. Pass another --out, or remove it first.", path=str(path))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial",
+                                          dir=self.path.parent))
+        self._overwrite = overwrite
+        self._sources: dict[str, SourceReport] = {}
+        self._gaps: list[dict[str, str]] = []
+        self._enums: dict[str, dict[str, list[str]]] = {}
+        self._containers: dict[str, dict[str, Any]] = {}
+        self._done = False
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+    def source(self, name: str, kind: str) -> SourceReport:
+        """Return (creating it) the report for source ``name`` of ``kind``."""
+        if name not in self._sources:
+            self._sources[name] = SourceReport(name, kind)
+        return self._sources[name]
+
+    def gap(self, part: str, reason: str, *, source: SourceReport | None = None) -> None:
+        """Record that ``part`` (e.g. ``tables/<db>/<table>``) could not be read, and why."""
+        self._gaps.append({"part": part, "reason": reason, "source": source.name if source else ""})
+        if source is not None:
+            source.warn(f"{part}: {reason}")
+
+    def add_table(self, database: str, table: str, frame: pd.DataFrame, *, source: SourceReport) -> None:
+        """Write one table's rows as Parquet."""
+        rel = f"tables/{database}/{table}.parquet"
+        dest = self._tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = frame.copy()
+        for col in out.columns:
+            if out[col].dtype == object:
+                out[col] = out[col].map(
+                    lambda v: v if v is None or isinstance(v, (str, bool, int, float)) else json.dumps(v)
+                    if isinstance(v, (dict, list)) else str(v))
+        out.to_parquet(dest, index=False)
+        source.parts.append(rel)
+
+    def add_enums(self, database: str, enums: dict[str, list[str]], *, source: SourceReport) -> None:
+        """Record the label sets of ``database``'s enum types."""
+        self._enums.setdefault(database, {}).update({k: list(v) for k, v in enums.items()})
+        source.parts.append(f"enums/{database}")
+
+    def add_log_lines(self, container: str, stream: str, lines: Iterable[str], *,
+                      source: SourceReport) -> int:
+        """Stream ``lines`` (``docker logs --timestamps`` text) into the bundle. Returns the count."""
+        rel = f"logs/{container}/{stream}.log"
+        dest = self._tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        n = 0
+        with open(dest, "a", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line.rstrip("\n") + "\n")
+                n += 1
+        if rel not in source.parts:
+            source.parts.append(rel)
+        return n
+
+    def add_container(self, state: ContainerState, *, source: SourceReport) -> None:
+        """Record one container's state."""
+        self._containers[state.name] = state.to_json()
+        if "containers.json" not in source.parts:
+            source.parts.append("containers.json")
+
+    def abort(self) -> None:
+        """Discard the partial bundle."""
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def finish(self, *, scope: dict[str, Any], window: tuple[datetime | None, datetime | None],
+               collected_at: datetime | None = None, origin: dict[str, Any] | None = None) -> Bundle:
+        """Write ``manifest.json`` with file hashes and move the bundle into place atomically.
+
+        Args:
+            scope: ``{"requested_id": str, "ids": {kind: [ids]}, "mode": "full"|"scoped"}``.
+            window: ``(since, until)``, aware UTC or ``None``.
+            collected_at: when the evidence was observed (the "now" for dwell times).
+            origin: how the bundle was made, e.g. ``{"kind": "simulator", "scenario": ...}``.
+        """
+        (self._tmp / "enums.json").write_text(json.dumps(self._enums, indent=2, sort_keys=True))
+        (self._tmp / "containers.json").write_text(
+            json.dumps(sorted(self._containers.values(), key=lambda c: c["name"]), indent=2))
+        files = {}
+        for p in sorted(self._tmp.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(self._tmp).as_posix()
+                files[rel] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        since, until = window
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "tool": "huledu-forensics",
+            "tool_version": __version__,
+            "created_at": utcnow().isoformat(),
+            "collected_at": (collected_at or utcnow()).isoformat(),
+            "scope": scope,
+            "window": {"since": since.isoformat() if since else None,
+                       "until": until.isoformat() if until else None},
+            "origin": origin or {},
+            "sources": [vars(s) for s in self._sources.values()],
+            "gaps": self._gaps,
+            "files": files,
+        }
+        tmp_manifest = self._tmp / "manifest.json.tmp"
+        tmp_manifest.write_text(json.dumps(manifest, indent=2, default=str))
+        os.replace(tmp_manifest, self._tmp / "manifest.json")
+        if self.path.exists():
+            if not self._overwrite:
+                raise BundleInvalid(f"'{self.path}' appeared while writing; not overwriting it.",
+                                    path=str(self.path))
+            trash = self.path.with_name(f".{self.path.name}.old")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(self.path, trash)
+            os.replace(self._tmp, self.path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(self._tmp, self.path)
+        self._done = True
+        return Bundle.open(self.path, verify=False)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Bundle:
+    """A bundle opened for reading. Open with :meth:`Bundle.open`; everything is read lazily."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._tables: dict[tuple[str, str], pd.DataFrame] = {}
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = True) -> Bundle:
+        """Open and validate the bundle at ``path``.
+
+        With ``verify`` every file's SHA-256 is checked against the manifest.
+
+        Raises:
+            BundleNotFound: nothing at ``path``.
+            BundleInvalid: no manifest, a foreign or newer format, a missing or altered file.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise BundleNotFound(
+                f"No bundle at '{p}'. Run `huledu-forensics snapshot` or `huledu-forensics demo` first, "
+                "or pass the directory of a complete bundle.", path=str(p))
+        mpath = p / "manifest.json"
+        if not p.is_dir() or not mpath.exists():
+            raise BundleInvalid(
+                f"'{p}' has no manifest.json, so it is not a complete bundle (a collection may have been "
+                "interrupted). Collect it again.", path=str(p))
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleInvalid(f"The manifest of '{p}' is not valid JSON ({exc}). The bundle is "
+                                "damaged; collect it again.", path=str(p)) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleInvalid(f"'{p}' is not a huledu-forensics bundle (its manifest has format "
+                                f"{manifest.get('format') if isinstance(manifest, dict) else None!r}).",
+                                path=str(p))
+        version = manifest.get("format_version")
+        if version != BUNDLE_FORMAT_VERSION:
+            raise BundleInvalid(f"Bundle '{p}' has format version {version}; this kit reads version "
+                                f"{BUNDLE_FORMAT_VERSION}. Use a matching huledu-forensics release.",
+                                path=str(p))
+        files = manifest.get("files") or {}
+        for rel, meta in files.items():
+            fp = p / rel
+            if not fp.is_file():
+                raise BundleInvalid(f"Bundle '{p}' is missing '{rel}', which its manifest lists. The "
+                                    "bundle is partial; collect it again.", path=str(p))
+            if verify and _sha256(fp) != meta.get("sha256"):
+                raise BundleInvalid(f"'{rel}' in bundle '{p}' does not match its recorded hash: the "
+                                    "bundle was altered or damaged. Collect it again.", path=str(p))
+        return cls(p, manifest)
+
+    # -- manifest views -------------------------------------------------------------------------
+    @property
+    def collected_at(self) -> datetime:
+        """When the evidence was observed (aware UTC); dwell times are measured to this moment."""
+        t = parse_utc(self.manifest.get("collected_at"))
+        assert t is not None
+        return t
+
+    @property
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """The collection time window ``(since, until)`` (aware UTC or ``None``)."""
+        w = self.manifest.get("window") or {}
+        return parse_utc(w.get("since")), parse_utc(w.get("until"))
+
+    @property
+    def sources(self) -> list[SourceReport]:
+        """The per-source completeness reports."""
+        return [SourceReport(**s) for s in self.manifest.get("sources", [])]
+
+    @property
+    def gaps(self) -> list[dict[str, str]]:
+        """Parts that could not be read, with the reason."""
+        return list(self.manifest.get("gaps", []))
+
+    # -- content --------------------------------------------------------------------------------
+    def tables(self) -> list[tuple[str, str]]:
+        """``(database, table)`` pairs present in the bundle."""
+        out = []
+        for rel in self.manifest.get("files", {}):
+            parts = rel.split("/")
+            if parts[0] == "tables" and len(parts) == 3 and parts[2].endswith(".parquet"):
+                out.append((parts[1], parts[2][: -len(".parquet")]))
+        return sorted(out)
+
+    def has_table(self, database: str, table: str) -> bool:
+        """Whether the bundle holds ``database.table`` (an empty table counts)."""
+        return (database, table) in self.tables()
+
+    def table(self, database: str, table: str) -> pd.DataFrame | None:
+        """Return the rows of ``database.table`` or ``None`` when the bundle does not hold it."""
+        key = (database, table)
+        if key not in self._tables:
+            fp = self.path / "tables" / database / f"{table}.parquet"
+            if not fp.exists():
+                return None
+            self._tables[key] = pd.read_parquet(fp)
+        return self._tables[key]
+
+    @property
+    def enums(self) -> dict[str, dict[str, list[str]]]:
+        """``{database: {enum type: labels}}`` as collected from ``pg_enum`` or the DDL."""
+        fp = self.path / "enums.json"
+        return json.loads(fp.read_text()) if fp.exists() else {}
+
+    @property
+    def containers(self) -> list[ContainerState]:
+        """Container states recorded in the bundle."""
+        fp = self.path / "containers.json"
+        return [ContainerState.from_json(d) for d in json.loads(fp.read_text())] if fp.exists() else []
+
+    def log_files(self) -> list[tuple[str, str, Path]]:
+        """``(container, stream, path)`` for every log file in the bundle."""
+        out = []
+        for rel in self.manifest.get("files", {}):
+            parts = rel.split("/")
+            if parts[0] == "logs" and len(parts) == 3 and parts[2].endswith(".log"):
+                out.append((parts[1], parts[2][: -len(".log")], self.path / rel))
+        return sorted(out)
+
+    def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
+        """Yield the raw lines of one log file."""
+        fp = self.path / "logs" / container / f"{stream}.log"
+        with open(fp, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                yield line.rstrip("\n")
+
+
+def write_world_bundle(world: World, path: str | Path, *, overwrite: bool = False,
+                       origin: dict[str, Any] | None = None) -> Bundle:
+    """Write a whole world (every row, every log line) as a bundle with scope mode ``full``."""
+    with BundleWriter(path, overwrite=overwrite) as w:
+        kind = (origin or {}).get("kind", "world")
+        for img in world.databases.values():
+            src = w.source(f"{kind}:{img.name}", kind)
+            for tname, df in img.tables.items():
+                w.add_table(img.name, tname, df, source=src)
+            w.add_enums(img.name, img.enums, source=src)
+        csrc = w.source(f"{kind}:containers", kind)
+        for c in world.containers:
+            w.add_container(c, source=csrc)
+        for cname, streams in world.logs.items():
+            lsrc = w.source(f"{kind}:logs:{cname}", kind)
+            for stream, lines in streams.items():
+                w.add_log_lines(cname, stream, lines, source=lsrc)
+        return w.finish(
+            scope={"requested_id": None, "ids": {}, "mode": "full", "target": world.target},
+            window=(None, world.collected_at), collected_at=world.collected_at,
+            origin={"world": world.name, **(origin or {"kind": "world"})},
+        )
