@@ -6,7 +6,7 @@ table, topic or container names.
 
 from __future__ import annotations
 
-from . import logformats, services, states, topics
+from . import logformats, names, services, states, topics
 from .services import (
     CONTAINERS,
     DATABASES,
@@ -51,6 +51,7 @@ __all__ = [
     "Table",
     "Topic",
     "logformats",
+    "names",
     "services",
     "states",
     "topics",

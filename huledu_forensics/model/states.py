@@ -70,7 +70,7 @@ class Flow:
 
 _REGISTERED = Step(
     "registered", "Registered, awaiting content validation", "awaiting_content_validation",
-    None, "gateway", "bos", 120.0,
+    None, "gateway", "bos", 30.0,
     note="BOS row created by POST /v1/batches/register; BOS publishes BatchEssaysRegistered, File "
     "Service publishes EssayContentProvisionedV1 per file, ELS assigns content to essay slots.",
     source="bos batch_routes.py / store_batch_context [code]",

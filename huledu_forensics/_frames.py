@@ -1,0 +1,21 @@
+"""Small DataFrame helpers shared across the kit."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["records"]
+
+
+def records(df: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows as dicts with missing values (NaN, NaT, pd.NA) as ``None``."""
+    out = df.to_dict("records")
+    for row in out:
+        for k, v in row.items():
+            if v is not None and not isinstance(v, (list, dict)):
+                try:
+                    if pd.isna(v):
+                        row[k] = None
+                except (TypeError, ValueError):
+                    pass
+    return out

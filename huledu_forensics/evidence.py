@@ -1,0 +1,136 @@
+"""The scoped evidence of one investigation, with the small lookups rules and progress share."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from . import model
+from .model import names as N
+from ._frames import records
+from .scope import Scope
+from .world import ContainerState
+
+__all__ = ["Evidence", "payload", "records"]
+
+
+def payload(value: object) -> dict[str, object]:
+    """Parse an outbox ``event_data`` (JSON text or dict) into a dict; ``{}`` when unparseable."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            out = json.loads(value)
+            return out if isinstance(out, dict) else {}
+        except ValueError:
+            return {}
+    return {}
+
+
+@dataclass
+class Evidence:
+    """What one investigation sees.
+
+    ``tables`` hold only the rows in scope; ``all_tables`` every row of the bundle (for context such
+    as other batches hit by the same fault); ``logs`` the scoped log rows; ``db_logs`` every database
+    container line in the investigation window; ``enums`` the collected enum label sets; ``present``
+    the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``).
+    """
+
+    scope: Scope
+    tables: dict[tuple[str, str], pd.DataFrame]
+    all_tables: dict[tuple[str, str], pd.DataFrame]
+    logs: pd.DataFrame
+    db_logs: pd.DataFrame
+    enums: dict[str, dict[str, list[str]]]
+    containers: list[ContainerState]
+    collected_at: datetime
+    present: set[object] = field(default_factory=set)
+
+    # ---- tables
+    def rows(self, key: tuple[str, str]) -> pd.DataFrame:
+        """Scoped rows of a table (an empty frame when the bundle lacks the table)."""
+        df = self.tables.get(key)
+        return df if df is not None else pd.DataFrame()
+
+    def has(self, part: object) -> bool:
+        """Whether the bundle holds ``part`` (see ``present``)."""
+        return part in self.present
+
+    def batch_rows(self, key: tuple[str, str], column: str = "batch_id") -> pd.DataFrame:
+        """Scoped rows of ``key`` whose ``column`` is the scope's batch."""
+        df = self.rows(key)
+        if df.empty or column not in df.columns or self.scope.batch_id is None:
+            return df.iloc[0:0]
+        return df[df[column].astype(object).map(lambda v: str(v).lower() if v else v)
+                  == self.scope.batch_id]
+
+    def batch(self) -> dict[str, object] | None:
+        """The BOS ``batches`` row of the scope's batch, or ``None``."""
+        df = self.batch_rows(N.BATCHES, "id")
+        return None if df.empty else records(df)[0]
+
+    def tracker(self) -> dict[str, object] | None:
+        """The ELS tracker row of the scope's batch, or ``None``."""
+        df = self.batch_rows(N.TRACKERS)
+        return None if df.empty else records(df)[0]
+
+    def outbox(self, service: str | None = None, topic: str | None = None) -> pd.DataFrame:
+        """Scoped outbox rows (all services, or one), optionally for one topic; adds ``service``."""
+        frames = []
+        for svc, key in N.OUTBOXES.items():
+            if service is not None and svc != service:
+                continue
+            df = self.rows(key)
+            if df.empty:
+                continue
+            df = df.assign(service=svc)
+            if topic is not None:
+                t = df["topic"].where(df["topic"].notna(), df["event_type"]) if "topic" in df else \
+                    df["event_type"]
+                short = model.TOPICS[topic].short_event_type if topic in model.TOPICS else None
+                df = df[(t == topic) | ((df["event_type"] == short) if short else False)]
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def outbox_for_batch(self, topic: str, service: str | None = None) -> pd.DataFrame:
+        """Outbox rows of ``topic`` that concern the scope's batch (aggregate, data.batch_id or
+        data.entity_id)."""
+        df = self.outbox(service, topic)
+        if df.empty or self.scope.batch_id is None:
+            return df
+        b = self.scope.batch_id
+
+        def about(row: dict[str, object]) -> bool:
+            if str(row.get("aggregate_id") or "").lower() == b:
+                return True
+            data = payload(row.get("event_data")).get("data")
+            if isinstance(data, dict):
+                return any(str(data.get(k) or "").lower() == b for k in ("batch_id", "entity_id"))
+            return False
+
+        return df[[about(r) for r in df.pipe(records)]]
+
+    # ---- logs
+    def log_lines(self, message: str | tuple[str, ...], *, startswith: bool = False,
+                  level: str | None = None) -> pd.DataFrame:
+        """Scoped log rows whose message contains (or starts with) ``message`` (one or several)."""
+        lg = self.logs
+        if lg.empty:
+            return lg
+        msgs = (message,) if isinstance(message, str) else message
+        text = lg["message"].astype(object).fillna("").astype(str)
+        mask = pd.Series(False, index=lg.index)
+        for m in msgs:
+            mask |= text.str.startswith(m) if startswith else text.str.contains(m, regex=False)
+        if level is not None:
+            mask &= lg["level"] == level
+        return lg[mask]
+
+    @staticmethod
+    def ref(row: dict[str, object]) -> str:
+        """The evidence reference of a normalised log row."""
+        return f"{row.get('source_file')}#L{row.get('line_no')}"

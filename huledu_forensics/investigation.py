@@ -1,0 +1,275 @@
+"""One call from a bundle and an id to the scope, timeline, state progress, findings and verdict."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import logs as logmod
+from . import model
+from ._time import parse_utc
+from .bundle import Bundle
+from .errors import ScopeError
+from .evidence import Evidence, records
+from .progress import Progress, compute_progress
+from .rules import Context, Finding, run_rules
+from .scope import Scope, discover, row_ids
+from .timeline import build_timeline
+from .verdict import Verdict, build_verdict
+
+__all__ = ["Investigation", "investigate"]
+
+log = logging.getLogger(__name__)
+_DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
+_ERROR_MARKS = ('"level": "error"', '"level": "critical"', "[error", "[critical", " ERROR:", " FATAL:")
+_ADJACENT_S = 2.0
+_MAX_ROUNDS = 4
+
+
+@dataclass
+class Investigation:
+    """Everything the kit concluded about one id in one bundle. See :func:`investigate`."""
+
+    bundle: Bundle
+    scope: Scope
+    evidence: Evidence
+    logs: pd.DataFrame
+    timeline: pd.DataFrame
+    progress: Progress
+    findings: list[Finding]
+    not_evaluated: list[dict[str, str]]
+    verdict: Verdict
+    completeness: pd.DataFrame
+    window: tuple[datetime | None, datetime | None] = (None, None)
+    tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+
+    def findings_frame(self) -> pd.DataFrame:
+        """Findings as a frame: id, severity, title, summary, evidence (refs, newline-separated)."""
+        rows = [{"id": f.id, "severity": f.severity, "title": f.title, "summary": f.summary,
+                 "evidence": "\n".join(str(e) for e in f.evidence)} for f in self.findings]
+        df = pd.DataFrame(rows, columns=["id", "severity", "title", "summary", "evidence"])
+        order = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+        return df.sort_values("severity", key=lambda s: s.map(order), kind="stable").reset_index(
+            drop=True)
+
+    def evidence_lines(self) -> pd.DataFrame:
+        """The log lines findings point at: ts, container, level, message, ref."""
+        refs = {str(e) for f in self.findings for e in f.evidence if e.part.startswith("logs/")}
+        lg = pd.concat([self.logs, self.evidence.db_logs], ignore_index=True)
+        if lg.empty:
+            return pd.DataFrame(columns=["ts", "container", "level", "message", "ref"])
+        lg = lg.assign(ref=lg["source_file"].astype(str) + "#L" + lg["line_no"].astype(str))
+        lg = lg[lg["ref"].isin(refs)]
+        return lg[["ts", "container", "level", "message", "ref"]].sort_values("ts").reset_index(
+            drop=True)
+
+
+def _log_files(bundle: Bundle) -> list[tuple[str, str, Path]]:
+    return bundle.log_files()
+
+
+def _parse(bundle: Bundle, container: str, stream: str, path: Path,
+           prefilter: object | None) -> pd.DataFrame:
+    rel = path.relative_to(bundle.path).as_posix()
+    parts = list(logmod.iter_parse_file(path, container=container, stream=stream, source_file=rel,
+                                        prefilter=prefilter))  # type: ignore[arg-type]
+    return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
+
+
+def _service_logs(bundle: Bundle, ids: set[str]) -> pd.DataFrame:
+    idf = logmod.make_id_prefilter(ids) if ids else (lambda _line: False)
+
+    def keep(line: str) -> bool:
+        return idf(line) or any(m in line for m in _ERROR_MARKS)
+
+    frames = [_parse(bundle, c, s, p, keep) for c, s, p in _log_files(bundle) if c not in _DB_CONTAINERS]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+
+
+def _db_logs(bundle: Bundle) -> pd.DataFrame:
+    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+
+
+def _in_window(df: pd.DataFrame, since: datetime | None, until: datetime | None,
+               col: str = "ts") -> pd.DataFrame:
+    if df.empty:
+        return df
+    mask = pd.Series(True, index=df.index)
+    if since is not None:
+        mask &= df[col] >= pd.Timestamp(since)
+    if until is not None:
+        mask &= df[col] <= pd.Timestamp(until)
+    return df[mask]
+
+
+def _scope_logs(all_logs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """Lines that mention a scope id, plus unkeyed error lines right after a scoped line."""
+    if all_logs.empty:
+        return all_logs
+    ids = scope.all_ids
+    typed = [c for c in ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id",
+                         "event_id", "outbox_id") if c in all_logs.columns]
+    lg = all_logs.reset_index(drop=True)
+    keyed = pd.Series(False, index=lg.index)
+    inscope = pd.Series(False, index=lg.index)
+    for c in typed:
+        col = lg[c].astype(object)
+        keyed |= col.notna()
+        inscope |= col.map(lambda v: isinstance(v, str) and v.lower() in ids)
+    # a continuation line goes with its head line
+    if "parent_line" in lg.columns:
+        heads = set(zip(lg.loc[inscope, "source_file"], lg.loc[inscope, "line_no"]))
+        cont = lg["parent_line"].notna()
+        inscope |= cont & pd.Series([(sf, pl) in heads for sf, pl in
+                                     zip(lg["source_file"], lg["parent_line"])], index=lg.index)
+    # unkeyed warning/error lines (e.g. "offset not committed") follow their keyed predecessor
+    linked = pd.Series(False, index=lg.index)
+    for _, grp in lg.groupby(["source_file"]):
+        grp = grp.sort_values(["ts", "line_no"])
+        last_key_scoped, last_key_ts = False, None
+        for idx, row_keyed, row_in, ts, level in zip(grp.index, keyed[grp.index], inscope[grp.index],
+                                                     grp["ts"], grp["level"]):
+            if row_keyed:
+                last_key_scoped, last_key_ts = bool(row_in), ts
+            elif (last_key_scoped and level in ("error", "critical", "warning") and last_key_ts is not None
+                  and (ts - last_key_ts).total_seconds() <= _ADJACENT_S):
+                linked[idx] = True
+    return lg[inscope | linked].sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 5.0) -> pd.DataFrame:
+    """Database-container error lines (and their continuation lines) during the scoped activity."""
+    if db_logs.empty or scoped.empty:
+        return db_logs.iloc[0:0]
+    lo = scoped["ts"].min() - pd.Timedelta(seconds=pad_s)
+    hi = scoped["ts"].max() + pd.Timedelta(seconds=pad_s)
+    mask = db_logs["level"].isin(["error", "critical", "warning"]) & (db_logs["ts"] >= lo) & (
+        db_logs["ts"] <= hi)
+    return db_logs[mask]
+
+
+def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope
+                  ) -> dict[tuple[str, str], pd.DataFrame]:
+    ids = scope.all_ids
+    others = scope.other_batches
+    out = {}
+    for (db, t), df in tables.items():
+        if df is None or df.empty:
+            out[(db, t)] = df if df is not None else pd.DataFrame()
+            continue
+        keep = []
+        for row in df.pipe(records):
+            pairs = list(row_ids(db, t, row))
+            batches = {v for k, v in pairs if k == "batch"}
+            mine = any(v in ids for _, v in pairs)
+            if mine and batches and scope.batch_id not in batches and batches & others:
+                mine = False
+            keep.append(mine)
+        out[(db, t)] = df[keep].reset_index(drop=True)
+    return out
+
+
+def _completeness(bundle: Bundle, present: set[object]) -> tuple[pd.DataFrame, dict[str, str]]:
+    rows = []
+    for s in bundle.sources:
+        rows.append({"source": s.name, "kind": s.kind, "completeness": s.completeness,
+                     "warnings": "; ".join(s.warnings)})
+    summary: dict[str, str] = {}
+    for db in model.DATABASES.values():
+        have = [t for t in db.tables if (db.name, t) in present]
+        state = "complete" if len(have) == len(db.tables) else ("partial" if have else "missing")
+        summary[f"database:{db.name}"] = state
+        if state != "complete":
+            rows.append({"source": f"database:{db.name}", "kind": "expected", "completeness": state,
+                         "warnings": "missing tables: " + ", ".join(
+                             t for t in db.tables if (db.name, t) not in present)})
+        summary[f"enums:{db.name}"] = "complete" if (f"enums:{db.name}" in present
+                                                     or not db.enum_types) else "missing"
+        svc = model.SERVICES[db.service]
+        for c in (*svc.containers[:1], db.container):
+            st = "complete" if f"logs:{c}" in present else "missing"
+            summary[f"logs:{c}"] = st
+            if st == "missing":
+                rows.append({"source": f"logs:{c}", "kind": "expected", "completeness": "missing",
+                             "warnings": "no log lines for this container in the bundle"})
+    for s in bundle.sources:
+        if s.completeness != "complete":
+            summary[s.name] = s.completeness
+    return pd.DataFrame(rows, columns=["source", "kind", "completeness", "warnings"]), summary
+
+
+def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str | None = None,
+                until: datetime | str | None = None) -> Investigation:
+    """Investigate ``id`` in ``bundle``: scope, timeline, state progress, findings and verdict.
+
+    Args:
+        bundle: a bundle directory or an opened :class:`~huledu_forensics.bundle.Bundle`.
+        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        since: only evidence at or after this time (aware UTC or ISO text); ``None`` = no bound.
+        until: only evidence up to this time; ``None`` = the bundle's collection time.
+
+    Raises:
+        BundleNotFound, BundleInvalid: the bundle cannot be read.
+        ScopeError: nothing in the bundle mentions ``id``.
+    """
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    since_t = parse_utc(since) if since is not None else None
+    until_t = parse_utc(until) if until is not None else None
+    tables: dict[tuple[str, str], pd.DataFrame] = {}
+    for key in b.tables():
+        df = b.table(*key)
+        if df is not None:
+            tables[key] = df
+    present: set[object] = set(tables)
+    for db, enums in b.enums.items():
+        if enums:
+            present.update({"enums", f"enums:{db}"})
+    for c, _s, _p in b.log_files():
+        present.add(f"logs:{c}")
+        present.add("db_logs" if c in _DB_CONTAINERS else "logs")
+    if any(k[1] == model.OUTBOX_TABLE for k in tables):
+        present.add("outbox")
+
+    # scope discovery: tables first, then logs filtered by the ids found so far, until stable
+    try:
+        scope = discover(id, tables, None)
+    except ScopeError:
+        scope = None
+    ids = scope.all_ids if scope else {str(id).strip().lower()}
+    svc_logs = _service_logs(b, ids)
+    for _ in range(_MAX_ROUNDS):
+        scope = discover(id, tables, svc_logs)
+        if scope.all_ids <= ids:
+            break
+        ids = ids | scope.all_ids
+        svc_logs = _service_logs(b, ids)
+    assert scope is not None
+    log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
+
+    scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
+    db_logs = _in_window(_db_logs(b), since_t, until_t)
+    scoped_tables = _scope_tables(tables, scope)
+    collected = until_t or b.collected_at
+    ev = Evidence(scope=scope, tables=scoped_tables, all_tables=tables, logs=scoped_logs,
+                  db_logs=db_logs, enums=b.enums, containers=b.containers, collected_at=collected,
+                  present=present)
+    progress = compute_progress(ev)
+    findings, not_evaluated = run_rules(Context(ev, progress))
+    completeness_df, completeness = _completeness(b, present)
+    verdict = build_verdict(scope=scope, progress=progress, findings=findings,
+                            not_evaluated=not_evaluated, completeness=completeness, gaps=b.gaps,
+                            bundle=str(b.path), collected_at=collected.isoformat())
+    timeline = build_timeline(scoped_tables, pd.concat(
+        [scoped_logs, _db_errors_near(db_logs, scoped_logs)], ignore_index=True), b.containers)
+    timeline = _in_window(timeline, since_t, until_t)
+    return Investigation(bundle=b, scope=scope, evidence=ev, logs=scoped_logs, timeline=timeline,
+                         progress=progress, findings=findings, not_evaluated=not_evaluated,
+                         verdict=verdict, completeness=completeness_df, window=(since_t, until_t),
+                         tables=scoped_tables)

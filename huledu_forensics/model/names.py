@@ -1,0 +1,63 @@
+"""Named references into the model, so code outside ``model/`` never spells a HuleEdu name itself.
+
+Tables are ``(database, table)`` keys of :data:`~.services.TABLES`; topics are keys of
+:data:`~.topics.TOPICS`; messages are the log-message texts (or stable prefixes) the kit recognises,
+from SYSTEM.md §2.3, §2.6, §4.2, §4.5, §5.3 and §6.5.
+"""
+
+from __future__ import annotations
+
+from .services import BOS_DB, ELS_DB, FILE_DB, OUTBOX_TABLE
+
+# ---- tables
+BATCHES = (BOS_DB, "batches")
+BATCH_ESSAYS = (BOS_DB, "batch_essays")
+PHASE_STATUS_LOG = (BOS_DB, "phase_status_log")
+BOS_OUTBOX = (BOS_DB, OUTBOX_TABLE)
+TRACKERS = (ELS_DB, "batch_essay_trackers")
+ESSAY_STATES = (ELS_DB, "essay_states")
+SLOT_ASSIGNMENTS = (ELS_DB, "slot_assignments")
+PENDING_CONTENT = (ELS_DB, "batch_pending_content")
+VALIDATION_FAILURES = (ELS_DB, "batch_validation_failures")
+ELS_OUTBOX = (ELS_DB, OUTBOX_TABLE)
+FILE_UPLOADS = (FILE_DB, "file_uploads")
+FILE_OUTBOX = (FILE_DB, OUTBOX_TABLE)
+OUTBOXES = {"bos": BOS_OUTBOX, "els": ELS_OUTBOX, "file": FILE_OUTBOX}
+
+# ---- topics
+T_REGISTERED = "huleedu.batch.essays.registered.v1"
+T_CONTENT_PROVISIONED = "huleedu.file.essay.content.provisioned.v1"
+T_VALIDATION_FAILED = "huleedu.file.essay.validation.failed.v1"
+T_CONTENT_COMPLETED = "huleedu.batch.content.provisioning.completed.v1"
+T_PIPELINE_REQUEST = "huleedu.commands.batch.pipeline.v1"
+T_PHASE_OUTCOME = "huleedu.els.batch.phase.outcome.v1"
+T_PIPELINE_COMPLETED = "huleedu.batch.pipeline.completed.v1"
+
+# ---- statuses
+S_AWAITING_CONTENT = "awaiting_content_validation"
+S_READY = "ready_for_pipeline_execution"
+ESSAY_EMPTY_SLOT = "uploaded"
+ESSAY_ASSIGNED = "ready_for_processing"
+PHASE_DONE_STATUSES = ("completed_successfully", "completed_with_partial_success",
+                       "completed_with_failures")
+PHASE_FAILED_STATUSES = ("failed", "skipped_due_to_dependency_failure")
+PHASE_INACTIVE_STATUSES = ("skipped_by_user_config", "cancelled")
+OUTBOX_MAX_RETRIES = 5
+RELAY_MAX_POLL_S = 30.0  # production poll 5 s + error back-off 30 s (SYSTEM.md §2.3)
+
+# ---- log messages (exact texts or stable prefixes)
+M_HANDLER_ERRORS = ("Error routing event", "Event processing failed", "Unexpected error processing message",
+                    "Error handling message from topic", "Error processing message in BOS")
+M_OFFSET_NOT_COMMITTED = "Message processing failed - offset not committed"
+M_NOT_READY = "not ready for pipeline execution"
+M_PIPELINE_REQUEST = "Processing client pipeline request"
+M_PIPELINE_ACCEPTED = ("BCS resolved pipeline successfully", "Pipeline initiation completed for batch")
+M_STATUS_UPDATED = "status to BatchStatus."
+M_STATUS_UPDATE_FAILED = "Failed to update batch"
+M_RELAY_MAX_RETRIES = "Event exceeded max retries"
+M_RELAY_PUBLISH_FAILED = "Failed to publish event to Kafka"
+M_PG_INVALID_ENUM = "invalid input value for enum"
+M_CONSUMER_PROCESSING = "Processing event"
+M_DUPLICATE = "DUPLICATE_EVENT_DETECTED"
+
+__all__ = sorted(n for n in dir() if n.isupper() and not n.startswith("_"))

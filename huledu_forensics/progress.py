@@ -1,0 +1,334 @@
+"""How far a batch got through its state machine, what it waits for, and for how long.
+
+The batch's status is BOS ``batches.status``; pipeline progress is ``batches.pipeline_configuration``
+and ``phase_status_log`` (BOS never writes ``processing_pipelines`` or terminal statuses, SYSTEM.md
+§4.1). Slot fulfilment is ELS ``essay_states.current_status`` (``uploaded`` = empty slot), not
+``available_slots``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from . import model
+from .evidence import Evidence, payload, records
+from .model import names as N
+
+__all__ = ["AwaitedTransition", "Progress", "compute_progress"]
+
+
+@dataclass
+class AwaitedTransition:
+    """The next transition and the life of its trigger event.
+
+    ``produced``/``published``/``consumed`` are ``True``/``False``, or ``None`` when the evidence
+    needed to tell is not in the bundle. Times are aware UTC; ``waited_s`` runs from entering the
+    current step to the collection time.
+    """
+
+    step: str
+    label: str
+    topic: str | None
+    producer: str | None
+    consumer: str | None
+    produced: bool | None = None
+    produced_at: datetime | None = None
+    published: bool | None = None
+    published_at: datetime | None = None
+    consumed: bool | None = None
+    consumed_at: datetime | None = None
+    waited_s: float | None = None
+    expected_dwell_s: float | None = None
+    evidence: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        for k in ("produced_at", "published_at", "consumed_at"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
+        return d
+
+
+@dataclass
+class Progress:
+    """Where the batch stands. ``steps`` columns: step, label, batch_status, trigger_topic, producer,
+    consumer, expected_dwell_s, reached, entered_at, dwell_s, state (done/current/stuck/pending)."""
+
+    flow: str
+    current_state: str | None
+    current_step: str | None
+    steps: pd.DataFrame
+    awaited: AwaitedTransition | None
+    waited_s: float | None
+    dwell_exceeded: bool
+    phases: pd.DataFrame
+    essays: pd.DataFrame
+    pending: pd.DataFrame
+    requested_pipelines: list[str]
+    notes: list[str] = field(default_factory=list)
+    stuck: bool = False
+
+
+def _ts(v: object) -> datetime | None:
+    if v is None:
+        return None
+    try:
+        if pd.isna(v):  # type: ignore[arg-type]
+            return None
+    except (TypeError, ValueError):
+        pass
+    t = pd.Timestamp(v)  # type: ignore[arg-type]
+    return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).to_pydatetime()
+
+
+def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    b = ev.batch()
+    if b is not None:
+        return ("REGULAR" if b.get("class_id") else "GUEST"), notes
+    reg = ev.outbox_for_batch(N.T_REGISTERED)
+    for r in reg.pipe(records):
+        data = payload(r.get("event_data")).get("data")
+        if isinstance(data, dict):
+            notes.append("No BOS batches row; flow taken from the BatchEssaysRegistered payload.")
+            return ("REGULAR" if data.get("class_id") else "GUEST"), notes
+    notes.append("No BOS batches row and no registration event: flow assumed GUEST.")
+    return "GUEST", notes
+
+
+def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[str]]:
+    b = ev.batch()
+    if b is None:
+        return {}, []
+    cfg = b.get("pipeline_configuration")
+    try:
+        conf = json.loads(cfg) if isinstance(cfg, str) else (cfg or {})
+    except ValueError:
+        conf = {}
+    if not isinstance(conf, dict):
+        return {}, []
+    requested = [p for p in conf.get("requested_pipelines") or [] if isinstance(p, str)]
+    phases = {p: conf[p] for p in model.PIPELINE_PHASES if isinstance(conf.get(p), dict)}
+    return phases, requested
+
+
+def _consumed(ev: Evidence, topic: str | None, consumer: str | None) -> tuple[bool | None,
+                                                                              datetime | None, str | None]:
+    if topic is None or consumer is None or topic not in model.TOPICS:
+        return None, None, None
+    svc = model.SERVICES.get(consumer)
+    if svc is None or not any(ev.has(f"logs:{c}") for c in svc.containers):
+        return None, None, None
+    t = model.TOPICS[topic]
+    lg = ev.logs
+    if lg.empty:
+        return False, None, None
+    mine = lg[lg["service"] == consumer]
+    hits = pd.DataFrame()
+    if t.consumer_log_messages:
+        text = mine["message"].astype(object).fillna("").astype(str)
+        mask = pd.Series(False, index=mine.index)
+        for m in t.consumer_log_messages:
+            mask |= text.str.startswith(m)
+        hits = mine[mask]
+    if hits.empty and "event_type" in mine.columns:
+        hits = mine[(mine["event_type"] == topic) & mine["message"].astype(str).str.startswith(
+            N.M_CONSUMER_PROCESSING)]
+    if hits.empty:
+        return False, None, None
+    first = hits.sort_values("ts").iloc[0].to_dict()
+    return True, _ts(first.get("ts")), Evidence.ref(first)
+
+
+def compute_progress(ev: Evidence) -> Progress:
+    """Compute the batch's path, current step, awaited transition and per-essay slot progress."""
+    flow_name, notes = _flow_of(ev)
+    flow = model.FLOWS[flow_name]
+    b = ev.batch()
+    status = str(b["status"]) if b and b.get("status") is not None else None
+    phases, requested = _pipeline_state(ev)
+    plog = ev.batch_rows(N.PHASE_STATUS_LOG)
+    status_order = [s.batch_status for s in flow.steps]
+
+    reached: dict[str, datetime | None] = {}
+    reg_rows = ev.outbox_for_batch(N.T_REGISTERED, "bos")
+    if b is not None or not reg_rows.empty:
+        reached["registered"] = _ts(b.get("created_at")) if b else _ts(reg_rows["created_at"].min())
+    # status steps: BOS statuses only move forward along the flow
+    if status in status_order:
+        cur_i = status_order.index(status)
+        for s in flow.steps[1: cur_i + 1]:
+            if s.batch_status is None:
+                continue
+            lines = ev.log_lines(f"{N.M_STATUS_UPDATED}{s.batch_status.upper()}")
+            at = _ts(lines["ts"].min()) if not lines.empty else None
+            if at is None and s.trigger_topic:
+                ob = ev.outbox_for_batch(s.trigger_topic)
+                if not ob.empty and ob["published_at"].notna().any():
+                    at = _ts(ob["published_at"].min())
+            reached[s.id] = at or (_ts(b.get("updated_at")) if b else None)
+    # pipeline steps
+    active = {p: d for p, d in phases.items() if d.get("status") not in N.PHASE_INACTIVE_STATUSES
+              and d.get("status") != "pending_dependencies"}
+    if active or not plog.empty:
+        starts = [_ts(d.get("started_at")) for d in active.values() if d.get("started_at")]
+        if not plog.empty:
+            starts.append(_ts(plog["created_at"].min()))
+        starts = [s for s in starts if s is not None]
+        reached["pipeline_requested"] = min(starts) if starts else None
+    done_ob = ev.outbox_for_batch(N.T_PIPELINE_COMPLETED, "bos")
+    wanted = [p for p in requested if p in phases] or list(active)
+    all_done = bool(wanted) and all(phases[p].get("status") in N.PHASE_DONE_STATUSES for p in wanted)
+    if not done_ob.empty or all_done:
+        reached["pipeline_completed"] = (_ts(done_ob["created_at"].min()) if not done_ob.empty else
+                                         max((_ts(phases[p].get("completed_at")) for p in wanted
+                                              if phases[p].get("completed_at")), default=None))
+    current = None
+    for s in flow.steps:
+        if s.id in reached:
+            current = s.id
+    collected = ev.collected_at
+    entered = reached.get(current) if current else None
+    waited = (collected - entered).total_seconds() if entered else None
+    cur_step = flow.step(current) if current else None
+    exceeded = bool(cur_step and cur_step.expected_dwell_s is not None and waited is not None
+                    and waited > cur_step.expected_dwell_s)
+
+    # the awaited transition
+    awaited: AwaitedTransition | None = None
+    idx = flow.index(current) if current else -1
+    nxt = flow.steps[idx + 1] if idx + 1 < len(flow.steps) else None
+    if current == "pipeline_requested":
+        pending_phase = next((p for p in wanted if phases.get(p, {}).get("status")
+                              not in N.PHASE_DONE_STATUSES), None)
+        if pending_phase is not None:
+            cmd, outcome = model.PIPELINE_PHASES[pending_phase]
+            st = phases[pending_phase].get("status")
+            topic = outcome if st == "dispatch_initiated" else (cmd or None)
+            t = model.TOPICS.get(topic) if topic else None
+            awaited = AwaitedTransition(f"phase:{pending_phase}", f"{pending_phase} phase outcome",
+                                        topic, t.producer if t else None,
+                                        "bos" if topic == outcome else (t.consumers[0] if t else None),
+                                        expected_dwell_s=model.states.PHASE_EXPECTED_DWELL_S)
+            exceeded = waited is not None and waited > model.states.PHASE_EXPECTED_DWELL_S
+    elif nxt is not None and not (nxt.id == "pipeline_requested" and cur_step is not None
+                                  and cur_step.expected_dwell_s is None):
+        awaited = AwaitedTransition(nxt.id, nxt.label, nxt.trigger_topic, nxt.producer, nxt.consumer,
+                                    expected_dwell_s=cur_step.expected_dwell_s if cur_step else None)
+    elif nxt is not None:
+        notes.append("The batch is ready and waits for the client's pipeline request; that wait has "
+                     "no expected limit.")
+    if awaited is not None:
+        awaited.waited_s = waited
+        _trigger_checks(ev, awaited)
+
+    steps = []
+    for s in flow.steps:
+        at = reached.get(s.id)
+        is_reached = s.id in reached
+        state = "done" if is_reached else "pending"
+        if s.id == current:
+            state = "stuck" if exceeded else "current"
+        steps.append({"step": s.id, "label": s.label, "batch_status": s.batch_status,
+                      "trigger_topic": s.trigger_topic, "producer": s.producer, "consumer": s.consumer,
+                      "expected_dwell_s": s.expected_dwell_s, "reached": is_reached,
+                      "entered_at": at, "dwell_s": None, "state": state})
+    steps_df = pd.DataFrame(steps)
+    steps_df["entered_at"] = pd.to_datetime(steps_df["entered_at"], utc=True)
+    nxt_times = list(steps_df["entered_at"].iloc[1:]) + [pd.Timestamp(collected)]
+    steps_df["dwell_s"] = [((n - e).total_seconds() if pd.notna(e) and pd.notna(n) else None)
+                           if r else None for e, n, r in
+                           zip(steps_df["entered_at"], nxt_times, steps_df["reached"])]
+
+    phase_rows = [{"phase": p, "status": d.get("status"), "started_at": d.get("started_at"),
+                   "completed_at": d.get("completed_at"), "requested": p in requested}
+                  for p, d in phases.items()]
+    phases_df = pd.DataFrame(phase_rows, columns=["phase", "status", "started_at", "completed_at",
+                                                  "requested"])
+    for c in ("started_at", "completed_at"):
+        phases_df[c] = pd.to_datetime(phases_df[c], utc=True, errors="coerce")
+
+    return Progress(
+        flow=flow_name, current_state=status, current_step=current, steps=steps_df, awaited=awaited,
+        waited_s=waited, dwell_exceeded=exceeded, phases=phases_df, essays=_essays(ev),
+        pending=_pending(ev), requested_pipelines=requested, notes=notes, stuck=exceeded,
+    )
+
+
+def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
+    if aw.topic is None:
+        return
+    t = model.TOPICS.get(aw.topic)
+    producer_outbox = N.OUTBOXES.get(aw.producer or "")
+    if t is not None and t.via_outbox and producer_outbox is not None:
+        if ev.has(producer_outbox):
+            rows = ev.outbox_for_batch(aw.topic, aw.producer)
+            aw.produced = not rows.empty
+            if not rows.empty:
+                aw.produced_at = _ts(rows["created_at"].min())
+                pub = rows[rows["published_at"].notna()]
+                aw.published = not pub.empty
+                aw.published_at = _ts(pub["published_at"].min()) if not pub.empty else None
+                aw.evidence += [f"tables/{producer_outbox[0]}/{producer_outbox[1]}.parquet#id={i}"
+                                for i in rows["id"]]
+            else:
+                aw.published = False
+    consumed, at, ref = _consumed(ev, aw.topic, aw.consumer)
+    aw.consumed, aw.consumed_at = consumed, at
+    if ref:
+        aw.evidence.append(ref)
+    if aw.consumed and aw.produced is None:
+        aw.produced = aw.published = True
+
+
+def _essays(ev: Evidence) -> pd.DataFrame:
+    cols = ["essay_id", "current_status", "text_storage_id", "created_at", "updated_at", "has_row"]
+    expected: list[str] = []
+    tr = ev.tracker()
+    if tr is not None:
+        try:
+            expected = [str(e).lower() for e in json.loads(str(tr.get("expected_essay_ids") or "[]"))]
+        except ValueError:
+            expected = []
+    if not expected:
+        b = ev.batch()
+        meta = payload(b.get("processing_metadata")) if b else {}
+        expected = [str(e).lower() for e in (meta.get("essay_ids") or [])] if isinstance(
+            meta.get("essay_ids"), list) else []
+    if not expected:
+        for r in ev.outbox_for_batch(N.T_REGISTERED, "bos").pipe(records):
+            data = payload(r.get("event_data")).get("data")
+            if isinstance(data, dict) and isinstance(data.get("essay_ids"), list):
+                expected = [str(e).lower() for e in data["essay_ids"]]
+    es = ev.rows(N.ESSAY_STATES)
+    if not es.empty:
+        ids = set(expected) | ev.scope.ids.get("essay", set())
+        es = es[es["essay_id"].astype(str).str.lower().isin(ids) |
+                (es["batch_id"].astype(object).map(lambda v: str(v).lower() if v else "")
+                 == (ev.scope.batch_id or "-"))]
+    rows = [{**{c: r.get(c) for c in cols[:-1]}, "has_row": True} for r in es.pipe(records)]
+    seen = {str(r["essay_id"]).lower() for r in rows}
+    rows += [{"essay_id": e, "current_status": None, "text_storage_id": None, "created_at": None,
+              "updated_at": None, "has_row": False} for e in expected if e not in seen]
+    df = pd.DataFrame(rows, columns=cols)
+    for c in ("created_at", "updated_at"):
+        df[c] = pd.to_datetime(df[c], utc=True, errors="coerce")
+    return df
+
+
+def _pending(ev: Evidence) -> pd.DataFrame:
+    df = ev.batch_rows(N.PENDING_CONTENT)
+    out = pd.DataFrame({
+        "text_storage_id": df["text_storage_id"] if not df.empty else [],
+        "created_at": df["created_at"] if not df.empty else [],
+        "file_upload_id": [payload(m).get("file_upload_id") for m in df["content_metadata"]]
+        if not df.empty and "content_metadata" in df else [],
+        "ref": [f"tables/{N.PENDING_CONTENT[0]}/{N.PENDING_CONTENT[1]}.parquet#id={i}"
+                for i in df["id"]] if not df.empty else [],
+    })
+    out["created_at"] = pd.to_datetime(out["created_at"], utc=True, errors="coerce")
+    return out

@@ -1,0 +1,134 @@
+"""Enum drift: database enum types that lack values the services write (SYSTEM.md §1.1, §8.2)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from .. import model
+from ..evidence import records
+from ._engine import Context, EvidenceRef, Finding, rule
+
+__all__ = ["enum_rejections"]
+
+_REJECT = re.compile(r'invalid input value for enum (\w+): "([^"]*)"')
+_LINK_WINDOW_S = 3.0
+
+
+def enum_rejections(ctx: Context) -> pd.DataFrame:
+    """Database-log lines where PostgreSQL rejected an enum value, with the database, enum, value
+    and whether a scoped service error happened within a few seconds (``linked``)."""
+    dbl = ctx.ev.db_logs
+    cols = ["ts", "container", "database", "enum", "value", "linked", "ref", "detail"]
+    if dbl.empty:
+        return pd.DataFrame(columns=cols)
+    hits = dbl[dbl["message"].astype(str).str.contains(model.names.M_PG_INVALID_ENUM, regex=False)]
+    db_by_container = {d.container: d.name for d in model.DATABASES.values()}
+    svc_by_db = {d.name: d.service for d in model.DATABASES.values()}
+    errs = ctx.ev.logs
+    errs = errs[errs["level"].isin(["error", "critical"])] if not errs.empty else errs
+    rows = []
+    for r in hits.pipe(records):
+        m = _REJECT.search(str(r.get("message")))
+        if not m:
+            continue
+        db = db_by_container.get(str(r.get("container")))
+        linked = False
+        if db is not None and not errs.empty:
+            near = errs[(errs["service"] == svc_by_db.get(db))
+                        & ((errs["ts"] - r["ts"]).abs() <= pd.Timedelta(seconds=_LINK_WINDOW_S))]
+            linked = not near.empty
+        rows.append({"ts": r["ts"], "container": r.get("container"), "database": db,
+                     "enum": m.group(1), "value": m.group(2), "linked": linked,
+                     "ref": f"{r.get('source_file')}#L{r.get('line_no')}", "detail": r.get("detail")})
+    return pd.DataFrame(rows, columns=cols)
+
+
+@rule("enum.label_missing", severity="critical", needs=("enums",))
+def label_missing(ctx: Context) -> list[Finding]:
+    """A database enum type lacks a value its service writes.
+
+    **Fires when** a label set collected from ``pg_enum`` (or the DDL) lacks a value that
+    ``model.ENUM_WRITES`` says a service writes. Critical when the write sits on the batch's path at or
+    before the awaited step, or PostgreSQL was seen rejecting it for this batch; a warning when the
+    write lies further along the path; info when the batch's flow never writes it.
+    **Evidence** the enum label set; the database log lines rejecting the value.
+    **Usually means** the database was built by Alembic before the catch-up migrations and
+    ``create_all`` never alters existing types: every INSERT/UPDATE with that value fails.
+    """
+    out: list[Finding] = []
+    flow = model.FLOWS[ctx.progress.flow]
+    path = [s.id for s in flow.steps]
+    cur = ctx.progress.current_step
+    nxt_i = (path.index(cur) + 1) if cur in path else 0
+    rej = enum_rejections(ctx)
+    for w in model.ENUM_WRITES:
+        labels = ctx.ev.enums.get(w.database, {}).get(w.enum)
+        if labels is None or w.value in labels:
+            continue
+        phase_value = w.enum == "pipeline_phase_enum"
+        on_path = w.step in path and (not phase_value or w.value in ctx.progress.requested_pipelines)
+        mine = rej[(rej["enum"] == w.enum) & (rej["value"] == w.value)] if not rej.empty else rej
+        linked = mine[mine["linked"]] if not mine.empty else mine
+        if on_path and (path.index(w.step) <= nxt_i or not linked.empty):
+            sev = "critical"
+        elif on_path:
+            sev = "warning"
+        else:
+            sev = "info"
+        ev = [EvidenceRef("enums.json", f"{w.database}.{w.enum}",
+                          note=f"{len(labels)} labels, '{w.value}' absent")]
+        ev += [EvidenceRef.parse(r["ref"], r["ts"], "PostgreSQL rejected the value")
+               for r in (linked if not linked.empty else mine).head(5).pipe(records)]
+        svc = model.SERVICES[w.writer].title
+        out.append(Finding(
+            id="enum.label_missing", severity=sev,
+            title="A database enum lacks a value its service writes",
+            summary=(f"The {w.database} enum type {w.enum} lacks '{w.value}' ({len(labels)} labels), "
+                     f"which {svc} writes into {w.table}: {w.effect}."
+                     + (f" PostgreSQL rejected it {len(mine)} time(s) in the window, "
+                        f"{len(linked)} next to this batch's errors." if not mine.empty else "")),
+            evidence=ev,
+            facts={"database": w.database, "enum": w.enum, "missing_value": w.value,
+                   "labels": list(labels), "writer": w.writer, "table": w.table, "step": w.step,
+                   "topic": w.topic, "rejections": int(len(mine)), "linked_rejections": int(len(linked)),
+                   "on_path": on_path, "step_index": path.index(w.step) if w.step in path else 99},
+            explanation=w.source,
+        ))
+    return out
+
+
+@rule("db.enum_value_rejected", severity="error", needs=("db_logs",))
+def enum_value_rejected(ctx: Context) -> list[Finding]:
+    """PostgreSQL rejected an enum value while this batch was being handled.
+
+    **Fires when** a database container logged ``invalid input value for enum`` within a few seconds of
+    an error logged by the same service for this batch (info when only other batches were affected).
+    **Evidence** the PostgreSQL ERROR line with its STATEMENT; the service's error line.
+    **Usually means** enum drift; the service log shows only ``DBAPIError`` and the real text is here.
+    """
+    rej = enum_rejections(ctx)
+    if rej.empty:
+        return []
+    out = []
+    for (db, enum, value), grp in rej.groupby(["database", "enum", "value"], dropna=False):
+        linked = grp[grp["linked"]]
+        sev = "error" if not linked.empty else "info"
+        shown = linked if not linked.empty else grp
+        first = shown.iloc[0]
+        stmt = str(first.get("detail") or "")
+        table = re.search(r"(?:INSERT INTO|UPDATE)\s+(\w+)", stmt)
+        out.append(Finding(
+            id="db.enum_value_rejected", severity=sev,
+            title="PostgreSQL rejected an enum value",
+            summary=(f"{first['container']} logged ERROR: invalid input value for enum {enum}: "
+                     f"\"{value}\"" + (f" on {table.group(1)}" if table else "")
+                     + f" at {pd.Timestamp(first['ts']).isoformat()}"
+                     + (" — next to this batch's error" if not linked.empty else "")
+                     + f"; {len(grp)} such line(s) in the window."),
+            evidence=[EvidenceRef.parse(r["ref"], r["ts"]) for r in shown.head(5).pipe(records)],
+            facts={"database": db, "enum": enum, "value": value, "count": int(len(grp)),
+                   "linked": int(len(linked)), "table": table.group(1) if table else None},
+        ))
+    return out

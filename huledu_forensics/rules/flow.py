@@ -1,0 +1,107 @@
+"""The batch's flow: the awaited event's life, and time spent in a state (SYSTEM.md §4)."""
+
+from __future__ import annotations
+
+from .. import model
+from ..model import names as N
+from ._engine import Context, EvidenceRef, Finding, rule
+
+__all__: list[str] = []
+
+
+def _blocked(ctx: Context) -> bool:
+    """The wait is abnormal: the dwell passed, or the client already tried and was turned away."""
+    return ctx.progress.dwell_exceeded or not ctx.ev.log_lines(N.M_NOT_READY).empty
+
+
+@rule("event.not_produced", severity="error", needs=("outbox",))
+def not_produced(ctx: Context) -> list[Finding]:
+    """The event the batch waits for was never produced.
+
+    **Fires when** the awaited transition's trigger event has no row in its producer's outbox, and
+    the wait is abnormal (dwell exceeded, or a pipeline request was already turned away).
+    **Evidence** the producer's outbox (no such row), the awaited step.
+    **Usually means** the producer's handler never reached the point of publishing; look at the
+    findings earlier in the chain.
+    """
+    aw = ctx.progress.awaited
+    if aw is None or aw.produced is not False or not _blocked(ctx):
+        return []
+    key = N.OUTBOXES.get(aw.producer or "")
+    prod = model.SERVICES[aw.producer].title if aw.producer in model.SERVICES else aw.producer
+    return [Finding(
+        id="event.not_produced", severity="error", title="Awaited event never produced",
+        summary=(f"{aw.topic} was never produced: {prod}'s outbox has no row for batch "
+                 f"{ctx.ev.scope.batch_id}, so the transition to '{aw.step}' cannot happen."),
+        evidence=[EvidenceRef(f"tables/{key[0]}/{key[1]}.parquet", f"topic={aw.topic}",
+                              note="no row")] if key else [],
+        facts={"topic": aw.topic, "producer": aw.producer, "step": aw.step, "produced": False},
+    )]
+
+
+@rule("event.not_published", severity="error", needs=("outbox",))
+def not_published(ctx: Context) -> list[Finding]:
+    """The awaited event was written to the outbox but never relayed to Kafka.
+
+    **Fires when** the trigger event's outbox row exists with ``published_at`` NULL.
+    **Evidence** the outbox row.
+    **Usually means** a poisoned row or a stopped relay (see the outbox findings).
+    """
+    aw = ctx.progress.awaited
+    if aw is None or not aw.produced or aw.published is not False:
+        return []
+    return [Finding(
+        id="event.not_published", severity="error", title="Awaited event never published",
+        summary=(f"{aw.topic} for batch {ctx.ev.scope.batch_id} sits in the {aw.producer} outbox "
+                 "unpublished, so its consumer never received it."),
+        evidence=[EvidenceRef.parse(e) for e in aw.evidence],
+        facts={"topic": aw.topic, "producer": aw.producer, "produced": True, "published": False},
+    )]
+
+
+@rule("event.not_consumed", severity="error", needs=("logs",))
+def not_consumed(ctx: Context) -> list[Finding]:
+    """The awaited event was published but its consumer shows no sign of handling it.
+
+    **Fires when** the trigger event was published and the consumer's logs hold no handling line for
+    this batch, and the wait is abnormal.
+    **Evidence** the published outbox row.
+    **Usually means** the consumer is down, lagging, or skipped the message (duplicate, commit past a
+    failure).
+    """
+    aw = ctx.progress.awaited
+    if aw is None or not aw.published or aw.consumed is not False or not _blocked(ctx):
+        return []
+    return [Finding(
+        id="event.not_consumed", severity="error", title="Awaited event never consumed",
+        summary=(f"{aw.topic} for batch {ctx.ev.scope.batch_id} was published"
+                 + (f" at {aw.published_at.isoformat()}" if aw.published_at else "")
+                 + f" but {aw.consumer} logged no handling of it."),
+        evidence=[EvidenceRef.parse(e) for e in aw.evidence],
+        facts={"topic": aw.topic, "consumer": aw.consumer, "published": True, "consumed": False},
+    )]
+
+
+@rule("state.dwell_exceeded", severity="warning", needs=())
+def dwell_exceeded(ctx: Context) -> list[Finding]:
+    """The batch has been in its current state longer than a healthy batch stays there.
+
+    **Fires when** the time from entering the current step to collection exceeds the step's expected
+    dwell in the model.
+    **Evidence** the step's entry evidence.
+    **Usually means** the batch is stuck; the chain above says why.
+    """
+    p = ctx.progress
+    if not p.dwell_exceeded or p.waited_s is None:
+        return []
+    limit = p.awaited.expected_dwell_s if p.awaited else None
+    return [Finding(
+        id="state.dwell_exceeded", severity="warning", title="Stuck longer than expected",
+        summary=(f"Batch {ctx.ev.scope.batch_id} has been at '{p.current_step}' "
+                 f"({p.current_state}) for {p.waited_s:.0f} s"
+                 + (f", longer than the expected {limit:.0f} s" if limit else "") + "."),
+        evidence=[EvidenceRef(f"tables/{N.BATCHES[0]}/{N.BATCHES[1]}.parquet",
+                              f"id={ctx.ev.scope.batch_id}")],
+        facts={"step": p.current_step, "state": p.current_state, "waited_s": p.waited_s,
+               "expected_dwell_s": limit},
+    )]

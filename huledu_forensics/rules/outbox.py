@@ -1,0 +1,87 @@
+"""The transactional outbox and its relay (SYSTEM.md §2.1–§2.3)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..evidence import Evidence
+from ..model import names as N
+from ..timeline import row_ref
+from ..evidence import records
+from ._engine import Context, EvidenceRef, Finding, rule
+
+__all__: list[str] = []
+
+
+def _awaited_topic(ctx: Context) -> str | None:
+    return ctx.progress.awaited.topic if ctx.progress.awaited else None
+
+
+@rule("outbox.poisoned", severity="critical", needs=("outbox",))
+def poisoned(ctx: Context) -> list[Finding]:
+    """An outbox row reached the relay's retry limit and will never be published.
+
+    **Fires when** a scoped outbox row has ``published_at`` NULL and ``retry_count`` at the limit (5)
+    or a ``last_error``.
+    **Evidence** the row; the relay's ``Event exceeded max retries`` lines.
+    **Usually means** the event is stuck for good: the relay marks it failed on every poll but never
+    publishes it (SYSTEM.md §2.3). Critical when it carries the event the batch is waiting for.
+    """
+    ob = ctx.ev.outbox()
+    if ob.empty:
+        return []
+    bad = ob[ob["published_at"].isna() & ((pd.to_numeric(ob["retry_count"], errors="coerce")
+                                           .fillna(0) >= N.OUTBOX_MAX_RETRIES)
+                                          | ob["last_error"].notna())]
+    out = []
+    for r in bad.pipe(records):
+        topic = r.get("topic") or r.get("event_type")
+        relay = ctx.ev.log_lines((N.M_RELAY_MAX_RETRIES, N.M_RELAY_PUBLISH_FAILED), startswith=True)
+        relay = relay[relay["outbox_id"].astype(object) == str(r.get("id")).lower()] \
+            if not relay.empty and "outbox_id" in relay else relay.iloc[0:0]
+        sev = "critical" if topic == _awaited_topic(ctx) else "error"
+        key = N.OUTBOXES[str(r["service"])]
+        out.append(Finding(
+            id="outbox.poisoned", severity=sev, title="Outbox row poisoned, never published",
+            summary=(f"The {str(r['service']).upper()} outbox row {r.get('id')} for {topic} "
+                     f"(aggregate {r.get('aggregate_id')}) has retry_count {r.get('retry_count')} and "
+                     f"last_error '{r.get('last_error')}', with published_at NULL: the relay will "
+                     "never publish it."),
+            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get("created_at"))]
+            + [EvidenceRef.parse(Evidence.ref(x), x.get("ts")) for x in relay.head(5).pipe(records)],
+            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic,
+                   "retry_count": r.get("retry_count"), "last_error": r.get("last_error"),
+                   "relay_lines": int(len(relay))},
+        ))
+    return out
+
+
+@rule("outbox.unpublished", severity="warning", needs=("outbox",))
+def unpublished(ctx: Context) -> list[Finding]:
+    """An outbox row is still unpublished long after it was written.
+
+    **Fires when** a scoped outbox row has ``published_at`` NULL, is below the retry limit, and is
+    older than the slowest relay poll plus back-off (30 s) at collection time.
+    **Evidence** the row.
+    **Usually means** the relay of that service is not running (or cannot reach Kafka).
+    """
+    ob = ctx.ev.outbox()
+    if ob.empty:
+        return []
+    retries = pd.to_numeric(ob["retry_count"], errors="coerce").fillna(0)
+    age = (pd.Timestamp(ctx.ev.collected_at) - ob["created_at"]).dt.total_seconds()
+    bad = ob[ob["published_at"].isna() & (retries < N.OUTBOX_MAX_RETRIES) & ob["last_error"].isna()
+             & (age > N.RELAY_MAX_POLL_S)]
+    out = []
+    for r in bad.pipe(records):
+        key = N.OUTBOXES[str(r["service"])]
+        topic = r.get("topic") or r.get("event_type")
+        out.append(Finding(
+            id="outbox.unpublished", severity="warning", title="Outbox row not yet published",
+            summary=(f"The {str(r['service']).upper()} outbox row for {topic} written at "
+                     f"{pd.Timestamp(r['created_at']).isoformat()} is still unpublished at collection "
+                     "time: is that service's relay running?"),
+            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get("created_at"))],
+            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic},
+        ))
+    return out

@@ -1,0 +1,113 @@
+"""One time-ordered frame across services: rows, outbox writes and relays, log lines, containers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+
+from . import model
+from ._frames import records
+from .world import ContainerState
+
+__all__ = ["TIMELINE_COLUMNS", "build_timeline", "row_ref"]
+
+TIMELINE_COLUMNS = ("ts", "source", "service", "lane", "kind", "level", "label", "topic", "batch_id",
+                    "correlation_id", "essay_id", "ref")
+
+
+def row_ref(database: str, table: str, row: dict[str, object]) -> str:
+    """The evidence reference of a table row: ``tables/<db>/<table>.parquet#<key>=<value>``."""
+    spec = model.TABLES.get((database, table))
+    keys = spec.key if spec else ("id",)
+    key = ",".join(f"{k}={row.get(k)}" for k in keys)
+    return f"tables/{database}/{table}.parquet#{key}"
+
+
+def _row_label(table: str, row: dict[str, object]) -> str:
+    for col in ("status", "current_status", "processing_status", "phase"):
+        if row.get(col) not in (None, ""):
+            extra = f" {row.get('status')}" if col == "phase" else ""
+            return f"{table}: {col} = {row[col]}{extra}"
+    return f"{table} row"
+
+
+def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFrame | None,
+                   containers: Iterable[ContainerState] = ()) -> pd.DataFrame:
+    """Merge scoped evidence into one frame ordered by time (aware UTC), each row keeping its source.
+
+    Columns: ``ts``, ``source`` (``table``, ``outbox``, ``log``, ``container``), ``service`` (kit key),
+    ``lane`` (container name, or ``db:<database>`` for rows), ``kind``, ``level``, ``label``, ``topic``,
+    ``batch_id``, ``correlation_id``, ``essay_id``, ``ref`` (where the evidence is in the bundle).
+    Rows without a timestamp are left out.
+    """
+    out: list[dict[str, object]] = []
+    for (db, tname), frame in tables.items():
+        spec = model.TABLES.get((db, tname))
+        if spec is None or frame is None or frame.empty or spec.time_column not in frame.columns:
+            continue
+        svc = model.DATABASES[db].service if db in model.DATABASES else None
+        lane = f"db:{db}"
+        outbox = tname == model.OUTBOX_TABLE
+        for row in frame.pipe(records):
+            ref = row_ref(db, tname, row)
+            base = {"service": svc, "lane": lane, "ref": ref,
+                    "batch_id": row.get("batch_id") or (row.get("aggregate_id") if
+                                                        row.get("aggregate_type") == "batch" else None),
+                    "correlation_id": row.get("correlation_id"), "essay_id": row.get("essay_id")}
+            if outbox:
+                topic = row.get("topic") or row.get("event_type")
+                base["topic"] = topic
+                out.append({**base, "ts": row.get("created_at"), "source": "outbox",
+                            "kind": "outbox_created", "level": "info",
+                            "label": f"outbox row written: {topic}"})
+                if pd.notna(row.get("published_at")):
+                    out.append({**base, "ts": row.get("published_at"), "source": "outbox",
+                                "kind": "outbox_published", "level": "info",
+                                "label": f"relayed to Kafka: {topic}"})
+                elif row.get("retry_count") or row.get("last_error"):
+                    out.append({**base, "ts": row.get("created_at"), "source": "outbox",
+                                "kind": "outbox_failed", "level": "error",
+                                "label": f"never published (retry_count {row.get('retry_count')}, "
+                                         f"{row.get('last_error')}): {topic}"})
+                continue
+            ts = row.get(spec.time_column)
+            out.append({**base, "ts": ts, "source": "table", "kind": "row", "level": "info",
+                        "label": _row_label(tname, row)})
+            upd = row.get("updated_at")
+            if upd is not None and pd.notna(upd) and pd.notna(ts) and upd != ts:
+                out.append({**base, "ts": upd, "source": "table", "kind": "row_updated",
+                            "level": "info", "label": _row_label(tname, row) + " (last update)"})
+    if logs is not None and not logs.empty:
+        lg = logs
+        frame = pd.DataFrame({
+            "ts": lg["ts"], "source": "log", "service": lg.get("service"), "lane": lg["container"],
+            "kind": "log", "level": lg.get("level"), "label": lg["message"].astype(object).map(
+                lambda m: (str(m)[:160] if m is not None else "")),
+            "topic": lg.get("topic"), "batch_id": lg.get("batch_id"),
+            "correlation_id": lg.get("correlation_id"), "essay_id": lg.get("essay_id"),
+            "ref": lg["source_file"].astype(str) + "#L" + lg["line_no"].astype(str),
+        })
+        if "format" in lg.columns:
+            frame = frame[lg["format"] != "continuation"]
+    else:
+        frame = pd.DataFrame(columns=list(TIMELINE_COLUMNS))
+    for c in containers:
+        svc = model.CONTAINERS[c.name].service if c.name in model.CONTAINERS else None
+        if c.started_at:
+            out.append({"ts": c.started_at, "source": "container", "service": svc, "lane": c.name,
+                        "kind": "container_started", "level": "info",
+                        "label": f"{c.name} started", "ref": f"containers.json#{c.name}"})
+        if c.finished_at and c.state != "running":
+            lvl = "error" if (c.exit_code or 0) != 0 else "info"
+            out.append({"ts": c.finished_at, "source": "container", "service": svc, "lane": c.name,
+                        "kind": "container_exited", "level": lvl,
+                        "label": f"{c.name} exited ({c.exit_code})", "ref": f"containers.json#{c.name}"})
+    rows = pd.DataFrame(out, columns=list(TIMELINE_COLUMNS))
+    parts = [p for p in (rows, frame) if not p.empty]
+    tl = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TIMELINE_COLUMNS))
+    tl["ts"] = pd.to_datetime(tl["ts"], utc=True, errors="coerce")
+    tl = tl[tl["ts"].notna()]
+    tl = tl.sort_values(["ts", "source"], kind="stable").reset_index(drop=True)
+    return tl[list(TIMELINE_COLUMNS)]
