@@ -1,7 +1,53 @@
-"""huledu-forensics: from any HuleEdu id to a cross-service timeline, a state-machine view and a verdict."""
+"""huledu-forensics: from any HuleEdu id to a cross-service timeline, a state-machine view and a verdict.
+
+The public surface, used by the notebooks and the command line::
+
+    from huledu_forensics import investigate
+    inv = investigate("bundles/b1", "278f7fd9-37fe-406a-a735-f15128cb6b1f")
+    inv.verdict.summary_text()
+"""
 
 from __future__ import annotations
 
 from ._version import __version__
+from .bundle import Bundle, BundleWriter, write_world_bundle
+from .errors import (
+    BundleError,
+    BundleInvalid,
+    BundleNotFound,
+    ConfigError,
+    ForensicsError,
+    ReportError,
+    ScopeError,
+    SourceUnavailable,
+)
+from .investigation import Investigation, investigate
+from .rules import Finding, all_rules
+from .scope import Scope, discover
+from .verdict import Verdict
+from .world import World, load_world_dir, save_world_dir
 
-__all__ = ["__version__"]
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "BundleInvalid",
+    "BundleNotFound",
+    "BundleWriter",
+    "ConfigError",
+    "Finding",
+    "ForensicsError",
+    "Investigation",
+    "ReportError",
+    "Scope",
+    "ScopeError",
+    "SourceUnavailable",
+    "Verdict",
+    "World",
+    "__version__",
+    "all_rules",
+    "discover",
+    "investigate",
+    "load_world_dir",
+    "save_world_dir",
+    "write_world_bundle",
+]

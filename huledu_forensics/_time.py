@@ -34,7 +34,7 @@ def parse_utc(value: object) -> datetime | None:
         ts = ts.tz_localize("UTC")
     else:
         ts = ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    return ts.floor("us").to_pydatetime()  # datetime holds microseconds; drop nanoseconds explicitly
 
 
 def to_utc_series(values: pd.Series) -> pd.Series:

@@ -25,9 +25,7 @@ __all__ = ["Investigation", "investigate"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
-_ERROR_MARKS = ('"level": "error"', '"level": "critical"', "[error", "[critical", " ERROR:", " FATAL:")
 _ADJACENT_S = 2.0
-_MAX_ROUNDS = 4
 
 
 @dataclass
@@ -80,21 +78,29 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
 
 
-def _service_logs(bundle: Bundle, ids: set[str]) -> pd.DataFrame:
-    idf = logmod.make_id_prefilter(ids) if ids else (lambda _line: False)
-
-    def keep(line: str) -> bool:
-        return idf(line) or any(m in line for m in _ERROR_MARKS)
-
-    frames = [_parse(bundle, c, s, p, keep) for c, s, p in _log_files(bundle) if c not in _DB_CONTAINERS]
+def _service_logs(bundle: Bundle) -> pd.DataFrame:
+    """Every service-container line of the bundle, parsed once per opened bundle."""
+    cached = getattr(bundle, "_hf_service_logs", None)
+    if cached is not None:
+        return cached
+    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
+              if c not in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    bundle._hf_service_logs = out  # type: ignore[attr-defined]
+    return out
 
 
 def _db_logs(bundle: Bundle) -> pd.DataFrame:
+    """Every database-container line of the bundle, parsed once per opened bundle."""
+    cached = getattr(bundle, "_hf_db_logs", None)
+    if cached is not None:
+        return cached
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    bundle._hf_db_logs = out  # type: ignore[attr-defined]
+    return out
 
 
 def _in_window(df: pd.DataFrame, since: datetime | None, until: datetime | None,
@@ -237,20 +243,9 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     if any(k[1] == model.OUTBOX_TABLE for k in tables):
         present.add("outbox")
 
-    # scope discovery: tables first, then logs filtered by the ids found so far, until stable
-    try:
-        scope = discover(id, tables, None)
-    except ScopeError:
-        scope = None
-    ids = scope.all_ids if scope else {str(id).strip().lower()}
-    svc_logs = _service_logs(b, ids)
-    for _ in range(_MAX_ROUNDS):
-        scope = discover(id, tables, svc_logs)
-        if scope.all_ids <= ids:
-            break
-        ids = ids | scope.all_ids
-        svc_logs = _service_logs(b, ids)
-    assert scope is not None
+    # scope discovery over every table row and every service log line
+    svc_logs = _service_logs(b)
+    scope = discover(id, tables, svc_logs)
     log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
