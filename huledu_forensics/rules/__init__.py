@@ -11,7 +11,8 @@ from __future__ import annotations
 from . import consumers, enums, flow, outbox, tracker  # noqa: F401  (registration)
 from ._engine import SEVERITIES, Context, EvidenceRef, Finding, Rule, registry
 
-__all__ = ["SEVERITIES", "Context", "EvidenceRef", "Finding", "Rule", "all_rules", "run_rules"]
+__all__ = ["SEVERITIES", "Context", "EvidenceRef", "Finding", "Rule", "all_rules", "rules_markdown",
+           "run_rules"]
 
 
 def all_rules() -> list[Rule]:
@@ -31,3 +32,22 @@ def run_rules(ctx: Context) -> tuple[list[Finding], list[dict[str, str]]]:
             continue
         findings.extend(r.func(ctx))
     return findings, not_evaluated
+
+
+def rules_markdown() -> str:
+    """The rule reference (``docs/rules.md``), generated from the rules' docstrings."""
+    import inspect
+
+    out = ["# Rules", "",
+           "Generated from the rule docstrings by `python -m huledu_forensics.rules > docs/rules.md`; "
+           "a test fails when this file is stale.", ""]
+    for r in all_rules():
+        body = inspect.cleandoc(r.doc).splitlines()[1:]
+        out += [f"## `{r.id}` ({r.severity})", "", f"**{r.title}**", ""]
+        for line in body:
+            if line.startswith("**") and out and out[-1] != "":
+                out.append("")
+            out.append(line)
+        needs = ", ".join("/".join(n) if isinstance(n, tuple) else str(n) for n in r.needs) or "none"
+        out += ["", f"Needs: {needs}.", ""]
+    return "\n".join(out).rstrip() + "\n"
