@@ -151,7 +151,7 @@ def coerce_table(db: str, name: str, df: pd.DataFrame) -> pd.DataFrame:
             out[col] = s.map(_json_text).astype(object)
         elif col in id_cols:
             out[col] = s.map(lambda v: None if _isna(v) else str(v)).astype(object)
-        elif s.dtype == object:
+        elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             vals = s.dropna()
             if len(vals) and all(isinstance(v, str) and _INT_RE.match(v) for v in vals):
                 out[col] = pd.array([None if _isna(v) else int(v) for v in s], dtype="Int64")
