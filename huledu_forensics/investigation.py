@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import logs as logmod
@@ -17,7 +18,7 @@ from .errors import ScopeError
 from .evidence import Evidence, records
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
-from .scope import Scope, discover, row_ids
+from .scope import Scope, ScopeIndex, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
@@ -135,18 +136,25 @@ def _scope_logs(all_logs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
         cont = lg["parent_line"].notna()
         inscope |= cont & pd.Series([(sf, pl) in heads for sf, pl in
                                      zip(lg["source_file"], lg["parent_line"])], index=lg.index)
-    # unkeyed warning/error lines (e.g. "offset not committed") follow their keyed predecessor
+    # unkeyed warning/error lines (e.g. "offset not committed") follow their keyed predecessor in
+    # the same file (file order is time order for one container stream)
     linked = pd.Series(False, index=lg.index)
-    for _, grp in lg.groupby(["source_file"]):
-        grp = grp.sort_values(["ts", "line_no"])
-        last_key_scoped, last_key_ts = False, None
-        for idx, row_keyed, row_in, ts, level in zip(grp.index, keyed[grp.index], inscope[grp.index],
-                                                     grp["ts"], grp["level"]):
-            if row_keyed:
-                last_key_scoped, last_key_ts = bool(row_in), ts
-            elif (last_key_scoped and level in ("error", "critical", "warning") and last_key_ts is not None
-                  and (ts - last_key_ts).total_seconds() <= _ADJACENT_S):
-                linked[idx] = True
+    cand = lg.index[~keyed & lg["level"].isin(["error", "critical", "warning"])]
+    if len(cand):
+        for sf, grp in lg.loc[keyed].groupby("source_file"):
+            grp = grp.sort_values("line_no")
+            lines = grp["line_no"].to_numpy()
+            c_rows = [i for i in cand if lg.at[i, "source_file"] == sf]
+            if not c_rows:
+                continue
+            pos = np.searchsorted(lines, lg.loc[c_rows, "line_no"].to_numpy()) - 1
+            for i, p in zip(c_rows, pos):
+                if p < 0:
+                    continue
+                prev = grp.index[p]
+                gap = (lg.at[i, "ts"] - lg.at[prev, "ts"]).total_seconds()
+                if inscope[prev] and 0 <= gap <= _ADJACENT_S:
+                    linked[i] = True
     return lg[inscope | linked].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
@@ -245,7 +253,11 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
 
     # scope discovery over every table row and every service log line
     svc_logs = _service_logs(b)
-    scope = discover(id, tables, svc_logs)
+    index: ScopeIndex | None = getattr(b, "_hf_scope_index", None)
+    if index is None:
+        index = build_index(tables, svc_logs)
+        b._hf_scope_index = index  # type: ignore[attr-defined]
+    scope = discover(id, index=index)
     log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)

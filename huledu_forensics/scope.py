@@ -21,7 +21,8 @@ from . import model
 from ._frames import records
 from .errors import ScopeError
 
-__all__ = ["ID_KINDS", "Scope", "discover", "ids_from_rows", "normalise_id", "row_ids"]
+__all__ = ["ID_KINDS", "Scope", "ScopeIndex", "build_index", "discover", "ids_from_rows",
+           "normalise_id", "row_ids"]
 
 ID_KINDS = ("batch", "correlation", "essay", "text_storage", "file_upload", "event", "outbox")
 _UUID_REPR = re.compile(r"^UUID\('([^']+)'\)$")
@@ -150,8 +151,9 @@ class Scope:
                 "other_batches": sorted(self.other_batches)}
 
 
-class _Index:
-    """Which evidence item mentions which id: items are ``(part, key)`` pairs."""
+class ScopeIndex:
+    """Which evidence item mentions which id: items are ``(part, key)`` pairs. Build once per
+    bundle with :func:`build_index` and reuse it for every id."""
 
     def __init__(self) -> None:
         self.item_ids: dict[tuple[str, object], list[tuple[str, str]]] = {}
@@ -166,24 +168,45 @@ class _Index:
             self.by_id[v].append(item)
 
 
-def _log_pairs(row: dict[str, object]) -> list[tuple[str, str]]:
-    """Typed ids of a log row. Untyped tokens (user ids, trace ids) are not followed."""
-    pairs = []
-    for col, kind in _LOG_ID_COLUMNS.items():
-        v = normalise_id(row.get(col))
-        if v is not None:
-            pairs.append((kind, v))
-    return pairs
+def build_index(tables: dict[tuple[str, str], pd.DataFrame],
+                logs: pd.DataFrame | None = None) -> ScopeIndex:
+    """Index every id mentioned by table rows (columns and JSON payloads) and typed log columns.
+
+    Untyped tokens in log lines (user ids, trace ids) are not indexed, so they are never followed.
+    """
+    index = ScopeIndex()
+    for (db, tname), frame in tables.items():
+        if frame is None or frame.empty or (db, tname) not in model.TABLES:
+            continue
+        part = f"tables/{db}/{tname}"
+        for i, row in enumerate(frame.pipe(records)):
+            index.add((part, i), row_ids(db, tname, row))
+    if logs is not None and not logs.empty:
+        cols = [c for c in _LOG_ID_COLUMNS if c in logs.columns]
+        keyed = logs[cols].notna().any(axis=1) if cols else pd.Series(False, index=logs.index)
+        sub = logs.loc[keyed, [*cols, "source_file", "line_no"]]
+        arrays = [sub[c].astype(object).tolist() for c in cols]
+        kinds = [_LOG_ID_COLUMNS[c] for c in cols]
+        for j, (sf, ln) in enumerate(zip(sub["source_file"].tolist(), sub["line_no"].tolist())):
+            pairs = []
+            for kind, arr in zip(kinds, arrays):
+                v = arr[j]
+                if isinstance(v, str) and v:
+                    pairs.append((kind, normalise_id(v) or v))
+            index.add((str(sf), ln), pairs)
+    return index
 
 
-def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame],
-             logs: pd.DataFrame | None = None, *, max_ids: int = 5000) -> Scope:
+def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | None = None,
+             logs: pd.DataFrame | None = None, *, index: ScopeIndex | None = None,
+             max_ids: int = 5000) -> Scope:
     """Find every id related to ``requested_id`` in table rows and normalised log rows.
 
     Args:
         requested_id: any id (batch, correlation, essay, text storage, file upload, outbox, event).
         tables: ``{(database, table): rows}`` with the kit's dtypes.
         logs: normalised log rows (:mod:`huledu_forensics.logs`), or ``None``.
+        index: a prebuilt :func:`build_index` (then ``tables`` and ``logs`` are not read).
         max_ids: a safety stop; a scope larger than this is cut and the cut is visible in the result.
 
     Raises:
@@ -193,18 +216,8 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame],
     if not rid:
         raise ScopeError("An empty id was given. Pass a batch id, correlation id or essay id.",
                          id=requested_id)
-    index = _Index()
-    for (db, tname), frame in tables.items():
-        if frame is None or frame.empty or (db, tname) not in model.TABLES:
-            continue
-        part = f"tables/{db}/{tname}"
-        for i, row in enumerate(frame.pipe(records)):
-            index.add((part, i), row_ids(db, tname, row))
-    if logs is not None and not logs.empty:
-        cols = [c for c in (*_LOG_ID_COLUMNS, "source_file", "line_no")
-                if c in logs.columns]
-        for row in logs[cols].pipe(records):
-            index.add((str(row.get("source_file") or "logs"), row.get("line_no")), _log_pairs(row))
+    if index is None:
+        index = build_index(tables or {}, logs)
     if rid not in index.by_id:
         raise ScopeError(
             f"No row or log line in the evidence mentions '{requested_id}'. Check the id (a batch id, "
