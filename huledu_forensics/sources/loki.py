@@ -1,0 +1,327 @@
+"""Container logs from Grafana Loki (HuleEdu ships container stdout there through Promtail).
+
+:class:`LokiSource` implements :class:`~huledu_forensics.sources.base.LogSource` over Loki's HTTP API
+(``/loki/api/v1/query_range``, ``/loki/api/v1/label/<name>/values``, ``/ready``) with the standard
+library only. HuleEdu's Promtail labels each stream with ``container`` (the container name) and keeps the
+original line, so a container's lines are ``{container="<name>"}``; the scope's ids are pushed down as a
+case-insensitive line filter ``|~ "(?i)id1|id2|…"`` so Loki only returns lines that can matter.
+
+A window is read forward in pages of ``page_limit`` entries: the next page starts at the last entry's
+time (Loki's ``start`` is inclusive), and entries already yielded at that boundary are skipped, so
+entries sharing a timestamp across a page boundary are neither duplicated nor lost. Long windows are
+split into spans no longer than ``max_query_span`` (Loki rejects longer ones). Each entry is yielded as
+``"<RFC3339Nano stamp> <line>"``, exactly as ``docker logs --timestamps`` prints it, so downstream parsing
+is the same as for Docker.
+
+Anything that makes the result incomplete (a server limit, more same-time entries than a page holds, the
+``max_lines`` cap, an open window start) is recorded in :attr:`LokiSource.warnings` (and passed to
+``on_warning``); collection records those as partial completeness in the bundle manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from .._time import utcnow
+from ..errors import ConfigError, SourceUnavailable
+from .base import LogLine, Window
+from .files import docker_stamp, to_ns
+
+__all__ = ["LokiSource", "logql_string", "regex_alternation"]
+
+log = logging.getLogger(__name__)
+
+_MAX_ENTRIES_RE = re.compile(r"max entries limit.*?\((\d+)\s*>\s*(\d+)\)", re.IGNORECASE | re.DOTALL)
+_TIME_RANGE_RE = re.compile(r"query time range exceeds the limit|the query time range", re.IGNORECASE)
+_RE2_META = set("\\.+*?()|[]{}^$")
+
+
+def regex_alternation(values: Iterable[str]) -> str:
+    """An RE2 alternation matching any of ``values`` literally (metacharacters escaped)."""
+    return "|".join("".join("\\" + c if c in _RE2_META else c for c in v) for v in values)
+
+
+def logql_string(value: str) -> str:
+    """``value`` as a double-quoted LogQL string literal (backslashes and quotes escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _ns_delta(delta: timedelta) -> int:
+    return (delta // timedelta(microseconds=1)) * 1000
+
+
+class LokiSource:
+    """A :class:`~huledu_forensics.sources.base.LogSource` reading Loki's HTTP API.
+
+    Args:
+        url: Loki's base URL, e.g. ``http://localhost:3100``. ``user:password@`` in the URL is sent as
+            basic auth and never shown in names, messages or warnings.
+        page_limit: entries per ``query_range`` request (Loki's ``max_entries_limit_per_query`` defaults
+            to 5000; a smaller server limit is detected and adopted with a warning).
+        timeout: seconds per HTTP request.
+        max_query_span: longest time span one request covers (Loki's ``max_query_length`` defaults to
+            721 h); longer windows are split, and spans are halved if Loki still refuses.
+        lookback: how far back an open-started window (or :meth:`containers`) reads.
+        max_lines: stop a container after this many lines, with a warning (``None``: no cap).
+        tenant: value of the ``X-Scope-OrgID`` header for multi-tenant Loki (``None``: not sent).
+        on_warning: called with each completeness warning as it is recorded.
+
+    Attributes:
+        warnings: one-line completeness warnings recorded while reading.
+
+    Raises:
+        ConfigError: the URL is not an ``http(s)://host[:port]`` URL.
+    """
+
+    kind = "loki"
+
+    def __init__(self, url: str, *, page_limit: int = 1000, timeout: float = 30.0,
+                 max_query_span: timedelta = timedelta(hours=720), lookback: timedelta = timedelta(days=30),
+                 max_lines: int | None = None, tenant: str | None = None,
+                 on_warning: Callable[[str], None] | None = None) -> None:
+        parts = urlsplit(url.strip()) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"Loki URL {_redact(str(url))!r} is not an http(s)://host:port URL; pass "
+                              "Loki's base address, e.g. http://localhost:3100.")
+        if page_limit < 1:
+            raise ValueError("page_limit must be at least 1")
+        self._auth: str | None = None
+        if parts.username is not None:
+            cred = f"{parts.username}:{parts.password or ''}".encode()
+            self._auth = "Basic " + base64.b64encode(cred).decode()
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.name = f"loki:{self.url}"
+        self.page_limit = page_limit
+        self.timeout = timeout
+        self.max_query_span = max_query_span
+        self.lookback = lookback
+        self.max_lines = max_lines
+        self.tenant = tenant
+        self.warnings: list[str] = []
+        self._on_warning = on_warning
+
+    # ------------------------------------------------------------------ HTTP
+    def _request(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        """GET ``path``; returns (status, body) for HTTP answers, raises SourceUnavailable otherwise."""
+        full = self.url + path + ("?" + urlencode(params) if params else "")
+        req = urllib.request.Request(full, headers={"Accept": "application/json",
+                                                    "User-Agent": "huledu-forensics"})
+        if self._auth:
+            req.add_header("Authorization", self._auth)
+        if self.tenant:
+            req.add_header("X-Scope-OrgID", self.tenant)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read() if exc.fp is not None else b""
+            return exc.code, body
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise SourceUnavailable(
+                f"Cannot reach Loki at {self.url} ({reason}); check the URL and that Loki is up "
+                f"(GET {self.url}/ready should answer 'ready').", source=self.name) from exc
+
+    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, body = self._request(path, params)
+        if status != 200:
+            raise SourceUnavailable(
+                f"Loki at {self.url} answered HTTP {status} to {path}: {_short(body)}; check the Loki "
+                "version (3.x expected) and its limits.", source=self.name)
+        return self._decode(path, body)
+
+    def _decode(self, path: str, body: bytes) -> dict[str, Any]:
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise SourceUnavailable(f"Loki at {self.url} sent a non-JSON answer to {path} "
+                                    f"({_short(body)}); is the URL really Loki's?", source=self.name) from exc
+        if not isinstance(doc, dict) or doc.get("status") != "success":
+            raise SourceUnavailable(f"Loki at {self.url} reported a failure for {path}: {_short(body)}.",
+                                    source=self.name)
+        return doc
+
+    def _warn(self, message: str) -> None:
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        log.warning("%s", message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+    # ------------------------------------------------------------------ API
+    def ready(self) -> tuple[bool, str]:
+        """Ask ``GET /ready``; returns ``(True, "ready")`` or ``(False, why)``. Never raises."""
+        try:
+            status, body = self._request("/ready")
+        except SourceUnavailable as exc:
+            return False, str(exc)
+        text = body.decode("utf-8", "replace").strip()
+        if status == 200 and text == "ready":
+            return True, "ready"
+        return False, f"Loki at {self.url} is not ready (HTTP {status}: {text[:200]})"
+
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Values of the ``container`` label within ``window`` (default: the last ``lookback``).
+
+        Raises:
+            SourceUnavailable: Loki cannot be reached or refuses the request.
+        """
+        start, end = self._bounds(window or Window(), warn=False)
+        doc = self._get_json("/loki/api/v1/label/container/values", {"start": start, "end": end})
+        return sorted(str(v) for v in doc.get("data") or [])
+
+    def query(self, container: str, contains_any: Iterable[str] | None = None) -> str:
+        """The LogQL query :meth:`iter_lines` sends for ``container`` and the scope ids."""
+        q = "{container=" + logql_string(container) + "}"
+        ids = sorted({s.lower() for s in (contains_any or ()) if s})
+        if ids:
+            q += " |~ " + logql_string("(?i)" + regex_alternation(ids))
+        return q
+
+    def iter_lines(self, container: str, window: Window = Window(),
+                   contains_any: Iterable[str] | None = None) -> Iterator[LogLine]:
+        """Yield the container's entries in ``[window.since, window.until)``, oldest first.
+
+        ``contains_any`` (``None`` or empty: no filter) is pushed down as a case-insensitive regex line
+        filter (ids are matched regardless of case, as collection's own prefilter does). The
+        stream is the entry's ``stream`` label when it is ``stdout``/``stderr``, else ``combined``.
+
+        Raises:
+            SourceUnavailable: Loki cannot be reached, or refuses a request for a reason other than a
+                limit the source can work around.
+        """
+        query = self.query(container, contains_any)
+        start, end = self._bounds(window, warn=True, container=container)
+        return self._iter(container, query, start, end)
+
+    # ------------------------------------------------------------------ paging
+    def _bounds(self, window: Window, *, warn: bool, container: str = "") -> tuple[int, int]:
+        end = to_ns(window.until) if window.until is not None else to_ns(utcnow()) + 1_000_000_000
+        if window.since is not None:
+            start = to_ns(window.since)
+        else:
+            start = end - _ns_delta(self.lookback)
+            if warn:
+                self._warn(f"{container}: the window has no start, so Loki was read for the last "
+                           f"{self.lookback} before its end only; give a window start to read further back.")
+        return start, max(start, end)
+
+    def _iter(self, container: str, query: str, start: int, end: int) -> Iterator[LogLine]:
+        span = max(1, _ns_delta(self.max_query_span))
+        last_ts = -1  # everything before last_ts, and seen entries at last_ts, were already yielded
+        seen_at_last: set[tuple[str, str]] = set()
+        yielded = 0
+        pages = 0
+        chunk_start = start
+        while chunk_start < end:
+            chunk_end = min(end, chunk_start + span)
+            page_start = max(chunk_start, last_ts)
+            while True:
+                params = {"query": query, "start": page_start, "end": chunk_end,
+                          "limit": self.page_limit, "direction": "forward"}
+                status, body = self._request("/loki/api/v1/query_range", params)
+                if status == 400 and self._adapt_to_limit(body, container):
+                    if _TIME_RANGE_RE.search(body.decode("utf-8", "replace")):
+                        span = max(1, (chunk_end - page_start) // 2)
+                        chunk_end = min(end, page_start + span)
+                    continue
+                if status != 200:
+                    raise SourceUnavailable(
+                        f"Loki at {self.url} answered HTTP {status} to a query for container "
+                        f"'{container}': {_short(body)}; check the query limits of that Loki.",
+                        source=self.name)
+                entries = self._entries(self._decode("/loki/api/v1/query_range", body))
+                pages += 1
+                new = 0
+                for ns, stream, line in entries:
+                    if ns < last_ts:
+                        continue
+                    key = (stream, line)
+                    if ns == last_ts:
+                        if key in seen_at_last:
+                            continue
+                        seen_at_last.add(key)
+                    else:
+                        last_ts, seen_at_last = ns, {key}
+                    new += 1
+                    yielded += 1
+                    yield LogLine(container, stream, f"{docker_stamp(ns)} {line}")
+                    if self.max_lines is not None and yielded >= self.max_lines:
+                        self._warn(f"{container}: stopped after {yielded} lines (max_lines) at "
+                                   f"{docker_stamp(ns)}; later lines in the window were not read. Narrow "
+                                   "the window or raise max_lines.")
+                        return
+                log.debug("loki %s: page %d, %d entries, %d new", container, pages, len(entries), new)
+                if len(entries) < self.page_limit:
+                    break  # this span is exhausted
+                if new == 0:
+                    # a full page of entries all at last_ts that were already yielded: more entries share
+                    # that nanosecond than a page holds; step past it rather than loop forever
+                    self._warn(f"{container}: more than {self.page_limit} entries share the time "
+                               f"{docker_stamp(last_ts)}; some of them may be missing. Raise page_limit.")
+                    page_start = last_ts + 1
+                    last_ts, seen_at_last = last_ts + 1, set()
+                    if page_start >= chunk_end:
+                        break
+                    continue
+                page_start = last_ts
+            chunk_start = chunk_end
+        if pages > 1:
+            log.info("loki %s: %d lines in %d pages", container, yielded, pages)
+
+    def _adapt_to_limit(self, body: bytes, container: str) -> bool:
+        """React to a Loki limit error; True when the request should be retried."""
+        text = body.decode("utf-8", "replace")
+        m = _MAX_ENTRIES_RE.search(text)
+        if m is not None and int(m.group(2)) >= 1 and int(m.group(2)) < self.page_limit:
+            server_max = int(m.group(2))
+            self._warn(f"{container}: Loki's max_entries_limit_per_query is {server_max}, below the "
+                       f"page limit {self.page_limit}; reading on with pages of {server_max} "
+                       "(more requests, same lines).")
+            self.page_limit = server_max
+            return True
+        if _TIME_RANGE_RE.search(text):
+            self._warn(f"{container}: Loki refused a query span as longer than its max_query_length; "
+                       "reading on in shorter spans (more requests, same lines).")
+            return True
+        return False
+
+    @staticmethod
+    def _entries(doc: dict[str, Any]) -> list[tuple[int, str, str]]:
+        """All (ns, stream, line) of a ``streams`` answer, merged across streams in time order."""
+        data = doc.get("data") or {}
+        if data.get("resultType", "streams") != "streams":
+            raise SourceUnavailable(f"Loki answered a log query with resultType "
+                                    f"{data.get('resultType')!r} instead of 'streams'.")
+        out: list[tuple[int, str, str]] = []
+        for s in data.get("result") or []:
+            labels = s.get("stream") or {}
+            stream = labels.get("stream")
+            stream = stream if stream in ("stdout", "stderr") else "combined"
+            for v in s.get("values") or []:
+                out.append((int(v[0]), stream, str(v[1])))
+        out.sort(key=lambda e: e[0])  # stable: a stream's own order is kept for equal times
+        return out
+
+
+def _short(body: bytes, n: int = 300) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _redact(url: str) -> str:
+    """``url`` without any ``user:password@`` part."""
+    return re.sub(r"//[^/@]*@", "//", url)
+

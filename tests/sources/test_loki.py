@@ -1,0 +1,283 @@
+"""LokiSource against FakeLoki over real HTTP on localhost."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from huledu_forensics import model
+from huledu_forensics.errors import ConfigError, SourceUnavailable
+from huledu_forensics.sources.base import LogLine, LogSource, Window
+from huledu_forensics.sources.files import FilesSource, docker_stamp, split_docker_stamp, to_ns
+from huledu_forensics.sources.loki import LokiSource, regex_alternation
+from huledu_forensics.testing import FakeLoki
+from huledu_forensics.world import load_world_dir
+
+CORPUS = Path("/work/shared/corpus")
+SEED = CORPUS / "seed-variant-a"
+T0 = datetime(2025, 11, 20, 18, 0, tzinfo=timezone.utc)
+WIDE = Window(T0 - timedelta(days=1), T0 + timedelta(days=10))
+pytestmark = pytest.mark.timeout(60)
+
+APP = next(c.name for c in model.CONTAINERS.values() if c.role == "worker")
+
+
+@pytest.fixture()
+def loki():
+    with FakeLoki() as fake:
+        yield fake
+
+
+def _ns(seconds: float) -> int:
+    return to_ns(T0) + int(seconds * 1_000_000_000)
+
+
+def _stamps(lines: list[LogLine]) -> list[int]:
+    out = []
+    for ln in lines:
+        split = split_docker_stamp(ln.text)
+        assert split is not None, ln.text
+        out.append(split[0])
+    return out
+
+
+def test_loki_source_implements_the_log_source_protocol(loki):
+    assert isinstance(LokiSource(loki.url), LogSource)
+
+
+@pytest.mark.skipif(not SEED.is_dir(), reason="corpus not present")
+def test_corpus_world_round_trips_through_loki_exactly(loki):
+    """Every line of every container comes back once, stamped as docker logs would print it."""
+    world = load_world_dir(SEED)
+    loki.load_world(world)
+    src = LokiSource(loki.url, page_limit=97)
+    assert src.containers(WIDE) == sorted(world.logs)
+    files = FilesSource(SEED / "logs")
+    for container in world.logs:
+        got = list(src.iter_lines(container, WIDE))
+        want = [ln.text for ln in files.iter_lines(container, Window())]
+        assert sorted(ln.text for ln in got) == sorted(want), container
+        assert _stamps(got) == sorted(_stamps(got)), f"{container} not in time order"
+        assert {ln.stream for ln in got} == {"combined"}  # HuleEdu's promtail keeps no stream label
+    assert src.warnings == []
+
+
+@pytest.mark.skipif(not SEED.is_dir(), reason="corpus not present")
+def test_load_world_labels_streams_like_huleedu_promtail(loki):
+    world = load_world_dir(SEED)
+    loki.load_world(world)
+    with urllib.request.urlopen(f"{loki.url}/loki/api/v1/labels?start=0&end={to_ns(T0) * 2}") as r:
+        labels = json.load(r)
+    assert labels["status"] == "success"
+    assert {"container", "service", "level"} <= set(labels["data"])
+    values = f"{loki.url}/loki/api/v1/label/service/values?start=0&end={to_ns(T0) * 2}"
+    with urllib.request.urlopen(values) as r:
+        services = json.load(r)["data"]
+    assert model.CONTAINERS[APP].compose_service in services
+
+
+def test_paging_with_shared_timestamps_at_page_boundary_loses_and_duplicates_nothing(loki):
+    # 10 per page; entries 8..13 share one nanosecond, so the boundary falls inside that group
+    entries = [(_ns(i), f"line {i:02d}") for i in range(8)]
+    entries += [(_ns(8), f"same-ns {i}") for i in range(6)]
+    entries += [(_ns(9 + i), f"line {14 + i:02d}") for i in range(23)]
+    loki.push({"container": APP}, entries)
+    src = LokiSource(loki.url, page_limit=10)
+    got = list(src.iter_lines(APP, WIDE))
+    texts = [ln.text.split(" ", 1)[1] for ln in got]
+    assert sorted(texts) == sorted(t for _, t in entries)
+    assert len(texts) == len(set(texts)) == 37
+    assert _stamps(got) == sorted(_stamps(got))
+    ranges = [r for r in loki.requests if r.path.endswith("/query_range")]
+    assert len(ranges) >= 4
+    assert all(r.params["direction"] == "forward" and r.params["limit"] == "10" for r in ranges)
+    # each page after the first starts at the previous page's last entry (start is inclusive)
+    assert int(ranges[1].params["start"]) == _ns(8)
+    assert src.warnings == []
+
+
+def test_stdout_and_stderr_streams_are_merged_in_time_order(loki):
+    loki.push({"container": APP, "stream": "stdout"}, [(_ns(0), "out a"), (_ns(2), "out b")])
+    loki.push({"container": APP, "stream": "stderr"}, [(_ns(1), "err a"), (_ns(3), "err b")])
+    loki.push({"container": "other"}, [(_ns(1.5), "not mine")])
+    got = list(LokiSource(loki.url, page_limit=3).iter_lines(APP, WIDE))
+    assert [(ln.stream, ln.text) for ln in got] == [
+        ("stdout", f"{docker_stamp(_ns(0))} out a"), ("stderr", f"{docker_stamp(_ns(1))} err a"),
+        ("stdout", f"{docker_stamp(_ns(2))} out b"), ("stderr", f"{docker_stamp(_ns(3))} err b")]
+
+
+def test_scope_ids_are_pushed_down_as_an_escaped_regex_line_filter(loki):
+    batch = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
+    odd = "file.v1+(x)"
+    loki.push({"container": APP}, [
+        (_ns(0), f'{{"event": "registered", "batch_id": "{batch}"}}'),
+        (_ns(1), '{"event": "unrelated"}'),
+        (_ns(2), "upload file.v1+(x) stored"),
+        (_ns(3), "upload fileXv1+(x) stored"),  # '.' must not act as a wildcard
+        (_ns(4), f"legacy {batch.upper()}"),  # ids match regardless of case
+    ])
+    src = LokiSource(loki.url)
+    got = list(src.iter_lines(APP, WIDE, contains_any=[batch, odd]))
+    assert [ln.text.split(" ", 1)[1] for ln in got] == [
+        f'{{"event": "registered", "batch_id": "{batch}"}}', "upload file.v1+(x) stored",
+        f"legacy {batch.upper()}"]
+    served = loki.queries()[-1]
+    assert served.startswith(f'{{container="{APP}"}} |~ "(?i)')
+    assert batch in served and "file\\\\.v1\\\\+\\\\(x\\\\)" in served
+    assert regex_alternation(["a.b", "c|d"]) == "a\\.b|c\\|d"
+
+
+def test_window_start_is_inclusive_and_end_exclusive(loki):
+    loki.push({"container": APP}, [(_ns(i), f"l{i}") for i in range(5)])
+    win = Window(T0 + timedelta(seconds=1), T0 + timedelta(seconds=3))
+    got = list(LokiSource(loki.url).iter_lines(APP, win))
+    assert [ln.text.split(" ", 1)[1] for ln in got] == ["l1", "l2"]
+
+
+def test_server_max_entries_limit_is_adopted_with_a_warning_and_nothing_is_lost():
+    with FakeLoki(max_entries_limit_per_query=40) as loki:
+        loki.push({"container": APP}, [(_ns(i), f"l{i}") for i in range(150)])
+        warnings: list[str] = []
+        src = LokiSource(loki.url, page_limit=1000, on_warning=warnings.append)
+        got = list(src.iter_lines(APP, WIDE))
+        assert len(got) == 150
+        statuses = [(r.status, r.params.get("limit")) for r in loki.requests]
+        assert statuses[0] == (400, "1000")
+        assert all(s == (200, "40") for s in statuses[1:])
+        assert len(src.warnings) == 1 and "40" in src.warnings[0]
+        assert warnings == src.warnings
+
+
+def test_max_entries_400_text_matches_loki(loki):
+    loki.max_entries_limit_per_query = 5000
+    url = f"{loki.url}/loki/api/v1/query_range?query=%7Bcontainer%3D%22x%22%7D&limit=6000"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url)
+    assert info.value.code == 400
+    assert "max entries limit per query exceeded" in info.value.read().decode()
+
+
+def test_query_longer_than_server_max_query_length_is_split_with_a_warning():
+    with FakeLoki(max_query_length=timedelta(hours=1)) as loki:
+        loki.push({"container": APP}, [(_ns(i * 1800), f"l{i}") for i in range(10)])  # over 5 h
+        src = LokiSource(loki.url, max_query_span=timedelta(hours=24), page_limit=3)
+        got = list(src.iter_lines(APP, Window(T0, T0 + timedelta(hours=6))))
+        assert [ln.text.split(" ", 1)[1] for ln in got] == [f"l{i}" for i in range(10)]
+        assert any("max_query_length" in w for w in src.warnings)
+        ok = [r for r in loki.requests if r.status == 200]
+        assert all(int(r.params["end"]) - int(r.params["start"]) <= 3600 * 10**9 for r in ok)
+
+
+def test_more_same_time_entries_than_a_page_warns_and_terminates(loki):
+    loki.push({"container": APP}, [(_ns(0), f"burst {i}") for i in range(7)] + [(_ns(1), "after")])
+    src = LokiSource(loki.url, page_limit=5)
+    got = [ln.text.split(" ", 1)[1] for ln in src.iter_lines(APP, WIDE)]
+    assert got[-1] == "after" and len(got) == len(set(got))
+    assert any("share the time" in w for w in src.warnings)
+
+
+def test_max_lines_cap_warns(loki):
+    loki.push({"container": APP}, [(_ns(i), f"l{i}") for i in range(30)])
+    src = LokiSource(loki.url, page_limit=10, max_lines=12)
+    assert len(list(src.iter_lines(APP, WIDE))) == 12
+    assert any("max_lines" in w for w in src.warnings)
+
+
+def test_open_window_start_reads_lookback_and_warns(loki):
+    now = datetime.now(timezone.utc)
+    loki.push({"container": APP}, [(now - timedelta(days=40), "too old"),
+                                   (now - timedelta(minutes=5), "recent")])
+    src = LokiSource(loki.url, lookback=timedelta(days=30))
+    assert [ln.text.split(" ", 1)[1] for ln in src.iter_lines(APP, Window())] == ["recent"]
+    assert any("no start" in w for w in src.warnings)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_loki_raises_source_unavailable_without_leaking_credentials():
+    port = _closed_port()
+    src = LokiSource(f"http://reader:s3cret-pw@127.0.0.1:{port}", timeout=2)
+    with pytest.raises(SourceUnavailable) as info:
+        list(src.iter_lines(APP, WIDE))
+    msg = str(info.value)
+    assert f"127.0.0.1:{port}" in msg and "ready" in msg and "\n" not in msg
+    assert "s3cret" not in msg and "s3cret" not in src.name
+    with pytest.raises(SourceUnavailable):
+        src.containers(WIDE)
+    ok, why = src.ready()
+    assert ok is False and "s3cret" not in why
+
+
+def test_ready_reports_loki_state(loki):
+    src = LokiSource(loki.url)
+    assert src.ready() == (True, "ready")
+    loki.ready = False
+    ok, why = src.ready()
+    assert ok is False and "503" in why
+
+
+def test_a_url_that_is_not_loki_gives_a_clear_error(loki):
+    src = LokiSource(loki.url + "/not-loki")
+    with pytest.raises(SourceUnavailable, match="HTTP 404"):
+        list(src.iter_lines(APP, WIDE))
+
+
+@pytest.mark.parametrize("bad", ["localhost:3100", "ftp://loki", "http://", ""])
+def test_malformed_url_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="http"):
+        LokiSource(bad)
+
+
+# ---------------------------------------------------------------- the fake itself (shipped for others)
+def _get(loki: FakeLoki, path: str, **params: object) -> tuple[int, object]:
+    url = f"{loki.url}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_fake_push_endpoint_and_logql_subset(loki):
+    body = json.dumps({"streams": [
+        {"stream": {"container": "a", "level": "info"},
+         "values": [[str(_ns(0)), "alpha one"], [str(_ns(1)), "alpha two"]]},
+        {"stream": {"container": "a", "level": "error"}, "values": [[str(_ns(2)), "alpha boom"]]},
+        {"stream": {"container": "b", "level": "info"}, "values": [[str(_ns(3)), "beta one"]]},
+    ]}).encode()
+    req = urllib.request.Request(f"{loki.url}/loki/api/v1/push", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 204
+    start, end = _ns(0), _ns(10)
+
+    def lines(q: str, **kw: object) -> list[str]:
+        status, doc = _get(loki, "/loki/api/v1/query_range", query=q, start=start, end=end, **kw)
+        assert status == 200, doc
+        assert doc["status"] == "success" and doc["data"]["resultType"] == "streams"
+        vals = [(int(v[0]), v[1]) for s in doc["data"]["result"] for v in s["values"]]
+        return [t for _, t in sorted(vals, reverse=kw.get("direction") != "forward")]
+
+    assert lines('{container="a"}', direction="forward") == ["alpha one", "alpha two", "alpha boom"]
+    assert lines('{container="a"}') == ["alpha boom", "alpha two", "alpha one"]  # default backward
+    assert lines('{container="a"}', limit=1) == ["alpha boom"]
+    assert lines('{container=~"a|b", level!="error"} |= "one"') == ["beta one", "alpha one"]
+    assert lines('{container!~"b"} != "two" |~ `o+m`') == ["alpha boom"]
+    assert lines('{container="a"} !~ "one|two"') == ["alpha boom"]
+    status, text = _get(loki, "/loki/api/v1/query_range", query="container=a")
+    assert status == 400 and "parse error" in text
+    status, doc = _get(loki, "/loki/api/v1/label/container/values", start=start, end=end)
+    assert doc == {"status": "success", "data": ["a", "b"]}
+    status, doc = _get(loki, "/loki/api/v1/label/container/values")  # default: last 6 h only
+    assert doc == {"status": "success", "data": []}
