@@ -1,0 +1,224 @@
+"""The ``huledu-forensics`` command line: thin commands over the library.
+
+Each command parses its options, calls one library function, and prints a short summary and the paths
+it wrote. Errors the kit raises on purpose are printed as one line (no traceback); usage errors exit 4.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import report as _report
+from ._time import parse_utc
+from .errors import ForensicsError, ReportError, SourceUnavailable
+
+__all__ = ["cli", "main"]
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _error_code(exc: ForensicsError) -> int:
+    if isinstance(exc, (ReportError, SourceUnavailable)):
+        return _report.EXIT_KIT_FAILED
+    return _report.EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Group(click.Group):
+    """A group whose usage errors exit 4 and whose kit errors print one line, never a traceback."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # noqa: D102
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" Run `{exc.ctx.command_path} --help`." if exc.ctx is not None else ""
+            _fail(f"{exc.format_message()}{hint}", _report.EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), _report.EXIT_BAD_INPUT)
+        except click.Abort:
+            _fail("aborted.", 130)
+        except ForensicsError as exc:
+            _fail(_one_line(exc), _error_code(exc))
+        except Exception as exc:  # noqa: BLE001 - a kit bug: one line, the traceback only on request
+            if os.environ.get("HULEDU_FORENSICS_DEBUG"):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {_one_line(exc)}). Rerun with "
+                  "HULEDU_FORENSICS_DEBUG=1 for the traceback and report it.", _report.EXIT_KIT_FAILED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Time(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or hasattr(value, "tzinfo"):
+            return value
+        t = parse_utc(value)
+        if t is None:
+            self.fail(f"'{value}' is not a timestamp; use ISO 8601, e.g. 2025-09-20T10:00:00Z.", param, ctx)
+        return t
+
+
+TIME = _Time()
+
+
+def _example(command: str) -> str:
+    """Help epilog: every command's help ends with an example."""
+    return f"\b\nExample:\n  {command}"
+
+
+@click.group(cls=_Group, epilog=_example("huledu-forensics demo --out /tmp/huledu-demo"))
+@click.version_option(package_name="huledu-forensics")
+def cli() -> None:
+    """Investigate a HuleEdu batch from any id: timeline, state progress, verdict."""
+
+
+def _print_result(result: _report.ReportResult) -> None:
+    click.echo(result.summary)
+    click.echo(f"verdict:  {result.verdict_path}")
+    click.echo(f"report:   {result.html_path}")
+    click.echo(f"notebook: {result.notebook_path}")
+    if result.bundle_path is not None:
+        click.echo(f"bundle:   {result.bundle_path}")
+
+
+def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
+                notebook: str = "batch_investigation") -> int:
+    result = _report.run_report(bundle, id, out, notebook=notebook, since=since, until=until,
+                                timeout_s=timeout, progress=sys.stderr.isatty())
+    _print_result(result)
+    return result.exit_code
+
+
+@cli.command(epilog=_example("huledu-forensics demo --out /tmp/huledu-demo"))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("huledu-demo"),
+              show_default=True, help="Report directory; the bundle goes to OUT/bundle.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Longest one cell may run (s).")
+def demo(out: Path, timeout: float) -> None:
+    """Build the seed_variant_a demo bundle and run the report on its stuck batch.
+
+    Needs no live stack. Exits 0 when the report was produced.
+    """
+    result = _report.run_demo(out, timeout_s=timeout, progress=sys.stderr.isatty())
+    _print_result(result)
+
+
+@cli.command(epilog=_example(
+    "huledu-forensics report --bundle ./bundle --id 278f7fd9-37fe-406a-a735-f15128cb6b1f --out ./out"))
+@click.option("--bundle", type=click.Path(path_type=Path), help="Evidence bundle directory.")
+@click.option("--profile", help="Collect live from this profile first (into OUT/bundle).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
+@click.option("--id", "id_", required=True, help="Batch, correlation or essay id.")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Report directory.")
+@click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
+@click.option("--until", type=TIME, help="Window end (ISO 8601).")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Longest one cell may run (s).")
+@click.option("--notebook", default="batch_investigation", show_default=True,
+              help="Packaged notebook name or .ipynb path to run.")
+def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str, out: Path,
+           since: Any, until: Any, timeout: float, notebook: str) -> None:
+    """Run the investigation report for ID on a bundle (or collect one live with --profile).
+
+    Writes OUT/verdict.json, OUT/report.ipynb and OUT/report.html.
+
+    \b
+    Exit codes:
+      0  healthy: the batch went through its flow
+      1  findings: the batch is stuck or something is wrong (see verdict.json)
+      2  evidence incomplete: a source was missing or partial, so the verdict may be wrong
+      3  the kit itself failed (what it could is still written, e.g. the partial notebook)
+      4  bad input: unknown id, invalid bundle, bad option
+    """
+    if (bundle is None) == (profile is None):
+        _fail("give exactly one of --bundle PATH or --profile NAME. Run `huledu-forensics report --help`.",
+              _report.EXIT_BAD_INPUT)
+    if profile is not None:
+        from . import collect, profiles
+
+        prof = profiles.load_profile(profile, config_file)
+        bundle = out / _report.BUNDLE_DIR
+        collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
+    assert bundle is not None
+    try:
+        code = _run_report(bundle, id_, out, since, until, timeout, notebook)
+    except ReportError as exc:
+        _fail(_one_line(exc), _report.EXIT_KIT_FAILED)
+    sys.exit(code)
+
+
+@cli.command(epilog=_example(
+    "huledu-forensics snapshot --profile dev --id 278f7fd9-37fe-406a-a735-f15128cb6b1f --out ./bundle"))
+@click.option("--profile", required=True, help="Profile naming the stack's databases and Docker.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
+@click.option("--id", "id_", required=True, help="Batch, correlation or essay id.")
+@click.option("--since", type=TIME, help="Window start (ISO 8601).")
+@click.option("--until", type=TIME, help="Window end (ISO 8601).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
+def snapshot(profile: str, config_file: Path | None, id_: str, since: Any, until: Any, out: Path) -> None:
+    """Collect an evidence bundle for ID from a live stack (read-only).
+    """
+    from . import collect, profiles
+
+    prof = profiles.load_profile(profile, config_file)
+    result = collect.snapshot(prof, id_, out, since=since, until=until)
+    path = getattr(result, "path", out)
+    click.echo(f"bundle: {path}")
+
+
+@cli.command(epilog=_example("huledu-forensics check --profile dev"))
+@click.option("--profile", required=True, help="Profile to check.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
+def check(profile: str, config_file: Path | None) -> None:
+    """Check that every source of a profile can be reached (databases, Docker, logs).
+
+    Exits 0 when all are reachable, 3 otherwise.
+    """
+    from . import profiles
+
+    prof = profiles.load_profile(profile, config_file)
+    result = profiles.check(prof)
+    click.echo(result.render())
+    sys.exit(0 if result.ok else _report.EXIT_KIT_FAILED)
+
+
+@cli.command(epilog=_example("huledu-forensics scenarios"))
+def scenarios() -> None:
+    """List the simulator's scenarios (usable offline, e.g. by demo).
+    """
+    try:
+        from . import simulate
+    except ImportError as exc:
+        raise ReportError("The simulator is not available in this installation.") from exc
+    found: Any = getattr(simulate, "SCENARIOS", None)
+    if found is None and callable(getattr(simulate, "list_scenarios", None)):
+        found = simulate.list_scenarios()
+    if not found:
+        raise ReportError("The simulator lists no scenarios (huledu_forensics.simulate.SCENARIOS).")
+    items = found.items() if isinstance(found, dict) else [(s, None) for s in found]
+    for name, spec in items:
+        desc = spec if isinstance(spec, str) else getattr(spec, "description", None) or ""
+        click.echo(f"{name}\t{str(desc).splitlines()[0] if desc else ''}".rstrip())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

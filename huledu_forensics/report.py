@@ -1,0 +1,485 @@
+"""The report runner: execute the investigation notebook headless and export an offline HTML report.
+
+The output directory contract lives here and only here (:data:`REPORT_FILES`)::
+
+    <out>/
+      verdict.json     the machine-readable verdict (written by the notebook)
+      report.ipynb     the executed notebook, with every output
+      report.html      a self-contained HTML export: plotly.js inline once, no network needed
+      bundle/          optional: the evidence bundle the report was made from (demo, live report)
+
+:func:`run_report` executes a notebook with papermill (parameters: bundle path, id, since, until,
+verdict path; never credentials) and exports it with nbconvert using the ``lab`` template minus its
+CDN scripts (require.js, MathJax, mermaid). When a cell fails, the partly executed notebook and its
+HTML are still written, then :class:`~huledu_forensics.errors.ReportError` names the notebook and cell.
+
+Exit codes (used by ``huledu-forensics report``) are derived from the verdict by
+:func:`exit_code_for_verdict`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ._time import parse_utc
+from .bundle import Bundle, write_world_bundle
+from .errors import (
+    BundleInvalid,
+    BundleNotFound,
+    ConfigError,
+    ForensicsError,
+    ReportError,
+    ScopeError,
+    SourceUnavailable,
+)
+
+__all__ = [
+    "BUNDLE_DIR",
+    "DEMO_BATCH_ID",
+    "DEMO_SCENARIO",
+    "EXIT_BAD_INPUT",
+    "EXIT_FINDINGS",
+    "EXIT_HEALTHY",
+    "EXIT_INCOMPLETE",
+    "EXIT_KIT_FAILED",
+    "NOTEBOOK_PARAMETERS",
+    "REPORT_FILES",
+    "ReportResult",
+    "as_utc",
+    "demo_bundle",
+    "exit_code_for_verdict",
+    "export_html",
+    "notebook_parameters",
+    "resolve_bundle",
+    "resolve_notebook",
+    "run_demo",
+    "run_report",
+    "verdict_summary",
+]
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES: dict[str, str] = {
+    "verdict": "verdict.json",
+    "notebook": "report.ipynb",
+    "html": "report.html",
+}
+"""The files every report directory holds, by role."""
+
+BUNDLE_DIR = "bundle"
+"""Optional sub-directory of a report directory holding the evidence bundle it was made from."""
+
+NOTEBOOK_PARAMETERS = ("bundle", "id", "since", "until", "verdict_path")
+"""The parameters :func:`run_report` passes to a report notebook."""
+
+DEMO_SCENARIO = "seed_variant_a"
+"""The simulator scenario of the demo: the guest batch stuck in content validation."""
+
+DEMO_BATCH_ID = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
+"""The batch id investigated by the demo."""
+
+EXIT_HEALTHY = 0
+EXIT_FINDINGS = 1
+EXIT_INCOMPLETE = 2
+EXIT_KIT_FAILED = 3
+EXIT_BAD_INPUT = 4
+
+# errors raised inside the notebook that mean the caller's input was wrong
+_BAD_INPUT_ERRORS: dict[str, type[ForensicsError]] = {
+    "ScopeError": ScopeError, "BundleNotFound": BundleNotFound, "BundleInvalid": BundleInvalid,
+    "ConfigError": ConfigError, "SourceUnavailable": SourceUnavailable,
+}
+
+_OFFLINE_TEMPLATE = "huledu_offline.html.j2"
+# The lab template minus everything it would fetch from a CDN. plotly.js comes inline from the
+# notebook's first figure output (see plots.setup_notebook).
+_OFFLINE_TEMPLATE_SRC = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+"""
+
+
+@dataclass
+class ReportResult:
+    """What :func:`run_report` produced.
+
+    Attributes:
+        out_dir: the report directory.
+        verdict_path / notebook_path / html_path: the files of :data:`REPORT_FILES`.
+        verdict: the parsed ``verdict.json``.
+        bundle_path: the bundle the report was made from.
+    """
+
+    out_dir: Path
+    verdict_path: Path
+    notebook_path: Path
+    html_path: Path
+    verdict: dict[str, Any] = field(default_factory=dict)
+    bundle_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy, 1 findings, 2 evidence incomplete (see :func:`exit_code_for_verdict`)."""
+        return exit_code_for_verdict(self.verdict)
+
+    @property
+    def summary(self) -> str:
+        """A short multi-line summary of the verdict."""
+        return verdict_summary(self.verdict)
+
+
+# -- verdict helpers ----------------------------------------------------------------------------
+def _incomplete(completeness: Any) -> bool:
+    if completeness is None:
+        return False
+    if isinstance(completeness, str):
+        return completeness in ("partial", "missing")
+    if isinstance(completeness, dict):
+        if isinstance(completeness.get("complete"), bool):
+            return not completeness["complete"]
+        return any(_incomplete(v) for k, v in completeness.items() if k != "warnings")
+    if isinstance(completeness, (list, tuple)):
+        return any(_incomplete(v) for v in completeness)
+    return False
+
+
+def exit_code_for_verdict(verdict: dict[str, Any]) -> int:
+    """Map a verdict to the exit code of ``huledu-forensics report``.
+
+    ``2`` when any evidence source is partial or missing (the verdict may be wrong; this wins), else
+    ``1`` when the batch is not healthy or any finding is a warning or worse, else ``0``.
+    """
+    if _incomplete(verdict.get("completeness")):
+        return EXIT_INCOMPLETE
+    if verdict.get("healthy") is False:
+        return EXIT_FINDINGS
+    for f in verdict.get("findings") or []:
+        if isinstance(f, dict) and f.get("severity") in ("critical", "error", "warning"):
+            return EXIT_FINDINGS
+    healthy = verdict.get("healthy") is True or verdict.get("status") == "healthy"
+    return EXIT_HEALTHY if healthy else EXIT_FINDINGS
+
+
+def verdict_summary(verdict: dict[str, Any]) -> str:
+    """Render a few lines that say what the verdict concluded (no essay text, no secrets).
+
+    Uses :meth:`huledu_forensics.verdict.Verdict.summary_text` (the same text the notebook prints) and
+    falls back to a minimal rendering when that is unavailable.
+    """
+    if not verdict:
+        return "No verdict was written."
+    try:
+        from .verdict import Verdict
+
+        return Verdict(dict(verdict)).summary_text()
+    except Exception:  # noqa: BLE001 - fall back to the minimal rendering below
+        pass
+    lines = [f"batch {verdict.get('batch_id') or '?'} ({verdict.get('flow') or '?'} flow): "
+             f"{'healthy' if verdict.get('healthy') else verdict.get('status') or 'not healthy'}"]
+    state = verdict.get("current_state")
+    step = verdict.get("current_step")
+    if state or step:
+        lines.append(f"state: {state or '?'}; step: {step or '?'}")
+    awaited = verdict.get("awaited_event")
+    if awaited:
+        if isinstance(awaited, dict):
+            checks = " ".join(f"{k} {'✓' if awaited.get(k) else '✗'}"
+                              for k in ("produced", "published", "consumed") if k in awaited)
+            lines.append(f"awaiting: {awaited.get('topic') or awaited.get('step') or '?'} {checks}".rstrip())
+        else:
+            lines.append(f"awaiting: {awaited}")
+    root = verdict.get("root_cause")
+    if isinstance(root, dict) and (root.get("summary") or root.get("finding")):
+        lines.append(f"root cause: {root.get('summary') or root.get('finding')}")
+    if _incomplete(verdict.get("completeness")):
+        lines.append("evidence incomplete: some source was partial or missing; the verdict may be wrong")
+    return "\n".join(lines)
+
+
+# -- notebooks ----------------------------------------------------------------------------------
+def resolve_notebook(notebook: str | Path) -> Path:
+    """Return the path of a packaged notebook by name (``batch_investigation``) or of a file.
+
+    Raises:
+        ReportError: no such packaged notebook or file.
+    """
+    p = Path(notebook)
+    if p.suffix == ".ipynb" or p.exists():
+        if not p.is_file():
+            raise ReportError(f"Notebook '{p}' does not exist. Pass a packaged notebook name "
+                              "(e.g. batch_investigation) or an existing .ipynb path.", notebook=str(p))
+        return p
+    res = resources.files("huledu_forensics") / "notebooks" / f"{notebook}.ipynb"
+    path = Path(str(res))
+    if not path.is_file():
+        raise ReportError(f"No packaged notebook named '{notebook}'. Use batch_investigation or pass "
+                          "a .ipynb path.", notebook=str(notebook))
+    return path
+
+
+def notebook_parameters(notebook: str | Path) -> list[str]:
+    """Return the names assigned in the notebook's cell tagged ``parameters``.
+
+    Raises:
+        ReportError: the notebook cannot be read or has no ``parameters`` cell.
+    """
+    return _parameters_cell(notebook)[1]
+
+
+def _parameters_cell(notebook: str | Path) -> tuple[int, list[str]]:
+    import nbformat
+
+    path = resolve_notebook(notebook)
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a report error
+        raise ReportError(f"Cannot read notebook '{path}' ({exc}). Pass a valid .ipynb file.",
+                          notebook=str(path)) from exc
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            try:
+                tree = ast.parse(cell.get("source", ""))
+            except SyntaxError as exc:
+                raise ReportError(f"The parameters cell of '{path}' is not valid Python ({exc.msg}).",
+                                  notebook=str(path)) from exc
+            names: list[str] = []
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else \
+                    [node.target] if isinstance(node, ast.AnnAssign) else []
+                for t in targets:
+                    if isinstance(t, ast.Name) and t.id not in names:
+                        names.append(t.id)
+            return index, names
+    raise ReportError(f"Notebook '{path}' has no cell tagged 'parameters'; tag the cell that defines "
+                      f"{', '.join(NOTEBOOK_PARAMETERS)}.", notebook=str(path))
+
+
+def export_html(notebook_path: str | Path, html_path: str | Path) -> Path:
+    """Export an executed notebook to a self-contained HTML file that needs no network.
+
+    Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts;
+    figures drawn by :func:`huledu_forensics.plots.setup_notebook`'s renderer carry plotly.js inline.
+    """
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook_path), as_version=4)
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[jinja2.DictLoader({_OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SRC})],
+    )
+    exporter.template_file = _OFFLINE_TEMPLATE
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
+    out = Path(html_path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def _iso(value: datetime | str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    t = parse_utc(value)
+    if t is None:
+        raise ConfigError(f"--{name} '{value}' is not a timestamp. Use ISO 8601, e.g. "
+                          "2025-09-20T10:00:00Z.")
+    return t.isoformat()
+
+
+def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
+               notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
+               until: datetime | str | None = None, timeout_s: float = 600,
+               progress: bool = False) -> ReportResult:
+    """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
+
+    Args:
+        bundle: a bundle directory or an opened :class:`~huledu_forensics.bundle.Bundle`.
+        id: the batch, correlation or essay id to investigate.
+        out_dir: the report directory (created; earlier report files in it are replaced).
+        notebook: a packaged notebook name or an ``.ipynb`` path.
+        since / until: optional window, aware datetimes or ISO strings (passed as ISO strings).
+        timeout_s: the longest any one cell may run.
+        progress: show papermill's per-cell progress bar on stderr.
+
+    Returns:
+        The paths written and the parsed verdict.
+
+    Raises:
+        BundleNotFound / BundleInvalid: the bundle cannot be opened (nothing is executed).
+        ConfigError: a bad ``since``/``until`` or empty id.
+        ScopeError: the notebook found nothing for ``id`` (the notebook and HTML are still written).
+        ReportError: the notebook has unknown parameters, a cell failed (the partly executed notebook
+            and its HTML are still written), or no verdict was written.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    if not id or not str(id).strip():
+        raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
+    opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    nb_path = resolve_notebook(notebook)
+    params = {
+        "bundle": str(Path(opened.path).resolve()),
+        "id": str(id).strip(),
+        "since": _iso(since, "since"),
+        "until": _iso(until, "until"),
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ReportResult(out_dir=out, verdict_path=out / REPORT_FILES["verdict"],
+                          notebook_path=out / REPORT_FILES["notebook"], html_path=out / REPORT_FILES["html"],
+                          bundle_path=Path(opened.path))
+    params["verdict_path"] = str(result.verdict_path.resolve())
+    params_index, declared = _parameters_cell(nb_path)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ReportError(f"Notebook '{nb_path.name}' does not declare parameter(s) {', '.join(unknown)} "
+                          f"in its parameters cell (it declares {', '.join(declared) or 'none'}); add "
+                          "them there.", notebook=str(nb_path))
+    for name in REPORT_FILES.values():
+        (out / name).unlink(missing_ok=True)
+
+    failure: PapermillExecutionError | None = None
+    try:
+        pm.execute_notebook(
+            str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
+            execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
+            cwd=str(out), request_save_on_cell_execute=False,
+        )
+    except PapermillExecutionError as exc:
+        failure = exc
+    except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
+        _try_export(result)
+        raise ReportError(f"Running notebook '{nb_path.name}' failed: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
+                          f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
+    _try_export(result)
+    if failure is not None:
+        evalue = (failure.evalue or "").strip().splitlines()
+        first = evalue[0] if evalue else ""
+        bad_input = _BAD_INPUT_ERRORS.get(failure.ename)
+        if bad_input is not None:
+            raise bad_input(first or f"{failure.ename} in notebook '{nb_path.name}'.")
+        # papermill counts cells after inserting its injected-parameters cell; name the source cell
+        index = failure.cell_index - 1 if failure.cell_index > params_index + 1 else failure.cell_index
+        raise ReportError(f"Notebook '{nb_path.name}' failed in cell {index} (0-based, "
+                          f"execution count {failure.exec_count}): {failure.ename}: {first}. See "
+                          f"{result.html_path} or {result.notebook_path}.", notebook=str(nb_path),
+                          cell_index=index)
+    if not result.verdict_path.is_file():
+        raise ReportError(f"Notebook '{nb_path.name}' ran but wrote no {REPORT_FILES['verdict']}; its "
+                          "last cell must write the verdict to verdict_path.", notebook=str(nb_path))
+    try:
+        result.verdict = json.loads(result.verdict_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReportError(f"{result.verdict_path} is not valid JSON ({exc}).", notebook=str(nb_path)) from exc
+    return result
+
+
+def _try_export(result: ReportResult) -> None:
+    if not result.notebook_path.is_file():
+        return
+    try:
+        export_html(result.notebook_path, result.html_path)
+    except Exception as exc:  # noqa: BLE001 - the HTML is a convenience once the notebook exists
+        log.warning("HTML export of %s failed: %s", result.notebook_path, exc)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+def demo_bundle(dest: str | Path | None = None, *, scenario: str = DEMO_SCENARIO, seed: int = 0,
+                overwrite: bool = False) -> Path:
+    """Build a simulator world and write it as a bundle; return the bundle directory.
+
+    Args:
+        dest: where to write it; ``None`` means a new temporary directory.
+        scenario: the simulator scenario (default: the seed incident).
+        seed: the simulator seed.
+        overwrite: replace an existing bundle at ``dest``.
+
+    Raises:
+        ReportError: the simulator is not available or does not know ``scenario``.
+    """
+    try:
+        from .simulate import build_world
+    except ImportError as exc:
+        raise ReportError("The simulator (huledu_forensics.simulate.build_world) is not available in "
+                          "this installation; pass --bundle instead.") from exc
+    path = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="huledu-demo-")) / "bundle"
+    try:
+        world = build_world(scenario, seed=seed)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"Unknown simulator scenario '{scenario}' ({exc}). Run "
+                          "`huledu-forensics scenarios` to list them.") from exc
+    write_world_bundle(world, path, overwrite=overwrite,
+                       origin={"kind": "simulator", "scenario": scenario, "seed": seed})
+    return path
+
+
+def resolve_bundle(bundle: str | Path | None) -> str:
+    """Return ``bundle`` as a path string; ``None`` means the demo bundle (built once, then reused)."""
+    if bundle is not None:
+        return str(bundle)
+    cached = Path(tempfile.gettempdir()) / f"huledu-forensics-demo-{DEMO_SCENARIO}-0-{_simulator_digest()}"
+    try:
+        Bundle.open(cached)
+        return str(cached)
+    except ForensicsError:
+        pass
+    try:
+        demo_bundle(cached, overwrite=cached.exists())
+    except BundleInvalid:  # another process wrote it first
+        Bundle.open(cached)
+    return str(cached)
+
+
+def _simulator_digest() -> str:
+    """A short digest of the kit version and the simulator's source: the demo cache key."""
+    import hashlib
+
+    from ._version import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    root = Path(__file__).parent / "simulate"
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """Parse a notebook's ``since``/``until`` parameter (ISO string or ``None``) to aware UTC."""
+    return parse_utc(_iso(value, "since/until"))
+
+
+def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = False) -> ReportResult:
+    """Build the demo bundle into ``out_dir/bundle`` and run the report for the demo batch into ``out_dir``.
+
+    An earlier demo bundle there is replaced; any other directory in its place is refused.
+    """
+    out = Path(out_dir)
+    dest = out / BUNDLE_DIR
+    overwrite = False
+    if dest.exists():
+        try:
+            overwrite = Bundle.open(dest, verify=False).manifest.get("origin", {}).get("kind") == "simulator"
+        except ForensicsError:
+            overwrite = False
+        if not overwrite:
+            raise BundleInvalid(f"'{dest}' already exists and is not a demo bundle. Pass another --out.",
+                                path=str(dest))
+    demo_bundle(dest, overwrite=overwrite)
+    return run_report(dest, DEMO_BATCH_ID, out, timeout_s=timeout_s, progress=progress)

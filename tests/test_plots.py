@@ -1,0 +1,276 @@
+"""The views drawn from an Investigation: checked as plotly objects and frames, built from hand-made frames."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pandas as pd
+import plotly.io as pio
+import pytest
+
+from huledu_forensics import model, plots
+
+T0 = datetime(2025, 9, 20, 10, 0, tzinfo=timezone.utc)
+BATCH = "b-1111"
+
+
+def _ts(seconds: float) -> pd.Timestamp:
+    return pd.Timestamp(T0 + timedelta(seconds=seconds))
+
+
+def _timeline() -> pd.DataFrame:
+    rows = [
+        (0, "table", "bos", "db:bos_db", "row", None, "batch registered", None, "tables/bos_db/b.parquet#id=1"),
+        (1, "outbox", "bos", "db:bos_db", "outbox_created", None, "outbox row", "topic.a",
+         "tables/bos_db/o.parquet#id=7"),
+        (2, "log", "file", "file_app", "log", "info", "uploaded file", None, "logs/file_app/stdout.log#L10"),
+        (3, "log", "els", "els_worker", "log", "warning", "slow consumer", None, "logs/els_worker/stdout.log#L20"),
+        (4, "log", "els", "els_db", "log", "error", 'invalid input value for enum: "uploaded"', None,
+         "logs/els_db/stdout.log#L5"),
+        (5, "container", "els", "els_worker", "container_started", None, "started", None, "containers.json#els"),
+    ]
+    return pd.DataFrame(
+        [{"ts": _ts(s), "source": src, "service": svc, "lane": lane, "kind": kind, "level": lvl, "label": lab,
+          "topic": topic, "batch_id": BATCH, "correlation_id": None, "essay_id": None, "ref": ref}
+         for s, src, svc, lane, kind, lvl, lab, topic, ref in rows])
+
+
+def _steps() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"step": "registered", "label": "Batch registered", "batch_status": "registered",
+         "trigger_topic": "t.register", "producer": "gateway", "consumer": "bos", "expected_dwell_s": 5.0,
+         "reached": True, "entered_at": _ts(0), "dwell_s": 2.0, "state": "done"},
+        {"step": "content", "label": "Content validation", "batch_status": "awaiting_content_validation",
+         "trigger_topic": "t.ready", "producer": "els", "consumer": "bos", "expected_dwell_s": 60.0,
+         "reached": True, "entered_at": _ts(2), "dwell_s": 3 * 3600 + 120.0, "state": "stuck"},
+        {"step": "ready", "label": "Ready for pipeline", "batch_status": "ready",
+         "trigger_topic": "t.pipe", "producer": "bos", "consumer": "els", "expected_dwell_s": 30.0,
+         "reached": False, "entered_at": pd.NaT, "dwell_s": float("nan"), "state": "pending"},
+    ])
+
+
+def _awaited() -> SimpleNamespace:
+    return SimpleNamespace(step="content", topic="t.ready", producer="els", consumer="bos", produced=True,
+                           produced_at=_ts(3), published=False, published_at=None, consumed=False,
+                           consumed_at=None, waited_s=3 * 3600 + 120.0)
+
+
+def _inv(**over: object) -> SimpleNamespace:
+    progress = SimpleNamespace(
+        flow="GUEST", current_state="awaiting_content_validation", current_step="content", stuck=True,
+        steps=_steps(), awaited=_awaited(), expected_count=3,
+        essays=pd.DataFrame([
+            {"essay_id": "e-aaaaaaaa-1", "current_status": "uploaded", "text_storage_id": "ts-1",
+             "created_at": _ts(1), "updated_at": _ts(2)},
+            {"essay_id": "e-bbbbbbbb-2", "current_status": "ready_for_processing", "text_storage_id": "ts-2",
+             "created_at": _ts(1), "updated_at": _ts(2)},
+        ]),
+        pending=pd.DataFrame([{"text_storage_id": "ts-3", "created_at": _ts(2), "file_upload_id": "fu-3"}]),
+    )
+    logs = pd.DataFrame([
+        {"ts": _ts(4), "container": "els_db", "stream": "stdout", "level": "error", "line_no": 5,
+         "message": 'invalid input value for enum essay_status_enum: "uploaded"'},
+        {"ts": _ts(3), "container": "els_worker", "stream": "stdout", "level": "warning", "line_no": 20,
+         "message": "slow consumer"},
+        {"ts": _ts(2), "container": "file_app", "stream": "stdout", "level": "info", "line_no": 10,
+         "message": "uploaded file"},
+    ])
+    finding = SimpleNamespace(id="enum-drift", severity="critical", title="enum drift", summary="...",
+                              evidence=[SimpleNamespace(part="logs/els_db/stdout.log", key="L5", ts=_ts(4),
+                                                        note="pg error")])
+    inv = SimpleNamespace(timeline=_timeline(), progress=progress, logs=logs, findings=[finding],
+                          bundle=SimpleNamespace(collected_at=T0 + timedelta(hours=4)),
+                          scope=SimpleNamespace(batch_id=BATCH))
+    for k, v in over.items():
+        setattr(inv, k, v)
+    return inv
+
+
+def _annotations(fig) -> str:  # noqa: ANN001
+    return " | ".join(a.text for a in fig.layout.annotations)
+
+
+# -- swimlane -------------------------------------------------------------------------------------
+def test_swimlane_has_one_lane_per_container_and_database_and_axis_titles() -> None:
+    fig = plots.swimlane(_inv())
+    lanes = {y for tr in fig.data for y in tr.y}
+    assert lanes == {"db:bos_db", "file_app", "els_worker", "els_db"}
+    assert fig.layout.xaxis.title.text == "time (UTC)"
+    assert "lane" in fig.layout.yaxis.title.text
+    names = {tr.name for tr in fig.data}
+    assert {"table", "outbox", "log", "container", "errors", "warnings"} <= names
+
+
+def test_swimlane_marks_errors_as_red_x_and_hover_names_the_source_ref() -> None:
+    fig = plots.swimlane(_inv())
+    errors = next(tr for tr in fig.data if tr.name == "errors")
+    assert errors.marker.symbol == "x"
+    assert errors.marker.color.lower() in ("#d50000", "red")
+    assert list(errors.y) == ["els_db"]
+    assert "logs/els_db/stdout.log#L5" in errors.hovertext[0]
+    assert 'enum: "uploaded"' in errors.hovertext[0]
+    outbox = next(tr for tr in fig.data if tr.name == "outbox")
+    assert "tables/bos_db/o.parquet#id=7" in outbox.hovertext[0] and "topic: topic.a" in outbox.hovertext[0]
+    # errors are not also drawn as ordinary log markers
+    assert all("L5" not in h for tr in fig.data if tr.name == "log" for h in tr.hovertext)
+
+
+def test_swimlane_marks_the_stuck_point_and_collection_time() -> None:
+    fig = plots.swimlane(_inv())
+    shapes = {s.name: s for s in fig.layout.shapes}
+    assert set(shapes) == {"stuck point", "collected at"}
+    assert pd.Timestamp(shapes["stuck point"].x0) == _ts(2)
+    assert pd.Timestamp(shapes["collected at"].x0) == pd.Timestamp(T0 + timedelta(hours=4))
+    assert "stuck: Content validation" in _annotations(fig)
+
+
+@pytest.mark.parametrize("timeline", [pd.DataFrame(), None, pd.DataFrame({"ts": [pd.NaT], "lane": ["x"]})])
+def test_swimlane_without_timeline_says_what_is_missing(timeline: object) -> None:
+    fig = plots.swimlane(_inv(timeline=timeline))
+    assert len(fig.data) == 0
+    assert "timeline" in _annotations(fig).lower()
+
+
+def test_swimlane_tolerates_missing_columns_and_progress() -> None:
+    tl = pd.DataFrame({"ts": [_ts(1)], "lane": ["a"]})
+    fig = plots.swimlane(SimpleNamespace(timeline=tl))
+    assert [list(tr.y) for tr in fig.data] == [["a"]]
+    assert "source: (no ref)" in fig.data[0].hovertext[0]
+
+
+# -- state progress -------------------------------------------------------------------------------
+def test_state_progress_shows_expected_path_reached_and_stuck() -> None:
+    fig = plots.state_progress(_inv())
+    names = [tr.name for tr in fig.data]
+    assert names[0] == "expected dwell"
+    assert {"done", "stuck", "pending", "stuck here"} <= set(names)
+    assert list(fig.layout.yaxis.categoryarray) == [
+        "3. Ready for pipeline", "2. Content validation", "1. Batch registered"]
+    stuck_marker = next(tr for tr in fig.data if tr.name == "stuck here")
+    assert stuck_marker.marker.symbol == "x" and list(stuck_marker.y) == ["2. Content validation"]
+    pending = next(tr for tr in fig.data if tr.name == "pending")
+    assert list(pending.text) == ["not reached"]
+    assert "GUEST" in fig.layout.title.text and "awaiting_content_validation" in fig.layout.title.text
+    assert "dwell" in fig.layout.xaxis.title.text
+
+
+def test_state_progress_annotates_awaited_event_checks_and_wait() -> None:
+    text = _annotations(plots.state_progress(_inv()))
+    assert "awaiting t.ready" in text
+    assert "produced ✓" in text and "published ✗" in text and "consumed ✗" in text
+    assert "waited 3h02m" in text
+
+
+def test_state_progress_without_steps_says_batch_unknown() -> None:
+    fig = plots.state_progress(_inv(progress=None))
+    assert len(fig.data) == 0
+    assert "batch row was not found" in _annotations(fig)
+
+
+# -- essay slots ----------------------------------------------------------------------------------
+def test_essay_slots_per_essay_status_pending_and_expected_count() -> None:
+    fig = plots.essay_slots(_inv())
+    names = {tr.name for tr in fig.data}
+    assert names == {"essay: uploaded", "essay: ready_for_processing", "pending content"}
+    assert "expected 3" in fig.layout.title.text and "holds 2 essay row" in fig.layout.title.text
+    uploaded = next(tr for tr in fig.data if tr.name == "essay: uploaded")
+    assert "e-aaaaaaaa-1" in uploaded.hovertext[0] and "source:" in uploaded.hovertext[0]
+    pending = next(tr for tr in fig.data if tr.name == "pending content")
+    assert "fu-3" in pending.hovertext[0]
+    assert "expected 3 · in ELS 2 · pending 1" in _annotations(fig)
+
+
+def test_essay_slots_reads_expected_count_from_the_batch_tracker_row() -> None:
+    db, name = next(k for k, t in model.TABLES.items()
+                    if "batch" in t.id_columns.values() and "expected_essay_ids" in t.json_columns)
+    batch_col = next(c for c, kind in model.TABLES[(db, name)].id_columns.items() if kind == "batch")
+    frame = pd.DataFrame({batch_col: ["other", BATCH], "expected_count": [9, 4]})
+
+    class FakeBundle:
+        collected_at = T0
+
+        def table(self, d: str, t: str) -> pd.DataFrame | None:
+            return frame if (d, t) == (db, name) else None
+
+    inv = _inv(bundle=FakeBundle())
+    del inv.progress.expected_count
+    assert "expected 4" in plots.essay_slots(inv).layout.title.text
+
+
+def test_essay_slots_without_essays_says_so() -> None:
+    inv = _inv()
+    inv.progress.essays = pd.DataFrame()
+    inv.progress.pending = pd.DataFrame()
+    fig = plots.essay_slots(inv)
+    assert len(fig.data) == 0
+    assert "No essay rows" in _annotations(fig) and "expects 3" in _annotations(fig)
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def test_awaited_checks_lists_each_trigger_check() -> None:
+    df = plots.awaited_checks(_inv())
+    assert list(df["check"]) == ["produced", "published", "consumed", "waited"]
+    assert list(df["ok"][:3]) == [True, False, False]
+    assert "3h02m" in df["detail"].iloc[3]
+
+
+def test_awaited_checks_when_nothing_is_awaited() -> None:
+    inv = _inv()
+    inv.progress.awaited = None
+    inv.progress.stuck = False
+    df = plots.awaited_checks(inv)
+    assert len(df) == 1 and "not waiting" in df["detail"].iloc[0]
+
+
+def test_evidence_log_lines_follow_the_findings_refs() -> None:
+    df = plots.evidence_log_lines(_inv())
+    assert list(df["finding"]) == ["enum-drift"]
+    assert df["ref"].iloc[0] == "logs/els_db/stdout.log#L5"
+    assert "essay_status_enum" in df["message"].iloc[0]
+
+
+def test_evidence_log_lines_fall_back_to_error_and_warning_lines() -> None:
+    df = plots.evidence_log_lines(_inv(findings=[]))
+    assert list(df["level"]) == ["warning", "error"]  # sorted by time, info left out
+    assert plots.evidence_log_lines(_inv(logs=pd.DataFrame())).empty
+
+
+# -- renderer -------------------------------------------------------------------------------------
+def test_setup_notebook_selects_mimetype_and_offline_inline_html() -> None:
+    before = pio.renderers.default
+    try:
+        assert plots.setup_notebook() == "plotly_mimetype+huledu_offline"
+        bundle = pio.renderers._build_mime_bundle(plots.swimlane(_inv()).to_dict())
+        assert "application/vnd.plotly.v1+json" in bundle
+        html = bundle["text/html"]
+        assert "Plotly.newPlot" in html
+        assert "<script src=" not in html  # no MathJax or plotly.js from a CDN per figure
+    finally:
+        pio.renderers.default = before
+
+
+def test_evidence_log_lines_read_cited_lines_missing_from_scoped_logs_from_the_bundle() -> None:
+    lines = ["2025-09-20T10:00:01.000000000Z plain startup line",
+             '2025-09-20T10:00:04.000000000Z 2025-09-20 10:00:04.000 UTC [77] ERROR:  invalid input value '
+             'for enum essay_status_enum: "uploaded"']
+
+    class FakeBundle:
+        collected_at = T0
+
+        def iter_log_lines(self, container: str, stream: str):  # noqa: ANN201
+            assert (container, stream) == ("els_db", "combined")
+            yield from lines
+
+    finding = SimpleNamespace(id="db.enum", evidence=[SimpleNamespace(part="logs/els_db/combined.log", key="L2")])
+    df = plots.evidence_log_lines(_inv(findings=[finding], bundle=FakeBundle()))
+    assert list(df["ref"]) == ["logs/els_db/combined.log#L2"]
+    assert 'essay_status_enum: "uploaded"' in df["message"].iloc[0]
+
+
+def test_state_progress_measures_an_open_stuck_step_to_collection_time() -> None:
+    inv = _inv()
+    inv.progress.steps.loc[1, "dwell_s"] = float("nan")  # still in the step: no dwell recorded
+    stuck = next(tr for tr in plots.state_progress(inv).data if tr.name == "stuck")
+    assert stuck.x[0] == pytest.approx(4 * 3600 - 2)  # entered at +2 s, collected at +4 h
+    assert stuck.text[0] == "3h59m"

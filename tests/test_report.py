@@ -1,0 +1,216 @@
+"""The report runner: papermill execution, parameters, failures, exit codes, and an offline HTML report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from huledu_forensics import report
+from huledu_forensics.bundle import Bundle, write_world_bundle
+from huledu_forensics.errors import BundleNotFound, ConfigError, ReportError, ScopeError
+from huledu_forensics.world import load_world_dir
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+CORPUS = Path("/work/shared/corpus")
+SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed-variant-a corpus world as a bundle."""
+    path = tmp_path_factory.mktemp("bundles") / "seed"
+    write_world_bundle(load_world_dir(CORPUS / "seed-variant-a"), path)
+    return path
+
+
+def _has_investigate() -> bool:
+    try:
+        from huledu_forensics import investigate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_investigate = pytest.mark.skipif(not _has_investigate(),
+                                       reason="huledu_forensics.investigate is not implemented yet")
+
+
+def open_offline(html: Path) -> dict[str, object]:
+    """Open ``html`` from file:// in Chromium with every non-file request blocked and recorded.
+
+    Returns the drawn ``.main-svg`` count of each ``.plotly-graph-div``, the blocked requests and the
+    console errors.
+    """
+    if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but /usr/bin/chromium is missing: apt-get install -y chromium")
+        pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)")
+    if os.environ.get("CI", "").lower() == "true":
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+
+            def route(r: object) -> None:
+                url = r.request.url  # type: ignore[attr-defined]
+                if url.startswith("file://"):
+                    r.continue_()  # type: ignore[attr-defined]
+                else:
+                    requests.append(url)
+                    r.abort()  # type: ignore[attr-defined]
+
+            page.route("**/*", route)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.plotly-graph-div')]"
+                ".every(d => d.querySelector('.main-svg'))", timeout=20000)
+            drawn = page.eval_on_selector_all(
+                ".plotly-graph-div", "els => els.map(e => e.querySelectorAll('.main-svg').length)")
+        finally:
+            browser.close()
+    return {"drawn": drawn, "requests": requests, "errors": errors}
+
+
+# -- contract -------------------------------------------------------------------------------------
+def test_report_files_contract_is_defined_once() -> None:
+    assert report.REPORT_FILES == {"verdict": "verdict.json", "notebook": "report.ipynb",
+                                   "html": "report.html"}
+    assert report.BUNDLE_DIR == "bundle"
+    assert report.notebook_parameters("batch_investigation") == list(report.NOTEBOOK_PARAMETERS)
+
+
+@pytest.mark.parametrize("verdict, code", [
+    ({"healthy": True, "findings": [], "completeness": {"complete": True}}, 0),
+    ({"healthy": True, "findings": [{"severity": "info"}]}, 0),
+    ({"healthy": True, "findings": [{"severity": "warning"}]}, 1),
+    ({"healthy": False, "status": "stuck", "findings": []}, 1),
+    ({"healthy": False, "completeness": {"sources": [{"name": "x", "completeness": "partial"}]}}, 2),
+    ({"healthy": True, "completeness": {"complete": False}}, 2),
+    ({"healthy": True, "completeness": {"logs:els": "missing"}}, 2),
+])
+def test_exit_code_for_verdict(verdict: dict, code: int) -> None:
+    assert report.exit_code_for_verdict(verdict) == code
+
+
+# -- runner ---------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_run_report_executes_with_parameters_and_writes_all_files(seed_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = report.run_report(seed_bundle, f" {SEED_BATCH} ", out,
+                            notebook=FIXTURES / "two_figures_healthy_verdict.ipynb",
+                            since="2025-09-20T10:00:00+02:00")
+    assert {p.name for p in out.iterdir()} == set(report.REPORT_FILES.values())
+    assert res.verdict["batch_id"] == SEED_BATCH and res.exit_code == 0
+    assert json.loads((out / "verdict.json").read_text()) == res.verdict
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'id = "{SEED_BATCH}"' in injected.source
+    assert 'since = "2025-09-20T08:00:00+00:00"' in injected.source and "until = None" in injected.source
+    assert str(seed_bundle.resolve()) in injected.source
+    assert "password" not in injected.source.lower()
+    html = (out / "report.html").read_text()
+    assert html.count('class="plotly-graph-div"') == 2
+    assert not re.findall(r'<script[^>]+src="https?://', html), "the HTML loads a script from the network"
+    assert "cdnjs.cloudflare.com/ajax/libs/require.js" not in html
+
+
+@pytest.mark.slow
+def test_failing_cell_still_writes_notebook_and_html_then_names_cell(seed_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "verdict.json").write_text('{"healthy": true}')  # stale verdict from an earlier run
+    with pytest.raises(ReportError) as err:
+        report.run_report(seed_bundle, SEED_BATCH, out, notebook=FIXTURES / "fails_in_cell_3.ipynb")
+    msg = str(err.value)
+    assert "fails_in_cell_3.ipynb" in msg and "RuntimeError: boom in the fixture" in msg
+    assert err.value.cell_index == 3 and "cell 3" in msg  # index in the source notebook
+    assert "\n" not in msg
+    source = nbformat.read(FIXTURES / "fails_in_cell_3.ipynb", as_version=4)
+    assert "boom" in source.cells[err.value.cell_index].source
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    failed = [c for c in nb.cells if c.cell_type == "code" and any(o.get("ename") for o in c.outputs)]
+    assert [c.outputs[0]["ename"] for c in failed] == ["RuntimeError"]
+    assert "boom in the fixture" in (out / "report.html").read_text()
+    assert not (out / "verdict.json").exists()
+
+
+@pytest.mark.slow
+def test_forensics_error_in_notebook_is_raised_as_itself(seed_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ScopeError, match="No evidence mentions id 'nope'"):
+        report.run_report(seed_bundle, "nope", tmp_path, notebook=FIXTURES / "raises_scope_error.ipynb")
+    assert (tmp_path / "report.html").exists()
+
+
+def test_unknown_parameters_are_refused_before_execution(seed_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="since, until, verdict_path"):
+        report.run_report(seed_bundle, SEED_BATCH, tmp_path,
+                          notebook=FIXTURES / "declares_only_bundle_and_id.ipynb")
+    assert not (tmp_path / "report.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_notebook_that_writes_no_verdict_is_an_error(seed_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="wrote no verdict.json"):
+        report.run_report(seed_bundle, SEED_BATCH, tmp_path, notebook=FIXTURES / "no_verdict_written.ipynb")
+
+
+def test_bad_inputs_fail_fast_with_one_line(seed_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleNotFound, match="No bundle at"):
+        report.run_report(tmp_path / "missing", SEED_BATCH, tmp_path / "out")
+    with pytest.raises(ConfigError, match="not a timestamp"):
+        report.run_report(seed_bundle, SEED_BATCH, tmp_path / "out", since="yesterday-ish")
+    with pytest.raises(ConfigError, match="No id"):
+        report.run_report(seed_bundle, "  ", tmp_path / "out")
+    with pytest.raises(ReportError, match="No packaged notebook named 'nope'"):
+        report.run_report(seed_bundle, SEED_BATCH, tmp_path / "out", notebook="nope")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# -- offline HTML in a real browser ---------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.slow
+def test_html_report_draws_every_figure_offline(seed_bundle: Path, tmp_path: Path) -> None:
+    res = report.run_report(seed_bundle, SEED_BATCH, tmp_path,
+                            notebook=FIXTURES / "two_figures_healthy_verdict.ipynb")
+    seen = open_offline(res.html_path)
+    assert len(seen["drawn"]) == 2 and all(n > 0 for n in seen["drawn"])
+    assert seen["requests"] == []
+    assert seen["errors"] == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_investigate
+def test_batch_investigation_report_on_seed_incident(seed_bundle: Path, tmp_path: Path) -> None:
+    res = report.run_report(seed_bundle, SEED_BATCH, tmp_path)
+    assert res.verdict["batch_id"] == SEED_BATCH
+    assert res.verdict["healthy"] is False and res.exit_code in (1, 2)
+    assert Bundle.open(res.bundle_path).path == seed_bundle
+    seen = open_offline(res.html_path)
+    assert len(seen["drawn"]) >= 3 and all(n > 0 for n in seen["drawn"])
+    assert seen["requests"] == [] and seen["errors"] == []
+
+
+def test_resolve_bundle_builds_the_demo_bundle_once_and_reuses_it(seed_bundle: Path) -> None:
+    assert report.resolve_bundle(seed_bundle) == str(seed_bundle)
+    first = report.resolve_bundle(None)
+    bundle = Bundle.open(first)
+    assert bundle.manifest["origin"]["scenario"] == report.DEMO_SCENARIO
+    assert report.resolve_bundle(None) == first
+    assert report.as_utc("2025-11-20T19:00:00+01:00").isoformat() == "2025-11-20T18:00:00+00:00"
+    assert report.as_utc(None) is None
