@@ -1,0 +1,489 @@
+"""Live collection: from one id to an evidence bundle, reading a HuleEdu stack through a profile.
+
+:func:`snapshot` discovers the scope against the live databases (every model table is queried for rows
+whose id columns or JSON id paths match the ids known so far, with the ids pushed down as bound
+parameters; new ids found in those rows are followed until nothing new appears), then reads the logs of
+the model's service containers (only lines that mention a scope id) and of the database containers
+(every line in the window: PostgreSQL's own lines carry no ids, yet they hold errors such as
+``invalid input value for enum``), the container states, and writes it all to a bundle atomically.
+
+Once the scope has reached a batch, a row or log line about *another* batch is never followed (a
+shared correlation id cannot pull a second batch in), matching :func:`huledu_forensics.scope.discover`.
+
+Parts that cannot be read (a database down, no Docker engine) become gaps in the bundle with the
+reason; they never abort the collection.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import model
+from ._time import parse_utc, utcnow
+from .bundle import Bundle, BundleWriter, SourceReport
+from .errors import ConfigError, ScopeError, SourceUnavailable
+from .profiles import Profile
+from .scope import ID_KINDS, normalise_id, row_ids
+from .sources.base import LogLine, LogSource, StateSource, Window
+from .sources.postgres import PostgresSource, filter_key
+
+__all__ = ["MAX_ROUNDS", "log_sources_for", "snapshot"]
+
+MAX_ROUNDS = 6
+_LOG_CHUNK = 2000
+# Which known-id kinds a model column kind is searched with.
+_COLUMN_SEARCH = {"batch_correlation": ("batch", "correlation"),
+                  "aggregate": ("batch", "file_upload", "essay"),
+                  **{k: (k,) for k in ID_KINDS}}
+# Ids in structured log lines: JSON keys (top level or inside "extra") → kind.
+_LOG_ID_RE = re.compile(
+    r'"(batch_id|correlation_id|essay_id|text_storage_id|file_upload_id|entity_id)"\s*:\s*"([^"]{6,80})"')
+_LOG_KEY_KIND = {"batch_id": "batch", "entity_id": "batch", "correlation_id": "correlation",
+                 "essay_id": "essay", "text_storage_id": "text_storage", "file_upload_id": "file_upload"}
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[snapshot] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _ScopeState:
+    """Ids known so far and the rows matched so far."""
+
+    requested: str
+    ids: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in ID_KINDS})
+    batch: str | None = None
+    other_batches: set[str] = field(default_factory=set)
+    frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
+    asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+
+    def values_for(self, kinds: Iterable[str]) -> set[str]:
+        out = {self.requested}
+        for k in kinds:
+            out |= self.ids.get(k, set())
+        return out
+
+    def all_ids(self) -> set[str]:
+        return {self.requested}.union(*self.ids.values())
+
+    def accept(self, pairs: list[tuple[str, str]]) -> bool:
+        """Whether an item with these ids belongs to the scope (not about another batch)."""
+        batches = {v for k, v in pairs if k == "batch"}
+        if self.batch is not None and batches and self.batch not in batches:
+            self.other_batches |= batches - {self.batch}
+            return False
+        return True
+
+    def add(self, pairs: list[tuple[str, str]]) -> int:
+        """Add the ids of an accepted item; return how many were new."""
+        new = 0
+        if self.batch is None:
+            batches = sorted({v for k, v in pairs if k == "batch"})
+            if self.requested in batches:
+                self.batch = self.requested
+            elif batches:
+                self.batch = batches[0]
+                self.other_batches |= set(batches[1:])
+        for k, v in pairs:
+            if k not in self.ids:
+                continue
+            if k == "batch" and self.batch is not None and v != self.batch:
+                self.other_batches.add(v)
+                continue
+            if v not in self.ids[k]:
+                self.ids[k].add(v)
+                new += 1
+        return new
+
+    def scope_json(self) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in self.ids.items() if v}
+
+
+def _filters(spec: model.Table, state: _ScopeState) -> dict[str, set[str]]:
+    filters: dict[str, set[str]] = {}
+    for col, kind in spec.id_columns.items():
+        kinds = _COLUMN_SEARCH.get(kind)
+        if kinds:
+            filters[col] = state.values_for(kinds)
+    for col, path, kind in spec.json_id_paths:
+        if kind == "essay_list":
+            filters[filter_key(col, path, array=True)] = state.values_for(("essay",))
+        elif kind in ID_KINDS:
+            filters[filter_key(col, path)] = state.values_for((kind,))
+    return filters
+
+
+def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
+              state: _ScopeState, progress: _Progress, round_no: int) -> int:
+    """Query every model table of every reachable database once; return the number of new ids."""
+    new = 0
+    lost: list[str] = []
+    for db, src in sources.items():
+        try:
+            new += _db_round_one(db, src, reports[db], state, progress, round_no)
+        except SourceUnavailable as exc:  # the database went away mid-collection
+            reports[db].warn(f"collection stopped in round {round_no}: {exc}")
+            progress(f"round {round_no}: {db}: lost ({exc})")
+            lost.append(db)
+    for db in lost:
+        sources.pop(db).close()
+    return new
+
+
+def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _ScopeState,
+                  progress: _Progress, round_no: int) -> int:
+    """Query every model table of one database; keep rows in scope; return the number of new ids."""
+    new = 0
+    present = set(src.tables())
+    counts = []
+    for (tdb, tname), spec in model.TABLES.items():
+        if tdb != db or tname not in present:
+            continue
+        filters = _filters(spec, state)
+        if state.asked.get((db, tname)) == filters:
+            counts.append(f"{tname} =")
+            continue  # no new id of a kind this table is searched by
+        state.asked[(db, tname)] = filters
+        frame = src.rows(tname, filters)
+        if not frame.empty:
+            keep = []
+            for row in frame.to_dict("records"):
+                pairs = list(row_ids(db, tname, row))
+                ok = state.accept(pairs)
+                keep.append(ok)
+                if ok:
+                    new += state.add(pairs)
+            frame = frame[pd.Series(keep, index=frame.index)]
+        state.frames.setdefault((db, tname), []).append(frame)
+        counts.append(f"{tname} {len(frame)}")
+    for w in src.take_warnings():
+        if w not in report.warnings:
+            report.warn(w)
+    progress(f"round {round_no}: {db}: " + (", ".join(counts) or "no model tables"))
+    return new
+
+
+def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f.columns)]
+    if not frames:
+        return pd.DataFrame()
+    nonempty = [f for f in frames if not f.empty]
+    if not nonempty:
+        return frames[-1]
+    df = pd.concat(nonempty, ignore_index=True) if len(nonempty) > 1 else nonempty[0].copy()
+    spec = model.TABLES.get((db, table))
+    key = [c for c in (spec.key if spec else ()) if c in df.columns]
+    df = df.drop_duplicates(subset=key or None, keep="last")
+    if spec is not None and spec.time_column in df.columns:
+        df = df.sort_values(spec.time_column, kind="stable", na_position="last")
+    return df.reset_index(drop=True)
+
+
+def _log_ids(text: str) -> list[tuple[str, str]]:
+    out = []
+    for key, value in _LOG_ID_RE.findall(text):
+        v = normalise_id(value)
+        if v:
+            out.append((_LOG_KEY_KIND[key], v))
+    return out
+
+
+def _prefilter(ids: set[str]) -> Callable[[str], bool]:
+    """A fast "does this line mention any id" test (``logs.make_id_prefilter`` when available)."""
+    try:
+        from .logs import make_id_prefilter  # type: ignore[attr-defined]
+
+        pred = make_id_prefilter(sorted(ids))
+        if callable(pred):
+            return pred  # type: ignore[no-any-return]
+    except (ImportError, TypeError, ValueError):
+        pass
+    needles = sorted(ids)
+    return lambda line: any(n in line.lower() for n in needles)
+
+
+def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, str]]]:
+    """Build the profile's log sources (files, Docker, Loki); return them and ``(name, why)`` failures."""
+    sources: list[LogSource] = []
+    failed: list[tuple[str, str]] = []
+    if profile.logs_dir:
+        try:
+            from .sources.files import FilesSource
+
+            sources.append(FilesSource(profile.logs_dir))
+        except ImportError:
+            failed.append(("files", "the files log source is not available in this install"))
+        except SourceUnavailable as exc:
+            failed.append(("files", str(exc)))
+    if profile.docker_url:
+        try:
+            from .sources.docker import DockerSource
+
+            sources.append(DockerSource(profile.docker_url))
+        except ImportError:
+            failed.append(("docker", "the Docker log source is not available in this install"))
+    if profile.loki_url:
+        try:
+            from .sources.loki import LokiSource  # type: ignore[import-not-found]
+
+            sources.append(LokiSource(profile.loki_url))
+        except ImportError:
+            failed.append(("loki", "the Loki log source is not available in this install"))
+        except (SourceUnavailable, ConfigError) as exc:
+            failed.append(("loki", str(exc)))
+    return sources, failed
+
+
+def _containers_of(src: LogSource) -> set[str] | None:
+    try:
+        return set(src.containers())
+    except SourceUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - a source that cannot list is asked container by container
+        return None
+
+
+def _lines(src: LogSource, container: str, window: Window,
+           contains: set[str] | None) -> Iterator[LogLine]:
+    return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
+
+
+def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],
+                 rep: SourceReport) -> int:
+    n = 0
+    buf: dict[str, list[str]] = {}
+    for line in lines:
+        buf.setdefault(line.stream, []).append(line.text)
+        if len(buf[line.stream]) >= _LOG_CHUNK:
+            n += writer.add_log_lines(container, line.stream, buf.pop(line.stream), source=rep)
+    for stream, texts in buf.items():
+        n += writer.add_log_lines(container, stream, texts, source=rep)
+    return n
+
+
+def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | str | None = None,
+             until: datetime | str | None = None, progress: bool = True, overwrite: bool = False,
+             log_sources: list[LogSource] | None = None, state_source: StateSource | None = None,
+             max_rounds: int = MAX_ROUNDS) -> Bundle:
+    """Collect the evidence about ``id`` from the stack ``profile`` points at, into bundle ``out``.
+
+    Args:
+        profile: where the databases, Docker engine, Loki and log files are.
+        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        out: the bundle directory to create.
+        since: start of the log window (aware UTC datetime or ISO text); ``None``: open.
+        until: end of the log window; ``None``: open.
+        progress: print short progress lines to stderr.
+        overwrite: replace an existing bundle at ``out``.
+        log_sources: log sources to read instead of the profile's (files, Docker, Loki).
+        state_source: where container states come from instead of the profile's Docker engine.
+        max_rounds: cap on scope-discovery rounds against the databases.
+
+    Returns:
+        The written bundle (scope mode ``scoped``).
+
+    Raises:
+        ScopeError: the id is empty, or no row and no service log line mentions it.
+        ConfigError: the window is inverted or unparseable.
+    """
+    say = _Progress(progress)
+    requested = normalise_id(id)
+    if not requested:
+        raise ScopeError("An empty id was given. Pass a batch id, correlation id, essay id, text storage "
+                         "id or file upload id.", id=str(id))
+    t_since, t_until = _parse_time(since, "since"), _parse_time(until, "until")
+    if t_since and t_until and t_until < t_since:
+        raise ConfigError(f"The window ends ({t_until.isoformat()}) before it starts "
+                          f"({t_since.isoformat()}). Swap --since and --until.")
+    window = Window(t_since, t_until)
+    state = _ScopeState(requested)
+    with BundleWriter(out, overwrite=overwrite) as writer:
+        # -- databases -----------------------------------------------------------------------------
+        sources: dict[str, PostgresSource] = {}
+        reports: dict[str, SourceReport] = {}
+        for db, target in profile.databases.items():
+            rep = writer.source(f"postgres:{db}", "postgres")
+            reports[db] = rep
+            try:
+                src = PostgresSource(f"postgres:{db}", db, target.url())
+                tables = set(src.tables())
+            except (SourceUnavailable, ConfigError) as exc:
+                writer.gap(f"tables/{db}", str(exc), source=rep)
+                rep.completeness = "missing"
+                say(f"{db}: unreachable ({target.masked_dsn()})")
+                continue
+            sources[db] = src
+            missing = [t for t in model.DATABASES[db].tables if t not in tables] if db in model.DATABASES \
+                else []
+            for t in missing:
+                writer.gap(f"tables/{db}/{t}", "the table does not exist in this database", source=rep)
+            say(f"{db}: connected, {len(tables)} tables")
+        rounds = _discover(sources, reports, state, say, max_rounds, start=1)
+
+        # -- logs ------------------------------------------------------------------------------------
+        if log_sources is None:
+            log_sources, failed = log_sources_for(profile)
+            for name, why in failed:
+                rep = writer.source(f"{name}:logs", name)
+                writer.gap(f"logs ({name})", why, source=rep)
+                rep.completeness = "missing"
+        listed: list[tuple[LogSource, set[str] | None]] = []
+        for ls in log_sources:
+            try:
+                listed.append((ls, _containers_of(ls)))
+            except SourceUnavailable as exc:
+                rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
+                writer.gap(f"logs ({ls.name})", str(exc), source=rep)
+                rep.completeness = "missing"
+                say(f"logs: {ls.name} unreachable")
+
+        def pick(container: str) -> LogSource | None:
+            for ls, names in listed:
+                if names is None or container in names:
+                    return ls
+            return None
+
+        usable = [ls for ls, _ in listed]
+        log_gaps: set[str] = set()
+
+        service_containers = [c for c in profile.service_containers()]
+        db_containers = [c for c in profile.db_containers() if c not in service_containers]
+        kept: dict[str, list[LogLine]] = {}
+        kept_src: dict[str, LogSource] = {}
+
+        def scan_services() -> int:
+            ids = state.all_ids()
+            pred = _prefilter(ids)
+            found = 0
+            for c in service_containers:
+                ls = pick(c)
+                if ls is None:
+                    continue
+                try:
+                    lines = [ln for ln in _lines(ls, c, window, ids) if pred(ln.text)]
+                except SourceUnavailable as exc:
+                    kept.pop(c, None)
+                    rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
+                    if c not in log_gaps:
+                        log_gaps.add(c)
+                        writer.gap(f"logs/{c}", str(exc), source=rep)
+                    continue
+                accepted = []
+                for ln in lines:
+                    pairs = _log_ids(ln.text)
+                    if state.accept(pairs):
+                        accepted.append(ln)
+                        found += state.add(pairs)
+                kept[c], kept_src[c] = accepted, ls
+                say(f"logs: {c}: {len(accepted)} line(s) mention the scope")
+            return found
+
+        if usable and scan_services():
+            # ids only the logs hold (the pipeline-request correlation id): one more DB round, then
+            # rescan the service logs with the grown scope
+            _discover(sources, reports, state, say, 1, start=rounds + 1)
+            scan_services()
+        n_service_lines = 0
+        for c, lines in kept.items():
+            rep = writer.source(f"{kept_src[c].kind}:logs:{c}", kept_src[c].kind)
+            n_service_lines += _write_lines(writer, c, lines, rep)
+            if not lines:
+                rep.warn(f"no line of {c} in the window mentions a scope id", partial=False)
+        for c in db_containers:
+            ls = pick(c)
+            if ls is None:
+                continue
+            rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
+            try:
+                n = _write_lines(writer, c, _lines(ls, c, window, None), rep)
+            except SourceUnavailable as exc:
+                writer.gap(f"logs/{c}", str(exc), source=rep)
+                continue
+            say(f"logs: {c}: {n} line(s) in the window")
+        for ls in usable:
+            for w in getattr(ls, "warnings", []) or []:
+                writer.source(f"{ls.kind}:logs", ls.kind).warn(str(w))
+
+        # -- tables and enums ---------------------------------------------------------------------
+        n_rows = 0
+        for (db, tname), frames in state.frames.items():
+            df = _merge(db, tname, frames)
+            n_rows += len(df)
+            writer.add_table(db, tname, df, source=reports[db])
+        for db, src in sources.items():
+            try:
+                writer.add_enums(db, src.enums(), source=reports[db])
+            except SourceUnavailable as exc:
+                writer.gap(f"enums/{db}", str(exc), source=reports[db])
+            src.close()
+
+        # -- container states -----------------------------------------------------------------------
+        if state_source is None and profile.docker_url:
+            for ls in log_sources:
+                if hasattr(ls, "container_state"):
+                    state_source = ls  # type: ignore[assignment]
+                    break
+        crep = writer.source("containers", "docker")
+        if state_source is None:
+            writer.gap("containers.json", "no Docker engine in the profile, so no container states",
+                       source=crep)
+            crep.completeness = "missing"
+        else:
+            try:
+                for c in [*service_containers, *db_containers]:
+                    writer.add_container(state_source.container_state(c), source=crep)
+                say(f"containers: {len(service_containers) + len(db_containers)} state(s)")
+            except SourceUnavailable as exc:
+                writer.gap("containers.json", str(exc), source=crep)
+                crep.completeness = "missing"
+
+        if n_rows == 0 and n_service_lines == 0:
+            down = [db for db, r in reports.items() if r.completeness == "missing"]
+            extra = f" (could not read: {', '.join(down)})" if down else ""
+            raise ScopeError(f"No row or log line mentions '{id}' in profile '{profile.name}'{extra}. "
+                             "Check the id, the profile, and the time window.", id=str(id))
+        say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
+            f"{sum(len(v) for v in state.ids.values())} id(s)")
+        return writer.finish(
+            scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
+                   "batch_id": state.batch, "other_batches": sorted(state.other_batches)},
+            window=(t_since, t_until), collected_at=utcnow(),
+            origin={"kind": "live", "profile": profile.describe()})
+
+
+def _discover(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
+              state: _ScopeState, say: _Progress, max_rounds: int, *, start: int) -> int:
+    """Run database rounds until no new id appears or ``max_rounds``; return the rounds run."""
+    if not sources:
+        return 0
+    n = 0
+    for n in range(start, start + max_rounds):
+        new = _db_round(sources, reports, state, say, n)
+        if not new:
+            return n - start + 1
+    say(f"scope discovery stopped after {max_rounds} rounds with ids still appearing")
+    for rep in reports.values():
+        if rep.completeness != "missing":
+            rep.warn(f"scope discovery stopped after {max_rounds} rounds; the scope may be incomplete")
+    return max_rounds
+
+
+def _parse_time(value: datetime | str | None, what: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    t = parse_utc(value)
+    if t is None:
+        raise ConfigError(f"--{what} {value!r} is not a time. Write ISO 8601, e.g. 2025-11-20T18:40:00Z.")
+    return t

@@ -1,0 +1,330 @@
+"""Read-only, scoped queries against one HuleEdu PostgreSQL database.
+
+:class:`PostgresSource` implements :class:`~huledu_forensics.sources.base.TableSource` with SQLAlchemy 2
+and psycopg 3. Every session is a ``READ ONLY`` transaction (the connection also starts with
+``default_transaction_read_only=on``) with ``statement_timeout`` and ``lock_timeout`` set; every value
+is a bound parameter; identifiers come only from the model or from ``information_schema`` and are
+quoted. The schema is introspected first, so a table or column that does not exist (Alembic-built and
+``create_all``-built databases differ) becomes a warning in :attr:`PostgresSource.warnings`, never a
+failed query. psycopg and SQLAlchemy errors are translated once, here, into
+:class:`~huledu_forensics.errors.SourceUnavailable` with a one-line message that never holds the
+password.
+
+Filters passed to :meth:`PostgresSource.rows` map a column name, or a JSON path written like
+``event_data->data->>entity_id``, to ids. A key ending in ``[]`` (``expected_essay_ids[]`` or
+``event_data->data->essay_ids[]``) matches rows whose JSON array at that path contains any of the ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
+
+from .. import model
+from .._time import to_utc_series
+from ..errors import ConfigError, SourceUnavailable
+from ..world import coerce_table
+
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT_MS",
+    "DEFAULT_ROW_LIMIT",
+    "DEFAULT_STATEMENT_TIMEOUT_MS",
+    "PostgresSource",
+    "filter_key",
+    "mask_url",
+]
+
+DEFAULT_STATEMENT_TIMEOUT_MS = 15_000
+DEFAULT_LOCK_TIMEOUT_MS = 2_000
+DEFAULT_CONNECT_TIMEOUT_S = 5
+DEFAULT_ROW_LIMIT = 50_000
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TEXT_TYPES = {"json", "jsonb", "uuid", "USER-DEFINED", "ARRAY", "inet", "interval", "xml", "bytea"}
+_INT_TYPES = {"smallint", "integer", "bigint"}
+_TS_TYPES = {"timestamp without time zone", "timestamp with time zone"}
+
+
+def filter_key(column: str, path: tuple[str, ...] = (), *, array: bool = False) -> str:
+    """Return the filter key for ``column`` and a JSON ``path`` (``col->a->>b``; ``[]`` for arrays)."""
+    if not path:
+        return f"{column}[]" if array else column
+    if array:
+        return column + "".join(f"->{p}" for p in path) + "[]"
+    return column + "".join(f"->{p}" for p in path[:-1]) + f"->>{path[-1]}"
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a database URL with its password replaced by ``***``."""
+    try:
+        u = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return u.render_as_string(hide_password=True)
+
+
+def _quote(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def _literal_key(key: str) -> str:
+    if not _IDENT_RE.match(key):
+        raise ValueError(f"JSON path element {key!r} is not a plain name")
+    return "'" + key + "'"
+
+
+class PostgresSource:
+    """One HuleEdu database, read only.
+
+    Args:
+        name: the source's name in bundle reports (``postgres:<database>``).
+        database: the model database name (``huleedu_essay_lifecycle`` ...).
+        url: SQLAlchemy URL for psycopg 3 (``postgresql+psycopg://user@host:port/db``).
+        password: the password, when it is not in ``url`` (read from the env var the profile names).
+        statement_timeout_ms: per-statement timeout set in every session.
+        lock_timeout_ms: lock-wait timeout set in every session.
+        connect_timeout_s: TCP/connect timeout.
+        row_limit: at most this many rows per table query; more marks the result as cut.
+
+    Example::
+
+        src = PostgresSource("postgres:huleedu_essay_lifecycle", "huleedu_essay_lifecycle",
+                             "postgresql+psycopg://huleedu_user@127.0.0.1:5433/huleedu_essay_lifecycle")
+        frame = src.rows("essay_states", {"batch_id": ["278f7fd9-..."]})
+    """
+
+    def __init__(self, name: str, database: str, url: str | URL, *, password: str | None = None,
+                 statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+                 lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+                 connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
+                 row_limit: int = DEFAULT_ROW_LIMIT) -> None:
+        self.name = name
+        self.database = database
+        try:
+            u = make_url(url) if isinstance(url, str) else url
+        except ArgumentError:
+            raise ConfigError(f"The database URL for '{database}' cannot be parsed. Write it as "
+                              "postgresql+psycopg://user@host:port/dbname.") from None
+        if u.drivername in ("postgresql", "postgres"):
+            u = u.set(drivername="postgresql+psycopg")
+        if password and not u.password:
+            u = u.set(password=password)
+        self._url = u
+        self._secret = u.password if isinstance(u.password, str) else None
+        self.statement_timeout_ms = int(statement_timeout_ms)
+        self.lock_timeout_ms = int(lock_timeout_ms)
+        self.row_limit = int(row_limit)
+        self.warnings: list[str] = []
+        self._columns: dict[str, dict[str, str]] | None = None
+        self._empty: dict[str, pd.DataFrame] = {}
+        options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
+                   f" -c lock_timeout={self.lock_timeout_ms} -c TimeZone=UTC")
+        # one pooled connection, reused by every session (each session is its own READ ONLY transaction)
+        self._engine: Engine = create_engine(
+            u, poolclass=QueuePool, pool_size=1, max_overflow=1, pool_reset_on_return="rollback",
+            connect_args={"options": options, "connect_timeout": int(connect_timeout_s),
+                          "application_name": "huledu-forensics"})
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"PostgresSource({self.name!r}, url={self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with the password masked."""
+        return mask_url(self._url)
+
+    def _scrub(self, message: str) -> str:
+        line = " ".join(str(message).split())
+        if self._secret:
+            line = line.replace(self._secret, "***")
+        return line[:300]
+
+    def _unavailable(self, exc: BaseException, doing: str) -> SourceUnavailable:
+        orig = getattr(exc, "orig", None) or exc
+        reason = self._scrub(str(orig).splitlines()[0] if str(orig) else type(orig).__name__)
+        where = f"{self._url.host or 'localhost'}:{self._url.port or 5432}/{self._url.database}"
+        return SourceUnavailable(
+            f"Cannot {doing} database '{self.database}' at {where}: {reason}. Check that the database "
+            "is up, and the profile's host, port, user and password env var.", source=self.name)
+
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """Yield a connection inside a READ ONLY transaction with the timeouts set; always rolled back."""
+        try:
+            conn = self._engine.connect()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, "connect to") from exc
+        try:
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            conn.execute(text("SELECT set_config('statement_timeout', :st, true), "
+                              "set_config('lock_timeout', :lt, true)"),
+                         {"st": f"{self.statement_timeout_ms}ms", "lt": f"{self.lock_timeout_ms}ms"})
+            yield conn
+        finally:
+            try:
+                conn.rollback()
+                conn.close()
+            except SQLAlchemyError:  # pragma: no cover - connection already gone
+                pass
+
+    def _query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str) -> list[Any]:
+        try:
+            with self.session() as conn:
+                return list(conn.execute(text(sql), params or {}).all())
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, doing) from exc
+
+    def close(self) -> None:
+        """Release the engine."""
+        self._engine.dispose()
+
+    # -- introspection ----------------------------------------------------------------------------
+    def server_version(self) -> str:
+        """The server's ``server_version``."""
+        return str(self._query("SHOW server_version", doing="read the server version of")[0][0])
+
+    def _schema(self) -> dict[str, dict[str, str]]:
+        if self._columns is None:
+            rows = self._query(
+                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+                "JOIN information_schema.tables t ON t.table_schema = c.table_schema "
+                "AND t.table_name = c.table_name "
+                "WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' "
+                "ORDER BY c.table_name, c.ordinal_position", doing="list the tables and columns of")
+            cols: dict[str, dict[str, str]] = {}
+            for tname, cname, dtype in rows:
+                cols.setdefault(str(tname), {})[str(cname)] = str(dtype)
+            self._columns = cols
+        return self._columns
+
+    def tables(self) -> list[str]:
+        """Tables that exist in the database's current schema."""
+        return sorted(self._schema())
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """``{column: data_type}`` of ``table``, or ``None`` when the table does not exist."""
+        return self._schema().get(table)
+
+    def enums(self) -> dict[str, list[str]]:
+        """Labels of every enum type visible in the search path, in ``pg_enum`` order."""
+        rows = self._query(
+            "SELECT t.typname, e.enumlabel FROM pg_catalog.pg_enum e "
+            "JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = ANY(current_schemas(false)) ORDER BY t.typname, e.enumsortorder",
+            doing="read the enum labels of")
+        out: dict[str, list[str]] = {}
+        for typname, label in rows:
+            out.setdefault(str(typname), []).append(str(label))
+        return out
+
+    # -- rows ---------------------------------------------------------------------------------------
+    def _condition(self, table: str, key: str, cols: dict[str, str], pname: str) -> str | None:
+        array = key.endswith("[]")
+        body = key[:-2] if array else key
+        parts = re.split(r"->>|->", body)
+        column, path = parts[0], parts[1:]
+        if column not in cols:
+            self.warnings.append(f"{self.database}.{table} has no column '{column}'; filter '{key}' "
+                                 "skipped")
+            return None
+        col = _quote(column)
+        if not path and not array:
+            return f"CAST({col} AS text) = ANY(CAST(:{pname} AS text[]))"
+        if cols[column] not in ("json", "jsonb"):
+            self.warnings.append(f"{self.database}.{table}.{column} is {cols[column]}, not JSON; "
+                                 f"filter '{key}' skipped")
+            return None
+        expr = f"CAST({col} AS jsonb)"
+        if array:
+            for p in path:
+                expr += f" -> {_literal_key(p)}"
+            return (f"(jsonb_typeof({expr}) = 'array' AND "
+                    f"jsonb_exists_any({expr}, CAST(:{pname} AS text[])))")
+        for p in path[:-1]:
+            expr += f" -> {_literal_key(p)}"
+        expr += f" ->> {_literal_key(path[-1])}"
+        return f"({expr}) = ANY(CAST(:{pname} AS text[]))"
+
+    def rows(self, table: str, filters: dict[str, Iterable[str]]) -> pd.DataFrame:
+        """Rows of ``table`` matching any filter (column or JSON path → ids), with the kit's dtypes.
+
+        Only columns that exist are selected; a missing table gives an empty frame and a warning.
+        An empty ``filters`` returns no rows (the kit never dumps whole tables by accident).
+        """
+        cols = self.columns(table)
+        if cols is None:
+            self.warnings.append(f"{self.database}.{table} does not exist; skipped")
+            return pd.DataFrame()
+        spec = model.TABLES.get((self.database, table))
+        if spec is not None:
+            missing = [c for c in (*spec.key, *spec.id_columns) if c not in cols]
+            if missing:
+                self.warnings.append(f"{self.database}.{table} lacks column(s) {', '.join(missing)}")
+        conds: list[str] = []
+        params: dict[str, Any] = {}
+        for i, (key, ids) in enumerate(filters.items()):
+            values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
+            if not values:
+                continue
+            cond = self._condition(table, key, cols, f"p{i}")
+            if cond is not None:
+                conds.append(cond)
+                params[f"p{i}"] = values
+        if not conds:
+            return self._frame(table, cols, [])
+        select = ", ".join(
+            f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
+            for c, t in cols.items())
+        order = ""
+        if spec is not None and spec.time_column in cols:
+            order = f" ORDER BY {_quote(spec.time_column)}"
+        sql = (f"SELECT {select} FROM {_quote(table)} WHERE {' OR '.join(conds)}{order} "
+               f"LIMIT {self.row_limit + 1}")
+        try:
+            with self.session() as conn:
+                result = conn.execute(text(sql), params)
+                records = [tuple(r) for r in result.all()]
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, f"read table '{table}' of") from exc
+        if len(records) > self.row_limit:
+            records = records[: self.row_limit]
+            self.warnings.append(f"{self.database}.{table}: more than {self.row_limit} rows matched; "
+                                 "only the first were kept")
+        return self._frame(table, cols, records)
+
+    def _frame(self, table: str, cols: dict[str, str], records: list[tuple[Any, ...]]) -> pd.DataFrame:
+        if not records:
+            if table not in self._empty:
+                self._empty[table] = self._build(table, cols, [])
+            return self._empty[table].copy()
+        return self._build(table, cols, records)
+
+    def _build(self, table: str, cols: dict[str, str], records: list[tuple[Any, ...]]) -> pd.DataFrame:
+        names = list(cols)
+        df = pd.DataFrame.from_records(records, columns=names) if records else pd.DataFrame(
+            {c: pd.Series([], dtype=object) for c in names})
+        for c, t in cols.items():
+            if t in _TS_TYPES:
+                df[c] = to_utc_series(df[c]) if records else pd.Series(
+                    [], dtype="datetime64[ns, UTC]")
+            elif t in _INT_TYPES:
+                df[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in df[c]],
+                                 dtype="Int64")
+            elif df[c].dtype != object and t not in ("double precision", "real", "numeric"):
+                df[c] = df[c].astype(object)
+        return coerce_table(self.database, table, df)
+
+    def take_warnings(self) -> list[str]:
+        """Return and clear the warnings recorded so far (missing tables, columns, cut results)."""
+        out, self.warnings = list(dict.fromkeys(self.warnings)), []
+        return out
