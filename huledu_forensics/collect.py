@@ -200,6 +200,16 @@ def _log_ids(text: str) -> list[tuple[str, str]]:
     return out
 
 
+_ERROR_MARK = re.compile(r'"level": "(?:error|critical|warning)"|\[(?:error|critical|warning)\s*\]')
+_ADJACENT_S = 2.0
+
+
+def _stamp_s(text: str) -> float | None:
+    """Epoch seconds of a line's Docker stamp, or ``None``."""
+    t = parse_utc(text.split(" ", 1)[0]) if text[:4].isdigit() else None
+    return t.timestamp() if t else None
+
+
 def _prefilter(ids: set[str]) -> Callable[[str], bool]:
     """A fast "does this line mention any id" test (``logs.make_id_prefilter`` when available)."""
     try:
@@ -246,8 +256,10 @@ def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, 
     return sources, failed
 
 
-def _containers_of(src: LogSource) -> set[str] | None:
+def _containers_of(src: LogSource, window: Window) -> set[str] | None:
     try:
+        if getattr(src, "kind", "") == "loki":  # Loki's label API needs the window to see old data
+            return set(src.containers(window))  # type: ignore[call-arg]
         return set(src.containers())
     except SourceUnavailable:
         raise
@@ -342,7 +354,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         listed: list[tuple[LogSource, set[str] | None]] = []
         for ls in log_sources:
             try:
-                listed.append((ls, _containers_of(ls)))
+                listed.append((ls, _containers_of(ls, window)))
             except SourceUnavailable as exc:
                 rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
                 writer.gap(f"logs ({ls.name})", str(exc), source=rep)
@@ -371,8 +383,28 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 ls = pick(c)
                 if ls is None:
                     continue
+                # Loki filters server-side; other sources stream everything and the kit keeps the
+                # scoped lines plus the id-less warning/error lines right after one (e.g. "offset not
+                # committed"), exactly as the offline investigation links them.
+                pushdown = ids if getattr(ls, "kind", "") == "loki" else None
+                accepted = []
+                last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    lines = [ln for ln in _lines(ls, c, window, ids) if pred(ln.text)]
+                    for ln in _lines(ls, c, window, pushdown):
+                        pairs = _log_ids(ln.text)
+                        if pred(ln.text):
+                            if state.accept(pairs):
+                                accepted.append(ln)
+                                found += state.add(pairs)
+                                last_scoped = (True, _stamp_s(ln.text))
+                            else:
+                                last_scoped = (False, None)
+                        elif pairs:
+                            last_scoped = (False, None)
+                        elif last_scoped[0] and _ERROR_MARK.search(ln.text):
+                            t, t0 = _stamp_s(ln.text), last_scoped[1]
+                            if t is not None and t0 is not None and 0 <= t - t0 <= _ADJACENT_S:
+                                accepted.append(ln)
                 except SourceUnavailable as exc:
                     kept.pop(c, None)
                     rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
@@ -380,12 +412,6 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                         log_gaps.add(c)
                         writer.gap(f"logs/{c}", str(exc), source=rep)
                     continue
-                accepted = []
-                for ln in lines:
-                    pairs = _log_ids(ln.text)
-                    if state.accept(pairs):
-                        accepted.append(ln)
-                        found += state.add(pairs)
                 kept[c], kept_src[c] = accepted, ls
                 say(f"logs: {c}: {len(accepted)} line(s) mention the scope")
             return found
