@@ -98,11 +98,63 @@ def _print_result(result: _report.ReportResult) -> None:
 
 
 def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
-                notebook: str = "batch_investigation") -> int:
-    result = _report.run_report(bundle, id, out, notebook=notebook, since=since, until=until,
-                                timeout_s=timeout, progress=sys.stderr.isatty())
+                notebook: str = "batch_investigation", redact_ids: bool = False) -> int:
+    kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout,
+              progress=sys.stderr.isatty())
+    if redact_ids:
+        from . import redact
+
+        result = redact.run_redacted_report(bundle, id, out, **kw)
+    else:
+        result = _report.run_report(bundle, id, out, **kw)
     _print_result(result)
-    return result.exit_code
+    return int(result.exit_code)
+
+
+class _DeadlineExceeded(Exception):
+    """The report's overall time limit passed."""
+
+
+class _Deadline:
+    """A hard limit on the whole command (SIGALRM in the main thread; a no-op elsewhere)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._old: Any = None
+
+    def __enter__(self) -> _Deadline:
+        import signal
+        import threading
+
+        if self.seconds > 0 and threading.current_thread() is threading.main_thread():
+            def _expire(signum: int, frame: Any) -> None:
+                raise _DeadlineExceeded()
+            self._old = signal.signal(signal.SIGALRM, _expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+
+
+def _timed_out(out: Path, timeout: float) -> None:
+    _fail(f"the report did not finish within {timeout:g} s; what was written so far (the partly "
+          f"executed notebook and its HTML) is in '{out}'. Raise --timeout or narrow --since/--until.",
+          _report.EXIT_KIT_FAILED)
+
+
+def _salvage(out: Path) -> None:
+    """After a timeout: export whatever notebook was written so far to HTML."""
+    nb = out / _report.REPORT_FILES["notebook"]
+    if nb.exists():
+        try:
+            _report.export_html(nb, out / _report.REPORT_FILES["html"])
+        except Exception:  # noqa: BLE001 - best effort; the partial notebook is still there
+            pass
 
 
 @cli.command(epilog=_example("huledu-forensics demo --out /tmp/huledu-demo"))
@@ -127,11 +179,14 @@ def demo(out: Path, timeout: float) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Report directory.")
 @click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
 @click.option("--until", type=TIME, help="Window end (ISO 8601).")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Longest one cell may run (s).")
+@click.option("--timeout", type=float, default=900, show_default=True,
+              help="Hard limit on the whole command, collection included (s).")
 @click.option("--notebook", default="batch_investigation", show_default=True,
               help="Packaged notebook name or .ipynb path to run.")
+@click.option("--redact-ids", is_flag=True,
+              help="Replace user and org ids and file names by stable hashes in everything written.")
 def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str, out: Path,
-           since: Any, until: Any, timeout: float, notebook: str) -> None:
+           since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool) -> None:
     """Run the investigation report for ID on a bundle (or collect one live with --profile).
 
     Writes OUT/verdict.json, OUT/report.ipynb and OUT/report.html.
@@ -147,16 +202,22 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
     if (bundle is None) == (profile is None):
         _fail("give exactly one of --bundle PATH or --profile NAME. Run `huledu-forensics report --help`.",
               _report.EXIT_BAD_INPUT)
-    if profile is not None:
-        from . import collect, profiles
-
-        prof = profiles.load_profile(profile, config_file)
-        bundle = out / _report.BUNDLE_DIR
-        collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
-    assert bundle is not None
     try:
-        code = _run_report(bundle, id_, out, since, until, timeout, notebook)
+        with _Deadline(timeout):
+            if profile is not None:
+                from . import collect, profiles
+
+                prof = profiles.load_profile(profile, config_file)
+                bundle = out / (_report.BUNDLE_DIR + ("-raw" if redact_ids else ""))
+                collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
+            assert bundle is not None
+            code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids)
+    except _DeadlineExceeded:
+        _salvage(out)
+        _timed_out(out, timeout)
     except ReportError as exc:
+        if isinstance(exc.__cause__, _DeadlineExceeded):
+            _timed_out(out, timeout)
         _fail(_one_line(exc), _report.EXIT_KIT_FAILED)
     sys.exit(code)
 

@@ -20,10 +20,13 @@ Exit codes (used by ``huledu-forensics report``) are derived from the verdict by
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -354,11 +357,12 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
 
     failure: PapermillExecutionError | None = None
     try:
-        pm.execute_notebook(
-            str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
-            execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
-            cwd=str(out), request_save_on_cell_execute=False,
-        )
+        with _kernel_stderr(out / KERNEL_LOG, enabled=not progress):
+            pm.execute_notebook(
+                str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
+                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
+                cwd=str(out), request_save_on_cell_execute=True,  # a partial notebook survives a kill
+            )
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
@@ -387,6 +391,31 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     except ValueError as exc:
         raise ReportError(f"{result.verdict_path} is not valid JSON ({exc}).", notebook=str(nb_path)) from exc
     return result
+
+
+KERNEL_LOG = "kernel.log"
+"""Where the notebook kernel's own stderr chatter goes (kept only when non-empty)."""
+
+
+@contextlib.contextmanager
+def _kernel_stderr(path: Path, *, enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 to ``path`` while the kernel runs, so the kernel process (which inherits
+    it) does not print its warnings and shutdown tracebacks on the user's terminal."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    if path.exists() and path.stat().st_size == 0:
+        path.unlink()
 
 
 def _try_export(result: ReportResult) -> None:

@@ -198,3 +198,35 @@ def test_scenarios_lists_the_demo_scenario() -> None:
     rc, out = _run("scenarios")
     assert rc == 0
     assert report.DEMO_SCENARIO in [line.split("\t")[0] for line in out.splitlines()]
+
+
+@pytest.mark.slow
+def test_report_has_a_hard_overall_timeout(tmp_path: Path) -> None:
+    """Past --timeout the command stops, exits 3 with one line, and keeps the partial notebook."""
+    from huledu_forensics.report import demo_bundle
+
+    bundle = demo_bundle(tmp_path / "bundle")
+    out = tmp_path / "out"
+    exe = Path(sys.executable).with_name("huledu-forensics")
+    proc = subprocess.run([str(exe), "report", "--bundle", str(bundle), "--id",
+                           "278f7fd9-37fe-406a-a735-f15128cb6b1f", "--out", str(out), "--timeout", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3
+    assert "did not finish within 5 s" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (out / "report.ipynb").is_file() and not (out / "verdict.json").exists()
+
+
+@pytest.mark.slow
+def test_report_redact_ids(tmp_path: Path) -> None:
+    from huledu_forensics.report import demo_bundle
+
+    bundle = demo_bundle(tmp_path / "bundle")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", "--bundle", str(bundle), "--id",
+                                      "278f7fd9-37fe-406a-a735-f15128cb6b1f", "--out", str(out),
+                                      "--redact-ids"])
+    assert result.exit_code == 1, result.output
+    html = (out / "report.html").read_text()
+    assert "test_identity_user" not in html and "user-" in html
+    assert json.loads((out / "verdict.json").read_text())["root_cause"]["finding"] == "enum.label_missing"
