@@ -22,8 +22,12 @@ from .errors import (
     SourceUnavailable,
 )
 from .investigation import Investigation, investigate
+from .overview import batch_overview
+from .postmortem import write_postmortem
+from .report import run_report
 from .rules import Finding, all_rules
 from .scope import Scope, discover
+from .trace import correlation_trace
 from .verdict import Verdict
 from .world import World, load_world_dir, save_world_dir
 
@@ -45,9 +49,13 @@ __all__ = [
     "World",
     "__version__",
     "all_rules",
+    "batch_overview",
+    "correlation_trace",
     "discover",
     "investigate",
     "load_world_dir",
+    "run_report",
     "save_world_dir",
+    "write_postmortem",
     "write_world_bundle",
 ]

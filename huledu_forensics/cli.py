@@ -257,6 +257,29 @@ def check(profile: str, config_file: Path | None) -> None:
     sys.exit(0 if result.ok else _report.EXIT_KIT_FAILED)
 
 
+@cli.command(epilog=_example("huledu-forensics postmortem --bundle out/demo/bundle --out out/postmortem"))
+@click.option("--bundle", type=click.Path(path_type=Path), required=True, help="Evidence bundle directory.")
+@click.option("--id", "id_", help="Batch, correlation or essay id (default: the bundle's target batch).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Directory for postmortem.md and figures/.")
+@click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
+@click.option("--until", type=TIME, help="Window end (ISO 8601).")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures (no Chromium needed).")
+def postmortem(bundle: Path, id_: str | None, out: Path, since: Any, until: Any, no_figures: bool) -> None:
+    """Write a postmortem in Markdown, with PNG figures, for the batch in a bundle.
+
+    The document follows the shape of a hand-written incident report: summary, identifiers, timeline,
+    evidence chain with the queries to reproduce each piece, root cause, impact and next steps.
+    """
+    from .postmortem import write_postmortem
+
+    path = write_postmortem(bundle, id_, out, since=since, until=until, figures=not no_figures)
+    click.echo(f"postmortem: {path}")
+    figs = sorted((path.parent / "figures").glob("*.png"))
+    for f in figs:
+        click.echo(f"figure:     {f}")
+
+
 @cli.command(epilog=_example("huledu-forensics scenarios"))
 def scenarios() -> None:
     """List the simulator's scenarios (usable offline, e.g. by demo).

@@ -22,7 +22,7 @@ from .scope import Scope, ScopeIndex, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "investigate"]
+__all__ = ["Investigation", "database_logs", "investigate", "service_logs"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
@@ -79,8 +79,8 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
 
 
-def _service_logs(bundle: Bundle) -> pd.DataFrame:
-    """Every service-container line of the bundle, parsed once per opened bundle."""
+def service_logs(bundle: Bundle) -> pd.DataFrame:
+    """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
     cached = getattr(bundle, "_hf_service_logs", None)
     if cached is not None:
         return cached
@@ -92,8 +92,8 @@ def _service_logs(bundle: Bundle) -> pd.DataFrame:
     return out
 
 
-def _db_logs(bundle: Bundle) -> pd.DataFrame:
-    """Every database-container line of the bundle, parsed once per opened bundle."""
+def database_logs(bundle: Bundle) -> pd.DataFrame:
+    """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
     cached = getattr(bundle, "_hf_db_logs", None)
     if cached is not None:
         return cached
@@ -252,7 +252,7 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
         present.add("outbox")
 
     # scope discovery over every table row and every service log line
-    svc_logs = _service_logs(b)
+    svc_logs = service_logs(b)
     index: ScopeIndex | None = getattr(b, "_hf_scope_index", None)
     if index is None:
         index = build_index(tables, svc_logs)
@@ -261,7 +261,7 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
-    db_logs = _in_window(_db_logs(b), since_t, until_t)
+    db_logs = _in_window(database_logs(b), since_t, until_t)
     scoped_tables = _scope_tables(tables, scope)
     collected = until_t or b.collected_at
     ev = Evidence(scope=scope, tables=scoped_tables, all_tables=tables, logs=scoped_logs,

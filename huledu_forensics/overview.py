@@ -1,0 +1,231 @@
+"""Every batch in a bundle and where each stands: the "which batches are stuck?" view.
+
+:func:`batch_overview` lists the batches BOS knows (``batches`` rows) plus batch ids known only to
+ELS or the File Service (trackers, essay rows, pending content, uploads: a batch BOS never
+registered, or one whose BOS row was not collected), runs :func:`~huledu_forensics.investigate` on
+each and returns one row per batch, stuck ones first.
+"""
+
+from __future__ import annotations
+
+import re
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import model
+from .bundle import Bundle
+from .errors import ForensicsError
+from .evidence import records
+from .investigation import investigate
+from .model import names as N
+from .scope import normalise_id
+
+__all__ = ["OVERVIEW_COLUMNS", "batch_ids", "batch_overview", "overview_figure", "overview_verdict",
+           "root_cause_counts", "write_overview_verdict"]
+
+OVERVIEW_COLUMNS = ("batch_id", "flow", "status", "current_state", "current_step", "awaited_event",
+                    "waited_s", "root_cause", "root_cause_summary", "findings", "registered_at",
+                    "known_to", "error")
+"""The columns of :func:`batch_overview`, in order."""
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_STATUS_ORDER = {"stuck": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+_COLOURS = {"stuck": "#e53935", "degraded": "#fb8c00", "unknown": "#9e9e9e", "healthy": "#43a047"}
+_PROGRESS_MIN = 5  # show the counter line from this many batches on
+
+
+def batch_ids(bundle: str | Path | Bundle) -> dict[str, set[str]]:
+    """Every batch id in the bundle's tables, with the databases that know it.
+
+    Returns:
+        ``{batch_id: {database, …}}``; BOS ``batches`` rows first, then ids only other tables hold.
+    """
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    out: dict[str, set[str]] = {}
+    keys = sorted(b.tables(), key=lambda k: (k != N.BATCHES, k))
+    for key in keys:
+        spec = model.TABLES.get(key)
+        if spec is None:
+            continue
+        cols = [c for c, kind in spec.id_columns.items() if kind == "batch"]
+        df = b.table(*key)
+        if df is None or df.empty:
+            continue
+        for col in cols:
+            if col not in df.columns:
+                continue
+            for v in df[col].dropna().unique():
+                bid = normalise_id(v)
+                if bid and _UUID.match(bid):
+                    out.setdefault(bid, set()).add(key[0])
+    return out
+
+
+def _registered_at(b: Bundle, bid: str) -> pd.Timestamp | None:
+    df = b.table(*N.BATCHES)
+    if df is None or df.empty or "created_at" not in df.columns:
+        return None
+    hit = df[df["id"].astype(str).str.lower() == bid]
+    return None if hit.empty else hit["created_at"].iloc[0]
+
+
+def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
+                   until: datetime | str | None = None, progress: bool | None = None,
+                   stream: TextIO | None = None) -> pd.DataFrame:
+    """Investigate every batch in ``bundle``; one row per batch, stuck ones first, longest wait first.
+
+    Columns (:data:`OVERVIEW_COLUMNS`): ``batch_id``, ``flow`` (GUEST/REGULAR), ``status``
+    (``stuck``/``degraded``/``healthy``, or ``unknown`` when the investigation failed), the
+    ``current_state``, ``current_step`` and ``awaited_event``, ``waited_s`` (seconds in the current
+    step up to collection), the ``root_cause`` finding id and its one-paragraph summary, the number of
+    findings of warning severity or worse, ``registered_at`` (BOS ``created_at``), ``known_to`` (the
+    databases holding the id) and ``error`` (why an investigation failed, else empty).
+
+    Args:
+        bundle: a bundle directory or an opened bundle.
+        since / until: optional analysis window passed to each investigation.
+        progress: print a counter line (``batch i/n``) on stderr; ``None`` = only for 5+ batches.
+        stream: where to print it (default ``sys.stderr``).
+
+    Raises:
+        BundleNotFound, BundleInvalid: the bundle cannot be read.
+    """
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    ids = batch_ids(b)
+    show = progress if progress is not None else len(ids) >= _PROGRESS_MIN
+    out = stream or sys.stderr
+    rows = []
+    for i, (bid, dbs) in enumerate(ids.items(), start=1):
+        if show:
+            out.write(f"\rinvestigating batch {i}/{len(ids)} …")
+            out.flush()
+        row: dict[str, object] = {"batch_id": bid, "known_to": ", ".join(sorted(dbs)),
+                                  "registered_at": _registered_at(b, bid), "error": ""}
+        try:
+            v = investigate(b, bid, since=since, until=until).verdict.to_json()
+        except ForensicsError as exc:
+            row.update(status="unknown", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            rows.append(row)
+            continue
+        rc = v.get("root_cause") if isinstance(v.get("root_cause"), dict) else None
+        findings = [f for f in (v.get("findings") or []) if isinstance(f, dict)
+                    and f.get("severity") in ("critical", "error", "warning")]
+        row.update(flow=v.get("flow"), status=v.get("status"), current_state=v.get("current_state"),
+                   current_step=v.get("current_step"), awaited_event=v.get("awaited_event"),
+                   waited_s=v.get("waited_s"), root_cause=rc.get("finding") if rc else None,
+                   root_cause_summary=rc.get("summary") if rc else None, findings=len(findings))
+        rows.append(row)
+    if show:
+        out.write(f"\rinvestigated {len(ids)} batches.          \n")
+        out.flush()
+    df = pd.DataFrame(rows, columns=list(OVERVIEW_COLUMNS))
+    df["waited_s"] = pd.to_numeric(df["waited_s"], errors="coerce")
+    df["findings"] = pd.to_numeric(df["findings"], errors="coerce").astype("Int64")
+    df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
+    rank = df["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
+    df = df.assign(_rank=rank, _wait=-df["waited_s"].fillna(-1.0)).sort_values(
+        ["_rank", "_wait", "batch_id"], kind="stable")
+    return df.drop(columns=["_rank", "_wait"]).reset_index(drop=True)
+
+
+def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> dict[str, object]:
+    """A ``verdict.json`` for a whole bundle: healthy only when every batch is healthy.
+
+    Carries ``status`` (the worst batch status), ``healthy``, ``counts`` per status and
+    ``batch_summaries``, one short entry per batch (id, status, state, awaited event, waited seconds,
+    root cause id), so
+    ``huledu-forensics report`` can derive its exit code from it like from a batch verdict.
+    """
+    statuses = [str(s) for s in overview["status"]] if not overview.empty else []
+    worst = min(statuses, key=lambda s: _STATUS_ORDER.get(s, 2)) if statuses else "healthy"
+    batches = []
+    for r in records(overview):
+        batches.append({k: (None if pd.isna(r[k]) else (r[k].isoformat() if isinstance(r[k], pd.Timestamp)
+                                                         else r[k]))
+                        for k in ("batch_id", "flow", "status", "current_state", "awaited_event",
+                                  "waited_s", "root_cause", "registered_at")})
+    return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,
+            "healthy": all(s == "healthy" for s in statuses), "status": worst,
+            "counts": {s: statuses.count(s) for s in _STATUS_ORDER if s in statuses},
+            "batch_summaries": batches}
+
+
+def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
+    """How many batches each root cause holds: root_cause, status, batch_count, longest_wait_s, example.
+
+    One fault usually hits every batch written while it lasts; this shows whether the stuck batches
+    share one cause. Healthy batches count under root cause ``-``.
+    """
+    cols = ["root_cause", "status", "batch_count", "longest_wait_s", "example_batch"]
+    if overview is None or overview.empty:
+        return pd.DataFrame(columns=cols)
+    d = overview.assign(root_cause=overview["root_cause"].fillna("-"))
+    g = d.groupby(["root_cause", "status"], dropna=False, sort=False).agg(
+        batch_count=("batch_id", "size"), longest_wait_s=("waited_s", "max"), example_batch=("batch_id", "first"))
+    g = g.reset_index()
+    rank = g["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
+    return g.assign(_r=rank).sort_values(["_r", "batch_count"], ascending=[True, False], kind="stable")[
+        cols].reset_index(drop=True)
+
+
+def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bundle: str | Path | Bundle,
+                           id: str | None = None, *, since: datetime | str | None = None,
+                           until: datetime | str | None = None) -> str | None:
+    """Write ``verdict.json`` for the stuck-batches report; returns the path, or ``None`` when not asked.
+
+    With ``id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
+    ``overview`` entry (:func:`overview_verdict`); without, it is the bundle-wide :func:`overview_verdict`.
+    """
+    if not path:
+        return None
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    summary = overview_verdict(overview, bundle=str(b.path))
+    if id:
+        data = dict(investigate(b, id, since=since, until=until).verdict.to_json())
+        data["overview"] = summary
+    else:
+        data = summary
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+    return str(p)
+
+
+def overview_figure(df: pd.DataFrame) -> go.Figure:
+    """One bar per batch: how long it has waited in its current step, coloured by status.
+
+    Hover a bar for the state, the awaited event and the root cause. Healthy batches that finished
+    have no wait and show as a short green bar.
+    """
+    fig = go.Figure()
+    if df is None or df.empty:
+        fig.update_layout(title="Batches: none in this bundle")
+        return fig
+    d = df.iloc[::-1]  # stuck first at the top
+    labels = [f"{str(b)[:8]}… {f or ''}".strip() for b, f in zip(d["batch_id"], d["flow"])]
+    for status in _STATUS_ORDER:
+        part = d[d["status"] == status]
+        if part.empty:
+            continue
+        lab = [lbl for lbl, s in zip(labels, d["status"]) if s == status]
+        hover = [f"{r['batch_id']}<br>{status}: {r['current_state'] or '?'} (step {r['current_step'] or '?'})"
+                 f"<br>awaiting: {r['awaited_event'] or '-'}<br>root cause: {r['root_cause'] or '-'}"
+                 for r in records(part)]
+        fig.add_trace(go.Bar(y=lab, x=part["waited_s"].fillna(0.0).clip(lower=0.5), orientation="h",
+                             marker_color=_COLOURS[status], name=status, hovertext=hover,
+                             hoverinfo="text", text=[r or "" for r in part["root_cause"]],
+                             textposition="auto"))
+    fig.update_yaxes(categoryorder="array", categoryarray=labels)
+    fig.update_xaxes(title="seconds in the current step, up to collection")
+    fig.update_layout(title="Batches in the bundle: where each stands (stuck first)", barmode="overlay",
+                      height=max(240, 60 + 32 * len(d)), margin={"l": 20, "r": 20, "t": 50, "b": 40})
+    return fig
