@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-__all__ = ["parse_utc", "to_utc_series", "utcnow"]
+__all__ = ["parse_option_time", "parse_utc", "to_utc_series", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -46,3 +46,20 @@ def to_utc_series(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     out = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     return out.astype("datetime64[ns, UTC]")
+
+
+def parse_option_time(value: object, option: str) -> datetime | None:
+    """Parse a user-given time (``--since``/``--until``); ``None`` or empty gives ``None``.
+
+    Raises:
+        ConfigError: the value is not a time; the message shows an ISO 8601 example.
+    """
+    from .errors import ConfigError
+
+    if value is None or value == "":
+        return None
+    t = parse_utc(value)
+    if t is None:
+        raise ConfigError(f"--{option} {value!r} is not a timestamp. Write ISO 8601 in UTC, e.g. "
+                          "2025-11-20T18:40:00Z.")
+    return t

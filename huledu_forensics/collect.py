@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import model
-from ._time import parse_utc, utcnow
+from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, ScopeError, SourceUnavailable
 from .profiles import Profile
@@ -315,7 +315,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
     if not requested:
         raise ScopeError("An empty id was given. Pass a batch id, correlation id, essay id, text storage "
                          "id or file upload id.", id=str(id))
-    t_since, t_until = _parse_time(since, "since"), _parse_time(until, "until")
+    t_since, t_until = parse_option_time(since, "since"), parse_option_time(until, "until")
     if t_since and t_until and t_until < t_since:
         raise ConfigError(f"The window ends ({t_until.isoformat()}) before it starts "
                           f"({t_since.isoformat()}). Swap --since and --until.")
@@ -504,12 +504,3 @@ def _discover(sources: dict[str, PostgresSource], reports: dict[str, SourceRepor
         if rep.completeness != "missing":
             rep.warn(f"scope discovery stopped after {max_rounds} rounds; the scope may be incomplete")
     return max_rounds
-
-
-def _parse_time(value: datetime | str | None, what: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    t = parse_utc(value)
-    if t is None:
-        raise ConfigError(f"--{what} {value!r} is not a time. Write ISO 8601, e.g. 2025-11-20T18:40:00Z.")
-    return t

@@ -15,6 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from . import model
+from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .model import names as N
 
@@ -73,18 +74,6 @@ class Progress:
     stuck: bool = False
 
 
-def _ts(v: object) -> datetime | None:
-    if v is None:
-        return None
-    try:
-        if pd.isna(v):  # type: ignore[arg-type]
-            return None
-    except (TypeError, ValueError):
-        pass
-    t = pd.Timestamp(v)  # type: ignore[arg-type]
-    return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).to_pydatetime()
-
-
 def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
     notes: list[str] = []
     b = ev.batch()
@@ -141,7 +130,7 @@ def _consumed(ev: Evidence, topic: str | None, consumer: str | None) -> tuple[bo
     if hits.empty:
         return False, None, None
     first = hits.sort_values("ts").iloc[0].to_dict()
-    return True, _ts(first.get("ts")), Evidence.ref(first)
+    return True, parse_utc(first.get("ts")), Evidence.ref(first)
 
 
 def compute_progress(ev: Evidence) -> Progress:
@@ -157,7 +146,7 @@ def compute_progress(ev: Evidence) -> Progress:
     reached: dict[str, datetime | None] = {}
     reg_rows = ev.outbox_for_batch(N.T_REGISTERED, "bos")
     if b is not None or not reg_rows.empty:
-        reached["registered"] = _ts(b.get("created_at")) if b else _ts(reg_rows["created_at"].min())
+        reached["registered"] = parse_utc(b.get("created_at")) if b else parse_utc(reg_rows["created_at"].min())
     # status steps: BOS statuses only move forward along the flow
     if status in status_order:
         cur_i = status_order.index(status)
@@ -165,27 +154,27 @@ def compute_progress(ev: Evidence) -> Progress:
             if s.batch_status is None:
                 continue
             lines = ev.log_lines(f"{N.M_STATUS_UPDATED}{s.batch_status.upper()}")
-            at = _ts(lines["ts"].min()) if not lines.empty else None
+            at = parse_utc(lines["ts"].min()) if not lines.empty else None
             if at is None and s.trigger_topic:
                 ob = ev.outbox_for_batch(s.trigger_topic)
                 if not ob.empty and ob["published_at"].notna().any():
-                    at = _ts(ob["published_at"].min())
-            reached[s.id] = at or (_ts(b.get("updated_at")) if b else None)
+                    at = parse_utc(ob["published_at"].min())
+            reached[s.id] = at or (parse_utc(b.get("updated_at")) if b else None)
     # pipeline steps
     active = {p: d for p, d in phases.items() if d.get("status") not in N.PHASE_INACTIVE_STATUSES
               and d.get("status") != "pending_dependencies"}
     if active or not plog.empty:
-        starts = [_ts(d.get("started_at")) for d in active.values() if d.get("started_at")]
+        starts = [parse_utc(d.get("started_at")) for d in active.values() if d.get("started_at")]
         if not plog.empty:
-            starts.append(_ts(plog["created_at"].min()))
+            starts.append(parse_utc(plog["created_at"].min()))
         starts = [s for s in starts if s is not None]
         reached["pipeline_requested"] = min(starts) if starts else None
     done_ob = ev.outbox_for_batch(N.T_PIPELINE_COMPLETED, "bos")
     wanted = [p for p in requested if p in phases] or list(active)
     all_done = bool(wanted) and all(phases[p].get("status") in N.PHASE_DONE_STATUSES for p in wanted)
     if not done_ob.empty or all_done:
-        reached["pipeline_completed"] = (_ts(done_ob["created_at"].min()) if not done_ob.empty else
-                                         max((_ts(phases[p].get("completed_at")) for p in wanted
+        reached["pipeline_completed"] = (parse_utc(done_ob["created_at"].min()) if not done_ob.empty else
+                                         max((parse_utc(phases[p].get("completed_at")) for p in wanted
                                               if phases[p].get("completed_at")), default=None))
     current = None
     for s in flow.steps:
@@ -269,10 +258,10 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
             rows = ev.outbox_for_batch(aw.topic, aw.producer)
             aw.produced = not rows.empty
             if not rows.empty:
-                aw.produced_at = _ts(rows["created_at"].min())
+                aw.produced_at = parse_utc(rows["created_at"].min())
                 pub = rows[rows["published_at"].notna()]
                 aw.published = not pub.empty
-                aw.published_at = _ts(pub["published_at"].min()) if not pub.empty else None
+                aw.published_at = parse_utc(pub["published_at"].min()) if not pub.empty else None
                 aw.evidence += [f"tables/{producer_outbox[0]}/{producer_outbox[1]}.parquet#id={i}"
                                 for i in rows["id"]]
             else:

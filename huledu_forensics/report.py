@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._time import parse_utc
+from ._time import parse_option_time, parse_utc
 from .bundle import Bundle, write_world_bundle
 from .errors import (
     BundleInvalid,
@@ -293,13 +293,8 @@ def export_html(notebook_path: str | Path, html_path: str | Path) -> Path:
 
 
 def _iso(value: datetime | str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    t = parse_utc(value)
-    if t is None:
-        raise ConfigError(f"--{name} '{value}' is not a timestamp. Use ISO 8601, e.g. "
-                          "2025-09-20T10:00:00Z.")
-    return t.isoformat()
+    t = parse_option_time(value, name)
+    return t.isoformat() if t else None
 
 
 def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
@@ -394,28 +389,32 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
 
 
 KERNEL_LOG = "kernel.log"
-"""Where the notebook kernel's own stderr chatter goes (kept only when non-empty)."""
+"""Where the notebook kernel's own stderr goes; kept only when the notebook run failed."""
 
 
 @contextlib.contextmanager
 def _kernel_stderr(path: Path, *, enabled: bool) -> Iterator[None]:
     """Send file descriptor 2 to ``path`` while the kernel runs, so the kernel process (which inherits
-    it) does not print its warnings and shutdown tracebacks on the user's terminal."""
+    it) does not print its warnings and shutdown tracebacks on the user's terminal. The file is kept
+    only when the run failed, as a diagnostic; a successful report directory holds exactly
+    :data:`REPORT_FILES`."""
     if not enabled:
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    failed = True
     with open(path, "wb") as fh:
         os.dup2(fh.fileno(), 2)
         try:
             yield
+            failed = False
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-    if path.exists() and path.stat().st_size == 0:
-        path.unlink()
+            if not failed or path.stat().st_size == 0:
+                path.unlink(missing_ok=True)
 
 
 def _try_export(result: ReportResult) -> None:

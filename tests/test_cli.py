@@ -35,19 +35,6 @@ def _run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-def _has(module: str, name: str) -> bool:
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return False
-    return hasattr(mod, name)
-
-
-needs_demo = pytest.mark.skipif(
-    not (_has("huledu_forensics", "investigate") and _has("huledu_forensics.simulate", "build_world")),
-    reason="huledu_forensics.investigate or the simulator is not available yet")
-
-
 # -- the real console script ----------------------------------------------------------------------
 def test_console_script_report_on_missing_bundle_prints_one_line_and_exits_4(tmp_path: Path) -> None:
     proc = subprocess.run([str(SCRIPT), "report", "--bundle", str(tmp_path / "nope"), "--id", SEED_BATCH,
@@ -123,7 +110,6 @@ def test_report_invalid_bundle_exits_4(tmp_path: Path) -> None:
     assert rc == 4 and "no manifest.json" in out
 
 
-@needs_demo
 @pytest.mark.slow
 def test_report_on_seed_incident_with_the_real_notebook(seed_bundle: Path, tmp_path: Path) -> None:
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", SEED_BATCH, "--out", str(tmp_path))
@@ -133,7 +119,6 @@ def test_report_on_seed_incident_with_the_real_notebook(seed_bundle: Path, tmp_p
     assert "essay_status_enum" in out  # the root cause is named in the summary
 
 
-@needs_demo
 @pytest.mark.slow
 def test_report_with_an_id_the_evidence_does_not_know_exits_4(seed_bundle: Path, tmp_path: Path) -> None:
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "00000000-0000-0000-0000-000000000000",
@@ -143,7 +128,6 @@ def test_report_with_an_id_the_evidence_does_not_know_exits_4(seed_bundle: Path,
 
 
 # -- demo -----------------------------------------------------------------------------------------
-@needs_demo
 @pytest.mark.slow
 def test_demo_builds_bundle_runs_report_and_prints_paths(tmp_path: Path) -> None:
     rc, out = _run("demo", "--out", str(tmp_path))
@@ -193,8 +177,6 @@ def test_unknown_profile_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_scenarios_lists_the_demo_scenario() -> None:
-    if not _has("huledu_forensics.simulate", "SCENARIOS"):
-        pytest.skip("the simulator is not available yet")
     rc, out = _run("scenarios")
     assert rc == 0
     assert report.DEMO_SCENARIO in [line.split("\t")[0] for line in out.splitlines()]

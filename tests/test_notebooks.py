@@ -17,19 +17,6 @@ CANONICAL = ROOT / "huledu_forensics" / "notebooks" / "batch_investigation.ipynb
 COPY = ROOT / "notebooks" / "batch_investigation.ipynb"
 
 
-def _has(module: str, name: str) -> bool:
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return False
-    return hasattr(mod, name)
-
-
-needs_demo = pytest.mark.skipif(
-    not (_has("huledu_forensics", "investigate") and _has("huledu_forensics.simulate", "build_world")),
-    reason="huledu_forensics.investigate or the simulator is not available yet")
-
-
 @pytest.fixture(scope="module")
 def nb() -> nbformat.NotebookNode:
     return nbformat.read(CANONICAL, as_version=4)
@@ -88,7 +75,6 @@ def test_every_section_is_introduced_by_markdown(nb: nbformat.NotebookNode) -> N
     assert headings.count("normal") >= 8  # each section says what normal looks like
 
 
-@needs_demo
 @pytest.mark.slow
 def test_nbval_lax_runs_the_notebooks_dir() -> None:
     """What `make test` needs: the committed notebook runs with its defaults (the demo bundle)."""
