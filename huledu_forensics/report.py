@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -329,13 +330,13 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     nb_path = resolve_notebook(notebook)
+    out = Path(out_dir)
     params = {
         "bundle": str(Path(opened.path).resolve()),
         "id": str(id).strip(),
         "since": _iso(since, "since"),
         "until": _iso(until, "until"),
     }
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out_dir=out, verdict_path=out / REPORT_FILES["verdict"],
                           notebook_path=out / REPORT_FILES["notebook"], html_path=out / REPORT_FILES["html"],
@@ -349,6 +350,9 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
                           "them there.", notebook=str(nb_path))
     for name in REPORT_FILES.values():
         (out / name).unlink(missing_ok=True)
+    opened = _bundle_into(opened, out / BUNDLE_DIR)  # the report directory is self-contained
+    params["bundle"] = str(Path(opened.path).resolve())
+    result.bundle_path = Path(opened.path)
 
     failure: PapermillExecutionError | None = None
     try:
@@ -415,6 +419,19 @@ def _kernel_stderr(path: Path, *, enabled: bool) -> Iterator[None]:
             os.close(saved)
             if not failed or path.stat().st_size == 0:
                 path.unlink(missing_ok=True)
+
+
+def _bundle_into(bundle: Bundle, dest: Path) -> Bundle:
+    """Make the report directory self-contained: copy the bundle to ``dest`` (unless it is there)."""
+    if dest.exists() and dest.resolve() == Path(bundle.path).resolve():
+        return bundle
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(bundle.path, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return Bundle.open(dest, verify=False)
 
 
 def _try_export(result: ReportResult) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import re
+
 import pandas as pd
 
 
@@ -11,10 +13,10 @@ from . import model
 from ._frames import records
 from .world import ContainerState
 
-__all__ = ["TIMELINE_COLUMNS", "build_timeline", "row_ref"]
+__all__ = ["TIMELINE_COLUMNS", "build_timeline", "collapse_repeats", "row_ref"]
 
 TIMELINE_COLUMNS = ("ts", "source", "service", "lane", "kind", "level", "label", "topic", "batch_id",
-                    "correlation_id", "essay_id", "ref")
+                    "correlation_id", "essay_id", "ref", "repeat")
 
 
 def row_ref(database: str, table: str, row: dict[str, object]) -> str:
@@ -39,8 +41,9 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
 
     Columns: ``ts``, ``source`` (``table``, ``outbox``, ``log``, ``container``), ``service`` (kit key),
     ``lane`` (container name, or ``db:<database>`` for rows), ``kind``, ``level``, ``label``, ``topic``,
-    ``batch_id``, ``correlation_id``, ``essay_id``, ``ref`` (where the evidence is in the bundle).
-    Rows without a timestamp are left out.
+    ``batch_id``, ``correlation_id``, ``essay_id``, ``ref`` (where the evidence is in the bundle),
+    ``repeat`` (how many identical log lines a row stands for, see :func:`collapse_repeats`). Rows
+    without a timestamp are left out.
     """
     out: list[dict[str, object]] = []
     for (db, tname), frame in tables.items():
@@ -92,7 +95,7 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
         if "format" in lg.columns:
             frame = frame[lg["format"] != "continuation"]
     else:
-        frame = pd.DataFrame(columns=list(TIMELINE_COLUMNS))
+        frame = pd.DataFrame(columns=list(TIMELINE_COLUMNS[:-1]))
     for c in containers:
         svc = model.CONTAINERS[c.name].service if c.name in model.CONTAINERS else None
         if c.started_at:
@@ -104,10 +107,46 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
             out.append({"ts": c.finished_at, "source": "container", "service": svc, "lane": c.name,
                         "kind": "container_exited", "level": lvl,
                         "label": f"{c.name} exited ({c.exit_code})", "ref": f"containers.json#{c.name}"})
-    rows = pd.DataFrame(out, columns=list(TIMELINE_COLUMNS))
+    rows = pd.DataFrame(out, columns=list(TIMELINE_COLUMNS[:-1]))
     parts = [p for p in (rows, frame) if not p.empty]
-    tl = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TIMELINE_COLUMNS))
+    tl = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=list(TIMELINE_COLUMNS[:-1]))
     tl["ts"] = pd.to_datetime(tl["ts"], utc=True, errors="coerce")
     tl = tl[tl["ts"].notna()]
     tl = tl.sort_values(["ts", "source"], kind="stable").reset_index(drop=True)
-    return tl[list(TIMELINE_COLUMNS)]
+    tl["repeat"] = 1
+    return collapse_repeats(tl[list(TIMELINE_COLUMNS)])
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def collapse_repeats(timeline: pd.DataFrame, *, threshold: int = 50) -> pd.DataFrame:
+    """Collapse a log line repeated more than ``threshold`` times in one lane (a relay failing a
+    poisoned row on every poll) to its first and last occurrence.
+
+    Lines are "the same" when level and label match after digits are masked. The kept first row gets
+    ``repeat`` = how many lines it stands for (all but the kept last one) and a label saying how often
+    and until when; every other row has ``repeat`` 1, so ``repeat`` sums to the number of lines. Table, outbox and container rows are never collapsed, and a batch's ordinary
+    story (fewer repeats than ``threshold``) is left alone.
+    """
+    if timeline.empty:
+        return timeline
+    tl = timeline.copy()
+    tl["repeat"] = 1
+    logs = tl[tl["source"] == "log"]
+    if len(logs) <= threshold:
+        return tl
+    key = logs["lane"].astype(str) + "|" + logs["level"].astype(str) + "|" + logs["label"].astype(
+        str).map(lambda m: _DIGITS.sub("#", m))
+    drop: list[int] = []
+    for _, idx in logs.groupby(key, sort=False).groups.items():
+        if len(idx) <= threshold:
+            continue
+        idx = sorted(idx, key=lambda i: (tl.at[i, "ts"], i))
+        first, last = idx[0], idx[-1]
+        tl.at[first, "repeat"] = len(idx) - 1
+        tl.at[first, "label"] = (f"{tl.at[first, 'label']} (logged {len(idx)} times, last at "
+                                 f"{pd.Timestamp(tl.at[last, 'ts']).strftime('%Y-%m-%d %H:%M:%S')})")
+        drop.extend(idx[1:-1])
+    return tl.drop(index=drop).reset_index(drop=True)

@@ -119,3 +119,21 @@ def test_window_limits_the_evidence() -> None:
     assert len(early.timeline) < len(full.timeline)
     assert early.timeline["ts"].max() <= __import__("pandas").Timestamp("2025-11-20T18:41:52Z")
     assert not [f for f in early.findings if f.id == "pipeline.request_rejected"]
+
+
+def test_repeated_log_lines_are_collapsed_in_the_timeline_not_in_the_logs() -> None:
+    """A poisoned row is failed on every relay poll; the timeline keeps first and last occurrence."""
+    from huledu_forensics.timeline import collapse_repeats
+    import pandas as pd
+
+    ts = pd.date_range("2025-11-20T18:00:00Z", periods=120, freq="s")
+    tl = pd.DataFrame({"ts": ts, "source": "log", "lane": "w", "level": "warning",
+                       "label": [f"Event exceeded max retries, attempt {i}" for i in range(120)]})
+    tl = pd.concat([tl, pd.DataFrame({"ts": ts[:3], "source": "table", "lane": "db", "level": "info",
+                                      "label": "row"})], ignore_index=True)
+    out = collapse_repeats(tl)
+    logs = out[out["source"] == "log"]
+    assert len(logs) == 2 and logs["repeat"].sum() == 120
+    assert "logged 120 times" in logs.iloc[0]["label"]
+    assert (out["source"] == "table").sum() == 3
+    assert len(collapse_repeats(tl.head(40))) == 40  # an ordinary story is left alone

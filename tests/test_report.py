@@ -114,14 +114,16 @@ def test_run_report_executes_with_parameters_and_writes_all_files(seed_bundle: P
     res = report.run_report(seed_bundle, f" {SEED_BATCH} ", out,
                             notebook=FIXTURES / "two_figures_healthy_verdict.ipynb",
                             since="2025-09-20T10:00:00+02:00")
-    assert {p.name for p in out.iterdir()} == set(report.REPORT_FILES.values())
+    assert {p.name for p in out.iterdir()} == set(report.REPORT_FILES.values()) | {report.BUNDLE_DIR}
+    assert res.bundle_path == out / report.BUNDLE_DIR  # the report directory is self-contained
+    assert (out / report.BUNDLE_DIR / "manifest.json").is_file()
     assert res.verdict["batch_id"] == SEED_BATCH and res.exit_code == 0
     assert json.loads((out / "verdict.json").read_text()) == res.verdict
     nb = nbformat.read(out / "report.ipynb", as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert f'id = "{SEED_BATCH}"' in injected.source
     assert 'since = "2025-09-20T08:00:00+00:00"' in injected.source and "until = None" in injected.source
-    assert str(seed_bundle.resolve()) in injected.source
+    assert str((out / report.BUNDLE_DIR).resolve()) in injected.source
     assert "password" not in injected.source.lower()
     html = (out / "report.html").read_text()
     assert html.count('class="plotly-graph-div"') == 2
@@ -200,7 +202,8 @@ def test_batch_investigation_report_on_seed_incident(seed_bundle: Path, tmp_path
     res = report.run_report(seed_bundle, SEED_BATCH, tmp_path)
     assert res.verdict["batch_id"] == SEED_BATCH
     assert res.verdict["healthy"] is False and res.exit_code in (1, 2)
-    assert Bundle.open(res.bundle_path).path == seed_bundle
+    assert res.bundle_path == tmp_path / report.BUNDLE_DIR  # a copy: the report directory stands alone
+    assert Bundle.open(res.bundle_path).manifest["files"] == Bundle.open(seed_bundle).manifest["files"]
     seen = open_offline(res.html_path)
     assert len(seen["drawn"]) >= 3 and all(n > 0 for n in seen["drawn"])
     assert seen["requests"] == [] and seen["errors"] == []
