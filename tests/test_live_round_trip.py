@@ -98,3 +98,27 @@ def test_report_from_a_live_profile_via_the_command_line(tmp_path: Path, make_pg
         for f in out.rglob("*"):
             if f.is_file():
                 assert SECRET.encode() not in f.read_bytes(), f"password leaked into {f}"
+
+
+@pytest.mark.parametrize("name", ["seed_variant_a", "outbox_poisoned"])
+def test_live_verdict_through_loki_equals_offline_verdict(name: str, tmp_path: Path,
+                                                          make_pg_database: Any) -> None:
+    """Shared environments have no Docker access: the logs come from Loki (the project's local server
+    answering as Loki's HTTP API does), the rows from PostgreSQL."""
+    from huledu_forensics.testing import FakeLoki
+
+    world = build_world(name)
+    batch = world.target["batch_id"]
+    offline = investigate(write_world_bundle(world, tmp_path / "offline"), batch,
+                          until=world.collected_at).verdict.to_json()
+    dsns = load_world_into_postgres(world, make_pg_database)
+    with FakeLoki() as loki:
+        loki.load_world(world)
+        bundle = snapshot(profile_for(dsns, loki=loki.url), batch, tmp_path / "live",
+                          since=world.collected_at.replace(hour=0, minute=0, second=0),
+                          until=world.collected_at, progress=False)
+        queries = loki.queries()
+    assert any(batch in q for q in queries), "the scope ids were not pushed down into LogQL"
+    assert "loki" in {s.kind for s in bundle.sources}
+    live = investigate(bundle, batch, until=world.collected_at).verdict.to_json()
+    assert essentials(live) == essentials(offline)
