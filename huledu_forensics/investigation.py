@@ -14,7 +14,6 @@ from . import logs as logmod
 from . import model
 from ._time import parse_utc
 from .bundle import Bundle
-from .errors import ScopeError
 from .evidence import Evidence, records
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules

@@ -42,14 +42,7 @@ if str(ROOT) not in sys.path:
 BUSYBOX_IMAGE = "huledu-forensics/busybox:test"
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "ls")
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(message: str) -> None:
-    """Skip the test, or fail it under CI (where nothing may be skipped)."""
-    if IN_CI:
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+from tests.support.env import unavailable as _unavailable  # noqa: E402  (after the sys.path line)
 
 
 # ----------------------------------------------------------------------------- PostgreSQL

@@ -44,12 +44,7 @@ ESSAYS = ["62431c17-f141-444a-b709-6c08e7c6eff2", "fc35b304-58eb-44b6-936a-78905
 TEXT_STORAGE = ["b2f1d444e90243fc8a79c2285242c352", "cf3ea970ffc94727b79cdb6051f76e6a"]
 SECRET = "Pw-never-on-disk-7731"
 
-try:
-    from huledu_forensics.sources.files import FilesSource  # noqa: F401
-
-    LOGS_DIR: str | None = f"{WORLD}/logs"
-except ImportError:  # pragma: no cover - the files source ships with the kit
-    LOGS_DIR = None
+LOGS_DIR = f"{WORLD}/logs"
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +86,6 @@ def test_batch_id_and_registration_correlation_reach_the_same_scope(
     Bundle.open(a.path, verify=True)
 
 
-@pytest.mark.skipif(LOGS_DIR is None, reason="huledu_forensics.sources.files is not available")
 def test_logs_are_scoped_and_db_container_logs_kept_whole(seed_a: dict[str, str], tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     bundle = snapshot(profile_for(seed_a, logs_dir=LOGS_DIR), BATCH, tmp_path / "b")
@@ -116,7 +110,6 @@ def test_logs_are_scoped_and_db_container_logs_kept_whole(seed_a: dict[str, str]
     assert "line(s) mention the scope" in err
 
 
-@pytest.mark.skipif(LOGS_DIR is None, reason="huledu_forensics.sources.files is not available")
 def test_log_window_limits_lines(seed_a: dict[str, str], tmp_path: Path) -> None:
     bundle = snapshot(profile_for(seed_a, logs_dir=LOGS_DIR), BATCH, tmp_path / "b", progress=False,
                       since="2025-11-20T18:41:00Z", until="2025-11-20T18:42:00Z")

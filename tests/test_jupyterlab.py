@@ -16,7 +16,6 @@ test's tmp dir (the assertion message names it). The server itself lives in ``te
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -40,14 +39,7 @@ ROOT_CAUSE = "enum.label_missing"
 RUN_TIMEOUT_MS = 240_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(message: str) -> None:
-    """Skip (or, under ``CI=true``, fail) with a one-line reason."""
-    if IN_CI:
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+from tests.support.env import unavailable as _unavailable
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.errors import ConfigError
 from huledu_forensics.model import names as N
 from huledu_forensics.simulate import build_world
+from tests.support.env import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
@@ -164,9 +165,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.browser
 def test_figures_are_real_pngs_linked_relatively(bundles: dict[str, Bundle], tmp_path: Path) -> None:
     if not CHROMIUM.is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true and /usr/bin/chromium is missing (apt-get install -y chromium)")
-        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium")
+        unavailable("/usr/bin/chromium is missing: apt-get install -y chromium")
     before = os.environ.get("BROWSER_PATH")
     md_path = postmortem.write_postmortem(bundles["seed"], SEED_BATCH, tmp_path / "pm")
     assert os.environ.get("BROWSER_PATH") == before  # set only inside the call

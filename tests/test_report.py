@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from huledu_forensics import report
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.errors import BundleNotFound, ConfigError, ReportError, ScopeError
 from huledu_forensics.world import load_world_dir
+from tests.support.env import IN_CI, unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 CORPUS = Path("/work/shared/corpus")
@@ -31,18 +31,6 @@ def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _has_investigate() -> bool:
-    try:
-        from huledu_forensics import investigate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_investigate = pytest.mark.skipif(not _has_investigate(),
-                                       reason="huledu_forensics.investigate is not implemented yet")
-
-
 def open_offline(html: Path) -> dict[str, object]:
     """Open ``html`` from file:// in Chromium with every non-file request blocked and recorded.
 
@@ -50,10 +38,8 @@ def open_offline(html: Path) -> dict[str, object]:
     console errors.
     """
     if not CHROMIUM.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but /usr/bin/chromium is missing: apt-get install -y chromium")
-        pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)")
-    if os.environ.get("CI", "").lower() == "true":
+        unavailable("/usr/bin/chromium is absent (apt-get install -y chromium)")
+    if IN_CI:
         from playwright import sync_api
     else:
         sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -197,7 +183,6 @@ def test_html_report_draws_every_figure_offline(seed_bundle: Path, tmp_path: Pat
 
 @pytest.mark.browser
 @pytest.mark.slow
-@needs_investigate
 def test_batch_investigation_report_on_seed_incident(seed_bundle: Path, tmp_path: Path) -> None:
     res = report.run_report(seed_bundle, SEED_BATCH, tmp_path)
     assert res.verdict["batch_id"] == SEED_BATCH

@@ -8,6 +8,7 @@ import pandas as pd
 
 from huledu_forensics.world import coerce_table, enums_from_ddl, load_world_dir, save_world_dir
 from tests.support.corpus import corpus_bundle, shared_dir
+from tests.support.env import unavailable
 
 
 def test_enums_from_ddl_keeps_order_and_quotes() -> None:
@@ -29,8 +30,7 @@ def test_naive_and_aware_timestamps_become_utc() -> None:
 def test_corpus_world_reads_and_round_trips(tmp_path: Path) -> None:
     shared = shared_dir()
     if shared is None:
-        import pytest
-        pytest.skip("no shared/corpus")
+        unavailable("shared/corpus is not next to this checkout; set HULEDU_SHARED_DIR")
     w = load_world_dir(shared / "corpus" / "seed-variant-a")
     assert w.databases["huleedu_essay_lifecycle"].enums["essay_status_enum"][0] == "unregistered"
     assert "huleedu_essay_lifecycle_db" in w.logs

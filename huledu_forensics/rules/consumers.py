@@ -94,7 +94,7 @@ def request_rejected(ctx: Context) -> list[Finding]:
     return [Finding(
         id="pipeline.request_rejected", severity="error",
         title="Pipeline request rejected: batch not ready",
-        summary=(f"BOS rejected the pipeline request"
+        summary=("BOS rejected the pipeline request"
                  + (f" (correlation {corr})" if corr else "")
                  + f" at {pd.Timestamp(first['ts']).isoformat()}: batch {ctx.ev.scope.batch_id} was "
                  f"in {current}, not {N.S_READY}. No failure event is published for this."),

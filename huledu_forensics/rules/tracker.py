@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..evidence import payload
 from ..model import names as N
 from ..timeline import row_ref
 from ..evidence import records

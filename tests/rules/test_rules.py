@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from huledu_forensics import model
 from huledu_forensics.bundle import write_world_bundle
@@ -17,6 +16,7 @@ from huledu_forensics.investigation import Investigation, investigate
 from huledu_forensics.model import names as N
 from huledu_forensics.world import World, load_world_dir
 from tests.support.corpus import shared_dir
+from tests.support.env import unavailable
 
 SEED = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 POISONED = "37e88dff-166c-4847-9701-a5b145a32fa6"
@@ -28,7 +28,7 @@ ELS_DB = model.names.ELS_OUTBOX[0]
 def _world(name: str) -> World:
     shared = shared_dir()
     if shared is None:
-        pytest.skip("shared/corpus is not next to this checkout; set HULEDU_SHARED_DIR")
+        unavailable("shared/corpus is not next to this checkout; set HULEDU_SHARED_DIR")
     return load_world_dir(shared / "corpus" / name)
 
 

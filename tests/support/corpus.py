@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
+from tests.support.env import unavailable
 
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.world import load_world_dir
@@ -51,7 +51,7 @@ def corpus_bundle(world: str) -> Bundle:
     """The corpus world ``world`` as a bundle (skips the test when shared/ is absent)."""
     shared = shared_dir()
     if shared is None:
-        pytest.skip("shared/corpus is not next to this checkout; set HULEDU_SHARED_DIR")
+        unavailable("shared/corpus is not next to this checkout; set HULEDU_SHARED_DIR")
     w = load_world_dir(shared / "corpus" / world)
     return write_world_bundle(w, _TMP / world, origin={"kind": "corpus"})
 
