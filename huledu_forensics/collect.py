@@ -31,7 +31,11 @@ from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, ScopeError, SourceUnavailable
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
+from .logs import make_id_prefilter
 from .sources.base import LogLine, LogSource, StateSource, Window
+from .sources.docker import DockerSource
+from .sources.files import FilesSource
+from .sources.loki import LokiSource
 from .sources.postgres import PostgresSource, filter_key
 
 __all__ = ["MAX_ROUNDS", "log_sources_for", "snapshot"]
@@ -211,17 +215,8 @@ def _stamp_s(text: str) -> float | None:
 
 
 def _prefilter(ids: set[str]) -> Callable[[str], bool]:
-    """A fast "does this line mention any id" test (``logs.make_id_prefilter`` when available)."""
-    try:
-        from .logs import make_id_prefilter  # type: ignore[attr-defined]
-
-        pred = make_id_prefilter(sorted(ids))
-        if callable(pred):
-            return pred  # type: ignore[no-any-return]
-    except (ImportError, TypeError, ValueError):
-        pass
-    needles = sorted(ids)
-    return lambda line: any(n in line.lower() for n in needles)
+    """A fast "does this line mention any id" test."""
+    return make_id_prefilter(sorted(ids))
 
 
 def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, str]]]:
@@ -230,27 +225,14 @@ def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, 
     failed: list[tuple[str, str]] = []
     if profile.logs_dir:
         try:
-            from .sources.files import FilesSource
-
             sources.append(FilesSource(profile.logs_dir))
-        except ImportError:
-            failed.append(("files", "the files log source is not available in this install"))
         except SourceUnavailable as exc:
             failed.append(("files", str(exc)))
     if profile.docker_url:
-        try:
-            from .sources.docker import DockerSource
-
-            sources.append(DockerSource(profile.docker_url))
-        except ImportError:
-            failed.append(("docker", "the Docker log source is not available in this install"))
+        sources.append(DockerSource(profile.docker_url))
     if profile.loki_url:
         try:
-            from .sources.loki import LokiSource  # type: ignore[import-not-found]
-
             sources.append(LokiSource(profile.loki_url))
-        except ImportError:
-            failed.append(("loki", "the Loki log source is not available in this install"))
         except (SourceUnavailable, ConfigError) as exc:
             failed.append(("loki", str(exc)))
     return sources, failed

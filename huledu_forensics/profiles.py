@@ -463,11 +463,8 @@ def _check_docker(profile: Profile) -> dict[str, Any]:
     if not profile.docker_url:
         return {"configured": False}
     part: dict[str, Any] = {"configured": True, "target": _mask_plain(profile.docker_url)}
-    try:
-        from .sources.docker import DockerSource  # type: ignore[import-not-found]
-    except ImportError:
-        part.update(reachable=False, error="not available (huledu_forensics.sources.docker is missing)")
-        return part
+    from .sources.docker import DockerSource
+
     try:
         ds = DockerSource(base_url=profile.docker_url)
         ready, detail = ds.ready()
@@ -493,11 +490,8 @@ def _check_loki(profile: Profile) -> dict[str, Any]:
     if not profile.loki_url:
         return {"configured": False}
     part: dict[str, Any] = {"configured": True, "target": _mask_plain(profile.loki_url)}
-    try:
-        from .sources.loki import LokiSource  # type: ignore[import-not-found]
-    except ImportError:
-        part.update(reachable=False, error="not available (huledu_forensics.sources.loki is missing)")
-        return part
+    from .sources.loki import LokiSource
+
     try:
         answer = LokiSource(profile.loki_url).ready()
     except Exception as exc:  # noqa: BLE001 - a foreign source must not crash the check

@@ -457,11 +457,8 @@ def demo_bundle(dest: str | Path | None = None, *, scenario: str = DEMO_SCENARIO
     Raises:
         ReportError: the simulator is not available or does not know ``scenario``.
     """
-    try:
-        from .simulate import build_world
-    except ImportError as exc:
-        raise ReportError("The simulator (huledu_forensics.simulate.build_world) is not available in "
-                          "this installation; pass --bundle instead.") from exc
+    from .simulate import build_world
+
     path = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="huledu-demo-")) / "bundle"
     try:
         world = build_world(scenario, seed=seed)

@@ -98,11 +98,8 @@ def _str(v: object) -> str | None:
 
 
 def _ts(v: object) -> pd.Timestamp | None:
-    s = _str(v)
-    if s is None:
-        return None
-    t = pd.Timestamp(v)  # type: ignore[arg-type]
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    t = parse_utc(v)
+    return None if t is None else pd.Timestamp(t)
 
 
 def _outboxes() -> list[tuple[str, tuple[str, str]]]:
