@@ -37,7 +37,9 @@ class Evidence:
     ``tables`` hold only the rows in scope; ``all_tables`` every row of the bundle (for context such
     as other batches hit by the same fault); ``logs`` the scoped log rows; ``db_logs`` every database
     container line in the investigation window; ``enums`` the collected enum label sets; ``present``
-    the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``).
+    the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
+    ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``log_extent`` per
+    container the number of its lines in the bundle and the time of the last one.
     """
 
     scope: Scope
@@ -49,6 +51,8 @@ class Evidence:
     containers: list[ContainerState]
     collected_at: datetime
     present: set[object] = field(default_factory=set)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    log_extent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
 
     # ---- tables
     def rows(self, key: tuple[str, str]) -> pd.DataFrame:
@@ -113,6 +117,10 @@ class Evidence:
             return False
 
         return df[[about(r) for r in df.pipe(records)]]
+
+    def container_state(self, name: str) -> ContainerState | None:
+        """The collected state of container ``name`` (``None`` when the bundle has none)."""
+        return next((c for c in self.containers if c.name == name), None)
 
     # ---- logs
     def log_lines(self, message: str | tuple[str, ...], *, startswith: bool = False,

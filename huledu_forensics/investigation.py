@@ -15,13 +15,14 @@ from . import model
 from ._time import parse_utc
 from .bundle import Bundle
 from .evidence import Evidence, records
+from .outcomes import handler_runs, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
 from .scope import Scope, ScopeIndex, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "database_logs", "investigate", "service_logs"]
+__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "service_logs"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
@@ -101,6 +102,29 @@ def database_logs(bundle: Bundle) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
     bundle._hf_db_logs = out  # type: ignore[attr-defined]
     return out
+
+
+def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
+    """Every handling run of the bundle's consumers (:func:`outcomes.handler_runs`), once per bundle."""
+    cached = getattr(bundle, "_hf_handler_runs", None)
+    if cached is None:
+        cached = handler_runs(service_logs(bundle))
+        bundle._hf_handler_runs = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
+    cached = getattr(bundle, "_hf_log_extent", None)
+    if cached is None:
+        lg = service_logs(bundle)
+        cached = {}
+        if not lg.empty:
+            for c, grp in lg.groupby("container"):
+                cached[str(c)] = (int(len(grp)), parse_utc(grp["ts"].max()))
+        for c, _s, _p in bundle.log_files():
+            cached.setdefault(c, (0, None))
+        bundle._hf_log_extent = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _in_window(df: pd.DataFrame, since: datetime | None, until: datetime | None,
@@ -265,7 +289,10 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     collected = until_t or b.collected_at
     ev = Evidence(scope=scope, tables=scoped_tables, all_tables=tables, logs=scoped_logs,
                   db_logs=db_logs, enums=b.enums, containers=b.containers, collected_at=collected,
-                  present=present)
+                  present=present,
+                  runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
+                                  "started_at"),
+                  log_extent=_log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))
     completeness_df, completeness = _completeness(b, present)

@@ -18,6 +18,7 @@ from . import model
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .model import names as N
+from .outcomes import Consumption, consumer_container, consumption
 
 __all__ = ["AwaitedTransition", "Progress", "compute_progress"]
 
@@ -27,7 +28,9 @@ class AwaitedTransition:
     """The next transition and the life of its trigger event.
 
     ``produced``/``published``/``consumed`` are ``True``/``False``, or ``None`` when the evidence
-    needed to tell is not in the bundle. Times are aware UTC; ``waited_s`` runs from entering the
+    needed to tell is not in the bundle. ``consumed_state`` says the same as yes/no/unknown with
+    ``consumed_reason``; when consumed, ``outcome`` (handled/dropped/failed), ``outcome_cause`` and
+    ``outcome_detail`` say what the consumer's handler did with it (:mod:`huledu_forensics.outcomes`). Times are aware UTC; ``waited_s`` runs from entering the
     current step to the collection time.
     """
 
@@ -45,6 +48,12 @@ class AwaitedTransition:
     waited_s: float | None = None
     expected_dwell_s: float | None = None
     evidence: list[str] = field(default_factory=list)
+    consumed_state: str = "unknown"
+    consumed_reason: str = ""
+    outcome: str | None = None
+    outcome_cause: str | None = None
+    outcome_detail: str | None = None
+    handling_refs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -105,32 +114,13 @@ def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[st
     return phases, requested
 
 
-def _consumed(ev: Evidence, topic: str | None, consumer: str | None) -> tuple[bool | None,
-                                                                              datetime | None, str | None]:
-    if topic is None or consumer is None or topic not in model.TOPICS:
-        return None, None, None
-    svc = model.SERVICES.get(consumer)
-    if svc is None or not any(ev.has(f"logs:{c}") for c in svc.containers):
-        return None, None, None
-    t = model.TOPICS[topic]
-    lg = ev.logs
-    if lg.empty:
-        return False, None, None
-    mine = lg[lg["service"] == consumer]
-    hits = pd.DataFrame()
-    if t.consumer_log_messages:
-        text = mine["message"].astype(object).fillna("").astype(str)
-        mask = pd.Series(False, index=mine.index)
-        for m in t.consumer_log_messages:
-            mask |= text.str.startswith(m)
-        hits = mine[mask]
-    if hits.empty and "event_type" in mine.columns:
-        hits = mine[(mine["event_type"] == topic) & mine["message"].astype(str).str.startswith(
-            N.M_CONSUMER_PROCESSING)]
-    if hits.empty:
-        return False, None, None
-    first = hits.sort_values("ts").iloc[0].to_dict()
-    return True, parse_utc(first.get("ts")), Evidence.ref(first)
+def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
+    container = consumer_container(aw.consumer)
+    count, last = ev.log_extent.get(container or "", (0, None))
+    return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
+                       containers=list(ev.containers),
+                       has_logs=bool(container) and ev.has(f"logs:{container}"),
+                       container_lines=count, container_last=last)
 
 
 def compute_progress(ev: Evidence) -> Progress:
@@ -266,10 +256,14 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
                                 for i in rows["id"]]
             else:
                 aw.published = False
-    consumed, at, ref = _consumed(ev, aw.topic, aw.consumer)
-    aw.consumed, aw.consumed_at = consumed, at
-    if ref:
-        aw.evidence.append(ref)
+    c = _consumption(ev, aw)
+    aw.consumed, aw.consumed_state, aw.consumed_reason = c.consumed, c.state, c.reason
+    if c.run is not None:
+        aw.consumed_at = parse_utc(c.run["started_at"])
+        aw.outcome, aw.outcome_cause = str(c.run["outcome"]), c.run["cause"]  # type: ignore[assignment]
+        aw.outcome_detail = str(c.run["detail"] or "") or None
+        aw.handling_refs = [str(r) for r in c.run["refs"]]  # type: ignore[union-attr]
+        aw.evidence.append(str(c.run["first_ref"]))
     if aw.consumed and aw.produced is None:
         aw.produced = aw.published = True
 

@@ -17,52 +17,47 @@ __all__: list[str] = []
 def handler_failed(ctx: Context) -> list[Finding]:
     """A consumer's handler failed on this batch's event; the offset was not committed.
 
-    **Fires when** a scoped handler error (``Error routing event``, ``Event processing failed``,
-    ``Error handling message from topic …``) is logged, with the ``offset not committed`` line that
-    follows it in the same container.
-    **Evidence** the error lines and the offset line.
+    **Fires when** a handling run of this batch's event (see ``huledu_forensics.outcomes``) ended
+    ``failed``: the handler raised or returned False (``Error routing event``, ``Event processing
+    failed``, ``Error handling message from topic …``), usually followed by ``offset not committed``.
+    **Evidence** the run's start line, its error lines and the offset line.
     **Usually means** the event was lost for this batch: "offset not committed" is not a retry. The
     consumer keeps consuming; the next successful message on the partition commits past it, and an
     ELS redelivery within 300 s is skipped as a duplicate (SYSTEM.md §2.5, §2.6).
     """
-    lg = ctx.ev.logs
-    if lg.empty:
+    runs = ctx.ev.runs
+    if runs.empty:
         return []
-    errs = ctx.ev.log_lines(N.M_HANDLER_ERRORS, startswith=True)
-    errs = errs[errs["level"].isin(["error", "critical"])]
-    # pipeline-request rejections have their own rule
-    errs = errs[~errs["message"].astype(str).str.contains(N.M_NOT_READY, regex=False)
-                & (errs["topic"].astype(object) != N.T_PIPELINE_REQUEST)]
-    if errs.empty:
-        return []
+    failed = runs[runs["outcome"] == "failed"]
     out = []
-    for container, grp in errs.groupby("container"):
-        grp = grp.sort_values("ts")
-        head = grp.iloc[0].to_dict()
-        offs = lg[(lg["container"] == container)
-                  & lg["message"].astype(str).str.startswith(N.M_OFFSET_NOT_COMMITTED)
-                  & (lg["ts"] >= head["ts"])
-                  & (lg["ts"] <= grp["ts"].max() + pd.Timedelta(seconds=2))]
-        error_text = next((str(e) for e in grp.get("error", []) if isinstance(e, str) and e), None)
-        event_type = next((str(e) for e in grp.get("event_type", []) if isinstance(e, str) and e), None)
-        off = offs.iloc[0].to_dict() if not offs.empty else {}
-        topic = off.get("topic") if isinstance(off.get("topic"), str) else event_type
-        where = (f" (partition {off.get('partition')}, offset {off.get('offset')})" if off else "")
-        svc = model.SERVICES.get(str(head.get("service")))
+    for (container, topic), grp in failed.groupby(["container", "topic"], sort=False):
+        rs = grp.sort_values("started_at").pipe(records)
+        head = rs[0]
+        svc = model.SERVICES.get(str(head["service"]))
+        part, off = _int(head.get("partition")), _int(head.get("offset"))
+        where = f" (partition {part}, offset {off})" if part is not None else ""
+        lines = ctx.ev.logs
+        err = None
+        if not lines.empty and "error" in lines:
+            refs = set(head["lines"])  # type: ignore[arg-type]
+            mine = lines[(lines["source_file"].astype(str) + "#L" + lines["line_no"].astype(str))
+                          .isin(refs)]
+            err = next((str(e) for e in mine["error"] if isinstance(e, str) and e), None)
         out.append(Finding(
             id="consumer.handler_failed", severity="error",
             title="Handler failed, offset not committed",
-            summary=(f"{svc.title if svc else container} failed handling {topic or 'an event'}{where}"
-                     f" at {pd.Timestamp(head['ts']).isoformat()}: {error_text or head.get('message')}. "
+            summary=(f"{svc.title if svc else container} failed handling {topic}{where} at "
+                     f"{pd.Timestamp(head['started_at']).isoformat()}: {err or head['detail']}. "
+                     + (f"{len(rs)} handling(s) failed. " if len(rs) > 1 else "")
                      + ("The offset was not committed, which does not mean a retry: the consumer "
                         "moves on and a later commit on the partition skips this message for good."
-                        if off else "")),
-            evidence=[EvidenceRef.parse(Evidence.ref(r), r.get("ts"))
-                      for r in pd.concat([grp, offs]).sort_values("ts").pipe(records)],
-            facts={"service": head.get("service"), "container": container, "topic": topic,
-                   "partition": None if not off else _int(off.get("partition")),
-                   "offset": None if not off else _int(off.get("offset")), "error": error_text,
-                   "offset_not_committed": bool(off)},
+                        if head["offset_not_committed"] else "")),
+            evidence=[EvidenceRef.parse(str(ref), None, "handling run") for r in rs[:5]
+                      for ref in r["refs"]],  # type: ignore[union-attr]
+            facts={"service": head["service"], "container": container, "topic": topic,
+                   "partition": part, "offset": off, "error": err or head["detail"],
+                   "cause": head["cause"], "failed_handlings": len(rs),
+                   "offset_not_committed": bool(head["offset_not_committed"])},
         ))
     return out
 

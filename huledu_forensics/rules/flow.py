@@ -61,13 +61,15 @@ def not_published(ctx: Context) -> list[Finding]:
 
 @rule("event.not_consumed", severity="error", needs=("logs",))
 def not_consumed(ctx: Context) -> list[Finding]:
-    """The awaited event was published but its consumer shows no sign of handling it.
+    """The awaited event was published but its consumer shows no handling of it.
 
-    **Fires when** the trigger event was published and the consumer's logs hold no handling line for
-    this batch, and the wait is abnormal.
-    **Evidence** the published outbox row.
-    **Usually means** the consumer is down, lagging, or skipped the message (duplicate, commit past a
-    failure).
+    **Fires when** the trigger event was published, the consumer's container ran and its logs cover
+    the time after publication, they hold no handling run of the event for this batch
+    (``huledu_forensics.outcomes``), and the wait is abnormal. When the consumer's logs are missing or
+    empty, or its container never ran, consumption is *unknown* and this rule does not fire.
+    **Evidence** the published outbox row; the consumer's log extent.
+    **Usually means** the consumer is lagging or stopped consuming, or skipped the message (commit past
+    an earlier failure on the partition).
     """
     aw = ctx.progress.awaited
     if aw is None or not aw.published or aw.consumed is not False or not _blocked(ctx):
@@ -76,9 +78,39 @@ def not_consumed(ctx: Context) -> list[Finding]:
         id="event.not_consumed", severity="error", title="Awaited event never consumed",
         summary=(f"{aw.topic} for batch {ctx.ev.scope.batch_id} was published"
                  + (f" at {aw.published_at.isoformat()}" if aw.published_at else "")
-                 + f" but {aw.consumer} logged no handling of it."),
+                 + f", but {aw.consumed_reason or (str(aw.consumer) + ' logged no handling of it')}."),
         evidence=[EvidenceRef.parse(e) for e in aw.evidence],
-        facts={"topic": aw.topic, "consumer": aw.consumer, "published": True, "consumed": False},
+        facts={"topic": aw.topic, "consumer": aw.consumer, "service": aw.consumer, "published": True,
+               "consumed": False},
+    )]
+
+
+@rule("event.dropped", severity="error", needs=("logs",))
+def dropped(ctx: Context) -> list[Finding]:
+    """The awaited event reached its consumer, whose handler refused it.
+
+    **Fires when** the consumer's handling run of the awaited event for this batch (at or after its
+    publication) ended ``dropped``: wrong state (``Batch … in unexpected state: …``), a duplicate or
+    idempotency skip, an unknown event type.
+    **Evidence** the handling run's lines in the consumer's log.
+    **Usually means** events arrived out of order (e.g. ELS's BatchEssaysReady before BOS recorded
+    StudentAssociationsConfirmed) or were redelivered; the handler returned without a state change and
+    nothing will send the event again, so the batch waits for ever. Not consumer lag.
+    """
+    aw = ctx.progress.awaited
+    if aw is None or aw.consumed is not True or aw.outcome != "dropped":
+        return []
+    svc = model.SERVICES[aw.consumer].title if aw.consumer in model.SERVICES else aw.consumer
+    return [Finding(
+        id="event.dropped", severity="error", title="Awaited event dropped by its handler",
+        summary=(f"{svc} handled {aw.topic} for batch {ctx.ev.scope.batch_id}"
+                 + (f" at {aw.consumed_at.isoformat()}" if aw.consumed_at else "")
+                 + f" and dropped it ({aw.outcome_cause}): \"{aw.outcome_detail}\". The batch stayed "
+                 f"in {ctx.progress.current_state}; no redelivery will move it."),
+        evidence=[EvidenceRef.parse(e, None, "handling run") for e in aw.handling_refs],
+        facts={"topic": aw.topic, "consumer": aw.consumer, "service": aw.consumer,
+               "cause": aw.outcome_cause, "detail": aw.outcome_detail, "consumed": True,
+               "outcome": "dropped"},
     )]
 
 

@@ -1,0 +1,310 @@
+"""Handler outcomes: every handling of an event by its consumer, as one row, from the consumer's logs.
+
+This is the kit's one detector of "was this event consumed, and what did the handler do with it".
+Progress (the awaited transition), the rules, the correlation trace and the views all read it.
+
+:func:`handler_runs` cuts each consumer container's log into *handling runs* (see
+:mod:`huledu_forensics.model.handlers`): a run opens on a start line of the handler's own logger (or
+the consumer loop's generic ``Processing event`` line with the event type) and collects that
+container's following lines until the next start or a quiet gap, skipping lines whose ids contradict
+the run's (another batch's REST call in the same process) and the relay's lines. Each run gets an
+outcome:
+
+- ``handled``: no refusal, no failure;
+- ``dropped``: the handler refused the event (``wrong_state``, ``duplicate``, ``unknown_type``,
+  ``denied``);
+- ``failed``: an exception or a False return (``exception``, ``no_slot``), usually with the offset
+  not committed.
+
+:func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
+published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
+run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
+empty or ending before the publication).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from . import model
+from ._frames import records
+from .model import handlers as H
+from .scope import Scope, normalise_id
+
+__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "runs_for_scope"]
+
+OUTCOMES = ("handled", "dropped", "failed")
+RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
+               "detail", "batch_ids", "correlation_ids", "ids", "partition", "offset",
+               "offset_not_committed", "refs", "first_ref", "lines")
+_GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
+_JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
+_SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
+_ID_COLS = ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id")
+
+
+def _s(v: object) -> str:
+    if v is None:
+        return ""
+    try:
+        if pd.isna(v):  # type: ignore[arg-type]
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _logger_in(logger: str, names: tuple[str, ...]) -> bool:
+    return any(logger == n or logger.startswith(n + ".") for n in names)
+
+
+@dataclass
+class _Run:
+    service: str
+    container: str
+    topic: str
+    start: pd.Timestamp
+    specific: bool
+    lines: list[dict[str, object]] = field(default_factory=list)
+    batch_ids: set[str] = field(default_factory=set)
+    correlation_ids: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
+
+    def add(self, row: dict[str, object]) -> None:
+        self.lines.append(row)
+        for c in _ID_COLS:
+            v = normalise_id(row.get(c))
+            if v:
+                self.ids.add(v)
+                if c == "batch_id":
+                    self.batch_ids.add(v)
+                elif c == "correlation_id":
+                    self.correlation_ids.add(v)
+
+    def conflicts(self, row: dict[str, object]) -> bool:
+        b = normalise_id(row.get("batch_id"))
+        c = normalise_id(row.get("correlation_id"))
+        return bool((b and self.batch_ids and b not in self.batch_ids)
+                    or (c and self.correlation_ids and c not in self.correlation_ids))
+
+    @property
+    def last(self) -> pd.Timestamp:
+        return self.lines[-1]["ts"]  # type: ignore[return-value]
+
+
+def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dict[str, object]:
+    outcome, cause, detail = "handled", None, ""
+    failed_line: dict[str, object] | None = None
+    offset_line: dict[str, object] | None = None
+    for r in run.lines:
+        msg = _s(r.get("message"))
+        if handler is not None and outcome != "dropped":
+            hit = next((c for frag, c in handler.dropped if frag in msg), None)
+            if hit:
+                outcome, cause, detail = "dropped", hit, msg
+                continue
+        if outcome == "handled" and any(msg.startswith(m) for m in loop.duplicate):
+            outcome, cause, detail = "dropped", H.DUPLICATE, msg
+            continue
+        if outcome == "handled" and any(msg.startswith(m) for m in loop.unknown_type):
+            outcome, cause, detail = "dropped", H.UNKNOWN_TYPE, msg
+            continue
+        if handler is not None:
+            hit = next((c for frag, c in handler.failed if frag in msg), None)
+            if hit and outcome != "dropped":
+                outcome, cause, detail = "failed", hit, msg
+        if any(msg.startswith(m) for m in loop.offset_not_committed):
+            offset_line = offset_line or r
+        is_fail = any(msg.startswith(m) for m in loop.failed) or _s(r.get("level")) in ("error",
+                                                                                         "critical")
+        if is_fail and failed_line is None:
+            failed_line = r
+    if failed_line is not None and outcome == "handled":
+        err = _s(failed_line.get("error"))
+        outcome, cause = "failed", H.EXCEPTION
+        detail = _s(failed_line.get("message")) + (f": {err}" if err else "")
+    elif failed_line is not None and outcome == "failed" and not detail:
+        detail = _s(failed_line.get("message"))
+    part = off = None
+    for r in ([offset_line] if offset_line else []) + run.lines:
+        p, o = r.get("partition"), r.get("offset")
+        if _s(p) and _s(o):
+            part, off = int(p), int(o)  # type: ignore[arg-type]
+            break
+    keep = [run.lines[0]] + [r for r in run.lines[1:] if _s(r.get("level")) in ("warning", "error",
+                                                                                 "critical")]
+    if run.lines[-1] not in keep:
+        keep.append(run.lines[-1])
+    refs = [f"{r.get('source_file')}#L{r.get('line_no')}" for r in keep]
+    t = model.TOPICS.get(run.topic)
+    return {"service": run.service, "container": run.container, "topic": run.topic,
+            "event": t.event if t else run.topic, "started_at": run.start, "ended_at": run.last,
+            "outcome": outcome, "cause": cause, "detail": detail[:300],
+            "batch_ids": tuple(sorted(run.batch_ids)), "correlation_ids": tuple(sorted(run.correlation_ids)),
+            "ids": frozenset(run.ids), "partition": part, "offset": off,
+            "offset_not_committed": offset_line is not None or (outcome == "failed"
+                                                                and not loop.offset_not_committed),
+            "refs": refs, "first_ref": refs[0],
+            "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines]}
+
+
+def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, object]]:
+    handlers = H.handlers_for(loop.service)
+    out: list[dict[str, object]] = []
+    cur: _Run | None = None
+
+    def close() -> None:
+        nonlocal cur
+        if cur is not None:
+            out.append(_classify(cur, loop, handlers.get(cur.topic)))
+        cur = None
+
+    for row in records(lg):
+        logger = _s(row.get("logger"))
+        msg = _s(row.get("message"))
+        ts = row["ts"]
+        topic: str | None = None
+        specific = False
+        if (loop.generic_start and msg.strip() == loop.generic_start
+                and _logger_in(logger, loop.generic_loggers)):
+            et = _s(row.get("event_type")) or _s(row.get("topic"))
+            topic = et if et in handlers else None
+        else:
+            for h in handlers.values():
+                if h.start and _logger_in(logger, h.loggers) and msg.startswith(h.start):
+                    topic, specific = h.topic, True
+                    break
+        if topic is not None:
+            if (specific and cur is not None and cur.topic == topic and not cur.specific
+                    and (ts - cur.start).total_seconds() <= _JOIN_S):
+                cur.specific = True
+                cur.add(row)
+                continue
+            if (specific and cur is not None and cur.topic == topic and cur.specific
+                    and topic in {h.topic for h in handlers.values() if len(h.start) > 1}
+                    and (ts - cur.last).total_seconds() <= _GAP_S and not cur.conflicts(row)):
+                cur.add(row)  # a second start line of the same handler (BOS phase outcome)
+                continue
+            close()
+            cur = _Run(loop.service, loop.container, topic, ts, specific)
+            cur.add(row)
+            continue
+        if cur is None:
+            continue
+        if (ts - cur.last).total_seconds() > _GAP_S:
+            close()
+            continue
+        if cur.conflicts(row):
+            continue
+        cur.add(row)
+    close()
+    return out
+
+
+def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
+    """Every handling run in ``logs`` (normalised service-container lines), one row each; columns
+    :data:`RUN_COLUMNS`. Run it on the whole bundle's logs (runs end where the next event starts)."""
+    rows: list[dict[str, object]] = []
+    if not logs.empty:
+        by_container = {loop.container: loop for loop in H.CONSUMER_LOOPS.values()}
+        lg = logs[logs["container"].isin(list(by_container))]
+        if not lg.empty:
+            logger = lg["logger"].astype(object).fillna("").astype(str)
+            foreign = pd.Series(False, index=lg.index)
+            for loop in by_container.values():
+                for n in loop.foreign_loggers:
+                    foreign |= (lg["container"] == loop.container) & (
+                        (logger == n) | logger.str.startswith(n + "."))
+            if "outbox_id" in lg.columns:
+                foreign |= lg["outbox_id"].notna()
+            lg = lg[~foreign]
+            for container, grp in lg.groupby("container", sort=True):
+                rows += _container_runs(grp.sort_values(["ts", "line_no"], kind="stable"),
+                                        by_container[str(container)])
+    df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    for c in ("started_at", "ended_at"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    return df.sort_values("started_at", kind="stable").reset_index(drop=True)
+
+
+def runs_for_scope(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """The runs that concern the scope's batch: they carry one of its ids and no other batch's id
+    instead of its own."""
+    if runs.empty:
+        return runs
+    ids = scope.all_ids
+    me = scope.batch_id
+
+    def mine(r_ids: frozenset[str], batches: tuple[str, ...]) -> bool:
+        if not (r_ids & ids):
+            return False
+        return not (batches and me not in batches)
+
+    keep = [mine(i, b) for i, b in zip(runs["ids"], runs["batch_ids"])]
+    return runs[keep].reset_index(drop=True)
+
+
+@dataclass
+class Consumption:
+    """Whether a consumer consumed a topic for the batch: ``state`` yes/no/unknown, ``reason`` (for
+    no/unknown), ``run`` (the decisive handling run as a dict) and ``runs`` (all of them)."""
+
+    state: str
+    reason: str = ""
+    run: dict[str, object] | None = None
+    runs: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def consumed(self) -> bool | None:
+        return {"yes": True, "no": False}.get(self.state)
+
+
+def consumer_container(service: str | None) -> str | None:
+    """The container whose logs show ``service``'s handlers (``None``: no handler knowledge)."""
+    loop = H.CONSUMER_LOOPS.get(service or "")
+    return loop.container if loop else None
+
+
+def container_ran(containers: list[object], name: str) -> tuple[bool | None, str]:
+    """Whether container ``name`` ran, from the bundle's container states: ``(False, why)`` when it
+    was Created and never started or is missing, ``(None, "")`` when the bundle says nothing."""
+    for c in containers:
+        if getattr(c, "name", None) == name:
+            st = str(getattr(c, "state", "") or "")
+            if st in ("created", "missing"):
+                return False, f"container {name} is {st}: it never ran"
+            return True, st
+    return None, ""
+
+
+def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
+                published_at: datetime | None, containers: list[object], has_logs: bool,
+                container_lines: int, container_last: datetime | None) -> Consumption:
+    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's)? See the module doc."""
+    if topic is None or consumer is None:
+        return Consumption("unknown", "no consumer for this event in the model")
+    if topic not in H.handlers_for(consumer):
+        return Consumption("unknown", f"the kit has no handler knowledge for {consumer} on {topic}")
+    container = consumer_container(consumer) or ""
+    ran, why = container_ran(containers, container)
+    if ran is False:
+        return Consumption("unknown", why)
+    if not has_logs:
+        return Consumption("unknown", f"no logs of {container} in the bundle")
+    if container_lines == 0:
+        return Consumption("unknown", f"the logs of {container} are empty")
+    mine = runs[runs["topic"] == topic] if not runs.empty else runs
+    if not mine.empty and published_at is not None:
+        mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
+    if mine.empty:
+        if (published_at is not None and container_last is not None
+                and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
+            return Consumption("unknown", f"the logs of {container} end before the event was published")
+        return Consumption("no", f"{container} logged no handling of {topic} for this batch"
+                           + (" after its publication" if published_at is not None else ""))
+    rs = records(mine)
+    handled = [r for r in rs if r["outcome"] == "handled"]
+    return Consumption("yes", "", (handled or rs)[-1], rs)
