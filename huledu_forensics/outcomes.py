@@ -197,9 +197,11 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
         if (ts - cur.last).total_seconds() > _GAP_S:
             close()
             continue
-        if cur.conflicts(row):
-            continue
+        if cur.conflicts(row) or not logger:
+            continue  # another batch's line, or a library's bare line (aiokafka), not the handler's
         cur.add(row)
+        if any(msg.startswith(m) for m in loop.handled):
+            close()  # the loop's success line ends the handling
     close()
     return out
 

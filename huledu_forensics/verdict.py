@@ -12,44 +12,60 @@ from .progress import Progress
 from .rules import Finding
 from .scope import Scope
 
-__all__ = ["CAUSAL_ORDER", "ROOT_CAUSE_PRECEDENCE", "Verdict", "build_verdict"]
+__all__ = ["LINK_STRENGTH", "Verdict", "build_verdict", "causal_order", "explained_by"]
 
-# Which finding explains the others: the first present (severity error or worse) is the root cause.
-ROOT_CAUSE_PRECEDENCE = (
-    "enum.label_missing",
-    "outbox.poisoned",
-    "validation.failures_block_completion",
-    "db.enum_value_rejected",
-    "tracker.missing",
-    "tracker.registered_without_essays",
-    "consumer.handler_failed",
-    "outbox.unpublished",
-    "event.not_consumed",
-    "event.not_published",
-    "event.not_produced",
-    "pending.orphaned_content",
-    "pipeline.request_rejected",
-    "state.dwell_exceeded",
-)
-
-# How the consequences follow each other, cause first.
-CAUSAL_ORDER = (
-    "enum.label_missing",
-    "db.enum_value_rejected",
-    "consumer.handler_failed",
-    "tracker.missing",
-    "tracker.registered_without_essays",
-    "pending.orphaned_content",
-    "validation.failures_block_completion",
-    "outbox.poisoned",
-    "outbox.unpublished",
-    "event.not_produced",
-    "event.not_published",
-    "event.not_consumed",
-    "pipeline.request_rejected",
-    "state.dwell_exceeded",
-)
+# How strongly a finding is tied to this batch (``facts["link"]``, default "batch": the rule read the
+# batch's own rows, lines or handling runs). Only linked findings may be the root cause; a finding
+# linked only through the awaited transition (enum drift no write of this batch hit) ranks below
+# direct evidence.
+LINK_STRENGTH = {"batch": 2, "awaited": 1, "none": 0}
 _SEV_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+
+
+def _graph() -> dict[str, tuple[str, ...]]:
+    from .rules._engine import explains_graph
+    return explains_graph()
+
+
+def explained_by() -> dict[str, set[str]]:
+    """Rule id -> the rule ids that can explain it, transitively (from the rules' ``explains``)."""
+    g = _graph()
+    out: dict[str, set[str]] = {k: set() for k in g}
+    for cause in g:
+        stack, seen = list(g[cause]), set()
+        while stack:
+            e = stack.pop()
+            if e in seen:
+                continue
+            seen.add(e)
+            out.setdefault(e, set()).add(cause)
+            stack.extend(g.get(e, ()))
+    return out
+
+
+def causal_order() -> list[str]:
+    """Every rule id, causes before the effects they explain (registry order breaks ties)."""
+    g = _graph()
+    ids = list(g)
+    indeg = {i: 0 for i in ids}
+    for c in ids:
+        for e in g[c]:
+            indeg[e] = indeg.get(e, 0) + 1
+    out: list[str] = []
+    ready = [i for i in ids if indeg[i] == 0]
+    while ready:
+        n = ready.pop(0)
+        out.append(n)
+        for e in g.get(n, ()):
+            indeg[e] -= 1
+            if indeg[e] == 0:
+                ready.append(e)
+        ready.sort(key=ids.index)
+    return out + [i for i in ids if i not in out]  # a cycle would be a modelling error
+
+
+def _link(f: Finding) -> int:
+    return LINK_STRENGTH.get(str(f.facts.get("link", "batch")), 0)
 
 
 @dataclass
@@ -100,40 +116,56 @@ class Verdict:
         return "\n".join(lines)
 
 
-def _pick_root(findings: list[Finding]) -> Finding | None:
-    serious = [f for f in findings if _SEV_RANK[f.severity] <= 1]
+def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
+    """The serious, linked finding that no other serious, at-least-as-linked finding explains; ties go
+    to the stronger link, then to the one that explains more of what was found, then severity."""
+    serious = [f for f in findings if _SEV_RANK[f.severity] <= 1 and _link(f) > 0]
     if not serious:
         return None
+    by = explained_by()
+    present = {f.id for f in findings if _SEV_RANK[f.severity] <= 2}
+    g_down = {c: {e for e, causes in by.items() if c in causes} for c in _graph()}
 
-    def key(f: Finding) -> tuple[int, int, int, int]:
-        prec = ROOT_CAUSE_PRECEDENCE.index(f.id) if f.id in ROOT_CAUSE_PRECEDENCE else 99
-        linked = -int(bool(f.facts.get("linked_rejections") or 0))
-        step_order = int(f.facts.get("step_index", 0) or 0)
-        return (prec, linked, step_order, _SEV_RANK[f.severity])
+    def covered(f: Finding) -> bool:
+        return any(o is not f and o.id in by.get(f.id, set()) and _link(o) >= _link(f)
+                   for o in serious)
 
-    return sorted(serious, key=key)[0]
+    cands = [f for f in serious if not covered(f)] or serious
+    aw_topic = progress.awaited.topic if progress.awaited else None
+
+    def key(f: Finding) -> tuple[int, int, int, int, int]:
+        reach = len(g_down.get(f.id, set()) & present)
+        on_awaited = int(bool(aw_topic) and f.facts.get("topic") == aw_topic)
+        return (-_link(f), -reach, -on_awaited, _SEV_RANK[f.severity],
+                -int(f.facts.get("linked_rejections", 0) or 0))
+
+    return sorted(cands, key=key)[0]
 
 
 def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                   not_evaluated: list[dict[str, str]], completeness: dict[str, str],
                   gaps: list[dict[str, str]], bundle: str, collected_at: str) -> Verdict:
     """Pick the root cause, order the causal chain and assemble ``verdict.json``."""
-    root = _pick_root(findings)
+    root = _pick_root(findings, progress)
     relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
+    state_known = progress.current_state is not None
     stuck = progress.stuck or root is not None
-    healthy = not relevant and not progress.stuck
-    chain_ids: set[str] = {root.id} if root else set()
-    chain_pool = [f for f in relevant if f is root or f.id not in chain_ids]
-    chain_findings = []
-    for f in sorted(chain_pool, key=lambda f: _SEV_RANK[f.severity]):
-        if f is root or f.id not in {c.id for c in chain_findings}:
+    healthy = state_known and not relevant and not progress.stuck
+    order = causal_order()
+    by = explained_by()
+    chain_findings: list[Finding] = [root] if root else []
+    unexplained: list[Finding] = []
+    for f in sorted(relevant, key=lambda f: (order.index(f.id) if f.id in order else 99,
+                                             _SEV_RANK[f.severity])):
+        if f is root or f.id in {c.id for c in chain_findings + unexplained}:
+            continue
+        if root is not None and root.id in by.get(f.id, set()):
             chain_findings.append(f)
-    chain_findings = sorted(
-        chain_findings, key=lambda f: (0 if f is root else 1,
-                                 CAUSAL_ORDER.index(f.id) if f.id in CAUSAL_ORDER else 99,
-                                 _SEV_RANK[f.severity]))
+        else:
+            unexplained.append(f)
     aw = progress.awaited
-    status = "healthy" if healthy else ("stuck" if stuck else "degraded")
+    status = ("healthy" if healthy else "stuck" if stuck and state_known else
+              "unknown" if not state_known else "degraded")
     data: dict[str, object] = {
         "tool": "huledu-forensics",
         "tool_version": __version__,
@@ -152,6 +184,8 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                         "facts": root.facts} if root else None),
         "chain": [{"finding": f.id, "severity": f.severity, "summary": f.summary, "facts": f.facts}
                   for f in chain_findings],
+        "unexplained": [{"finding": f.id, "severity": f.severity, "summary": f.summary}
+                        for f in unexplained],
         "findings": [f.to_json() for f in findings],
         "not_evaluated": not_evaluated,
         "completeness": completeness,

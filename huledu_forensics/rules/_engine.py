@@ -9,7 +9,8 @@ from datetime import datetime
 from ..evidence import Evidence
 from ..progress import Progress
 
-__all__ = ["SEVERITIES", "EvidenceRef", "Finding", "Rule", "Context", "rule", "registry"]
+__all__ = ["SEVERITIES", "EvidenceRef", "Finding", "Rule", "Context", "explains_graph", "rule",
+           "registry"]
 
 SEVERITIES = ("critical", "error", "warning", "info")
 
@@ -67,7 +68,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Rule:
-    """A registered rule. ``needs`` are bundle parts (see ``Evidence.present``) it cannot do without."""
+    """A registered rule. ``needs`` are bundle parts (see ``Evidence.present``) it cannot do without;
+    ``explains`` the rule ids whose findings this rule's finding can cause (the explains-graph the
+    verdict walks to pick the root cause and order the chain)."""
 
     id: str
     severity: str
@@ -75,12 +78,14 @@ class Rule:
     needs: tuple[object, ...]
     func: Callable[[Context], list[Finding]]
     doc: str
+    explains: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Rule] = {}
 
 
-def rule(id: str, *, severity: str, needs: tuple[object, ...] = ()) -> Callable[
+def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
+         explains: tuple[str, ...] = ()) -> Callable[
         [Callable[[Context], list[Finding]]], Callable[[Context], list[Finding]]]:
     """Register a rule. The docstring's first line is its title; duplicate ids raise at import."""
     if severity not in SEVERITIES:
@@ -90,10 +95,16 @@ def rule(id: str, *, severity: str, needs: tuple[object, ...] = ()) -> Callable[
         if id in _REGISTRY:
             raise ValueError(f"duplicate rule id {id!r}")
         doc = (func.__doc__ or "").strip()
-        _REGISTRY[id] = Rule(id, severity, doc.splitlines()[0] if doc else id, needs, func, doc)
+        _REGISTRY[id] = Rule(id, severity, doc.splitlines()[0] if doc else id, needs, func, doc,
+                             tuple(explains))
         return func
 
     return deco
+
+
+def explains_graph() -> dict[str, tuple[str, ...]]:
+    """Rule id -> the rule ids its findings can explain (cause -> effects)."""
+    return {r.id: r.explains for r in _REGISTRY.values()}
 
 
 def registry() -> dict[str, Rule]:

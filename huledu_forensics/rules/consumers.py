@@ -13,7 +13,8 @@ from ._engine import Context, EvidenceRef, Finding, rule
 __all__: list[str] = []
 
 
-@rule("consumer.handler_failed", severity="error", needs=("logs",))
+@rule("consumer.handler_failed", severity="error", needs=("logs",),
+      explains=("tracker.registered_without_essays", "tracker.missing", "pending.orphaned_content", "event.not_produced"))
 def handler_failed(ctx: Context) -> list[Finding]:
     """A consumer's handler failed on this batch's event; the offset was not committed.
 
@@ -69,7 +70,8 @@ def _int(v: object) -> int | None:
         return None
 
 
-@rule("pipeline.request_rejected", severity="error", needs=("logs",))
+@rule("pipeline.request_rejected", severity="error", needs=("logs",),
+      explains=())
 def request_rejected(ctx: Context) -> list[Finding]:
     """BOS rejected the client's pipeline request because the batch was not ready.
 

@@ -45,7 +45,8 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-@rule("enum.label_missing", severity="critical", needs=("enums",))
+@rule("enum.label_missing", severity="critical", needs=("enums",),
+      explains=("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing", "event.not_produced", "event.dropped"))
 def label_missing(ctx: Context) -> list[Finding]:
     """A database enum type lacks a value its service writes.
 
@@ -93,13 +94,19 @@ def label_missing(ctx: Context) -> list[Finding]:
             facts={"database": w.database, "enum": w.enum, "missing_value": w.value,
                    "labels": list(labels), "writer": w.writer, "table": w.table, "step": w.step,
                    "topic": w.topic, "rejections": int(len(mine)), "linked_rejections": int(len(linked)),
-                   "on_path": on_path, "step_index": path.index(w.step) if w.step in path else 99},
+                   "on_path": on_path, "step_index": path.index(w.step) if w.step in path else 99,
+                   "service": w.writer,
+                   # how this drift is tied to the batch: a write of this batch hit it ("batch"),
+                   # or it lies on the transition the batch waits for ("awaited"), or neither
+                   "link": ("batch" if not linked.empty else
+                            "awaited" if sev == "critical" else "none")},
             explanation=w.source,
         ))
     return out
 
 
-@rule("db.enum_value_rejected", severity="error", needs=("db_logs",))
+@rule("db.enum_value_rejected", severity="error", needs=("db_logs",),
+      explains=("consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing"))
 def enum_value_rejected(ctx: Context) -> list[Finding]:
     """PostgreSQL rejected an enum value while this batch was being handled.
 
@@ -129,6 +136,7 @@ def enum_value_rejected(ctx: Context) -> list[Finding]:
                      + f"; {len(grp)} such line(s) in the window."),
             evidence=[EvidenceRef.parse(r["ref"], r["ts"]) for r in shown.head(5).pipe(records)],
             facts={"database": db, "enum": enum, "value": value, "count": int(len(grp)),
-                   "linked": int(len(linked)), "table": table.group(1) if table else None},
+                   "linked": int(len(linked)), "table": table.group(1) if table else None,
+                   "link": "batch" if not linked.empty else "none"},
         ))
     return out

@@ -14,7 +14,8 @@ def _blocked(ctx: Context) -> bool:
     return ctx.progress.dwell_exceeded or not ctx.ev.log_lines(N.M_NOT_READY).empty
 
 
-@rule("event.not_produced", severity="error", needs=("outbox",))
+@rule("event.not_produced", severity="error", needs=("outbox",),
+      explains=("pipeline.request_rejected", "state.dwell_exceeded"))
 def not_produced(ctx: Context) -> list[Finding]:
     """The event the batch waits for was never produced.
 
@@ -39,7 +40,8 @@ def not_produced(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("event.not_published", severity="error", needs=("outbox",))
+@rule("event.not_published", severity="error", needs=("outbox",),
+      explains=("pipeline.request_rejected", "state.dwell_exceeded"))
 def not_published(ctx: Context) -> list[Finding]:
     """The awaited event was written to the outbox but never relayed to Kafka.
 
@@ -59,7 +61,8 @@ def not_published(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("event.not_consumed", severity="error", needs=("logs",))
+@rule("event.not_consumed", severity="error", needs=("logs",),
+      explains=("pipeline.request_rejected", "state.dwell_exceeded"))
 def not_consumed(ctx: Context) -> list[Finding]:
     """The awaited event was published but its consumer shows no handling of it.
 
@@ -85,7 +88,8 @@ def not_consumed(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("event.dropped", severity="error", needs=("logs",))
+@rule("event.dropped", severity="error", needs=("logs",),
+      explains=("pipeline.request_rejected", "state.dwell_exceeded"))
 def dropped(ctx: Context) -> list[Finding]:
     """The awaited event reached its consumer, whose handler refused it.
 
@@ -114,7 +118,8 @@ def dropped(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("state.dwell_exceeded", severity="warning", needs=())
+@rule("state.dwell_exceeded", severity="warning", needs=(),
+      explains=())
 def dwell_exceeded(ctx: Context) -> list[Finding]:
     """The batch has been in its current state longer than a healthy batch stays there.
 

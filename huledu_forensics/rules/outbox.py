@@ -17,7 +17,8 @@ def _awaited_topic(ctx: Context) -> str | None:
     return ctx.progress.awaited.topic if ctx.progress.awaited else None
 
 
-@rule("outbox.poisoned", severity="critical", needs=("outbox",))
+@rule("outbox.poisoned", severity="critical", needs=("outbox",),
+      explains=("event.not_published", "outbox.unpublished"))
 def poisoned(ctx: Context) -> list[Finding]:
     """An outbox row reached the relay's retry limit and will never be published.
 
@@ -56,7 +57,8 @@ def poisoned(ctx: Context) -> list[Finding]:
     return out
 
 
-@rule("outbox.unpublished", severity="warning", needs=("outbox",))
+@rule("outbox.unpublished", severity="warning", needs=("outbox",),
+      explains=("event.not_published",))
 def unpublished(ctx: Context) -> list[Finding]:
     """An outbox row is still unpublished long after it was written.
 

@@ -15,7 +15,8 @@ def _refs(key: tuple[str, str], rows: list[dict[str, object]], note: str = "") -
 
 
 @rule("tracker.registered_without_essays", severity="error",
-      needs=(N.TRACKERS, N.ESSAY_STATES))
+      needs=(N.TRACKERS, N.ESSAY_STATES),
+      explains=("pending.orphaned_content", "event.not_produced"))
 def registered_without_essays(ctx: Context) -> list[Finding]:
     """ELS registered the batch (tracker present) but holds no essay rows for it.
 
@@ -50,7 +51,8 @@ def registered_without_essays(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("tracker.missing", severity="error", needs=(N.TRACKERS, N.BOS_OUTBOX))
+@rule("tracker.missing", severity="error", needs=(N.TRACKERS, N.BOS_OUTBOX),
+      explains=("pending.orphaned_content", "event.not_produced"))
 def tracker_missing(ctx: Context) -> list[Finding]:
     """BOS registered and published the batch, but ELS has no tracker for it.
 
@@ -78,7 +80,8 @@ def tracker_missing(ctx: Context) -> list[Finding]:
     )]
 
 
-@rule("pending.orphaned_content", severity="error", needs=(N.PENDING_CONTENT,))
+@rule("pending.orphaned_content", severity="error", needs=(N.PENDING_CONTENT,),
+      explains=("event.not_produced",))
 def orphaned_pending(ctx: Context) -> list[Finding]:
     """Content that arrived before registration was never assigned to a slot.
 
@@ -108,7 +111,8 @@ def orphaned_pending(ctx: Context) -> list[Finding]:
 
 
 @rule("validation.failures_block_completion", severity="critical",
-      needs=(N.VALIDATION_FAILURES, N.ESSAY_STATES))
+      needs=(N.VALIDATION_FAILURES, N.ESSAY_STATES),
+      explains=("event.not_produced",))
 def validation_blocks(ctx: Context) -> list[Finding]:
     """Files failed validation, so the batch's empty slots never fill and it never completes.
 
