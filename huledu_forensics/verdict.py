@@ -133,13 +133,33 @@ def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
     cands = [f for f in serious if not covered(f)] or serious
     aw_topic = progress.awaited.topic if progress.awaited else None
 
-    def key(f: Finding) -> tuple[int, int, int, int, int]:
+    def first_seen(f: Finding) -> float:
+        ts = [e.ts.timestamp() for e in f.evidence if e.ts is not None]
+        return min(ts) if ts else float("inf")
+
+    def key(f: Finding) -> tuple[int, int, int, int, float]:
         reach = len(g_down.get(f.id, set()) & present)
         on_awaited = int(bool(aw_topic) and f.facts.get("topic") == aw_topic)
-        return (-_link(f), -reach, -on_awaited, _SEV_RANK[f.severity],
-                -int(f.facts.get("linked_rejections", 0) or 0))
+        # a cause shows before its effects: among equals, the earliest evidence wins
+        return (-_link(f), -reach, -on_awaited, _SEV_RANK[f.severity], first_seen(f))
 
     return sorted(cands, key=key)[0]
+
+
+def _responsible(root: Finding | None, progress: Progress) -> str | None:
+    """The service that failed to act: the root cause's own service fact, else the owner of the
+    stage the root cause names (producer of an event not produced/published, its consumer)."""
+    if root is None:
+        return None
+    svc = root.facts.get("service") or root.facts.get("writer")
+    if isinstance(svc, str) and svc:
+        return svc
+    aw = progress.awaited
+    if aw is not None and root.id in ("event.not_produced", "event.not_published"):
+        return aw.producer
+    if aw is not None:
+        return aw.consumer
+    return None
 
 
 def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
@@ -180,6 +200,7 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
         "awaited_transition": ({"step": aw.step, "label": aw.label} if aw else None),
         "awaited_event": aw.topic if aw else None,
         "awaited": aw.to_json() if aw else None,
+        "responsible_service": _responsible(root, progress),
         "root_cause": ({"finding": root.id, "severity": root.severity, "summary": root.summary,
                         "facts": root.facts} if root else None),
         "chain": [{"finding": f.id, "severity": f.severity, "summary": f.summary, "facts": f.facts}

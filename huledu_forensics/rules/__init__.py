@@ -50,4 +50,6 @@ def rules_markdown() -> str:
             out.append(line)
         needs = ", ".join("/".join(n) if isinstance(n, tuple) else str(n) for n in r.needs) or "none"
         out += ["", f"Needs: {needs}.", ""]
+        explains = ", ".join(f"`{e}`" for e in r.explains) or "nothing (a symptom)"
+        out += [f"Can explain: {explains}.", ""]
     return "\n".join(out).rstrip() + "\n"

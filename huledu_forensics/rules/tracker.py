@@ -148,6 +148,7 @@ def validation_blocks(ctx: Context) -> list[Finding]:
         + [EvidenceRef(f"tables/{N.ESSAY_STATES[0]}/{N.ESSAY_STATES[1]}.parquet",
                        f"essay_id={e}", note="still uploaded") for e in open_slots["essay_id"]],
         facts={"failed_files": k, "codes": codes, "open_slots": int(len(open_slots)),
+               "service": "els",  # ELS's completion check is the one that never fires
                "file_upload_ids": [str(f) for f in
                                    fails.get("file_upload_id", [])]},
     )]
