@@ -271,6 +271,8 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     for c, _s, _p in b.log_files():
         present.add(f"logs:{c}")
         present.add("db_logs" if c in _DB_CONTAINERS else "logs")
+    if b.containers:
+        present.add("containers")
     if any(k[1] == model.OUTBOX_TABLE for k in tables):
         present.add("outbox")
 

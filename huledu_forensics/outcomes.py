@@ -39,7 +39,7 @@ __all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_run
 OUTCOMES = ("handled", "dropped", "failed")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
                "detail", "batch_ids", "correlation_ids", "ids", "partition", "offset",
-               "offset_not_committed", "refs", "first_ref", "lines")
+               "offset_not_committed", "refs", "ref_times", "first_ref", "lines")
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
@@ -147,7 +147,7 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
             "ids": frozenset(run.ids), "partition": part, "offset": off,
             "offset_not_committed": offset_line is not None or (outcome == "failed"
                                                                 and not loop.offset_not_committed),
-            "refs": refs, "first_ref": refs[0],
+            "refs": refs, "ref_times": [r.get("ts") for r in keep], "first_ref": refs[0],
             "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines]}
 
 

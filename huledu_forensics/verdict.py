@@ -18,7 +18,7 @@ __all__ = ["LINK_STRENGTH", "Verdict", "build_verdict", "causal_order", "explain
 # batch's own rows, lines or handling runs). Only linked findings may be the root cause; a finding
 # linked only through the awaited transition (enum drift no write of this batch hit) ranks below
 # direct evidence.
-LINK_STRENGTH = {"batch": 2, "awaited": 1, "none": 0}
+LINK_STRENGTH = {"batch": 3, "path": 2, "awaited": 1, "none": 0}
 _SEV_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
 
@@ -117,8 +117,9 @@ class Verdict:
 
 
 def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
-    """The serious, linked finding that no other serious, at-least-as-linked finding explains; ties go
-    to the stronger link, then to the one that explains more of what was found, then severity."""
+    """Among the serious, linked findings that no other serious, linked finding explains, the one with
+    the strongest link to the batch; then the one that explains more of what was found, then the one
+    about the awaited event, then severity, then the earliest evidence."""
     serious = [f for f in findings if _SEV_RANK[f.severity] <= 1 and _link(f) > 0]
     if not serious:
         return None
@@ -127,7 +128,9 @@ def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
     g_down = {c: {e for e, causes in by.items() if c in causes} for c in _graph()}
 
     def covered(f: Finding) -> bool:
-        return any(o is not f and o.id in by.get(f.id, set()) and _link(o) >= _link(f)
+        # only a cause the batch actually met can explain what was observed: a write that is still
+        # ahead of the batch ("awaited") explains nothing yet
+        return any(o is not f and o.id in by.get(f.id, set()) and _link(o) >= LINK_STRENGTH["path"]
                    for o in serious)
 
     cands = [f for f in serious if not covered(f)] or serious

@@ -8,7 +8,7 @@ reason, never as a silent pass.
 
 from __future__ import annotations
 
-from . import consumers, enums, flow, outbox, tracker  # noqa: F401  (registration)
+from . import consumers, containers, enums, flow, outbox, tracker  # noqa: F401  (registration)
 from ._engine import SEVERITIES, Context, EvidenceRef, Finding, Rule, registry
 
 __all__ = ["SEVERITIES", "Context", "EvidenceRef", "Finding", "Rule", "all_rules", "rules_markdown",

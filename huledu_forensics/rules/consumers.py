@@ -53,8 +53,9 @@ def handler_failed(ctx: Context) -> list[Finding]:
                      + ("The offset was not committed, which does not mean a retry: the consumer "
                         "moves on and a later commit on the partition skips this message for good."
                         if head["offset_not_committed"] else "")),
-            evidence=[EvidenceRef.parse(str(ref), None, "handling run") for r in rs[:5]
-                      for ref in r["refs"]],  # type: ignore[union-attr]
+            evidence=[EvidenceRef.parse(str(ref), pd.Timestamp(t).to_pydatetime(), "handling run")
+                      for r in rs[:5]
+                      for ref, t in zip(r["refs"], r["ref_times"])],  # type: ignore[call-overload]
             facts={"service": head["service"], "container": container, "topic": topic,
                    "partition": part, "offset": off, "error": err or head["detail"],
                    "cause": head["cause"], "failed_handlings": len(rs),

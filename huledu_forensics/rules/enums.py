@@ -63,6 +63,7 @@ def label_missing(ctx: Context) -> list[Finding]:
     path = [s.id for s in flow.steps]
     cur = ctx.progress.current_step
     nxt_i = (path.index(cur) + 1) if cur in path else 0
+    cur_i = path.index(cur) if cur in path else -1
     rej = enum_rejections(ctx)
     for w in model.ENUM_WRITES:
         labels = ctx.ev.enums.get(w.database, {}).get(w.enum)
@@ -96,10 +97,13 @@ def label_missing(ctx: Context) -> list[Finding]:
                    "topic": w.topic, "rejections": int(len(mine)), "linked_rejections": int(len(linked)),
                    "on_path": on_path, "step_index": path.index(w.step) if w.step in path else 99,
                    "service": w.writer,
-                   # how this drift is tied to the batch: a write of this batch hit it ("batch"),
-                   # or it lies on the transition the batch waits for ("awaited"), or neither
+                   # how this drift is tied to the batch: PostgreSQL rejected this batch's write
+                   # ("batch"); the batch went through the step that makes the write, so its write
+                   # hit the gap ("path"); the write lies on the transition the batch waits for and
+                   # was not made yet ("awaited"); or neither
                    "link": ("batch" if not linked.empty else
-                            "awaited" if sev == "critical" else "none")},
+                            ("path" if path.index(w.step) <= cur_i else "awaited")
+                            if sev == "critical" else "none")},
             explanation=w.source,
         ))
     return out

@@ -107,7 +107,9 @@ def test_consumer_handler_failed_names_topic_partition_offset() -> None:
     assert "not a retry" in f.summary or "does not mean a retry" in f.summary
     refs = [e.part for e in f.evidence]
     assert set(refs) == {"logs/huleedu_essay_lifecycle_worker/combined.log"}
-    assert len(f.evidence) == 3  # Error routing event, Event processing failed, offset not committed
+    # the handling run: Processing event, Error routing event, Event processing failed, offset not
+    # committed
+    assert len(f.evidence) == 4
 
 
 def test_logs_rules_not_evaluated_without_service_logs(tmp_path: Path) -> None:

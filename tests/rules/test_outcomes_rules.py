@@ -1,0 +1,119 @@
+"""Handler outcomes, container lifecycle and evidence-linked root causes (issue 7), on the reference
+corpus with one fact changed at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from huledu_forensics.model import names as N
+from huledu_forensics.rules import all_rules
+from huledu_forensics.verdict import causal_order, explained_by
+from huledu_forensics.world import World
+from tests.rules.test_rules import SEED, VALIDATION, _plain, found, run
+
+DROPPED = "03ccad95-8169-4dab-ac81-590b378b078f"  # healthy-regular: BOS dropped BatchEssaysReady
+READY = N.BATCHES[0]
+BOS_DB = N.BATCHES[0]
+ELS_DB = N.TRACKERS[0]
+BOS_CONTAINER = "huleedu_batch_orchestrator_service"
+T_READY = "huleedu.els.batch.essays.ready.v1"
+
+
+def test_event_dropped_is_the_root_cause_not_consumer_lag() -> None:
+    inv = _plain("healthy-regular", DROPPED)
+    v = inv.verdict.to_json()
+    aw = v["awaited"]
+    assert aw["topic"] == T_READY
+    assert (aw["consumed_state"], aw["outcome"], aw["outcome_cause"]) == ("yes", "dropped", "wrong_state")
+    assert "awaiting_student_validation" in aw["outcome_detail"]
+    assert found(inv, "event.not_consumed") == []
+    (f,) = found(inv, "event.dropped")
+    assert v["root_cause"]["finding"] == "event.dropped"
+    assert v["responsible_service"] == "bos"
+    assert {e.part for e in f.evidence} == {f"logs/{BOS_CONTAINER}/combined.log"}
+    # the handling run starts with BOS's own handler line, at or after the event's publication
+    assert aw["consumed_at"] >= aw["published_at"]
+
+
+def _without_logs(container: str, state: str | None = None):
+    def mutate(w: World) -> None:
+        w.logs = {c: v for c, v in w.logs.items() if c != container}
+        if state is not None:
+            w.containers = [dataclasses.replace(c, state=state, started_at=None)
+                            if c.name == container else c for c in w.containers]
+    return mutate
+
+
+def test_consumed_is_unknown_without_the_consumers_logs(tmp_path: Path) -> None:
+    inv = run("healthy-regular", DROPPED, tmp_path, _without_logs(BOS_CONTAINER))
+    aw = inv.verdict.to_json()["awaited"]
+    assert aw["consumed_state"] == "unknown" and aw["consumed"] is None
+    assert "no logs" in aw["consumed_reason"]
+    assert found(inv, "event.not_consumed") == [] and found(inv, "event.dropped") == []
+    assert inv.verdict.to_json()["root_cause"] is None
+
+
+def test_consumer_container_never_started_is_the_root_cause(tmp_path: Path) -> None:
+    inv = run("healthy-regular", DROPPED, tmp_path, _without_logs(BOS_CONTAINER, "created"))
+    v = inv.verdict.to_json()
+    assert v["awaited"]["consumed_state"] == "unknown"
+    assert "never ran" in v["awaited"]["consumed_reason"]
+    (f,) = found(inv, "container.not_running", "error")
+    assert f.facts["kind"] == "created" and f.facts["role"] == "consumer"
+    assert v["root_cause"]["finding"] == "container.not_running"
+    assert v["responsible_service"] == "bos"
+    assert found(inv, "event.not_consumed") == []
+
+
+def test_running_containers_give_no_container_finding() -> None:
+    assert found(_plain("healthy-regular", DROPPED), "container.not_running") == []
+
+
+def test_enum_drift_no_write_hit_does_not_outrank_direct_evidence(tmp_path: Path) -> None:
+    def drift(w: World) -> None:  # BOS built by Alembic: batch_status_enum with 6 labels
+        w.databases[BOS_DB].enums["batch_status_enum"] = [
+            "awaiting_content_validation", "content_ingestion_failed", "awaiting_pipeline_configuration",
+            "processing_pipelines", "completed_successfully", "failed_critically"]
+    inv = run("validation-failure-never-completes", VALIDATION, tmp_path, drift)
+    (drifted,) = [f for f in found(inv, "enum.label_missing", "critical")
+                  if f.facts["missing_value"] == N.S_READY]
+    assert drifted.facts["link"] == "awaited"
+    assert inv.verdict.to_json()["root_cause"]["finding"] == "validation.failures_block_completion"
+
+
+def test_unreadable_database_never_supplies_the_root_cause(tmp_path: Path) -> None:
+    def els_unreachable(w: World) -> None:
+        del w.databases[ELS_DB]
+    inv = run("seed-variant-a", SEED, tmp_path, els_unreachable)
+    v = inv.verdict.to_json()
+    assert v["completeness"][f"database:{ELS_DB}"] == "missing"
+    rc = v["root_cause"]
+    assert rc is None or rc["facts"].get("database") != BOS_DB
+    assert not (rc and rc["finding"] == "enum.label_missing")
+
+
+def test_no_bos_evidence_is_unknown_not_healthy(tmp_path: Path) -> None:
+    def no_bos(w: World) -> None:
+        del w.databases[BOS_DB]
+        w.logs = {c: v for c, v in w.logs.items() if not c.startswith("huleedu_batch_orchestrator")}
+    inv = run("healthy-guest", "4f9d465a-d9c0-4fb0-9443-bebd5635474f", tmp_path, no_bos)
+    v = inv.verdict.to_json()
+    assert v["healthy"] is False and v["status"] == "unknown"
+    assert v["current_state"] is None
+
+
+def test_every_rule_is_in_the_explains_graph() -> None:
+    ids = {r.id for r in all_rules()}
+    by = explained_by()
+    for r in all_rules():
+        assert set(r.explains) <= ids, (r.id, set(r.explains) - ids)
+        # a rule that explains nothing must itself be explainable, or it could never be ordered
+        assert r.explains or by.get(r.id), f"{r.id} is not connected to the explains-graph"
+    assert set(causal_order()) == ids
+
+
+def test_seed_chain_follows_the_graph() -> None:
+    order = causal_order()
+    assert order.index("enum.label_missing") < order.index("consumer.handler_failed") < order.index(
+        "event.not_produced")
