@@ -225,7 +225,7 @@ def _key_events(inv: Investigation) -> pd.DataFrame:
     structural = kind.isin(["row", "outbox_created", "outbox_published"]) & (
         t["batch_id"].notna() | t["topic"].notna())
     bad = level.isin(["error", "critical"])
-    head_msgs = tuple(m for tp in model.TOPICS.values() for m in tp.consumer_log_messages if len(m) >= 16)
+    head_msgs = tuple(m for h in model.handlers.HANDLERS for m in h.start)
     label = t["label"].astype(object).fillna("").astype(str)
     handler_heads = (kind == "log") & keyed & (label.str.startswith(head_msgs + (N.M_PIPELINE_REQUEST,))
                                                | label.str.contains(N.M_STATUS_UPDATED, regex=False))

@@ -27,8 +27,7 @@ from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
 from .evidence import payload, records
-from .investigation import service_logs
-from .model import names as N
+from .investigation import all_handler_runs, service_logs
 from .scope import normalise_id
 
 __all__ = ["OUTCOMES", "TRACE_COLUMNS", "correlation_trace", "trace_figure"]
@@ -37,53 +36,27 @@ TRACE_COLUMNS = ("topic", "event", "producer", "consumer", "written_at", "relaye
                  "handled_at", "outcome", "detail", "refs")
 """The columns of :func:`correlation_trace`, in order."""
 
-OUTCOMES = ("ok", "failed", "not published", "not consumed", "unknown")
-"""``ok``: consumed with no error logged (or published to a topic nobody consumes); ``failed``: the
-handler logged an error; ``not published``: the outbox row has no ``published_at``; ``not consumed``:
+OUTCOMES = ("ok", "dropped", "failed", "not published", "not consumed", "unknown")
+"""``ok``: the handler handled it (or published to a topic nobody consumes); ``dropped``: the handler
+refused it (wrong state, duplicate, unknown type; ``detail`` starts with the cause); ``failed``: the
+handler raised or returned False; ``not published``: the outbox row has no ``published_at``; ``not consumed``:
 published but no handler line of the consumer; ``unknown``: the consumer's logs are not in the bundle."""
 
 _RELAY_PUBLISHING = "Publishing event from outbox to Kafka"
-_HANDLED_OK = ("Event processed successfully", "Successfully processed and committed message")
-_RELAY_LOGGERS = ("outbox", "outbox_repository")
-_UNKEYED_FAILURES = (N.M_OFFSET_NOT_COMMITTED, *N.M_HANDLER_ERRORS)
-_LINK_S = 2.0  # an unkeyed error line this close after a consumption belongs to it
 _SKEW_S = 1.0
-_MIN_PREFIX = 16  # shorter handler-message prefixes ("Batch ") also match non-handler lines  # tolerated clock skew between a relay's published_at and the consumer's first line
 
 
 @dataclass
 class _Consumption:
+    """One handling run (:mod:`huledu_forensics.outcomes`) as the trace shows it."""
+
     topic: str
     container: str
     start: pd.Timestamp
-    heads: set[str] = field(default_factory=set)
-    lines: list[dict[str, object]] = field(default_factory=list)
-    terminal: bool = False
-
-    @property
-    def end(self) -> pd.Timestamp:
-        return self.lines[-1]["ts"]  # type: ignore[return-value]
-
-    @property
-    def failed(self) -> bool:
-        return any(str(r.get("level")) in ("error", "critical") for r in self.lines)
-
-    @property
-    def detail(self) -> str:
-        for r in self.lines:
-            if str(r.get("level")) in ("error", "critical"):
-                err = r.get("error")
-                msg = str(r.get("message") or "")
-                extra = f": {str(err)[:160]}" if isinstance(err, str) and err else ""
-                return (msg[:160] + extra)
-        return ""
-
-    @property
-    def refs(self) -> list[str]:
-        keep = [self.lines[0]] + [r for r in self.lines[1:] if str(r.get("level")) in ("error", "critical")]
-        if len(self.lines) > 1 and self.lines[-1] not in keep:
-            keep.append(self.lines[-1])
-        return [f"{r.get('source_file')}#L{r.get('line_no')}" for r in keep]
+    end: pd.Timestamp
+    outcome: str
+    detail: str = ""
+    refs: list[str] = field(default_factory=list)
 
 
 def _str(v: object) -> str | None:
@@ -149,70 +122,21 @@ def _relay_lines(lg: pd.DataFrame, ids: set[str]) -> dict[str, dict[str, object]
     return out
 
 
-def _head_topic(row: dict[str, object], consumed: dict[str, tuple[str, ...]], generic: bool) -> str | None:
-    """The topic a log line starts handling, or ``None`` when the line is not a handler's first line."""
-    if str(row.get("level")) not in ("info", "debug"):
-        return None
-    msg = str(row.get("message") or "")
-    if generic:
-        if msg.startswith(N.M_CONSUMER_PROCESSING) and msg.strip() == N.M_CONSUMER_PROCESSING:
-            t = _str(row.get("event_type")) or _str(row.get("topic"))
-            return t
-        return None
-    best: tuple[int, str] | None = None
-    for topic, prefixes in consumed.items():
-        for p in prefixes:
-            if len(p) >= _MIN_PREFIX and msg.startswith(p) and (best is None or len(p) > best[0]):
-                best = (len(p), topic)
-    return best[1] if best else None
-
-
-def _consumptions(lg: pd.DataFrame, cid: str) -> list[_Consumption]:
-    """Cut each consumer container's lines into handler runs for events carrying ``cid``."""
+def _consumptions(b: Bundle, cid: str) -> list[_Consumption]:
+    """The handling runs (the kit's one detector, :func:`outcomes.handler_runs`) of events carrying
+    ``cid``."""
+    runs = all_handler_runs(b)
     out: list[_Consumption] = []
-    if lg.empty:
-        return out
-    for container, grp in lg.groupby("container", sort=True):
-        svc_key = model.services.service_for_container(str(container))
-        if svc_key is None:
-            svc_key = _str(grp["service"].iloc[0])
-        consumed = {name: t.consumer_log_messages for name, t in model.TOPICS.items()
-                    if svc_key in t.consumers}
-        if not consumed:
+    for r in records(runs):
+        if cid not in r["correlation_ids"]:  # type: ignore[operator]
             continue
-        msgs = grp["message"].astype(object).fillna("").astype(str)
-        generic = bool(((msgs == N.M_CONSUMER_PROCESSING) & grp["event_type"].notna()).any())
-        current: _Consumption | None = None
-        for row in records(grp.sort_values(["ts", "line_no"], kind="stable")):
-            if str(row.get("logger") or "").startswith(_RELAY_LOGGERS) or _str(row.get("outbox_id")):
-                continue  # the outbox relay runs in the same process; its lines are not the handler's
-            rcid = normalise_id(row.get("correlation_id"))
-            head = _head_topic(row, consumed, generic)
-            if head is not None and head in consumed:
-                if rcid != cid:
-                    current = None  # the container moved on to another event
-                    continue
-                msg = str(row.get("message"))
-                if current is not None and not current.terminal and msg not in current.heads and (
-                        current.topic == head or not generic):
-                    current.heads.add(msg)
-                    current.lines.append(row)
-                    continue
-                current = _Consumption(topic=head, container=str(container), start=row["ts"],  # type: ignore[arg-type]
-                                       heads={msg}, lines=[row])
-                out.append(current)
-                continue
-            if current is None:
-                continue
-            msg = str(row.get("message") or "")
-            if rcid == cid:
-                current.lines.append(row)
-                if msg.startswith(_HANDLED_OK) or str(row.get("level")) in ("error", "critical"):
-                    current.terminal = True
-            elif rcid is None and msg.startswith(_UNKEYED_FAILURES) and (
-                    (row["ts"] - current.end).total_seconds() <= _LINK_S):  # type: ignore[operator]
-                current.lines.append(row)  # e.g. "Message processing failed - offset not committed"
-                current.terminal = True
+        outcome = {"handled": "ok"}.get(str(r["outcome"]), str(r["outcome"]))
+        detail = str(r["detail"] or "")
+        if r["outcome"] == "dropped" and r["cause"]:
+            detail = f"{r['cause']}: {detail}"
+        out.append(_Consumption(str(r["topic"]), str(r["container"]), pd.Timestamp(r["started_at"]),
+                                pd.Timestamp(r["ended_at"]), outcome, detail,
+                                [str(x) for x in r["refs"]]))  # type: ignore[union-attr]
     return out
 
 
@@ -249,7 +173,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     lg = service_logs(b)
     events = _outbox_events(b, cid)
     relays = _relay_lines(lg, {normalise_id(e["row"].get("id")) or "" for e in events})
-    consumptions = _consumptions(lg, cid)
+    consumptions = _consumptions(b, cid)
     containers = {c for c, _s, _p in b.log_files()}
     if not events and not consumptions:
         raise ScopeError(f"No outbox row or consumer log line in bundle {b.path} carries correlation id "
@@ -298,7 +222,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
             if match is not None:
                 used.add(match)
                 c = consumptions[match]
-                outcome = "failed" if c.failed else "ok"
+                outcome = c.outcome
                 rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
                              "consumer": consumer, "written_at": written, "relayed_at": relayed,
                              "consumed_at": c.start, "handled_at": c.end, "outcome": outcome,
@@ -318,7 +242,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         rows.append({"topic": c.topic, "event": _event_name(c.topic), "producer": t.producer if t else "?",
                      "consumer": model.services.service_for_container(c.container) or c.container,
                      "written_at": None, "relayed_at": None, "consumed_at": c.start, "handled_at": c.end,
-                     "outcome": "failed" if c.failed else "ok", "detail": c.detail,
+                     "outcome": c.outcome, "detail": c.detail,
                      "refs": "; ".join(c.refs)})
     df = pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
     for col in ("written_at", "relayed_at", "consumed_at", "handled_at"):
@@ -334,14 +258,16 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     return df.drop(columns="_first").reset_index(drop=True)
 
 
-_COLOURS = {"outbox": "#9e9e9e", "kafka": "#64b5f6", "ok": "#43a047", "failed": "#e53935"}
+_COLOURS = {"outbox": "#9e9e9e", "kafka": "#64b5f6", "ok": "#43a047", "failed": "#e53935",
+            "dropped": "#fb8c00"}
 
 
 def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """A waterfall (Gantt) of a :func:`correlation_trace`: one row per event and consumer.
 
     Grey: the event waited in the producer's outbox (written → relayed); blue: on Kafka (relayed →
-    consumed); green/red: the consumer's handler ran (consumed → handled), red when it failed. A red
+    consumed); green/orange/red: the consumer's handler ran (consumed → handled), orange when it dropped
+    the event, red when it failed. A red
     ✗ marks an event that was never published or never consumed, a grey ○ one whose consumer's logs
     are not in the bundle. Hover a bar for its evidence refs.
     """
@@ -380,9 +306,10 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
         seg(lab, r["written_at"], r["relayed_at"], "outbox", "in outbox", hover)
         seg(lab, r["relayed_at"] if _ts(r["relayed_at"]) is not None else r["written_at"],
             r["consumed_at"], "kafka", "on Kafka", hover)
-        kind = "failed" if r["outcome"] == "failed" else "ok"
-        seg(lab, r["consumed_at"], r["handled_at"], kind, "handler failed" if kind == "failed" else
-            "handled", hover)
+        kind = r["outcome"] if r["outcome"] in ("failed", "dropped") else "ok"
+        seg(lab, r["consumed_at"], r["handled_at"], kind, {"failed": "handler failed",
+                                                            "dropped": "handler dropped it"}.get(
+            kind, "handled"), hover)
         if r["outcome"] in ("not published", "not consumed", "unknown"):
             at = next((t for t in (r["relayed_at"], r["written_at"], r["consumed_at"]) if _ts(t) is not None),
                       None)

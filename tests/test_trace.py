@@ -75,7 +75,8 @@ def test_pipeline_request_has_no_outbox_row_and_was_rejected(bundles: dict[str, 
     r = tr.iloc[0]
     assert r["topic"] == N.T_PIPELINE_REQUEST and r["producer"] == "gateway" and r["consumer"] == "bos"
     assert pd.isna(r["written_at"]) and pd.isna(r["relayed_at"]) and pd.notna(r["consumed_at"])
-    assert r["outcome"] == "failed" and N.M_NOT_READY in r["detail"]
+    assert r["outcome"] == "dropped" and r["detail"].startswith("wrong_state")
+    assert N.M_NOT_READY in r["detail"]
 
 
 def test_poisoned_outbox_row_is_not_published(bundles: dict[str, Bundle]) -> None:

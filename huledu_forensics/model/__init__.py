@@ -6,7 +6,7 @@ table, topic or container names.
 
 from __future__ import annotations
 
-from . import logformats, names, services, states, topics
+from . import handlers, logformats, names, services, states, topics
 from .services import (
     CONTAINERS,
     DATABASES,
@@ -50,6 +50,7 @@ __all__ = [
     "TOPICS",
     "Table",
     "Topic",
+    "handlers",
     "logformats",
     "names",
     "services",

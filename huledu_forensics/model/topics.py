@@ -12,8 +12,8 @@ class Topic:
     """One Kafka topic.
 
     ``producer`` and ``consumers`` are service keys (see :mod:`.services`). ``via_outbox`` is False for
-    events produced straight to Kafka (the API gateway's pipeline request). ``consumer_log_messages``
-    are log message prefixes that show the consuming handler picked the event up.
+    events produced straight to Kafka (the API gateway's pipeline request). How each consumer's
+    handler shows it handled, dropped or failed an event is in :mod:`.handlers`.
     """
 
     name: str
@@ -22,7 +22,6 @@ class Topic:
     consumers: tuple[str, ...]
     aggregate_type: str = "batch"
     via_outbox: bool = True
-    consumer_log_messages: tuple[str, ...] = ()
     short_event_type: str | None = None  # outbox event_type when it is not the topic string
 
 
@@ -30,31 +29,27 @@ T = Topic
 TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
-        T("huleedu.batch.essays.registered.v1", "BatchEssaysRegistered", "bos", ("els", "ras"),
-          consumer_log_messages=("Processing BatchEssaysRegistered event",)),
+        T("huleedu.batch.essays.registered.v1", "BatchEssaysRegistered", "bos", ("els", "ras")),
         T("huleedu.file.essay.content.provisioned.v1", "EssayContentProvisionedV1", "file", ("els",),
-          aggregate_type="file_upload",
-          consumer_log_messages=("Processing EssayContentProvisionedV1 event",)),
+          aggregate_type="file_upload"),
         T("huleedu.file.essay.validation.failed.v1", "EssayValidationFailedV1", "file", ("els",),
-          aggregate_type="file_upload",
-          consumer_log_messages=("Processing EssayValidationFailedV1 event",)),
+          aggregate_type="file_upload"),
         T("huleedu.file.batch.file.added.v1", "BatchFileAddedV1", "file", ()),
         T("huleedu.els.essay.slot.assigned.v1", "EssaySlotAssignedV1", "els", ("ras",),
           aggregate_type="essay"),
         T("huleedu.els.excess.content.provisioned.v1", "ExcessContentProvisionedV1", "els", ()),
         T("huleedu.batch.content.provisioning.completed.v1", "BatchContentProvisioningCompletedV1", "els",
-          ("bos",), consumer_log_messages=("Processing content provisioning completed for batch",)),
+          ("bos",)),
         T("huleedu.els.batch.validation.errors.v1", "BatchValidationErrorsV1", "els", ("bos",)),
         T("huleedu.batch.student.matching.initiate.command.v1", "BatchStudentMatchingInitiateCommand",
           "bos", ("els",)),
         T("huleedu.batch.student.matching.requested.v1", "BatchStudentMatchingRequested", "els", ("nlp",)),
         T("huleedu.batch.author.matches.suggested.v1", "BatchAuthorMatchesSuggested", "nlp", ("cms",)),
         T("huleedu.class.student.associations.confirmed.v1", "StudentAssociationsConfirmedV1", "cms",
-          ("bos", "els"), consumer_log_messages=("Batch ", "Published BatchEssaysReady for REGULAR batch")),
-        T("huleedu.els.batch.essays.ready.v1", "BatchEssaysReady", "els", ("bos",),
-          consumer_log_messages=("REGULAR batch ",)),
+          ("bos", "els")),
+        T("huleedu.els.batch.essays.ready.v1", "BatchEssaysReady", "els", ("bos",)),
         T("huleedu.commands.batch.pipeline.v1", "ClientBatchPipelineRequestV1", "gateway", ("bos",),
-          via_outbox=False, consumer_log_messages=("Processing client pipeline request",)),
+          via_outbox=False),
         T("huleedu.pipeline.denied.v1", "PipelineDeniedV1", "bos", ()),
         T("huleedu.els.spellcheck.initiate.command.v1", "BatchSpellcheckInitiateCommand", "bos", ("els",)),
         T("huleedu.essay.spellcheck.requested.v1", "EssaySpellcheckRequested", "els", ("spellchecker",),
@@ -62,8 +57,7 @@ TOPICS: dict[str, Topic] = {
         T("huleedu.batch.spellcheck.phase.completed.v1", "SpellcheckPhaseCompleted", "spellchecker",
           ("els", "bcs")),
         T("huleedu.essay.spellcheck.results.v1", "SpellcheckResults", "spellchecker", ("ras",)),
-        T("huleedu.els.batch.phase.outcome.v1", "ELSBatchPhaseOutcomeV1", "els", ("bos", "bcs", "ras"),
-          consumer_log_messages=("Handling phase conclusion",)),
+        T("huleedu.els.batch.phase.outcome.v1", "ELSBatchPhaseOutcomeV1", "els", ("bos", "bcs", "ras")),
         T("huleedu.batch.cj_assessment.initiate.command.v1", "BatchCJAssessmentInitiateCommand", "bos",
           ("els",)),
         T("huleedu.els.cj_assessment.requested.v1", "ELSCJAssessmentRequested", "els", ("cj",)),
