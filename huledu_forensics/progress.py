@@ -18,6 +18,7 @@ from . import model
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .model import names as N
+from .ledger import content_ledger, ledger_counts
 from .outcomes import Consumption, consumer_container, consumption
 
 __all__ = ["AwaitedTransition", "Progress", "compute_progress"]
@@ -81,6 +82,8 @@ class Progress:
     requested_pipelines: list[str]
     notes: list[str] = field(default_factory=list)
     stuck: bool = False
+    ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
+    content: dict[str, object] = field(default_factory=dict)
 
 
 def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
@@ -235,7 +238,23 @@ def compute_progress(ev: Evidence) -> Progress:
         flow=flow_name, current_state=status, current_step=current, steps=steps_df, awaited=awaited,
         waited_s=waited, dwell_exceeded=exceeded, phases=phases_df, essays=_essays(ev),
         pending=_pending(ev), requested_pipelines=requested, notes=notes, stuck=exceeded,
+        ledger=(ledger := content_ledger(ev)), content=_content(ev, ledger),
     )
+
+
+def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
+    """Ledger counts against the batch's expected count, and essay_states by status."""
+    tr, b = ev.tracker(), ev.batch()
+    expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
+    try:
+        exp = int(expected) if expected is not None and not pd.isna(expected) else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        exp = None
+    out = ledger_counts(ledger, exp)
+    essays = _essays(ev)
+    out["essay_states"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], "current_status"]
+                            .value_counts().items()} if not essays.empty else {})
+    return out
 
 
 def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:

@@ -210,6 +210,7 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                   for f in chain_findings],
         "unexplained": [{"finding": f.id, "severity": f.severity, "summary": f.summary}
                         for f in unexplained],
+        "content": progress.content,
         "findings": [f.to_json() for f in findings],
         "not_evaluated": not_evaluated,
         "completeness": completeness,

@@ -8,7 +8,7 @@ reason, never as a silent pass.
 
 from __future__ import annotations
 
-from . import consumers, containers, enums, flow, outbox, tracker  # noqa: F401  (registration)
+from . import consumers, containers, content, enums, flow, outbox, tracker  # noqa: F401  (registration)
 from ._engine import SEVERITIES, Context, EvidenceRef, Finding, Rule, registry
 
 __all__ = ["SEVERITIES", "Context", "EvidenceRef", "Finding", "Rule", "all_rules", "rules_markdown",
@@ -50,6 +50,6 @@ def rules_markdown() -> str:
             out.append(line)
         needs = ", ".join("/".join(n) if isinstance(n, tuple) else str(n) for n in r.needs) or "none"
         out += ["", f"Needs: {needs}.", ""]
-        explains = ", ".join(f"`{e}`" for e in r.explains) or "nothing (a symptom)"
+        explains = ", ".join(f"`{e}`" for e in r.explains or ()) or "nothing (a symptom)"
         out += [f"Can explain: {explains}.", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -70,7 +70,8 @@ class Context:
 class Rule:
     """A registered rule. ``needs`` are bundle parts (see ``Evidence.present``) it cannot do without;
     ``explains`` the rule ids whose findings this rule's finding can cause (the explains-graph the
-    verdict walks to pick the root cause and order the chain)."""
+    verdict walks to pick the root cause and order the chain); ``()`` for a symptom that explains
+    nothing, ``None`` when the rule never declared its place in the graph (a test fails)."""
 
     id: str
     severity: str
@@ -78,14 +79,14 @@ class Rule:
     needs: tuple[object, ...]
     func: Callable[[Context], list[Finding]]
     doc: str
-    explains: tuple[str, ...] = ()
+    explains: tuple[str, ...] | None = None
 
 
 _REGISTRY: dict[str, Rule] = {}
 
 
 def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
-         explains: tuple[str, ...] = ()) -> Callable[
+         explains: tuple[str, ...] | None = None) -> Callable[
         [Callable[[Context], list[Finding]]], Callable[[Context], list[Finding]]]:
     """Register a rule. The docstring's first line is its title; duplicate ids raise at import."""
     if severity not in SEVERITIES:
@@ -96,7 +97,7 @@ def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
             raise ValueError(f"duplicate rule id {id!r}")
         doc = (func.__doc__ or "").strip()
         _REGISTRY[id] = Rule(id, severity, doc.splitlines()[0] if doc else id, needs, func, doc,
-                             tuple(explains))
+                             None if explains is None else tuple(explains))
         return func
 
     return deco
@@ -104,7 +105,7 @@ def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
 
 def explains_graph() -> dict[str, tuple[str, ...]]:
     """Rule id -> the rule ids its findings can explain (cause -> effects)."""
-    return {r.id: r.explains for r in _REGISTRY.values()}
+    return {r.id: r.explains or () for r in _REGISTRY.values()}
 
 
 def registry() -> dict[str, Rule]:

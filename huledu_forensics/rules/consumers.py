@@ -14,7 +14,8 @@ __all__: list[str] = []
 
 
 @rule("consumer.handler_failed", severity="error", needs=("logs",),
-      explains=("tracker.registered_without_essays", "tracker.missing", "pending.orphaned_content", "event.not_produced"))
+      explains=("tracker.registered_without_essays", "tracker.missing", "pending.orphaned_content",
+                "content.unplaced", "event.not_produced"))
 def handler_failed(ctx: Context) -> list[Finding]:
     """A consumer's handler failed on this batch's event; the offset was not committed.
 

@@ -107,13 +107,56 @@ def test_every_rule_is_in_the_explains_graph() -> None:
     ids = {r.id for r in all_rules()}
     by = explained_by()
     for r in all_rules():
+        assert r.explains is not None, f"{r.id} does not declare what it explains (explains=...)"
         assert set(r.explains) <= ids, (r.id, set(r.explains) - ids)
-        # a rule that explains nothing must itself be explainable, or it could never be ordered
-        assert r.explains or by.get(r.id), f"{r.id} is not connected to the explains-graph"
+        assert r.id not in by.get(r.id, set()), f"{r.id} explains itself (a cycle)"
     assert set(causal_order()) == ids
+    # the findings that can be a root cause explain something or are explained by nothing
+    assert by["state.dwell_exceeded"] and by["event.not_produced"]
 
 
 def test_seed_chain_follows_the_graph() -> None:
     order = causal_order()
     assert order.index("enum.label_missing") < order.index("consumer.handler_failed") < order.index(
         "event.not_produced")
+
+
+# ---------------------------------------------------------------- content ledger
+
+def test_content_lost_after_failed_assignment_is_unplaced() -> None:
+    inv = _plain("seed-variant-a", "cd975dce-f28e-4c06-a82e-28eaf7fb5343")
+    (f,) = found(inv, "content.unplaced")
+    assert f.facts["unplaced"] == 5 and f.facts["places"] == {"lost": 5} and f.facts["expected"] == 5
+    assert inv.verdict.to_json()["content"]["lost"] == 5
+    # parked content is the pending rule's, not this one's
+    assert found(_plain("seed-variant-a", SEED), "content.unplaced") == []
+    assert _plain("seed-variant-a", SEED).verdict.to_json()["content"]["pending"] == 2
+
+
+def test_validation_failure_has_a_final_place() -> None:
+    inv = _plain("validation-failure-never-completes", VALIDATION)
+    c = inv.verdict.to_json()["content"]
+    assert (c["expected"], c["slot"], c["validation_failure"], c["lost"]) == (4, 3, 1, 0)
+    assert c["essay_states"] == {"ready_for_processing": 3, "uploaded": 1}
+    assert found(inv, "content.unplaced") == []
+
+
+def test_excess_content_consumed_by_nobody(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    def excess(w: World) -> None:
+        ob = w.databases[ELS_DB].tables["event_outbox"]
+        row = ob.iloc[0].to_dict()
+        row.update(id="0e0e0e0e-0000-4000-8000-000000000001", topic=N.T_EXCESS_CONTENT,
+                   event_type=N.T_EXCESS_CONTENT, aggregate_id=VALIDATION, aggregate_type="batch",
+                   event_data=json.dumps({"data": {"batch_id": VALIDATION,
+                                                   "text_storage_id": "feedfeedfeedfeedfeedfeedfeedfeed"}}))
+        w.databases[ELS_DB].tables["event_outbox"] = pd.concat([ob, pd.DataFrame([row])],
+                                                               ignore_index=True)
+    inv = run("validation-failure-never-completes", VALIDATION, tmp_path, excess)
+    (f,) = found(inv, "content.excess_unconsumed")
+    assert f.facts["consumers"] == [] and f.facts["events"] == 1
+    assert found(_plain("validation-failure-never-completes", VALIDATION),
+                 "content.excess_unconsumed") == []

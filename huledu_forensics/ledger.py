@@ -1,0 +1,119 @@
+"""The content ledger: where every uploaded file of a batch ended up, per ``text_storage_id``.
+
+upload (File Service ``file_uploads``) → content provisioned (File outbox, EssayContentProvisionedV1)
+→ one final place in ELS (SYSTEM.md §4.4, §4.5):
+
+- ``slot``: an ``essay_states`` row carries the text (its status says how far it got);
+- ``pending``: parked in ``batch_pending_content`` (arrived before registration);
+- ``excess``: ELS published ExcessContentProvisionedV1 for it (no slot was free);
+- ``validation_failure``: the file failed validation (File ``failed`` or ELS ``batch_validation_failures``);
+- ``lost``: provisioned, but ELS holds it nowhere (the handler failed and the event was skipped);
+- ``not_provisioned``: uploaded, but the File Service never produced the provisioned event;
+- ``unknown``: the ELS tables that would show its place are not in the bundle.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .evidence import Evidence, payload, records
+from .model import names as N
+from .scope import normalise_id
+
+__all__ = ["LEDGER_COLUMNS", "PLACES", "content_ledger", "ledger_counts"]
+
+PLACES = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
+FINAL = ("slot", "validation_failure")
+LEDGER_COLUMNS = ("text_storage_id", "file_upload_id", "upload_status", "provisioned", "published",
+                  "place", "essay_id", "essay_status", "refs")
+
+
+def _ref(key: tuple[str, str], row: dict[str, object], col: str = "id") -> str:
+    return f"tables/{key[0]}/{key[1]}.parquet#{col}={row.get(col)}"
+
+
+def content_ledger(ev: Evidence) -> pd.DataFrame:
+    """One row per content item of the batch (see the module doc); columns :data:`LEDGER_COLUMNS`."""
+    items: dict[str, dict[str, object]] = {}
+
+    def item(tsid: str | None, fuid: str | None) -> dict[str, object] | None:
+        key = tsid or (f"upload:{fuid}" if fuid else None)
+        if key is None:
+            return None
+        if key not in items and fuid:  # the same file known first by its upload id
+            alias = f"upload:{fuid}"
+            if tsid and alias in items:
+                items[key] = items.pop(alias)
+                items[key]["text_storage_id"] = tsid
+        it = items.setdefault(key, {"text_storage_id": tsid, "file_upload_id": fuid,
+                                    "upload_status": None, "provisioned": False, "published": False,
+                                    "place": None, "essay_id": None, "essay_status": None,
+                                    "refs": []})
+        if fuid and not it["file_upload_id"]:
+            it["file_upload_id"] = fuid
+        return it
+
+    for r in ev.batch_rows(N.FILE_UPLOADS).pipe(records):
+        it = item(normalise_id(r.get("text_storage_id")), normalise_id(r.get("file_upload_id")))
+        if it is not None:
+            it["upload_status"] = r.get("processing_status")
+            it["refs"].append(_ref(N.FILE_UPLOADS, r))  # type: ignore[union-attr]
+    for r in ev.outbox_for_batch(N.T_CONTENT_PROVISIONED, "file").pipe(records):
+        data = payload(r.get("event_data")).get("data")
+        data = data if isinstance(data, dict) else {}
+        it = item(normalise_id(data.get("text_storage_id")), normalise_id(data.get("file_upload_id")))
+        if it is not None:
+            it["provisioned"] = True
+            it["published"] = bool(pd.notna(r.get("published_at")))
+            it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[union-attr]
+    if not items:
+        return pd.DataFrame(columns=list(LEDGER_COLUMNS))
+
+    have_els = ev.has(N.ESSAY_STATES) and ev.has(N.PENDING_CONTENT)
+    essays = ev.rows(N.ESSAY_STATES)
+    by_tsid = {}
+    if not essays.empty and "text_storage_id" in essays:
+        for r in essays.pipe(records):
+            t = normalise_id(r.get("text_storage_id"))
+            if t:
+                by_tsid[t] = r
+    pend = {normalise_id(r.get("text_storage_id")): r for r in ev.batch_rows(N.PENDING_CONTENT).pipe(records)}
+    failed_uploads = {normalise_id(r.get("file_upload_id")): r
+                      for r in ev.batch_rows(N.VALIDATION_FAILURES).pipe(records)}
+    excess = {}
+    for r in ev.outbox_for_batch(N.T_EXCESS_CONTENT, "els").pipe(records):
+        data = payload(r.get("event_data")).get("data")
+        t = normalise_id(data.get("text_storage_id")) if isinstance(data, dict) else None
+        if t:
+            excess[t] = r
+    for it in items.values():
+        tsid, fuid = it["text_storage_id"], it["file_upload_id"]
+        refs: list[str] = it["refs"]  # type: ignore[assignment]
+        if tsid in by_tsid:
+            e = by_tsid[tsid]
+            it.update(place="slot", essay_id=e.get("essay_id"), essay_status=e.get("current_status"))
+            refs.append(_ref(N.ESSAY_STATES, e, "essay_id"))
+        elif it["upload_status"] == "failed" or fuid in failed_uploads:
+            it["place"] = "validation_failure"
+            if fuid in failed_uploads:
+                refs.append(_ref(N.VALIDATION_FAILURES, failed_uploads[fuid]))
+        elif tsid in pend:
+            it["place"] = "pending"
+            refs.append(_ref(N.PENDING_CONTENT, pend[tsid]))
+        elif tsid in excess:
+            it["place"] = "excess"
+            refs.append(_ref(N.ELS_OUTBOX, excess[tsid]))
+        elif not have_els:
+            it["place"] = "unknown"
+        elif not it["provisioned"] and ev.has(N.FILE_OUTBOX):
+            it["place"] = "not_provisioned"
+        else:
+            it["place"] = "lost"
+    return pd.DataFrame(list(items.values()), columns=list(LEDGER_COLUMNS))
+
+
+def ledger_counts(ledger: pd.DataFrame, expected: int | None) -> dict[str, object]:
+    """Counts per place against the batch's ``expected_count``."""
+    counts = {p: int((ledger["place"] == p).sum()) for p in PLACES} if not ledger.empty else \
+        dict.fromkeys(PLACES, 0)
+    return {"expected": expected, "items": int(len(ledger)), **counts}
