@@ -14,7 +14,9 @@ from . import logs as logmod
 from . import model
 from ._time import parse_utc
 from .bundle import Bundle
+from .differential import differential
 from .evidence import Evidence, records
+from .model import names as N
 from .outcomes import handler_runs, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
@@ -301,6 +303,10 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     verdict = build_verdict(scope=scope, progress=progress, findings=findings,
                             not_evaluated=not_evaluated, completeness=completeness, gaps=b.gaps,
                             bundle=str(b.path), collected_at=collected.isoformat())
+    root = verdict.data.get("root_cause")
+    verdict.data["differential"] = differential(
+        _in_window(all_handler_runs(b), since_t, until_t, "started_at"), tables.get(N.BATCHES),
+        scope.batch_id, progress.flow, root.get("finding") if isinstance(root, dict) else None)
     timeline = build_timeline(scoped_tables, pd.concat(
         [scoped_logs, _db_errors_near(db_logs, scoped_logs)], ignore_index=True), b.containers)
     timeline = _in_window(timeline, since_t, until_t)

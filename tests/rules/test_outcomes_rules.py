@@ -160,3 +160,25 @@ def test_excess_content_consumed_by_nobody(tmp_path: Path) -> None:
     assert f.facts["consumers"] == [] and f.facts["events"] == 1
     assert found(_plain("validation-failure-never-completes", VALIDATION),
                  "content.excess_unconsumed") == []
+
+
+# ---------------------------------------------------------------- differential diagnosis
+
+def test_differential_names_the_first_divergence_from_a_healthy_batch() -> None:
+    d = _plain("healthy-regular", DROPPED).verdict.to_json()["differential"]
+    assert d["reference_batch"] and d["reference_batch"] != DROPPED
+    div = d["divergence"]
+    assert (div["service"], div["topic"], div["reference"]) == ("bos", T_READY, "handled")
+    assert "dropped it (wrong_state)" in div["this"] and d["explained"] is True
+    assert d["text"].startswith("A healthy REGULAR batch")
+
+
+def test_differential_is_honest_without_a_healthy_batch() -> None:
+    d = _plain("seed-variant-a", SEED).verdict.to_json()["differential"]
+    assert d["reference_batch"] is None and d["divergence"] is None
+    assert d["text"].startswith("No healthy GUEST batch")
+
+
+def test_healthy_batch_at_rest_does_not_diverge() -> None:
+    d = _plain("healthy-guest", "0df0b4f1-2829-42c6-a3c9-5e165d5e28fc").verdict.to_json()["differential"]
+    assert d["divergence"] is None and d["aligned"] > 0

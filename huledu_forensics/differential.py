@@ -1,0 +1,124 @@
+"""Differential diagnosis: line the batch up against a healthy batch of the same flow in the bundle.
+
+Both batches become a sequence of handling runs (:mod:`huledu_forensics.outcomes`: which consumer
+handled which event, with what outcome), collapsed so that repeated handlings of the same event
+(one per content item) count once. Walking the healthy batch's sequence, the first step this batch
+does not show, or shows with another outcome, is the *first divergence*: "a healthy GUEST batch shows
+X next; this one shows nothing / shows Y". When the root cause does not account for it, the verdict
+says so: unexplained.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import model
+from ._frames import records
+from .model import names as N
+from .scope import normalise_id
+
+__all__ = ["differential", "handling_sequence"]
+
+
+def handling_sequence(runs: pd.DataFrame, batch_id: str) -> list[dict[str, object]]:
+    """The batch's handling runs in time order, one entry per (consumer, event) with its outcomes."""
+    if runs.empty:
+        return []
+    mine = runs[[batch_id in b for b in runs["batch_ids"]]].sort_values("started_at", kind="stable")
+    seq: dict[tuple[str, str], dict[str, object]] = {}
+    for r in records(mine):
+        key = (str(r["service"]), str(r["topic"]))
+        e = seq.setdefault(key, {"service": key[0], "topic": key[1], "event": r["event"],
+                                 "first_at": r["started_at"], "outcomes": {}, "cause": None,
+                                 "ref": r["first_ref"]})
+        oc: dict[str, int] = e["outcomes"]  # type: ignore[assignment]
+        oc[str(r["outcome"])] = oc.get(str(r["outcome"]), 0) + 1
+        if r["outcome"] != "handled" and e["cause"] is None:
+            e["cause"], e["ref"] = r["cause"], r["first_ref"]
+    return list(seq.values())
+
+
+def _verdict_of(e: dict[str, object]) -> str:
+    oc: dict[str, int] = e["outcomes"]  # type: ignore[assignment]
+    if oc.get("handled") and len(oc) == 1:
+        return "handled"
+    bad = next((o for o in ("failed", "dropped") if oc.get(o)), "handled")
+    return f"{bad} ({e['cause']})" if e.get("cause") else bad
+
+
+def _title(svc: str) -> str:
+    return model.SERVICES[svc].title if svc in model.SERVICES else svc
+
+
+def differential(runs: pd.DataFrame, batches: pd.DataFrame | None, batch_id: str | None, flow: str,
+                 root: str | None) -> dict[str, object]:
+    """Compare ``batch_id`` with the earliest healthy batch of ``flow`` (BOS status ready for pipeline
+    execution) in the bundle. ``runs`` are the bundle's handling runs, ``batches`` BOS's rows."""
+    out: dict[str, object] = {"reference_batch": None, "aligned": 0, "divergence": None,
+                              "explained": None, "text": ""}
+    if batch_id is None or batches is None or batches.empty or runs.empty:
+        out["text"] = "No handling runs or no BOS batches in the bundle: nothing to compare with."
+        return out
+    b = batches.assign(_id=batches["id"].map(normalise_id))
+    regular = b["class_id"].notna() if "class_id" in b else pd.Series(False, index=b.index)
+    same = b[(regular if flow == "REGULAR" else ~regular) & (b["_id"] != batch_id)
+             & (b["status"].astype(str) == N.S_READY)]
+    if "created_at" in same:
+        same = same.sort_values("created_at", kind="stable")
+    mine = handling_sequence(runs, batch_id)
+    ref_seq: list[dict[str, object]] = []
+    ref_id = None
+    for rid in same["_id"]:
+        ref_seq = handling_sequence(runs, str(rid))
+        if ref_seq:
+            ref_id = str(rid)
+            break
+    if ref_id is None:
+        out["text"] = (f"No healthy {flow} batch in this bundle to compare with"
+                       + (": unexplained." if root is None else "."))
+        out["explained"] = root is not None
+        return out
+    out["reference_batch"] = ref_id
+    have = {(str(e["service"]), str(e["topic"])): e for e in mine}
+    # the client's pipeline request is owed by nobody: without one, compare only what comes before it
+    if not any(str(e["topic"]) == N.T_PIPELINE_REQUEST for e in mine):
+        cut = next((i for i, e in enumerate(ref_seq) if str(e["topic"]) == N.T_PIPELINE_REQUEST),
+                   len(ref_seq))
+        ref_seq = ref_seq[:cut]
+    else:  # after the request, phases the reference ran and this batch did not request are not a
+        # divergence: keep the reference's later steps this batch also shows, and its phase outcomes
+        cut = next((i for i, e in enumerate(ref_seq) if str(e["topic"]) == N.T_PIPELINE_REQUEST),
+                   len(ref_seq))
+        ref_seq = ref_seq[:cut + 1] + [e for e in ref_seq[cut + 1:]
+                                       if (str(e["service"]), str(e["topic"])) in have]
+    t0 = pd.Timestamp(ref_seq[0]["first_at"])  # type: ignore[arg-type]
+    aligned = 0
+    for e in ref_seq:
+        key = (str(e["service"]), str(e["topic"]))
+        ours = have.get(key)
+        theirs = _verdict_of(e)
+        if ours is not None and _verdict_of(ours) == theirs:
+            aligned += 1
+            continue
+        at = (pd.Timestamp(e["first_at"]) - t0).total_seconds()  # type: ignore[arg-type]
+        if ours is None:
+            shows = "nothing"
+        else:
+            verb, _, cause = _verdict_of(ours).partition(" ")
+            shows = f"{_title(key[0])} {verb} it" + (f" {cause}" if cause else "")
+        out["divergence"] = {"service": key[0], "topic": key[1], "event": e["event"],
+                             "reference": theirs, "reference_at_s": at, "this": shows,
+                             "this_ref": ours["ref"] if ours else None, "reference_ref": e["ref"]}
+        out["text"] = (f"A healthy {flow} batch ({ref_id}) shows {_title(key[0])} {theirs} "
+                       f"{e['event']} next (+{at:.1f} s after its first handling); this one shows "
+                       f"{shows}.")
+        break
+    out["aligned"] = aligned
+    if out["divergence"] is None:
+        out["text"] = (f"This batch's handlings match the healthy {flow} batch {ref_id} step for step"
+                       f" ({aligned} steps); it has not diverged in what its consumers logged.")
+    explained = root is not None
+    out["explained"] = explained
+    if not explained and out["divergence"] is not None:
+        out["text"] = str(out["text"]) + " No finding explains this divergence: unexplained."
+    return out
