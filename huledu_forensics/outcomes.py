@@ -118,6 +118,11 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
                 outcome, cause, detail = "failed", hit, msg
         if any(msg.startswith(m) for m in loop.offset_not_committed):
             offset_line = offset_line or r
+        swallowed = next((c for frag, c in loop.swallowed if msg.startswith(frag)), None)
+        if swallowed:
+            if outcome == "handled" and cause is None:
+                cause, detail = swallowed, msg
+            continue
         is_fail = any(msg.startswith(m) for m in loop.failed) or _s(r.get("level")) in ("error",
                                                                                          "critical")
         if is_fail and failed_line is None:

@@ -252,7 +252,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
         exp = None
     out = ledger_counts(ledger, exp)
     essays = _essays(ev)
-    out["essay_states"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], "current_status"]
+    out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], "current_status"]
                             .value_counts().items()} if not essays.empty else {})
     return out
 

@@ -102,6 +102,8 @@ class Verdict:
             aw = d.get("awaited") or {}
             checks = " ".join(f"{k}={'yes' if aw.get(k) else ('no' if aw.get(k) is False else '?')}"
                               for k in ("produced", "published", "consumed"))
+            if aw.get("outcome") not in (None, "handled"):
+                checks += f" ({aw.get('outcome')}: {aw.get('outcome_cause')})"
             lines.append(f"  waiting for: {d.get('awaited_event')} [{checks}]"
                          + (f", {aw.get('waited_s'):.0f} s" if aw.get("waited_s") is not None else ""))
         rc = d.get("root_cause")
@@ -146,7 +148,7 @@ def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
         # a cause shows before its effects: among equals, the earliest evidence wins
         return (-_link(f), -reach, -on_awaited, _SEV_RANK[f.severity], first_seen(f))
 
-    return sorted(cands, key=key)[0]
+    return min(cands, key=key)
 
 
 def _responsible(root: Finding | None, progress: Progress) -> str | None:

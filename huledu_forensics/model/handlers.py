@@ -28,6 +28,7 @@ UNKNOWN_TYPE = "unknown_type"
 EXCEPTION = "exception"
 NO_SLOT = "no_slot"
 DENIED = "denied"
+STATUS_WRITE_SWALLOWED = "status_write_swallowed"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class ConsumerLoop:
     unknown_type: tuple[str, ...]
     # lines of these loggers are never part of a handling (the relay and the REST API share the process)
     foreign_loggers: tuple[str, ...] = ()
+    # error lines the handler logs and then carries on from (the offset is committed): the handling
+    # stays ``handled``, with this cause
+    swallowed: tuple[tuple[str, str], ...] = ()
 
 
 _RELAY = ("outbox", "outbox_repository", "shared.outbox_manager")
@@ -79,6 +83,7 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
         unknown_type=("Unknown event type", "Unknown topic"),
         foreign_loggers=(*_RELAY, "bos.api", "bos.service.batch_processing", "bos.repository.context",
                          "bos.app", "bos.startup"),
+        swallowed=(("Failed to update batch", STATUS_WRITE_SWALLOWED),),  # SYSTEM.md §4.1
     ),
     "els": ConsumerLoop(
         service="els", container="huleedu_essay_lifecycle_worker",

@@ -102,3 +102,31 @@ def request_rejected(ctx: Context) -> list[Finding]:
                "expected_status": N.S_READY, "lines": int(len(rej)),
                "has_current_status": "current_status" in raw},
     )]
+
+
+@rule("status.write_failed", severity="error", needs=("logs",),
+      explains=("state.dwell_exceeded", "pipeline.request_rejected"))
+def status_write_failed(ctx: Context) -> list[Finding]:
+    """BOS handled the batch's event but its status write failed and was swallowed.
+
+    **Fires when** BOS logs ``Failed to update batch <id> status: …`` for this batch.
+    **Evidence** the error line (and the handling run it belongs to).
+    **Usually means** ``update_batch_status`` caught a database error (often a drifted
+    ``batch_status_enum``), logged it and returned False; the GUEST content-completed handler ignores
+    that, commits the offset and stores the essays, so the event counts as handled while
+    ``batches.status`` never moves (SYSTEM.md §4.1). Nothing will retry it.
+    """
+    lines = ctx.ev.log_lines(N.M_STATUS_UPDATE_FAILED, startswith=True)
+    if lines.empty:
+        return []
+    lines = lines.sort_values("ts")
+    first = lines.iloc[0].to_dict()
+    return [Finding(
+        id="status.write_failed", severity="error", title="Status write failed and was swallowed",
+        summary=(f"BOS failed to write batch {ctx.ev.scope.batch_id}'s status at "
+                 f"{pd.Timestamp(first['ts']).isoformat()}: {str(first.get('message'))[:240]}. The "
+                 "handler went on and committed the offset, so the batch stays in "
+                 f"{ctx.progress.current_state} for good."),
+        evidence=[EvidenceRef.parse(Evidence.ref(r), r.get("ts")) for r in lines.pipe(records)],
+        facts={"service": "bos", "lines": int(len(lines)), "state": ctx.progress.current_state},
+    )]

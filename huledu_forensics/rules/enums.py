@@ -46,7 +46,8 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
 
 
 @rule("enum.label_missing", severity="critical", needs=("enums",),
-      explains=("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing", "event.not_produced", "event.dropped"))
+      explains=("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing", "event.not_produced", "event.dropped",
+                "status.write_failed"))
 def label_missing(ctx: Context) -> list[Finding]:
     """A database enum type lacks a value its service writes.
 
@@ -110,7 +111,8 @@ def label_missing(ctx: Context) -> list[Finding]:
 
 
 @rule("db.enum_value_rejected", severity="error", needs=("db_logs",),
-      explains=("consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing"))
+      explains=("consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing",
+                "status.write_failed"))
 def enum_value_rejected(ctx: Context) -> list[Finding]:
     """PostgreSQL rejected an enum value while this batch was being handled.
 

@@ -137,7 +137,7 @@ def test_validation_failure_has_a_final_place() -> None:
     inv = _plain("validation-failure-never-completes", VALIDATION)
     c = inv.verdict.to_json()["content"]
     assert (c["expected"], c["slot"], c["validation_failure"], c["lost"]) == (4, 3, 1, 0)
-    assert c["essay_states"] == {"ready_for_processing": 3, "uploaded": 1}
+    assert c["essays_by_status"] == {"ready_for_processing": 3, "uploaded": 1}
     assert found(inv, "content.unplaced") == []
 
 
@@ -182,3 +182,25 @@ def test_differential_is_honest_without_a_healthy_batch() -> None:
 def test_healthy_batch_at_rest_does_not_diverge() -> None:
     d = _plain("healthy-guest", "0df0b4f1-2829-42c6-a3c9-5e165d5e28fc").verdict.to_json()["differential"]
     assert d["divergence"] is None and d["aligned"] > 0
+
+
+def test_swallowed_status_write_is_the_root_cause(tmp_path: Path) -> None:
+    """GUEST content completed, BOS's status write rejected by a drifted enum and swallowed."""
+    bid = "0df0b4f1-2829-42c6-a3c9-5e165d5e28fc"
+
+    def swallow(w: World) -> None:
+        bt = w.databases[BOS_DB].tables["batches"]
+        bt.loc[bt["id"].astype(str) == bid, "status"] = "awaiting_content_validation"
+        lines = w.logs[BOS_CONTAINER]["combined"]
+        w.logs[BOS_CONTAINER]["combined"] = [
+            ln.replace('"event": "Updated batch ' + bid + " status to BatchStatus.READY_FOR_PIPELINE_"
+                       'EXECUTION", ', '"event": "Failed to update batch ' + bid + ' status: '
+                       '(DBAPIError) invalid input value for enum batch_status_enum", ')
+            .replace('"level": "info"', '"level": "error"')
+            if f"Updated batch {bid} status to BatchStatus.READY" in ln else ln for ln in lines]
+    inv = run("healthy-guest", bid, tmp_path, swallow)
+    v = inv.verdict.to_json()
+    (f,) = found(inv, "status.write_failed")
+    assert f.facts["service"] == "bos"
+    assert v["awaited"]["consumed_state"] == "yes" and v["awaited"]["outcome"] == "handled"
+    assert v["root_cause"]["finding"] == "status.write_failed" and v["responsible_service"] == "bos"
