@@ -32,7 +32,8 @@ def _problem(c: object, published_at: object) -> tuple[str, str] | None:
 
 @rule("container.not_running", severity="error", needs=("containers",),
       explains=("event.not_consumed", "event.not_produced", "event.not_published",
-                "outbox.unpublished"))
+                "outbox.unpublished", "tracker.missing", "pending.orphaned_content",
+                "content.unplaced"))
 def not_running(ctx: Context) -> list[Finding]:
     """A container of a service that should act on the batch was not running.
 
@@ -82,6 +83,7 @@ def not_running(ctx: Context) -> list[Finding]:
             facts={"container": c.name, "service": svc, "state": c.state, "kind": kind,
                    "exit_code": c.exit_code, "restart_count": c.restart_count, "role": role,
                    "topic": aw.topic if aw and role else None,
-                   "link": "awaited" if on_awaited else "none"},
+                   # the service the batch waits on could not act: tied to this batch's stall
+                   "link": "path" if on_awaited else "none"},
         ))
     return out

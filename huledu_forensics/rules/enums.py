@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import model
 from ..evidence import records
+from ..model import handlers as H
 from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__ = ["enum_rejections"]
@@ -43,6 +44,24 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
                      "enum": m.group(1), "value": m.group(2), "linked": linked,
                      "ref": f"{r.get('source_file')}#L{r.get('line_no')}", "detail": r.get("detail")})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _path_link(ctx: Context, w: model.EnumWrite, passed: bool) -> str:
+    """"path" when the batch went through the step that makes the write and the writer acted on it
+    there (a handling run of the write's event, or no logs of the writer to tell); "awaited" when the
+    write is still ahead; "none" when the writer's container never ran (so no write was made)."""
+    loop = H.CONSUMER_LOOPS.get(w.writer)
+    if loop is not None:
+        c = ctx.ev.container_state(loop.container)
+        if c is not None and c.state in ("created", "missing"):
+            return "none"
+    if not passed:
+        return "awaited"
+    if loop is None or not ctx.ev.has(f"logs:{loop.container}") or w.topic is None:
+        return "path"
+    runs = ctx.ev.runs
+    acted = not runs.empty and bool(((runs["service"] == w.writer) & (runs["topic"] == w.topic)).any())
+    return "path" if acted else "awaited"
 
 
 @rule("enum.label_missing", severity="critical", needs=("enums",),
@@ -103,7 +122,7 @@ def label_missing(ctx: Context) -> list[Finding]:
                    # hit the gap ("path"); the write lies on the transition the batch waits for and
                    # was not made yet ("awaited"); or neither
                    "link": ("batch" if not linked.empty else
-                            ("path" if path.index(w.step) <= cur_i else "awaited")
+                            _path_link(ctx, w, path.index(w.step) <= cur_i)
                             if sev == "critical" else "none")},
             explanation=w.source,
         ))

@@ -204,3 +204,25 @@ def test_swallowed_status_write_is_the_root_cause(tmp_path: Path) -> None:
     assert f.facts["service"] == "bos"
     assert v["awaited"]["consumed_state"] == "yes" and v["awaited"]["outcome"] == "handled"
     assert v["root_cause"]["finding"] == "status.write_failed" and v["responsible_service"] == "bos"
+
+
+def test_els_worker_never_started_is_the_root_cause_not_tracker_missing(tmp_path: Path) -> None:
+    """ELS's worker was Created and never ran: BOS registered the batch, nothing in ELS."""
+    def els_never_ran(w: World) -> None:
+        _without_logs("huleedu_essay_lifecycle_worker", "created")(w)
+        for t in ("batch_essay_trackers", "slot_assignments", "batch_pending_content", "essay_states"):
+            df = w.databases[ELS_DB].tables[t]
+            if "batch_id" in df:
+                w.databases[ELS_DB].tables[t] = df[df["batch_id"].astype(str) != SEED]
+        trk = w.databases[ELS_DB].tables["batch_essay_trackers"]
+        sl = w.databases[ELS_DB].tables["slot_assignments"]
+        w.databases[ELS_DB].tables["slot_assignments"] = sl[sl["batch_tracker_id"].isin(trk["id"])]
+    inv = run("seed-variant-a", SEED, tmp_path, els_never_ran)
+    v = inv.verdict.to_json()
+    assert found(inv, "tracker.missing")
+    (f,) = found(inv, "container.not_running", "error")
+    assert f.facts["service"] == "els" and f.facts["kind"] == "created"
+    assert v["root_cause"]["finding"] == "container.not_running"
+    assert v["responsible_service"] == "els"
+    uploaded = [x for x in found(inv, "enum.label_missing") if x.facts["missing_value"] == "uploaded"]
+    assert uploaded and uploaded[0].facts["link"] == "none"
