@@ -57,6 +57,13 @@ class Investigation:
         return df.sort_values("severity", key=lambda s: s.map(order), kind="stable").reset_index(
             drop=True)
 
+    def handlings(self) -> pd.DataFrame:
+        """Every handling of this batch's events by their consumers (one row per handling run, with
+        outcome handled/dropped/failed and its cause; :mod:`huledu_forensics.outcomes`)."""
+        cols = ["started_at", "service", "topic", "event", "outcome", "cause", "detail", "first_ref"]
+        runs = self.evidence.runs
+        return runs[cols].reset_index(drop=True) if not runs.empty else pd.DataFrame(columns=cols)
+
     def evidence_lines(self) -> pd.DataFrame:
         """The log lines findings point at: ts, container, level, message, ref."""
         refs = {str(e) for f in self.findings for e in f.evidence if e.part.startswith("logs/")}

@@ -84,6 +84,7 @@ class Progress:
     stuck: bool = False
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     content: dict[str, object] = field(default_factory=dict)
+    flow_known: bool = True
 
 
 def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
@@ -97,7 +98,8 @@ def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
         if isinstance(data, dict):
             notes.append("No BOS batches row; flow taken from the BatchEssaysRegistered payload.")
             return ("REGULAR" if data.get("class_id") else "GUEST"), notes
-    notes.append("No BOS batches row and no registration event: flow assumed GUEST.")
+    notes.append("No BOS batches row and no registration event: the flow is unknown (the steps are "
+                 "laid out as GUEST's).")
     return "GUEST", notes
 
 
@@ -239,6 +241,7 @@ def compute_progress(ev: Evidence) -> Progress:
         waited_s=waited, dwell_exceeded=exceeded, phases=phases_df, essays=_essays(ev),
         pending=_pending(ev), requested_pipelines=requested, notes=notes, stuck=exceeded,
         ledger=(ledger := content_ledger(ev)), content=_content(ev, ledger),
+        flow_known=not any(n.startswith("No BOS batches row and no registration") for n in notes),
     )
 
 

@@ -34,6 +34,8 @@ def test_event_dropped_is_the_root_cause_not_consumer_lag() -> None:
     assert {e.part for e in f.evidence} == {f"logs/{BOS_CONTAINER}/combined.log"}
     # the handling run starts with BOS's own handler line, at or after the event's publication
     assert aw["consumed_at"] >= aw["published_at"]
+    h = inv.handlings()
+    assert ((h["topic"] == T_READY) & (h["outcome"] == "dropped") & (h["service"] == "bos")).sum() == 1
 
 
 def _without_logs(container: str, state: str | None = None):
@@ -100,7 +102,7 @@ def test_no_bos_evidence_is_unknown_not_healthy(tmp_path: Path) -> None:
     inv = run("healthy-guest", "4f9d465a-d9c0-4fb0-9443-bebd5635474f", tmp_path, no_bos)
     v = inv.verdict.to_json()
     assert v["healthy"] is False and v["status"] == "unknown"
-    assert v["current_state"] is None
+    assert v["current_state"] is None and v["flow"] == "unknown"
 
 
 def test_every_rule_is_in_the_explains_graph() -> None:
