@@ -94,6 +94,26 @@ NEXT_STEPS: dict[str, str] = {
     "event.not_consumed": (
         "The awaited event was published but the consumer never logged handling it: check the consumer "
         "group, its lag and the consumer container's health."),
+    "event.dropped": (
+        "The consumer received the awaited event and dropped it (see the cause: wrong state, duplicate, "
+        "unknown type): this is not consumer lag. For a wrong-state drop, the events arrived out of "
+        "order; re-publish the event once the batch is in the state the handler expects, and make the "
+        "handler tolerate the order (or defer instead of dropping)."),
+    "container.not_running": (
+        "The container of the service the batch waits on was not running (never started, exited, "
+        "restarting or OOM-killed): start it, read its last logs for the cause, then check whether the "
+        "awaited event is still on its topic for the consumer group."),
+    "status.write_failed": (
+        "BOS swallowed a failed status write and committed the offset: fix the database cause (often a "
+        "missing enum label), then set the batch's status by hand; make update_batch_status failures "
+        "fail the handler."),
+    "content.unplaced": (
+        "Some of the batch's files reached no slot (lost after a failed handling, or never provisioned): "
+        "fix the handler's cause, then re-publish EssayContentProvisionedV1 for each listed "
+        "text_storage_id."),
+    "content.excess_unconsumed": (
+        "ELS announced excess content that no service consumes: tell the user which files were not "
+        "taken into the batch, or add a consumer for the excess-content topic."),
     "pipeline.request_rejected": (
         "BOS rejected the pipeline request because the batch was not ready: re-send the request after "
         "the batch reaches ready_for_pipeline_execution; clients should wait for readiness."),

@@ -228,3 +228,8 @@ def test_els_worker_never_started_is_the_root_cause_not_tracker_missing(tmp_path
     assert v["responsible_service"] == "els"
     uploaded = [x for x in found(inv, "enum.label_missing") if x.facts["missing_value"] == "uploaded"]
     assert uploaded and uploaded[0].facts["link"] == "none"
+
+
+def test_every_rule_has_a_next_step_in_the_postmortem() -> None:
+    from huledu_forensics.postmortem import NEXT_STEPS
+    assert {r.id for r in all_rules()} <= set(NEXT_STEPS)
