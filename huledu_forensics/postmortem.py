@@ -99,6 +99,9 @@ NEXT_STEPS: dict[str, str] = {
         "unknown type): this is not consumer lag. For a wrong-state drop, the events arrived out of "
         "order; re-publish the event once the batch is in the state the handler expects, and make the "
         "handler tolerate the order (or defer instead of dropping)."),
+    "pipeline.phase_failed": (
+        "A requested pipeline phase failed: read the phase's error_info in pipeline_configuration and "
+        "the ELS and service logs of that phase, fix the cause, then request the pipeline again."),
     "container.not_running": (
         "The container of the service the batch waits on was not running (never started, exited, "
         "restarting or OOM-killed): start it, read its last logs for the cause, then check whether the "

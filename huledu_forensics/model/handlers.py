@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import M_DUPLICATE, M_OFFSET_NOT_COMMITTED
 from .topics import TOPICS
 
 __all__ = ["CONSUMER_LOOPS", "HANDLERS", "ConsumerLoop", "Handler", "handlers_for"]
@@ -79,7 +80,7 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
         failed=("Error handling message from topic", "Error processing message in BOS",
                 "Processing failed: Releasing idempotency lock for retry"),
         offset_not_committed=("Error processing message in BOS",),  # BOS commits only after success
-        duplicate=("Duplicate message skipped", "DUPLICATE_EVENT_DETECTED"),
+        duplicate=("Duplicate message skipped", M_DUPLICATE),
         unknown_type=("Unknown event type", "Unknown topic"),
         foreign_loggers=(*_RELAY, "bos.api", "bos.service.batch_processing", "bos.repository.context",
                          "bos.app", "bos.startup"),
@@ -90,10 +91,10 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
         generic_start="Processing event", generic_loggers=("batch_command_handlers", "worker_main"),
         handled=("Event processed successfully", "Successfully processed and committed message"),
         failed=("Error routing event", "Event processing failed", "Unexpected error processing message",
-                "Unexpected error in handle_", "Message processing failed - offset not committed",
+                "Unexpected error in handle_", M_OFFSET_NOT_COMMITTED,
                 "Unhandled exception in consumer loop", "Failed to deserialize message"),
-        offset_not_committed=("Message processing failed - offset not committed",),
-        duplicate=("Duplicate message skipped", "DUPLICATE_EVENT_DETECTED"),
+        offset_not_committed=(M_OFFSET_NOT_COMMITTED,),
+        duplicate=("Duplicate message skipped", M_DUPLICATE),
         unknown_type=("Unknown event type",),
         foreign_loggers=(*_RELAY, "els.app", "els.api", "essay_lifecycle_service.api"),
     ),

@@ -142,3 +142,32 @@ def dwell_exceeded(ctx: Context) -> list[Finding]:
         facts={"step": p.current_step, "state": p.current_state, "waited_s": p.waited_s,
                "expected_dwell_s": limit},
     )]
+
+
+@rule("pipeline.phase_failed", severity="error", needs=(N.BATCHES,),
+      explains=("state.dwell_exceeded", "pipeline.request_rejected"))
+def phase_failed(ctx: Context) -> list[Finding]:
+    """A requested pipeline phase of the batch ended failed.
+
+    **Fires when** ``batches.pipeline_configuration`` holds a requested phase whose status is
+    ``failed`` or ``skipped_due_to_dependency_failure``.
+    **Evidence** the BOS batches row (its pipeline_configuration).
+    **Usually means** ELS reported the phase as failed (every essay of it failed) or a phase it
+    depends on failed; BOS's pipeline stops there and no BatchPipelineCompletedV1 follows for it.
+    """
+    ph = ctx.progress.phases
+    if ph.empty:
+        return []
+    bad = ph[ph["status"].isin(N.PHASE_FAILED_STATUSES) & ph["requested"].astype(bool)]
+    if bad.empty:
+        return []
+    return [Finding(
+        id="pipeline.phase_failed", severity="error", title="Pipeline phase failed",
+        summary=(f"Batch {ctx.ev.scope.batch_id}: requested phase(s) "
+                 + ", ".join(f"{r['phase']} ({r['status']})" for r in bad.to_dict("records"))
+                 + " did not complete."),
+        evidence=[EvidenceRef(f"tables/{N.BATCHES[0]}/{N.BATCHES[1]}.parquet",
+                              f"id={ctx.ev.scope.batch_id}", note="pipeline_configuration")],
+        facts={"phases": {str(r["phase"]): str(r["status"]) for r in bad.to_dict("records")},
+               "service": "els"},
+    )]

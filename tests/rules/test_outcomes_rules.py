@@ -233,3 +233,20 @@ def test_els_worker_never_started_is_the_root_cause_not_tracker_missing(tmp_path
 def test_every_rule_has_a_next_step_in_the_postmortem() -> None:
     from huledu_forensics.postmortem import NEXT_STEPS
     assert {r.id for r in all_rules()} <= set(NEXT_STEPS)
+
+
+def test_failed_phase_is_a_finding(tmp_path: Path) -> None:
+    import json
+    bid = "4f9d465a-d9c0-4fb0-9443-bebd5635474f"
+
+    def fail(w: World) -> None:
+        bt = w.databases[BOS_DB].tables["batches"]
+        i = bt.index[bt["id"].astype(str) == bid][0]
+        conf = json.loads(bt.at[i, "pipeline_configuration"])
+        conf["spellcheck"]["status"] = "failed"
+        bt.at[i, "pipeline_configuration"] = json.dumps(conf)
+    inv = run("healthy-guest", bid, tmp_path, fail)
+    (f,) = found(inv, "pipeline.phase_failed")
+    assert f.facts["phases"] == {"spellcheck": "failed"}
+    assert inv.verdict.to_json()["healthy"] is False
+    assert found(_plain("healthy-guest", bid), "pipeline.phase_failed") == []
