@@ -303,7 +303,7 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         return Consumption("unknown", f"no logs of {container} in the bundle")
     if container_lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
-    mine = runs[runs["topic"] == topic] if not runs.empty else runs
+    mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:

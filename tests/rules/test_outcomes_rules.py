@@ -250,3 +250,24 @@ def test_failed_phase_is_a_finding(tmp_path: Path) -> None:
     assert f.facts["phases"] == {"spellcheck": "failed"}
     assert inv.verdict.to_json()["healthy"] is False
     assert found(_plain("healthy-guest", bid), "pipeline.phase_failed") == []
+
+
+def test_a_rest_line_is_not_a_consumption(tmp_path: Path) -> None:
+    """A REGULAR batch waiting for StudentAssociationsConfirmed: BOS REST lines starting with
+    "Batch " must not count as BOS consuming it; only BOS's handler logger does."""
+    bid = "1369d3b0-94eb-4f76-a0a0-272417ae3e9f"
+
+    def waiting(w: World) -> None:
+        bt = w.databases[BOS_DB].tables["batches"]
+        bt.loc[bt["id"].astype(str) == bid, "status"] = "awaiting_student_validation"
+        lines = w.logs[BOS_CONTAINER]["combined"]
+        w.logs[BOS_CONTAINER]["combined"] = [
+            ln for ln in lines if not (bid in ln and ("student_associations_confirmed" in ln
+                                                      or "batch_essays_ready" in ln
+                                                      or "client_pipeline_request" in ln))]
+    inv = run("healthy-regular", bid, tmp_path, waiting)
+    aw = inv.verdict.to_json()["awaited"]
+    assert aw["topic"] == "huleedu.class.student.associations.confirmed.v1"
+    assert aw["consumed_state"] == "no" and aw["consumed"] is False
+    # BOS did log REST lines about this batch ("Batch … registered successfully via service layer")
+    assert inv.logs["message"].astype(str).str.startswith("Batch ").any()
