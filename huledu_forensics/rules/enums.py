@@ -65,8 +65,9 @@ def _path_link(ctx: Context, w: model.EnumWrite, passed: bool) -> str:
 
 
 @rule("enum.label_missing", severity="critical", needs=("enums",),
-      explains=("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays", "tracker.missing", "event.not_produced", "event.dropped",
-                "status.write_failed"))
+      explains=("db.enum_value_rejected", "consumer.handler_failed",
+                "tracker.registered_without_essays", "tracker.missing", "event.not_produced",
+                "event.dropped", "status.write_failed"))
 def label_missing(ctx: Context) -> list[Finding]:
     """A database enum type lacks a value its service writes.
 
