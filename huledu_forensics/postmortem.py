@@ -102,6 +102,10 @@ NEXT_STEPS: dict[str, str] = {
     "pipeline.phase_failed": (
         "A requested pipeline phase failed: read the phase's error_info in pipeline_configuration and "
         "the ELS and service logs of that phase, fix the cause, then request the pipeline again."),
+    "event.handled_no_transition": (
+        "The consumer handled the awaited event but the batch did not move: follow the handler's "
+        "state write for this status (swallowed errors, rolled-back transactions, silent guards), then "
+        "set the status by hand or re-publish the event."),
     "container.not_running": (
         "The container of the service the batch waits on was not running (never started, exited, "
         "restarting or OOM-killed): start it, read its last logs for the cause, then check whether the "

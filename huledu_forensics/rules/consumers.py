@@ -105,7 +105,7 @@ def request_rejected(ctx: Context) -> list[Finding]:
 
 
 @rule("status.write_failed", severity="error", needs=("logs",),
-      explains=("state.dwell_exceeded", "pipeline.request_rejected"))
+      explains=("event.handled_no_transition", "state.dwell_exceeded", "pipeline.request_rejected"))
 def status_write_failed(ctx: Context) -> list[Finding]:
     """BOS handled the batch's event but its status write failed and was swallowed.
 

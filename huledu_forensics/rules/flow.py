@@ -171,3 +171,32 @@ def phase_failed(ctx: Context) -> list[Finding]:
         facts={"phases": {str(r["phase"]): str(r["status"]) for r in bad.to_dict("records")},
                "service": "els"},
     )]
+
+
+@rule("event.handled_no_transition", severity="error", needs=("logs",),
+      explains=("pipeline.request_rejected", "state.dwell_exceeded"))
+def handled_no_transition(ctx: Context) -> list[Finding]:
+    """The consumer handled the awaited event without error, yet the batch did not move.
+
+    **Fires when** the awaited event's handling run for this batch ended ``handled`` (no refusal, no
+    failure logged) while the batch is still in the state before it and the wait is abnormal.
+    **Evidence** the handling run's lines; the batch's current status.
+    **Usually means** the handler's state write did not happen or did not persist (a swallowed error,
+    a rolled-back transaction, a guard that returns silently): read the handler's code path for this
+    state. When a swallowed status write is logged, that finding explains this one.
+    """
+    aw = ctx.progress.awaited
+    if aw is None or aw.consumed is not True or aw.outcome != "handled" or not _blocked(ctx):
+        return []
+    svc = model.SERVICES[aw.consumer].title if aw.consumer in model.SERVICES else aw.consumer
+    return [Finding(
+        id="event.handled_no_transition", severity="error",
+        title="Awaited event handled, no transition",
+        summary=(f"{svc} handled {aw.topic} for batch {ctx.ev.scope.batch_id}"
+                 + (f" at {aw.consumed_at.isoformat()}" if aw.consumed_at else "")
+                 + f" with no error or refusal logged, but the batch is still in "
+                 f"{ctx.progress.current_state}: the transition to '{aw.step}' was not written."),
+        evidence=[EvidenceRef.parse(e, None, "handling run") for e in aw.handling_refs],
+        facts={"topic": aw.topic, "consumer": aw.consumer, "service": aw.consumer,
+               "state": ctx.progress.current_state, "consumed": True, "outcome": "handled"},
+    )]

@@ -271,3 +271,18 @@ def test_a_rest_line_is_not_a_consumption(tmp_path: Path) -> None:
     assert aw["consumed_state"] == "no" and aw["consumed"] is False
     # BOS did log REST lines about this batch ("Batch … registered successfully via service layer")
     assert inv.logs["message"].astype(str).str.startswith("Batch ").any()
+
+
+def test_handled_without_transition(tmp_path: Path) -> None:
+    """BOS handled BatchEssaysReady and logged no refusal, yet the batch did not move."""
+    def silent(w: World) -> None:
+        lines = w.logs[BOS_CONTAINER]["combined"]
+        w.logs[BOS_CONTAINER]["combined"] = [ln for ln in lines if not (
+            DROPPED in ln and "in unexpected state" in ln)]
+    inv = run("healthy-regular", DROPPED, tmp_path, silent)
+    v = inv.verdict.to_json()
+    assert (v["awaited"]["consumed_state"], v["awaited"]["outcome"]) == ("yes", "handled")
+    assert found(inv, "event.dropped") == []
+    assert v["root_cause"]["finding"] == "event.handled_no_transition"
+    assert v["responsible_service"] == "bos"
+    assert [c["finding"] for c in v["chain"]][1:] == ["pipeline.request_rejected", "state.dwell_exceeded"]
