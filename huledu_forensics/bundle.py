@@ -143,7 +143,9 @@ class BundleWriter:
         dest = self._tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         n = 0
-        with open(dest, "a", encoding="utf-8") as fh:
+        # surrogateescape: bytes that are not UTF-8 (held as lone surrogates after decoding with
+        # surrogateescape) are written back as the very bytes read; newline="": no translation
+        with open(dest, "a", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             for line in lines:
                 fh.write(line.rstrip("\n") + "\n")
                 n += 1
@@ -346,7 +348,8 @@ class Bundle:
     def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
         """Yield the raw lines of one log file."""
         fp = self.path / "logs" / container / f"{stream}.log"
-        with open(fp, encoding="utf-8", errors="replace") as fh:
+        # newline="\n": only LF ends a line; a lone CR stays inside its line (CRLF keeps its CR)
+        with open(fp, encoding="utf-8", errors="replace", newline="\n") as fh:
             for line in fh:
                 yield line.rstrip("\n")
 
