@@ -27,8 +27,26 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
-"""``--timeout``: a number of seconds greater than 0 (0 or negative would silently disable the limit)."""
+class _Seconds(click.ParamType):
+    """A finite number of seconds greater than 0 (0, negative or nan would silently disable a limit)."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        import math
+
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{printable(value, 40)!r} is not a number of seconds.", param, ctx)
+        if not math.isfinite(v) or v <= 0:
+            self.fail(f"{printable(value, 40)!r} is not a limit: give a number of seconds greater than 0.",
+                      param, ctx)
+        return v
+
+
+POSITIVE_SECONDS = _Seconds()
+"""``--timeout``: a finite number of seconds greater than 0."""
 
 COLLECT_SHARE = 0.6
 """Of ``report --profile``'s ``--timeout``, the share the live collection may use; the notebook gets the

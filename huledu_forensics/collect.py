@@ -349,7 +349,12 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             if deadline is not None and hasattr(ls, "deadline"):
                 ls.deadline = deadline  # type: ignore[attr-defined]
             try:
-                listed.append((ls, _containers_of(ls, window)))
+                names = _containers_of(ls, window)
+                if names is not None and not names:  # e.g. an empty Loki: that is missing evidence
+                    rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
+                    writer.gap(f"logs ({ls.name})", "the source holds no container logs in the window",
+                               source=rep)
+                listed.append((ls, names))
             except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
                 rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
                 writer.gap(f"logs ({ls.name})", str(exc), source=rep)

@@ -612,11 +612,18 @@ def find_browser() -> str | None:
 
 @contextlib.contextmanager
 def _browser_env(path: str) -> Iterator[None]:
+    from .safety import child_env
+
     old = os.environ.get("BROWSER_PATH")
     os.environ["BROWSER_PATH"] = path
+    # the browser inherits this process's environment: hold every secret back while it runs
+    hidden = {k: v for k, v in os.environ.items() if k not in child_env()}
+    for k in hidden:
+        del os.environ[k]
     try:
         yield
     finally:
+        os.environ.update(hidden)
         if old is None:
             os.environ.pop("BROWSER_PATH", None)
         else:

@@ -328,7 +328,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
 
     if not id or not str(id).strip():
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
-    if not timeout_s or timeout_s <= 0:
+    if not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):  # nan fails too
         raise ConfigError(f"The timeout must be a positive number of seconds, not {timeout_s!r}.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     nb_path = resolve_notebook(notebook)

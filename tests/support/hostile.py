@@ -108,7 +108,9 @@ def gen_huge_line(ctx: Ctx, n: int, size: int = 10 * 1024 * 1024) -> Iterator[by
 def gen_nul(ctx: Ctx, n: int) -> Iterator[bytes]:
     for i in range(n):
         t = _t(ctx, i)
-        yield f"{_stamp(t)} ".encode() + _json_line(ctx, t, f"nul\x00inside {i}").encode()
+        # raw NUL inside a JSON string (not valid JSON any more) and NUL outside JSON
+        yield (f"{_stamp(t)} ".encode()
+               + _json_line(ctx, t, f"nul\x00inside {i}").replace("\\u0000", "\x00").encode())
         yield f"{_stamp(t)} raw\x00nul {ctx.batch_id}\x00".encode()
 
 
