@@ -228,8 +228,8 @@ class FakeLoki:
             - ``not_json``: HTTP 200 with an HTML body;
             - ``deep_json``: HTTP 200 with JSON nested 100 000 levels deep;
             - ``out_of_window``: real entries plus entries far outside the requested window.
-        fault_after: the number of ``query_range`` requests answered normally before ``fault``
-            applies (to test that what was read before a fault is kept).
+        fault_after: the number of query API requests (label and ``query_range``) answered normally
+            before ``fault`` applies (to test that what was read before a fault is kept).
         fault_delay_s: the delay of ``slow``.
     """
 
@@ -553,11 +553,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _fault(self, path: str, params: dict[str, str]) -> bool:
         """Answer with the owner's fault; ``False`` when this request is to be served normally."""
         owner = self.owner
-        if path == "/loki/api/v1/query_range":
-            with owner._lock:
-                owner._served_queries += 1
-                if owner._served_queries <= owner.fault_after:
-                    return False
+        with owner._lock:
+            owner._served_queries += 1
+            if owner._served_queries <= owner.fault_after:
+                return False
         fault = owner.fault
         if fault == "slow":
             owner._release.wait(owner.fault_delay_s)
