@@ -176,6 +176,21 @@ class _Deadline:
             signal.signal(signal.SIGALRM, self._old)
 
 
+def _from_deadline(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, the command's deadline (through any wrapping)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, _DeadlineExceeded):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "orig_exc", None)]
+    return False
+
+
 def _timed_out(out: Path, timeout: float) -> None:
     _fail(f"the report did not finish within {timeout:g} s; what was written so far (the partly "
           f"executed notebook and its HTML) is in '{out}'. Raise --timeout or narrow --since/--until.",
@@ -269,9 +284,14 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
         _salvage(out)
         _timed_out(out, timeout)
     except ReportError as exc:
-        if isinstance(exc.__cause__, _DeadlineExceeded):
+        if _from_deadline(exc):
             _timed_out(out, timeout)
         _fail(_one_line(exc), _report.EXIT_KIT_FAILED)
+    except Exception as exc:  # the alarm may surface wrapped by a library (e.g. lark's VisitError)
+        if not _from_deadline(exc):
+            raise
+        _salvage(out)
+        _timed_out(out, timeout)
     finally:
         if raw_dir is not None:
             shutil.rmtree(raw_dir, ignore_errors=True)

@@ -61,7 +61,7 @@ class _Progress:
 
     def __call__(self, message: str) -> None:
         if self.enabled:
-            print(f"[snapshot] {message}", file=sys.stderr, flush=True)
+            print(f"[snapshot] {printable(message, 500)}", file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -366,8 +366,11 @@ def load_profile(name: str, config_path: str | Path | None = None) -> Profile:
             raise ConfigError(f"In '{path}', profiles.{name} must be a table.")
         base = _apply_section(base, sec, path, name)
     prof = _apply_env(base)
+    from .safety import register_secret_env
+
     for target in prof.databases.values():
         target.parsed()  # a malformed DSN is bad input (exit 4), found before anything connects
+        register_secret_env(target.password_env)  # never passed on to a kernel or a browser
     if prof.loki_url:
         from .sources.loki import LokiSource
 

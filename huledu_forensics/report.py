@@ -568,6 +568,7 @@ def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = Fa
     An earlier demo bundle there is replaced; any other directory in its place is refused.
     """
     out = Path(out_dir)
+    check_report_dir(out)
     dest = out / BUNDLE_DIR
     overwrite = False
     if dest.exists():

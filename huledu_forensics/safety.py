@@ -32,6 +32,7 @@ __all__ = [
     "is_secret_env",
     "markdown_safe",
     "printable",
+    "register_secret_env",
 ]
 
 # C0 controls except TAB and LF, DEL, C1 controls, bidi overrides/isolates, lone surrogates
@@ -134,11 +135,18 @@ _SECRET_NAME_RE = re.compile(
     r"^PGPASS|^HULEDU_FORENSICS_.*_(DSN|URL)$|SESSION|COOKIE", re.IGNORECASE)
 _URL_CRED_RE = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _KEEP = {"PWD", "OLDPWD"}  # the working directory, not a password
+_REGISTERED: set[str] = set()
+
+
+def register_secret_env(name: str | None) -> None:
+    """Remember that variable ``name`` holds a secret (a profile's ``password_env``), whatever its name."""
+    if name:
+        _REGISTERED.add(name)
 
 
 def is_secret_env(name: str, value: str, extra_names: Iterable[str] = ()) -> bool:
     """Whether an environment variable may hold a secret (by its name, or a URL with a password)."""
-    if name in set(extra_names):
+    if name in _REGISTERED or name in set(extra_names):
         return True
     if name in _KEEP:
         return False

@@ -429,3 +429,15 @@ def test_the_postmortem_browser_gets_no_secret_in_its_environment(damaged: dict[
     text = dump.read_text()
     assert "PATH=" in text and CANARY not in text
     assert _files_with(out, CANARY.encode()) == []
+
+
+def test_child_env_drops_every_kind_of_secret_and_keeps_the_rest() -> None:
+    from huledu_forensics.safety import child_env, register_secret_env
+
+    register_secret_env("HF_PLAIN_NAMED_VAR")
+    base = {"PATH": "/usr/bin", "HOME": "/root", "PWD": "/work", "LANG": "C.UTF-8",
+            "HULEEDU_DB_PASSWORD": CANARY, "PGPASSWORD": CANARY, "HF_PLAIN_NAMED_VAR": CANARY,
+            "HULEDU_FORENSICS_ELS_DSN": f"postgresql://u:{CANARY}@h/db", "GITHUB_TOKEN": CANARY,
+            "AWS_SECRET_ACCESS_KEY": CANARY, "ANY_URL": f"http://u:{CANARY}@loki:3100"}
+    env = child_env(base)
+    assert env == {"PATH": "/usr/bin", "HOME": "/root", "PWD": "/work", "LANG": "C.UTF-8"}
