@@ -387,7 +387,8 @@ class Bundle:
 
     def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
         """Yield the raw lines of one log file."""
-        fp = self._listed(f"logs/{container}/{stream}.log") or self.path / "logs" / container / f"{stream}.log"
+        rel = f"logs/{container}/{stream}.log"
+        fp = self._listed(rel) or _inside(self.path, os.path.realpath(self.path), rel)  # never a symlink
         # newline="\n": only LF ends a line; a lone CR stays inside its line (CRLF keeps its CR)
         with open(fp, encoding="utf-8", errors="replace", newline="\n") as fh:
             for line in fh:
