@@ -31,6 +31,7 @@ __all__ = [
     "clip",
     "is_secret_env",
     "markdown_safe",
+    "plotly_text",
     "printable",
     "register_secret_env",
 ]
@@ -93,6 +94,14 @@ def markdown_safe(md: str) -> str:
             fence = None
         out.append(line)
     return "\n".join(out)
+
+
+def plotly_text(value: object, limit: int | None = None) -> str:
+    """``value`` for a plotly label or hover text, which plotly reads as a small subset of HTML
+    (``<a href>``, ``<b>``, ``<br>``): every ``<``, ``>`` and ``&`` from the evidence is an entity,
+    so it shows as itself and makes no link or markup."""
+    text = printable(value, limit)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ---- ids ---------------------------------------------------------------------------------------------

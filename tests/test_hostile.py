@@ -441,3 +441,22 @@ def test_child_env_drops_every_kind_of_secret_and_keeps_the_rest() -> None:
             "AWS_SECRET_ACCESS_KEY": CANARY, "ANY_URL": f"http://u:{CANARY}@loki:3100"}
     env = child_env(base)
     assert env == {"PATH": "/usr/bin", "HOME": "/root", "PWD": "/work", "LANG": "C.UTF-8"}
+
+
+def test_trace_figure_shows_hostile_text_as_text_not_markup() -> None:
+    import pandas as pd
+
+    from huledu_forensics.trace import trace_figure
+
+    t0 = pd.Timestamp("2025-11-20T18:00:00Z")
+    p = MARKUP_PAYLOADS[4].format(js="alert(1)", n=1)  # <a href="javascript:…">
+    trace = pd.DataFrame([{
+        "event": f"Ev{p}", "consumer": f"svc{ESCAPES[0]}", "topic": f"huleedu.{p}", "producer": "<b>x</b>",
+        "outcome": "failed", "detail": f"<img src=x onerror=alert(1)> {ESCAPES[1]}", "refs": f"logs/{p}#L1",
+        "written_at": t0, "relayed_at": t0 + pd.Timedelta(seconds=1),
+        "consumed_at": t0 + pd.Timedelta(seconds=2), "handled_at": t0 + pd.Timedelta(seconds=3)}])
+    fig = trace_figure(trace)
+    texts = [str(tr.hovertext) for tr in fig.data] + [str(y) for tr in fig.data for y in tr.y]
+    assert texts and all("<a " not in t and "<img" not in t and "<b>" not in t for t in texts)
+    assert not any(CONTROL_RE.search(t) for t in texts)
+    assert any("&lt;a href" in t for t in texts)  # shown, as text
