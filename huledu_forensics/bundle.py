@@ -354,7 +354,12 @@ class Bundle:
             fp = self._listed(f"tables/{database}/{table}.parquet")
             if fp is None or not fp.exists():
                 return None
-            self._tables[key] = pd.read_parquet(fp)
+            try:
+                self._tables[key] = pd.read_parquet(fp)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+                raise BundleInvalid(f"'tables/{database}/{table}.parquet' in bundle '{self.path}' cannot "
+                                    f"be read ({type(exc).__name__}); the bundle is damaged. Collect it "
+                                    "again.", path=str(self.path)) from None
         return self._tables[key]
 
     def _listed(self, rel: str) -> Path | None:

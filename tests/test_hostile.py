@@ -144,6 +144,7 @@ def test_the_files_source_keeps_lines_whole_through_a_bundle(tmp_path: Path) -> 
     assert not any(s.startswith(b"1-01-01") for s in stored)  # year 1 is written 0001
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_no_escape_sequence_or_script_reaches_the_postmortem_markdown(hostile: dict[str, object],
                                                                      tmp_path: Path) -> None:
@@ -213,6 +214,7 @@ def open_and_count(html: Path) -> dict[str, object]:
 NOTEBOOKS = ["batch_investigation", "correlation_trace", "stuck_batches", "postmortem"]
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_reports_on_hostile_logs_run_no_script(hostile: dict[str, object], tmp_path: Path,
@@ -302,7 +304,8 @@ def test_a_copy_into_a_report_takes_only_listed_regular_files(damaged: dict[str,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["symlinked_log", "dotdot_path", "deep_manifest", "truncated_parquet"])
+@pytest.mark.parametrize("kind", ["symlinked_log", "dotdot_path", "deep_manifest", "truncated_parquet",
+                                  "truncated_parquet_rehashed"])
 def test_report_on_an_unsafe_bundle_is_one_line_exit_4(damaged: dict[str, object], kind: str,
                                                        tmp_path: Path) -> None:
     r = _cli("report", "--bundle", str(damaged["bundles"][kind]), "--id",  # type: ignore[index]
@@ -412,6 +415,7 @@ def test_the_notebook_kernel_gets_no_secret_in_its_environment(damaged: dict[str
     assert _files_with(out, CANARY.encode()) == []
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_the_postmortem_browser_gets_no_secret_in_its_environment(damaged: dict[str, object],
                                                                   tmp_path: Path) -> None:

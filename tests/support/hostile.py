@@ -17,6 +17,7 @@ that flag, so any payload that executes is seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -282,4 +283,10 @@ def damaged_bundles(good: Path, root: Path, secret_file: Path) -> dict[str, Path
     (b / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
     b = copy("truncated_parquet")
     (b / some_table).write_bytes((b / some_table).read_bytes()[:20])
+    b = copy("truncated_parquet_rehashed")  # damaged, yet its manifest agrees: only reading finds it
+    every = [r for r in m["files"] if r.startswith("tables/")]
+    for rel in every:
+        (b / rel).write_bytes((b / rel).read_bytes()[:20])
+    digests = {rel: hashlib.sha256((b / rel).read_bytes()).hexdigest() for rel in every}
+    _rewrite_manifest(b, lambda m: [m["files"][r].update(sha256=d, bytes=20) for r, d in digests.items()])
     return out
