@@ -274,9 +274,10 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
                                              deadline_s=timeout * COLLECT_SHARE)
                 found = (collected.manifest.get("scope") or {}).get("found") or {}
                 if found and not found.get("rows") and not found.get("service_lines"):
+                    where = "" if raw_dir is not None else \
+                        f"; the bundle records what failed: {collected.path}/manifest.json"
                     _fail(f"nothing about the id could be collected, and sources were missing "
-                          f"({'; '.join(_incomplete_sources(collected)) or 'see the manifest'}); the "
-                          f"bundle records what failed: {collected.path}/manifest.json.",
+                          f"({'; '.join(_incomplete_sources(collected)) or 'see the manifest'}){where}.",
                           _report.EXIT_INCOMPLETE)
             assert bundle is not None
             code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids)
