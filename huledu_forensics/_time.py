@@ -45,7 +45,11 @@ def to_utc_series(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     out = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    return out.astype("datetime64[ns, UTC]")
+    try:
+        return out.astype("datetime64[ns, UTC]")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):  # e.g. year 9999 or 0001: not a real time
+        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+        return out.where((out >= lo) & (out <= hi)).astype("datetime64[ns, UTC]")
 
 
 def parse_option_time(value: object, option: str) -> datetime | None:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -143,7 +144,9 @@ class BundleWriter:
         dest = self._tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         n = 0
-        with open(dest, "a", encoding="utf-8") as fh:
+        # surrogateescape: bytes that are not UTF-8 (held as lone surrogates after decoding with
+        # surrogateescape) are written back as the very bytes read; newline="": no translation
+        with open(dest, "a", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             for line in lines:
                 fh.write(line.rstrip("\n") + "\n")
                 n += 1
@@ -213,6 +216,31 @@ class BundleWriter:
         return Bundle.open(self.path, verify=False)
 
 
+_PART_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,199}")
+_MAX_DEPTH = 4
+
+
+def _inside(root: Path, real_root: str, rel: object) -> Path:
+    """``root / rel`` for a manifest path that stays inside the bundle, else :class:`BundleInvalid`.
+
+    A manifest path is relative, at most ``_MAX_DEPTH`` parts of letters, digits and ``_ . @ + = -``
+    (no ``..``, no hidden names, no absolute path), and no part of it may be a symbolic link: a bundle
+    is untrusted input and must not make the kit read anything outside it.
+    """
+    parts = rel.split("/") if isinstance(rel, str) else []
+    if not parts or len(parts) > _MAX_DEPTH or not all(_PART_RE.fullmatch(x) for x in parts):
+        shown = repr(rel)[:80]
+        raise BundleInvalid(f"The manifest of '{root}' lists the path {shown}, which is not a plain "
+                            "relative path inside the bundle. The bundle is unsafe; collect it again.",
+                            path=str(root))
+    fp = root.joinpath(*parts)
+    if os.path.realpath(fp) != os.path.join(real_root, *parts):
+        raise BundleInvalid(f"'{rel}' in bundle '{root}' is, or lies under, a symbolic link; a bundle "
+                            "holds regular files only. The bundle is unsafe; collect it again.",
+                            path=str(root))
+    return fp
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -245,15 +273,18 @@ class Bundle:
                 f"No bundle at '{p}'. Run `huledu-forensics snapshot` or `huledu-forensics demo` first, "
                 "or pass the directory of a complete bundle.", path=str(p))
         mpath = p / "manifest.json"
+        if mpath.is_symlink():
+            raise BundleInvalid(f"The manifest of '{p}' is a symbolic link; a bundle holds regular files "
+                                "only. The bundle is unsafe; collect it again.", path=str(p))
         if not p.is_dir() or not mpath.exists():
             raise BundleInvalid(
                 f"'{p}' has no manifest.json, so it is not a complete bundle (a collection may have been "
                 "interrupted). Collect it again.", path=str(p))
         try:
             manifest = json.loads(mpath.read_text())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleInvalid(f"The manifest of '{p}' is not valid JSON ({exc}). The bundle is "
-                                "damaged; collect it again.", path=str(p)) from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise BundleInvalid(f"The manifest of '{p}' is not valid JSON ({type(exc).__name__}). The "
+                                "bundle is damaged; collect it again.", path=str(p)) from exc
         if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
             raise BundleInvalid(f"'{p}' is not a huledu-forensics bundle (its manifest has format "
                                 f"{manifest.get('format') if isinstance(manifest, dict) else None!r}).",
@@ -264,8 +295,12 @@ class Bundle:
                                 f"{BUNDLE_FORMAT_VERSION}. Use a matching huledu-forensics release.",
                                 path=str(p))
         files = manifest.get("files") or {}
+        if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
+            raise BundleInvalid(f"The manifest of '{p}' has no valid file list. The bundle is damaged; "
+                                "collect it again.", path=str(p))
+        real = os.path.realpath(p)
         for rel, meta in files.items():
-            fp = p / rel
+            fp = _inside(p, real, rel)
             if not fp.is_file():
                 raise BundleInvalid(f"Bundle '{p}' is missing '{rel}', which its manifest lists. The "
                                     "bundle is partial; collect it again.", path=str(p))
@@ -316,23 +351,35 @@ class Bundle:
         """Return the rows of ``database.table`` or ``None`` when the bundle does not hold it."""
         key = (database, table)
         if key not in self._tables:
-            fp = self.path / "tables" / database / f"{table}.parquet"
-            if not fp.exists():
+            fp = self._listed(f"tables/{database}/{table}.parquet")
+            if fp is None or not fp.exists():
                 return None
-            self._tables[key] = pd.read_parquet(fp)
+            try:
+                self._tables[key] = pd.read_parquet(fp)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+                raise BundleInvalid(f"'tables/{database}/{table}.parquet' in bundle '{self.path}' cannot "
+                                    f"be read ({type(exc).__name__}); the bundle is damaged. Collect it "
+                                    "again.", path=str(self.path)) from None
         return self._tables[key]
+
+    def _listed(self, rel: str) -> Path | None:
+        """The path of ``rel`` when the manifest lists it (checked to lie inside the bundle), else None."""
+        if rel not in (self.manifest.get("files") or {}):
+            return None
+        return _inside(self.path, os.path.realpath(self.path), rel)
 
     @property
     def enums(self) -> dict[str, dict[str, list[str]]]:
         """``{database: {enum type: labels}}`` as collected from ``pg_enum`` or the DDL."""
-        fp = self.path / "enums.json"
-        return json.loads(fp.read_text()) if fp.exists() else {}
+        fp = self._listed("enums.json")
+        return json.loads(fp.read_text()) if fp is not None and fp.exists() else {}
 
     @property
     def containers(self) -> list[ContainerState]:
         """Container states recorded in the bundle."""
-        fp = self.path / "containers.json"
-        return [ContainerState.from_json(d) for d in json.loads(fp.read_text())] if fp.exists() else []
+        fp = self._listed("containers.json")
+        return [ContainerState.from_json(d) for d in json.loads(fp.read_text())] \
+            if fp is not None and fp.exists() else []
 
     def log_files(self) -> list[tuple[str, str, Path]]:
         """``(container, stream, path)`` for every log file in the bundle."""
@@ -345,10 +392,57 @@ class Bundle:
 
     def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
         """Yield the raw lines of one log file."""
-        fp = self.path / "logs" / container / f"{stream}.log"
-        with open(fp, encoding="utf-8", errors="replace") as fh:
+        rel = f"logs/{container}/{stream}.log"
+        fp = self._listed(rel) or _inside(self.path, os.path.realpath(self.path), rel)  # never a symlink
+        # newline="\n": only LF ends a line; a lone CR stays inside its line (CRLF keeps its CR)
+        with open(fp, encoding="utf-8", errors="replace", newline="\n") as fh:
             for line in fh:
                 yield line.rstrip("\n")
+
+    def copy_to(self, dest: str | Path) -> Bundle:
+        """Copy this bundle to ``dest`` (which must not exist): the manifest and only the files it lists.
+
+        Files are copied without following symbolic links and checked against their hashes as they are
+        copied; nothing outside the bundle is read. The copy appears atomically.
+
+        Raises:
+            BundleInvalid: ``dest`` exists, or a file is missing, unsafe or altered.
+        """
+        out = Path(dest)
+        if out.exists() or out.is_symlink():
+            raise BundleInvalid(f"'{out}' already exists; not overwriting it.", path=str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".copying", dir=out.parent))
+        try:
+            real = os.path.realpath(self.path)
+            for rel, meta in (self.manifest.get("files") or {}).items():
+                src = _inside(self.path, real, rel)
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    _copy_verified(src, target, (meta or {}).get("sha256"))
+                except OSError as exc:
+                    raise BundleInvalid(f"Cannot copy '{rel}' of bundle '{self.path}' ({exc.strerror or exc}); "
+                                        "a bundle holds regular files only.", path=str(self.path)) from exc
+            _copy_verified(self.path / "manifest.json", tmp / "manifest.json", None)
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Bundle.open(out, verify=False)
+
+
+def _copy_verified(src: Path, dst: Path, sha256: object) -> None:
+    """Copy one regular file without following a symlink, checking its hash as it is read."""
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fin, open(dst, "xb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            h.update(chunk)
+            fout.write(chunk)
+    if sha256 is not None and h.hexdigest() != sha256:
+        raise BundleInvalid(f"'{src}' does not match its recorded hash: the bundle was altered or "
+                            "damaged. Collect it again.", path=str(src))
 
 
 def write_world_bundle(world: World, path: str | Path, *, overwrite: bool = False,

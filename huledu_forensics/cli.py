@@ -7,6 +7,7 @@ it wrote. Errors the kit raises on purpose are printed as one line (no traceback
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,46 @@ import click
 from . import report as _report
 from ._time import parse_utc
 from .errors import ForensicsError, ReportError, SourceUnavailable
+from .safety import check_id, printable
 
 __all__ = ["cli", "main"]
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    # one line, no escape sequence from a log line or a bundle, never a 100k-character echo
+    click.echo(f"error: {printable(message, 1000)}", err=True)
     sys.exit(code)
+
+
+class _Seconds(click.ParamType):
+    """A finite number of seconds greater than 0 (0, negative or nan would silently disable a limit)."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        import math
+
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{printable(value, 40)!r} is not a number of seconds.", param, ctx)
+        if not math.isfinite(v) or v <= 0:
+            self.fail(f"{printable(value, 40)!r} is not a limit: give a number of seconds greater than 0.",
+                      param, ctx)
+        return v
+
+
+POSITIVE_SECONDS = _Seconds()
+"""``--timeout``: a finite number of seconds greater than 0."""
+
+COLLECT_SHARE = 0.6
+"""Of ``report --profile``'s ``--timeout``, the share the live collection may use; the notebook gets the
+rest. Collection stops by itself at its deadline and keeps what it read (evidence incomplete, exit 2)."""
+
+
+def _incomplete_sources(bundle: Any) -> list[str]:
+    """``name: completeness`` of every source of a bundle that is not complete."""
+    return [f"{printable(s.name, 80)}: {s.completeness}" for s in bundle.sources
+            if s.completeness != "complete"]
 
 
 def _error_code(exc: ForensicsError) -> int:
@@ -89,7 +124,7 @@ def cli() -> None:
 
 
 def _print_result(result: _report.ReportResult) -> None:
-    click.echo(result.summary)
+    click.echo(printable(result.summary, 4000, keep_newlines=True))  # the summary quotes evidence
     click.echo(f"verdict:  {result.verdict_path}")
     click.echo(f"report:   {result.html_path}")
     click.echo(f"notebook: {result.notebook_path}")
@@ -141,6 +176,21 @@ class _Deadline:
             signal.signal(signal.SIGALRM, self._old)
 
 
+def _from_deadline(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, the command's deadline (through any wrapping)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, _DeadlineExceeded):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "orig_exc", None)]
+    return False
+
+
 def _timed_out(out: Path, timeout: float) -> None:
     _fail(f"the report did not finish within {timeout:g} s; what was written so far (the partly "
           f"executed notebook and its HTML) is in '{out}'. Raise --timeout or narrow --since/--until.",
@@ -160,7 +210,8 @@ def _salvage(out: Path) -> None:
 @cli.command(epilog=_example("huledu-forensics demo --out /tmp/huledu-demo"))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("huledu-demo"),
               show_default=True, help="Report directory; the bundle goes to OUT/bundle.")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Longest one cell may run (s).")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=600, show_default=True,
+              help="Longest one cell may run (s).")
 def demo(out: Path, timeout: float) -> None:
     """Build the seed_variant_a demo bundle and run the report on its stuck batch.
 
@@ -179,7 +230,7 @@ def demo(out: Path, timeout: float) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Report directory.")
 @click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
 @click.option("--until", type=TIME, help="Window end (ISO 8601).")
-@click.option("--timeout", type=float, default=900, show_default=True,
+@click.option("--timeout", type=POSITIVE_SECONDS, default=900, show_default=True,
               help="Hard limit on the whole command, collection included (s).")
 @click.option("--notebook", default="batch_investigation", show_default=True,
               help="Packaged notebook name or .ipynb path to run.")
@@ -202,23 +253,49 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
     if (bundle is None) == (profile is None):
         _fail("give exactly one of --bundle PATH or --profile NAME. Run `huledu-forensics report --help`.",
               _report.EXIT_BAD_INPUT)
+    id_ = check_id(id_)
+    _report.check_report_dir(out)
+    raw_dir: Path | None = None
     try:
         with _Deadline(timeout):
             if profile is not None:
+                import tempfile
+
                 from . import collect, profiles
 
                 prof = profiles.load_profile(profile, config_file)
-                bundle = out / (_report.BUNDLE_DIR + ("-raw" if redact_ids else ""))
-                collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
+                out.mkdir(parents=True, exist_ok=True)  # the partial output named on a timeout exists
+                if redact_ids:  # raw evidence stays in a private temporary directory, never in OUT
+                    raw_dir = Path(tempfile.mkdtemp(prefix="huledu-forensics-raw-"))
+                    bundle = raw_dir / _report.BUNDLE_DIR
+                else:
+                    bundle = out / _report.BUNDLE_DIR
+                collected = collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True,
+                                             deadline_s=timeout * COLLECT_SHARE)
+                found = (collected.manifest.get("scope") or {}).get("found") or {}
+                if found and not found.get("rows") and not found.get("service_lines"):
+                    where = "" if raw_dir is not None else \
+                        f"; the bundle records what failed: {collected.path}/manifest.json"
+                    _fail(f"nothing about the id could be collected, and sources were missing "
+                          f"({'; '.join(_incomplete_sources(collected)) or 'see the manifest'}){where}.",
+                          _report.EXIT_INCOMPLETE)
             assert bundle is not None
             code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids)
     except _DeadlineExceeded:
         _salvage(out)
         _timed_out(out, timeout)
     except ReportError as exc:
-        if isinstance(exc.__cause__, _DeadlineExceeded):
+        if _from_deadline(exc):
             _timed_out(out, timeout)
         _fail(_one_line(exc), _report.EXIT_KIT_FAILED)
+    except Exception as exc:  # the alarm may surface wrapped by a library (e.g. lark's VisitError)
+        if not _from_deadline(exc):
+            raise
+        _salvage(out)
+        _timed_out(out, timeout)
+    finally:
+        if raw_dir is not None:
+            shutil.rmtree(raw_dir, ignore_errors=True)
     sys.exit(code)
 
 
@@ -230,15 +307,29 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
 @click.option("--since", type=TIME, help="Window start (ISO 8601).")
 @click.option("--until", type=TIME, help="Window end (ISO 8601).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
-def snapshot(profile: str, config_file: Path | None, id_: str, since: Any, until: Any, out: Path) -> None:
+@click.option("--timeout", type=POSITIVE_SECONDS, default=600, show_default=True,
+              help="Collection deadline (s): sources still unread then are recorded as gaps.")
+def snapshot(profile: str, config_file: Path | None, id_: str, since: Any, until: Any, out: Path,
+             timeout: float) -> None:
     """Collect an evidence bundle for ID from a live stack (read-only).
+
+    \b
+    Exit codes:
+      0  every source was read completely
+      2  evidence incomplete: a source was missing or partial (the bundle says which and why)
+      4  bad input: bad id, profile, DSN or option
     """
     from . import collect, profiles
 
+    id_ = check_id(id_)
     prof = profiles.load_profile(profile, config_file)
-    result = collect.snapshot(prof, id_, out, since=since, until=until)
+    result = collect.snapshot(prof, id_, out, since=since, until=until, deadline_s=timeout)
     path = getattr(result, "path", out)
-    click.echo(f"bundle: {path}")
+    click.echo(f"bundle: {printable(path)}")
+    incomplete = _incomplete_sources(result)
+    if incomplete:
+        click.echo(f"evidence incomplete: {'; '.join(incomplete)} (see {printable(path)}/manifest.json)")
+        sys.exit(_report.EXIT_INCOMPLETE)
 
 
 @cli.command(epilog=_example("huledu-forensics check --profile dev"))
@@ -253,7 +344,7 @@ def check(profile: str, config_file: Path | None) -> None:
 
     prof = profiles.load_profile(profile, config_file)
     result = profiles.check(prof)
-    click.echo(result.render())
+    click.echo(printable(result.render(), keep_newlines=True))
     sys.exit(0 if result.ok else _report.EXIT_KIT_FAILED)
 
 
@@ -273,11 +364,13 @@ def postmortem(bundle: Path, id_: str | None, out: Path, since: Any, until: Any,
     """
     from .postmortem import write_postmortem
 
+    if id_ is not None:
+        id_ = check_id(id_)
     path = write_postmortem(bundle, id_, out, since=since, until=until, figures=not no_figures)
-    click.echo(f"postmortem: {path}")
+    click.echo(f"postmortem: {printable(path)}")
     figs = sorted((path.parent / "figures").glob("*.png"))
     for f in figs:
-        click.echo(f"figure:     {f}")
+        click.echo(f"figure:     {printable(f)}")
 
 
 @cli.command(epilog=_example("huledu-forensics scenarios"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ from .sources.docker import DockerSource
 from .sources.files import FilesSource
 from .sources.loki import LokiSource
 from .sources.postgres import PostgresSource, filter_key
+from .safety import printable
 
 __all__ = ["MAX_ROUNDS", "log_sources_for", "snapshot"]
 
@@ -59,7 +61,7 @@ class _Progress:
 
     def __call__(self, message: str) -> None:
         if self.enabled:
-            print(f"[snapshot] {message}", file=sys.stderr, flush=True)
+            print(f"[snapshot] {printable(message, 500)}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -258,19 +260,21 @@ def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],
                  rep: SourceReport) -> int:
     n = 0
     buf: dict[str, list[str]] = {}
-    for line in lines:
-        buf.setdefault(line.stream, []).append(line.text)
-        if len(buf[line.stream]) >= _LOG_CHUNK:
-            n += writer.add_log_lines(container, line.stream, buf.pop(line.stream), source=rep)
-    for stream, texts in buf.items():
-        n += writer.add_log_lines(container, stream, texts, source=rep)
+    try:
+        for line in lines:
+            buf.setdefault(line.stream, []).append(line.text)
+            if len(buf[line.stream]) >= _LOG_CHUNK:
+                n += writer.add_log_lines(container, line.stream, buf.pop(line.stream), source=rep)
+    finally:  # a source failing part-way: the lines read so far are still written
+        for stream, texts in buf.items():
+            n += writer.add_log_lines(container, stream, texts, source=rep)
     return n
 
 
 def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | str | None = None,
              until: datetime | str | None = None, progress: bool = True, overwrite: bool = False,
              log_sources: list[LogSource] | None = None, state_source: StateSource | None = None,
-             max_rounds: int = MAX_ROUNDS) -> Bundle:
+             max_rounds: int = MAX_ROUNDS, deadline_s: float | None = None) -> Bundle:
     """Collect the evidence about ``id`` from the stack ``profile`` points at, into bundle ``out``.
 
     Args:
@@ -284,6 +288,9 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         log_sources: log sources to read instead of the profile's (files, Docker, Loki).
         state_source: where container states come from instead of the profile's Docker engine.
         max_rounds: cap on scope-discovery rounds against the databases.
+        deadline_s: the collection's own time budget (seconds). Log sources that honour a deadline
+            (Loki) cut every request to the time left; once it has passed no further container is
+            read, and the bundle is written with what was read, the rest recorded as gaps (partial).
 
     Returns:
         The written bundle (scope mode ``scoped``).
@@ -303,6 +310,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                           f"({t_since.isoformat()}). Swap --since and --until.")
     window = Window(t_since, t_until)
     state = _ScopeState(requested)
+    deadline = time.monotonic() + deadline_s if deadline_s is not None and deadline_s > 0 else None
+
+    def late() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
     with BundleWriter(out, overwrite=overwrite) as writer:
         # -- databases -----------------------------------------------------------------------------
         sources: dict[str, PostgresSource] = {}
@@ -335,9 +346,16 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 rep.completeness = "missing"
         listed: list[tuple[LogSource, set[str] | None]] = []
         for ls in log_sources:
+            if deadline is not None and hasattr(ls, "deadline"):
+                ls.deadline = deadline  # type: ignore[attr-defined]
             try:
-                listed.append((ls, _containers_of(ls, window)))
-            except SourceUnavailable as exc:
+                names = _containers_of(ls, window)
+                if names is not None and not names:  # e.g. an empty Loki: that is missing evidence
+                    rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
+                    writer.gap(f"logs ({ls.name})", "the source holds no container logs in the window",
+                               source=rep)
+                listed.append((ls, names))
+            except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
                 rep = writer.source(f"{ls.name}", getattr(ls, "kind", "logs"))
                 writer.gap(f"logs ({ls.name})", str(exc), source=rep)
                 rep.completeness = "missing"
@@ -365,6 +383,13 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 ls = pick(c)
                 if ls is None:
                     continue
+                if late():
+                    rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
+                    if c not in log_gaps:
+                        log_gaps.add(c)
+                        writer.gap(f"logs/{c}", "not read: the collection's deadline had passed",
+                                   source=rep)
+                    continue
                 # Loki filters server-side; other sources stream everything and the kit keeps the
                 # scoped lines plus the id-less warning/error lines right after one (e.g. "offset not
                 # committed"), exactly as the offline investigation links them.
@@ -387,12 +412,17 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                             t, t0 = _stamp_s(ln.text), last_scoped[1]
                             if t is not None and t0 is not None and 0 <= t - t0 <= _ADJACENT_S:
                                 accepted.append(ln)
-                except SourceUnavailable as exc:
-                    kept.pop(c, None)
+                except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
+                    # a source that fails part-way: keep what it gave, record the rest as a gap
                     rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
                     if c not in log_gaps:
                         log_gaps.add(c)
-                        writer.gap(f"logs/{c}", str(exc), source=rep)
+                        why = str(exc) if isinstance(exc, SourceUnavailable) else \
+                            f"{type(exc).__name__}: {str(exc)[:200]}"
+                        writer.gap(f"logs/{c}", f"read stopped after {len(accepted)} line(s): {why}",
+                                   source=rep)
+                    if len(accepted) >= len(kept.get(c, [])):
+                        kept[c], kept_src[c] = accepted, ls
                     continue
                 kept[c], kept_src[c] = accepted, ls
                 say(f"logs: {c}: {len(accepted)} line(s) mention the scope")
@@ -414,10 +444,15 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             if ls is None:
                 continue
             rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
+            if late():
+                writer.gap(f"logs/{c}", "not read: the collection's deadline had passed", source=rep)
+                continue
             try:
                 n = _write_lines(writer, c, _lines(ls, c, window, None), rep)
-            except SourceUnavailable as exc:
-                writer.gap(f"logs/{c}", str(exc), source=rep)
+            except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
+                why = str(exc) if isinstance(exc, SourceUnavailable) else f"{type(exc).__name__}: {str(exc)[:200]}"
+                writer.gap(f"logs/{c}", f"read stopped part-way (lines read before are kept): {why}",
+                           source=rep)
                 continue
             say(f"logs: {c}: {n} line(s) in the window")
         for ls in usable:
@@ -460,13 +495,23 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         if n_rows == 0 and n_service_lines == 0:
             down = [db for db, r in reports.items() if r.completeness == "missing"]
             extra = f" (could not read: {', '.join(down)})" if down else ""
-            raise ScopeError(f"No row or log line mentions '{id}' in profile '{profile.name}'{extra}. "
+            if down or log_gaps:
+                # nothing found, but sources were missing: that is incomplete evidence, not a bad id;
+                # the bundle records what could not be read
+                say(f"done: nothing found{extra}; the bundle records the missing sources")
+                return writer.finish(
+                    scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
+                           "batch_id": None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
+                    window=(t_since, t_until), collected_at=utcnow(),
+                    origin={"kind": "live", "profile": profile.describe()})
+            raise ScopeError(f"No row or log line mentions '{printable(id, 80)}' in profile '{profile.name}'{extra}. "
                              "Check the id, the profile, and the time window.", id=str(id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
             f"{sum(len(v) for v in state.ids.values())} id(s)")
         return writer.finish(
             scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
-                   "batch_id": state.batch, "other_batches": sorted(state.other_batches)},
+                   "batch_id": state.batch, "other_batches": sorted(state.other_batches),
+                   "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),
             origin={"kind": "live", "profile": profile.describe()})
 

@@ -889,7 +889,7 @@ class _Parser:
                 d, end = _raw_decode(text)
                 if end != len(text) and text[end:].strip():
                     d = None  # trailing garbage: not one JSON object
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: hostile deeply nested JSON
                 d = None
         if d.__class__ is not dict:
             self._unparsed(n, dstamp, raw, found, ids)

@@ -77,6 +77,7 @@ DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DEV_USER = "huleedu_user"
 DEV_PASSWORD_ENV = "HULEEDU_DB_PASSWORD"
 DEV_HOST = "127.0.0.1"
+_PG_DRIVERS = ("postgresql", "postgres", "postgresql+psycopg")
 _DB_KEYS = {"dsn", "host", "port", "user", "password_env", "dbname", "container", "service_containers"}
 _PROFILE_KEYS = {"host", "port", "user", "password_env", "docker", "loki", "logs_dir", "databases",
                  "description"}
@@ -97,13 +98,35 @@ class DatabaseTarget:
     container: str | None = None
     service_containers: tuple[str, ...] = ()
 
-    def url(self) -> URL:
-        """The URL to connect with, the password filled in from ``password_env`` when set."""
+    def parsed(self) -> URL:
+        """The DSN parsed and checked (no password filled in).
+
+        Raises:
+            ConfigError: the DSN cannot be parsed, names another database system or driver, or has a
+                port that is not a number from 1 to 65535. The message never shows the password.
+        """
         try:
             u = make_url(self.dsn)
-        except ArgumentError:
+            port = u.port  # parsed lazily: 'notaport' raises here
+        except (ArgumentError, ValueError, TypeError):
             raise ConfigError(f"The DSN of database '{self.name}' cannot be parsed. Write it as "
                               "postgresql+psycopg://user@host:port/dbname.") from None
+        if u.drivername not in _PG_DRIVERS:
+            raise ConfigError(f"The DSN of database '{self.name}' uses '{u.drivername[:40]}'; the kit reads "
+                              "PostgreSQL through psycopg only. Write it as "
+                              "postgresql+psycopg://user@host:port/dbname.")
+        if port is not None and not 1 <= port <= 65535:
+            raise ConfigError(f"The DSN of database '{self.name}' has port {port}, which is not a TCP port "
+                              "(1-65535). Fix the port.")
+        return u
+
+    def url(self) -> URL:
+        """The URL to connect with, the password filled in from ``password_env`` when set.
+
+        Raises:
+            ConfigError: the DSN is malformed (see :meth:`parsed`).
+        """
+        u = self.parsed()
         if u.drivername in ("postgresql", "postgres"):
             u = u.set(drivername="postgresql+psycopg")
         if not u.password and self.password_env and os.environ.get(self.password_env):
@@ -114,7 +137,7 @@ class DatabaseTarget:
         """The DSN with any password replaced by ``***``."""
         try:
             return make_url(self.dsn).render_as_string(hide_password=True)
-        except ArgumentError:
+        except (ArgumentError, ValueError, TypeError):
             return "<unparseable DSN>"
 
     def __repr__(self) -> str:
@@ -287,7 +310,7 @@ def _apply_section(base: Profile, sec: dict[str, Any], path: Path, pname: str) -
         if "dsn" in merged:
             dsn = str(merged["dsn"])
         elif any(k in merged for k in ("host", "port", "user", "dbname")):
-            u = make_url(cur.dsn)
+            u = cur.parsed()
             try:
                 port = int(merged.get("port", u.port or 5432))
             except (TypeError, ValueError):
@@ -342,7 +365,17 @@ def load_profile(name: str, config_path: str | Path | None = None) -> Profile:
         if not isinstance(sec, dict):
             raise ConfigError(f"In '{path}', profiles.{name} must be a table.")
         base = _apply_section(base, sec, path, name)
-    return _apply_env(base)
+    prof = _apply_env(base)
+    from .safety import register_secret_env
+
+    for target in prof.databases.values():
+        target.parsed()  # a malformed DSN is bad input (exit 4), found before anything connects
+        register_secret_env(target.password_env)  # never passed on to a kernel or a browser
+    if prof.loki_url:
+        from .sources.loki import LokiSource
+
+        LokiSource(prof.loki_url)  # ConfigError for a URL that is not http(s)://host[:port]
+    return prof
 
 
 _config_path = config_path
@@ -493,12 +526,12 @@ def _check_loki(profile: Profile) -> dict[str, Any]:
     from .sources.loki import LokiSource
 
     try:
-        answer = LokiSource(profile.loki_url).ready()
+        answer = LokiSource(profile.loki_url, timeout=10).probe()  # /ready and the query API
     except Exception as exc:  # noqa: BLE001 - a foreign source must not crash the check
         part.update(reachable=False, error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return part
     ready, why = answer if isinstance(answer, tuple) else (bool(answer), "")
-    part.update(reachable=bool(ready), detail=f"/ready: {why}" if ready else "",
+    part.update(reachable=bool(ready), detail=why if ready else "",
                 error=None if ready else (why or "/ready did not answer ready"))
     return part
 

@@ -39,7 +39,7 @@ import pandas as pd
 
 from . import model
 from .bundle import Bundle, BundleWriter, SourceReport
-from .errors import ConfigError
+from .errors import BundleInvalid, ConfigError, ForensicsError
 
 __all__ = [
     "ESSAY_TEXT_FIELDS",
@@ -429,11 +429,21 @@ def run_redacted_report(bundle: str | Path | Bundle, id: str, out_dir: str | Pat
     Returns:
         The :class:`~huledu_forensics.report.ReportResult` (its ``bundle_path`` is the redacted copy).
     """
-    from .report import BUNDLE_DIR, run_report
+    from .report import BUNDLE_DIR, check_report_dir, run_report
 
     out = Path(out_dir)
+    check_report_dir(out)
+    dest = out / BUNDLE_DIR
+    if dest.exists() or dest.is_symlink():  # replace only an earlier redacted copy, never a user's bundle
+        try:
+            replaceable = not dest.is_symlink() and is_redacted(dest)
+        except ForensicsError:
+            replaceable = False
+        if not replaceable:
+            raise BundleInvalid(f"'{dest}' already holds a bundle that is not a redacted copy; the kit "
+                                "does not replace it. Pass another --out, or move it away.", path=str(dest))
     out.mkdir(parents=True, exist_ok=True)
-    red = redact_bundle(bundle, out / BUNDLE_DIR, hash_ids=hash_ids, key=key, overwrite=True,
+    red = redact_bundle(bundle, dest, hash_ids=hash_ids, key=key, overwrite=True,
                         progress=bool(kw.get("progress", False)))
     return run_report(red, id, out, **kw)
 

@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from typing import Any
 
 from ._time import parse_option_time, parse_utc
 from .bundle import Bundle, write_world_bundle
+from .safety import printable
 from .errors import (
     BundleInvalid,
     BundleNotFound,
@@ -328,9 +328,12 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
 
     if not id or not str(id).strip():
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
+    if not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):  # nan fails too
+        raise ConfigError(f"The timeout must be a positive number of seconds, not {timeout_s!r}.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)
+    check_report_dir(out)
     params = {
         "bundle": str(Path(opened.path).resolve()),
         "id": str(id).strip(),
@@ -359,8 +362,9 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         with _kernel_stderr(out / KERNEL_LOG, enabled=not progress):
             pm.execute_notebook(
                 str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
-                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
+                execution_timeout=max(1, int(timeout_s)), progress_bar=progress, log_output=False,
                 cwd=str(out), request_save_on_cell_execute=True,  # a partial notebook survives a kill
+                kernel_manager_class=_kernel_manager_class(),  # the kernel never sees a secret
             )
     except PapermillExecutionError as exc:
         failure = exc
@@ -421,17 +425,68 @@ def _kernel_stderr(path: Path, *, enabled: bool) -> Iterator[None]:
                 path.unlink(missing_ok=True)
 
 
+REPORT_DIR_ENTRIES = frozenset({*REPORT_FILES.values(), BUNDLE_DIR, f"{BUNDLE_DIR}-raw", "kernel.log"})
+"""Every name the kit writes into a report directory; any other entry means it is not one."""
+
+
+def check_report_dir(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty directory that is not a report directory.
+
+    The report replaces only its own files there (:data:`REPORT_DIR_ENTRIES`; its temporary files
+    start with a dot and one of those names), so a user's directory is never emptied or overwritten.
+
+    Raises:
+        ConfigError: ``out`` is a file, or holds entries the kit did not write.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--out '{out}' is not a directory. Pass a new or empty directory.")
+    if not out.exists():
+        return
+    foreign = sorted(e.name for e in out.iterdir()
+                     if e.name not in REPORT_DIR_ENTRIES
+                     and not any(e.name.startswith(f".{n}") for n in REPORT_DIR_ENTRIES))
+    if foreign:
+        shown = ", ".join(printable(n, 60) for n in foreign[:3]) + (" …" if len(foreign) > 3 else "")
+        raise ConfigError(f"--out '{out}' is not empty and is not a report directory (it holds {shown}); "
+                          "the kit will not write into it. Pass a new or empty directory.")
+
+
+def _kernel_manager_class() -> type:
+    """A kernel manager whose kernel starts with the environment minus every secret."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    from .safety import child_env
+
+    class ScrubbedKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:  # type: ignore[override]
+            kw["env"] = child_env(kw.get("env") or os.environ)
+            return await super()._async_pre_start_kernel(**kw)
+
+    return ScrubbedKernelManager
+
+
 def _bundle_into(bundle: Bundle, dest: Path) -> Bundle:
-    """Make the report directory self-contained: copy the bundle to ``dest`` (unless it is there)."""
+    """Make the report directory self-contained: copy the bundle to ``dest`` (unless it is there).
+
+    Only the files the manifest lists are copied, each checked against its hash while it is copied and
+    never through a symlink (:meth:`Bundle.copy_to`). An existing ``dest`` holding the same evidence is
+    kept; one holding anything else is never replaced.
+
+    Raises:
+        BundleInvalid: ``dest`` holds something else, or the source bundle is damaged or unsafe.
+    """
     if dest.exists() and dest.resolve() == Path(bundle.path).resolve():
         return bundle
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.copying")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(bundle.path, tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return Bundle.open(dest, verify=False)
+    if dest.exists() or dest.is_symlink():
+        try:
+            there = Bundle.open(dest, verify=False)
+            if there.manifest.get("files") == bundle.manifest.get("files"):
+                return Bundle.open(dest)
+        except ForensicsError:
+            pass
+        raise BundleInvalid(f"'{dest}' already holds other files (another bundle?); the kit does not "
+                            "replace it. Pass another --out, or move it away.", path=str(dest))
+    return bundle.copy_to(dest)
 
 
 def _try_export(result: ReportResult) -> None:
@@ -513,6 +568,7 @@ def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = Fa
     An earlier demo bundle there is replaced; any other directory in its place is refused.
     """
     out = Path(out_dir)
+    check_report_dir(out)
     dest = out / BUNDLE_DIR
     overwrite = False
     if dest.exists():

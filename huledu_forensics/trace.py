@@ -277,7 +277,9 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
                           annotations=[{"text": "no event carries this correlation id", "showarrow": False,
                                         "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}])
         return fig
-    labels = [f"{r['event']} → {r['consumer'] or '(no consumer)'}" for r in records(trace)]
+    from .safety import plotly_text as _pt  # evidence text is shown as itself, never as markup
+
+    labels = [_pt(f"{r['event']} → {r['consumer'] or '(no consumer)'}", 160) for r in records(trace)]
     # make labels unique, keep order
     seen: dict[str, int] = {}
     uniq = []
@@ -300,9 +302,10 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
         shown.add(name)
 
     for lab, r in zip(uniq, records(trace)):
-        hover = (f"{r['topic']}<br>{r['producer']} → {r['consumer']}: {r['outcome']}"
-                 + (f"<br>{str(r['detail'])[:120]}" if r.get("detail") else "")
-                 + "<br>" + "<br>".join(str(r["refs"]).split("; ")[:4]))
+        hover = (f"{_pt(r['topic'], 200)}<br>{_pt(r['producer'], 80)} → {_pt(r['consumer'], 80)}: "
+                 f"{_pt(r['outcome'], 40)}"
+                 + (f"<br>{_pt(str(r['detail'])[:120])}" if r.get("detail") else "")
+                 + "<br>" + "<br>".join(_pt(x, 200) for x in str(r["refs"]).split("; ")[:4]))
         seg(lab, r["written_at"], r["relayed_at"], "outbox", "in outbox", hover)
         seg(lab, r["relayed_at"] if _ts(r["relayed_at"]) is not None else r["written_at"],
             r["consumed_at"], "kafka", "on Kafka", hover)

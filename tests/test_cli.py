@@ -86,9 +86,9 @@ def test_report_kit_failure_exits_3_and_keeps_the_partial_notebook(seed_bundle: 
 
 @pytest.mark.slow
 def test_report_unknown_id_exits_4(seed_bundle: Path, tmp_path: Path) -> None:
-    rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "nope", "--out", str(tmp_path),
+    rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "nope-0000-unknown", "--out", str(tmp_path),
                    "--notebook", str(FIXTURES / "raises_scope_error.ipynb"))
-    assert rc == 4 and out.strip() == "error: No evidence mentions id 'nope'. Check the id."
+    assert rc == 4 and out.strip() == "error: No evidence mentions id 'nope-0000-unknown'. Check the id."
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -157,7 +157,7 @@ def test_snapshot_passes_profile_id_window_and_out_to_collect(monkeypatch: pytes
 
     def fake_snapshot(profile, id, out, *, since=None, until=None, **kw):  # noqa: ANN001, ANN202
         calls.append((profile, id, out, since, until))
-        return SimpleNamespace(path=Path(out))
+        return SimpleNamespace(path=Path(out), sources=[])  # a complete bundle
 
     fake = SimpleNamespace(snapshot=fake_snapshot)
     monkeypatch.setitem(sys.modules, "huledu_forensics.collect", fake)

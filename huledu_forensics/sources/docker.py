@@ -213,7 +213,7 @@ class DockerSource:
                 return
         streams = [self._stream(container, s, since_ns, until_ns, needles) for s in ("stdout", "stderr")]
         for _, stream, raw in heapq.merge(*streams, key=lambda t: t[0]):
-            yield LogLine(container, stream, raw.decode("utf-8", "replace"))
+            yield LogLine(container, stream, raw.decode("utf-8", "surrogateescape"))  # bytes kept
 
     def _stream(self, container: str, stream: str, since_ns: int | None, until_ns: int | None,
                 needles: list[bytes]) -> Iterator[tuple[int, str, bytes]]:

@@ -58,7 +58,10 @@ def to_ns(value: datetime) -> int:
 def docker_stamp(ns: int) -> str:
     """Format epoch nanoseconds the way ``docker logs --timestamps`` does (nine digits, ``Z``)."""
     secs, frac = divmod(int(ns), 1_000_000_000)
-    return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    t = _EPOCH + timedelta(seconds=secs)  # raises OverflowError outside years 1..9999
+    # fields formatted by hand: strftime("%Y") writes year 1 as "1", not "0001"
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+            f".{frac:09d}Z")
 
 
 def split_docker_stamp(line: str) -> tuple[int, str] | None:
@@ -103,8 +106,11 @@ def _bounds(window: Window) -> tuple[int | None, int | None]:
 
 def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape",
+                                newline="\n")
+    # surrogateescape: bytes that are not UTF-8 reach the bundle unchanged; newline="\n": a lone CR
+    # does not end a line
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="\n")
 
 
 class FilesSource:
@@ -222,7 +228,7 @@ class FilesSource:
         try:
             with fh:
                 for raw in fh:
-                    line = raw.rstrip("\r\n")
+                    line = raw[:-1] if raw[-1:] == "\n" else raw
                     if needles and not _has_any(line.lower(), needles):
                         # cheap reject; only remember the line's stamp for plain lines that may follow
                         if stamp_match(line):
@@ -238,7 +244,8 @@ class FilesSource:
                             continue  # a blank plain line carries nothing
                         text = line
                         if prev_line is not None:
-                            prev, prev_line = split_docker_stamp(prev_line)[0], None  # type: ignore[index]
+                            prev_split = split_docker_stamp(prev_line)  # None: a stamp out of range
+                            prev, prev_line = (prev_split[0] if prev_split else None), None
                         if prev is not None:
                             ns, how = prev, "previous line"
                         else:

@@ -21,10 +21,12 @@ Anything that makes the result incomplete (a server limit, more same-time entrie
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 _MAX_ENTRIES_RE = re.compile(r"max entries limit.*?\((\d+)\s*>\s*(\d+)\)", re.IGNORECASE | re.DOTALL)
 _TIME_RANGE_RE = re.compile(r"query time range exceeds the limit|the query time range", re.IGNORECASE)
 _RE2_META = set("\\.+*?()|[]{}^$")
+_MIN_NS = -(2**63) + 1  # pandas' datetime64[ns] range: years 1677..2262
+_MAX_NS = 2**63 - 1
+_MAX_BODY = 256 << 20  # one answer larger than this is refused rather than held in memory
 
 
 def regex_alternation(values: Iterable[str]) -> str:
@@ -89,7 +94,11 @@ class LokiSource:
                  max_query_span: timedelta = timedelta(hours=720), lookback: timedelta = timedelta(days=30),
                  max_lines: int | None = None, tenant: str | None = None,
                  on_warning: Callable[[str], None] | None = None) -> None:
-        parts = urlsplit(url.strip()) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url.strip()) if isinstance(url, str) else None
+            port = parts.port if parts is not None else None  # 'notaport' raises ValueError here
+        except ValueError:
+            parts = port = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"Loki URL {_redact(str(url))!r} is not an http(s)://host:port URL; pass "
                               "Loki's base address, e.g. http://localhost:3100.")
@@ -99,7 +108,7 @@ class LokiSource:
         if parts.username is not None:
             cred = f"{parts.username}:{parts.password or ''}".encode()
             self._auth = "Basic " + base64.b64encode(cred).decode()
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        netloc = parts.hostname + (f":{port}" if port else "")
         self.url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.name = f"loki:{self.url}"
         self.page_limit = page_limit
@@ -110,6 +119,10 @@ class LokiSource:
         self.tenant = tenant
         self.warnings: list[str] = []
         self._on_warning = on_warning
+        self.deadline: float | None = None
+        """``time.monotonic()`` value after which no request is sent (the collection's own deadline);
+        every request's timeout is cut to the time left."""
+        self._down: str | None = None  # set once a request timed out: later requests fail at once
 
     # ------------------------------------------------------------------ HTTP
     def _request(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
@@ -121,14 +134,35 @@ class LokiSource:
             req.add_header("Authorization", self._auth)
         if self.tenant:
             req.add_header("X-Scope-OrgID", self.tenant)
+        if self._down is not None:
+            raise SourceUnavailable(self._down, source=self.name)
+        timeout = self.timeout
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise SourceUnavailable(f"Loki at {self.url} was not asked: the collection's deadline had "
+                                        "passed; what was read before is kept.", source=self.name)
+            timeout = max(0.05, min(timeout, left))
+        started = time.monotonic()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only
-                return resp.status, resp.read()
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+                body = resp.read(_MAX_BODY + 1)
+                if len(body) > _MAX_BODY:
+                    raise SourceUnavailable(f"Loki at {self.url} sent more than {_MAX_BODY >> 20} MiB for "
+                                            f"{path}; lower page_limit.", source=self.name)
+                return resp.status, body
         except urllib.error.HTTPError as exc:
-            body = exc.read() if exc.fp is not None else b""
+            body = exc.read(_MAX_BODY) if exc.fp is not None else b""
             return exc.code, body
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError,
+                http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(exc, (socket.timeout,
+                                                                                        TimeoutError)):
+                # a hung Loki: do not wait again for every container and page
+                self._down = (f"Loki at {self.url} did not answer within {time.monotonic() - started:.1f} s "
+                              "(timed out); later requests were not sent. Check that Loki is healthy.")
+                raise SourceUnavailable(self._down, source=self.name) from exc
             raise SourceUnavailable(
                 f"Cannot reach Loki at {self.url} ({reason}); check the URL and that Loki is up "
                 f"(GET {self.url}/ready should answer 'ready').", source=self.name) from exc
@@ -144,7 +178,7 @@ class LokiSource:
     def _decode(self, path: str, body: bytes) -> dict[str, Any]:
         try:
             doc = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SourceUnavailable(f"Loki at {self.url} sent a non-JSON answer to {path} "
                                     f"({_short(body)}); is the URL really Loki's?", source=self.name) from exc
         if not isinstance(doc, dict) or doc.get("status") != "success":
@@ -172,6 +206,24 @@ class LokiSource:
             return True, "ready"
         return False, f"Loki at {self.url} is not ready (HTTP {status}: {text[:200]})"
 
+    def probe(self) -> tuple[bool, str]:
+        """Ask ``/ready`` *and* the query API (label values and a one-entry ``query_range`` over the
+        last hour): a Loki whose ``/ready`` answers while its queries fail is not usable. Never raises."""
+        ok, why = self.ready()
+        if not ok:
+            return False, why
+        try:
+            now = utcnow()
+            names = self.containers(Window(now - timedelta(hours=1), now))
+            end = to_ns(now)
+            doc = self._get_json("/loki/api/v1/query_range", {
+                "query": '{container=~".+"}', "start": end - 3600 * 1_000_000_000, "end": end,
+                "limit": 1, "direction": "forward"})
+            self._entries(doc, "probe")
+        except SourceUnavailable as exc:
+            return False, f"/ready answers but the query API fails: {str(exc)[:300]}"
+        return True, f"ready; the query API answers ({len(names)} container label(s) in the last hour)"
+
     def containers(self, window: Window | None = None) -> list[str]:
         """Values of the ``container`` label within ``window`` (default: the last ``lookback``).
 
@@ -180,7 +232,11 @@ class LokiSource:
         """
         start, end = self._bounds(window or Window(), warn=False)
         doc = self._get_json("/loki/api/v1/label/container/values", {"start": start, "end": end})
-        return sorted(str(v) for v in doc.get("data") or [])
+        data = doc.get("data") or []
+        if not isinstance(data, list):
+            raise SourceUnavailable(f"Loki at {self.url} answered the label query with "
+                                    f"{type(data).__name__} instead of a list.", source=self.name)
+        return sorted(str(v) for v in data if isinstance(v, (str, int)))
 
     def query(self, container: str, contains_any: Iterable[str] | None = None) -> str:
         """The LogQL query :meth:`iter_lines` sends for ``container`` and the scope ids."""
@@ -242,10 +298,14 @@ class LokiSource:
                         f"Loki at {self.url} answered HTTP {status} to a query for container "
                         f"'{container}': {_short(body)}; check the query limits of that Loki.",
                         source=self.name)
-                entries = self._entries(self._decode("/loki/api/v1/query_range", body))
+                entries = self._entries(self._decode("/loki/api/v1/query_range", body), container)
                 pages += 1
                 new = 0
                 for ns, stream, line in entries:
+                    if ns < page_start or ns >= chunk_end:  # Loki answered outside what was asked
+                        self._warn(f"{container}: Loki sent entries outside the requested window; they "
+                                   "were dropped (the server does not honour start/end).")
+                        continue
                     if ns < last_ts:
                         continue
                     key = (stream, line)
@@ -298,20 +358,44 @@ class LokiSource:
             return True
         return False
 
-    @staticmethod
-    def _entries(doc: dict[str, Any]) -> list[tuple[int, str, str]]:
-        """All (ns, stream, line) of a ``streams`` answer, merged across streams in time order."""
+    def _entries(self, doc: dict[str, Any], container: str = "") -> list[tuple[int, str, str]]:
+        """All (ns, stream, line) of a ``streams`` answer, merged across streams in time order.
+
+        Entries that are not ``[<ns as decimal text>, <line text>]`` with a time Docker can stamp
+        (years 1678..2261) are skipped with a warning: one malformed entry never discards the others.
+
+        Raises:
+            SourceUnavailable: the answer is not a ``streams`` result at all.
+        """
         data = doc.get("data") or {}
-        if data.get("resultType", "streams") != "streams":
-            raise SourceUnavailable(f"Loki answered a log query with resultType "
-                                    f"{data.get('resultType')!r} instead of 'streams'.")
+        if not isinstance(data, dict) or data.get("resultType", "streams") != "streams" or \
+                not isinstance(data.get("result") or [], list):
+            what = data.get("resultType") if isinstance(data, dict) else type(data).__name__
+            raise SourceUnavailable(f"Loki at {self.url} answered a log query with resultType "
+                                    f"{str(what)[:40]!r} instead of 'streams'.", source=self.name)
         out: list[tuple[int, str, str]] = []
+        bad = 0
         for s in data.get("result") or []:
-            labels = s.get("stream") or {}
-            stream = labels.get("stream")
+            labels = s.get("stream") if isinstance(s, dict) else None
+            values = s.get("values") if isinstance(s, dict) else None
+            if not isinstance(values, list):
+                bad += 1
+                continue
+            stream = labels.get("stream") if isinstance(labels, dict) else None
             stream = stream if stream in ("stdout", "stderr") else "combined"
-            for v in s.get("values") or []:
-                out.append((int(v[0]), stream, str(v[1])))
+            for v in values:
+                try:
+                    ns = int(v[0]) if isinstance(v[0], (str, int)) and not isinstance(v[0], bool) else None
+                    line = v[1]
+                except (TypeError, ValueError, IndexError, KeyError):
+                    ns = line = None
+                if ns is None or not isinstance(line, str) or not _MIN_NS <= ns <= _MAX_NS:
+                    bad += 1
+                    continue
+                out.append((ns, stream, line))
+        if bad:
+            self._warn(f"{container or 'loki'}: Loki sent {bad} malformed entr{'y' if bad == 1 else 'ies'} "
+                       "(not [time, line] or a time out of range); skipped, the other entries are kept.")
         out.sort(key=lambda e: e[0])  # stable: a stream's own order is kept for equal times
         return out
 

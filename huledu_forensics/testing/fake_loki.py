@@ -40,7 +40,7 @@ from .. import model
 from ..sources.files import split_docker_stamp, to_ns
 from ..world import World
 
-__all__ = ["FakeLoki", "LogQLError", "ServedRequest", "parse_logql"]
+__all__ = ["FAULTS", "FakeLoki", "LogQLError", "ServedRequest", "parse_logql"]
 
 _DEFAULT_LABEL_LOOKBACK_NS = 6 * 3600 * 1_000_000_000
 _DEFAULT_QUERY_LOOKBACK_NS = 3600 * 1_000_000_000
@@ -215,6 +215,22 @@ class FakeLoki:
     Attributes:
         requests: every request served, in order (:class:`ServedRequest`).
         ready: what ``GET /ready`` reports; set ``False`` to simulate a starting Loki (503).
+        fault: ``None`` (a healthy Loki) or one of :data:`FAULTS`, applied to the query API
+            (``query_range`` and label endpoints; ``/ready`` keeps answering ``ready``):
+
+            - ``empty``: every answer is a success with no data;
+            - ``slow``: every answer comes after ``fault_delay_s`` seconds;
+            - ``hung``: no answer at all until the fake is stopped;
+            - ``query_fails``: HTTP 500, as a Loki whose storage is broken;
+            - ``malformed``: real entries mixed with malformed ones (not ``[ns, line]``, times out
+              of range, non-string lines, streams without values);
+            - ``wrong_type``: a ``matrix`` result instead of ``streams``;
+            - ``not_json``: HTTP 200 with an HTML body;
+            - ``deep_json``: HTTP 200 with JSON nested 100 000 levels deep;
+            - ``out_of_window``: real entries plus entries far outside the requested window.
+        fault_after: the number of query API requests (label and ``query_range``) answered normally
+            before ``fault`` applies (to test that what was read before a fault is kept).
+        fault_delay_s: the delay of ``slow``.
     """
 
     def __init__(self, *, max_entries_limit_per_query: int = 5000,
@@ -223,6 +239,11 @@ class FakeLoki:
         self.max_query_length = max_query_length
         self.requests: list[ServedRequest] = []
         self.ready = True
+        self.fault: str | None = None
+        self.fault_after = 0
+        self.fault_delay_s = 0.5
+        self._release = threading.Event()
+        self._served_queries = 0
         self._streams: dict[tuple[tuple[str, str], ...], _Stream] = {}
         self._seq = 0
         self._lock = threading.RLock()
@@ -248,6 +269,7 @@ class FakeLoki:
         class Handler(_Handler):
             owner = fake
 
+        self._release.clear()
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -256,7 +278,8 @@ class FakeLoki:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port (requests held by the ``hung`` fault are let go)."""
+        self._release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -441,6 +464,35 @@ def _json_level(text: str) -> str | None:
     return level if isinstance(level, str) and level else None
 
 
+FAULTS = ("empty", "slow", "hung", "query_fails", "malformed", "wrong_type", "not_json", "deep_json",
+          "out_of_window")
+"""The fault modes of :attr:`FakeLoki.fault`."""
+
+
+def _malformed(payload: Any) -> Any:
+    """A ``streams`` answer with malformed entries mixed into the real ones."""
+    result = list(((payload or {}).get("data") or {}).get("result") or [])
+    bad_values = [["not-a-number", "bad time"], [1], ["12", None], ["99999999999999999999999", "far"],
+                  [None, "no time"], "not a pair", {"ts": 1}, [True, "bool time"]]
+    if result:
+        first = dict(result[0])
+        first["values"] = bad_values[:4] + list(first.get("values") or []) + bad_values[4:]
+        result[0] = first
+    else:
+        result.append({"stream": {"container": "x"}, "values": bad_values})
+    result += [{"stream": {"container": "x"}}, {"stream": "oops", "values": "nope"}, "not a stream"]
+    return {"status": "success", "data": {"resultType": "streams", "result": result}}
+
+
+def _out_of_window(payload: Any, params: dict[str, str]) -> Any:
+    result = list(((payload or {}).get("data") or {}).get("result") or [])
+    start = int(params.get("start") or 0)
+    far = [[str(start - 10 * 86400 * 10**9), "long before the window"],
+           [str(start + 400 * 86400 * 10**9), "long after the window"]]
+    result.append({"stream": {"container": "x", "stream": "stdout"}, "values": far})
+    return {"status": "success", "data": {"resultType": "streams", "result": result}}
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeLoki
     protocol_version = "HTTP/1.1"
@@ -476,6 +528,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send("GET", path, params, 503, "Ingester not ready: waiting for 15s after being ready")
             return
+        if path.startswith("/loki/api/v1/") and owner.fault is not None and self._fault(path, params):
+            return
         if path == "/loki/api/v1/query_range":
             status, payload = owner._query_range(params)
             self._send("GET", path, params, status, payload)
@@ -495,6 +549,47 @@ class _Handler(BaseHTTPRequestHandler):
             self._send("GET", path, params, status, payload)
             return
         self._send("GET", path, params, 404, "404 page not found")
+
+    def _fault(self, path: str, params: dict[str, str]) -> bool:
+        """Answer with the owner's fault; ``False`` when this request is to be served normally."""
+        owner = self.owner
+        with owner._lock:
+            owner._served_queries += 1
+            if owner._served_queries <= owner.fault_after:
+                return False
+        fault = owner.fault
+        if fault == "slow":
+            owner._release.wait(owner.fault_delay_s)
+            return False
+        if fault == "hung":
+            owner._record("GET", path, params, 0)
+            owner._release.wait(300)
+            self.close_connection = True
+            return True
+        if fault == "empty":
+            data: Any = {"resultType": "streams", "result": []} if path.endswith("query_range") else []
+            self._send("GET", path, params, 200, {"status": "success", "data": data})
+            return True
+        if fault == "query_fails":
+            self._send("GET", path, params, 500, "internal error: failed to get chunk: storage unavailable")
+            return True
+        if fault == "not_json":
+            self._send("GET", path, params, 200, "<html><body>502 Bad Gateway</body></html>")
+            return True
+        if fault == "deep_json":
+            self._send("GET", path, params, 200, "[" * 100_000 + "]" * 100_000)
+            return True
+        if path != "/loki/api/v1/query_range":
+            return False
+        status, payload = owner._query_range(params)
+        if status == 200 and fault == "wrong_type":
+            payload = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+        elif status == 200 and fault == "malformed":
+            payload = _malformed(payload)
+        elif status == 200 and fault == "out_of_window":
+            payload = _out_of_window(payload, params)
+        self._send("GET", path, params, status, payload)
+        return True
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         parts = urlsplit(self.path)
