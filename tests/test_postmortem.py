@@ -183,9 +183,8 @@ def test_figures_are_real_pngs_linked_relatively(bundles: dict[str, Bundle], tmp
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_copy_params_and_clean_outputs(name: str) -> None:
     canonical = ROOT / "huledu_forensics" / "notebooks" / f"{name}.ipynb"
-    assert (ROOT / "notebooks" / f"{name}.ipynb").read_bytes() == canonical.read_bytes()
-    assert report.resolve_notebook(name) == canonical or report.resolve_notebook(name).read_bytes() == \
-        canonical.read_bytes()
+    assert (ROOT / "notebooks" / f"{name}.ipynb").resolve() == canonical.resolve()
+    assert report.resolve_notebook(name).resolve() == canonical.resolve()
     nb = nbformat.read(canonical, as_version=4)
     nbformat.validate(nb)
     assert report.notebook_parameters(canonical) == list(report.NOTEBOOK_PARAMETERS)
