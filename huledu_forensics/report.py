@@ -56,6 +56,7 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "EXIT_KIT_FAILED",
     "NOTEBOOK_PARAMETERS",
+    "PLOTLY_JS",
     "REPORT_FILES",
     "ReportResult",
     "as_utc",
@@ -269,24 +270,83 @@ def _parameters_cell(notebook: str | Path) -> tuple[int, list[str]]:
                       f"{', '.join(NOTEBOOK_PARAMETERS)}.", notebook=str(path))
 
 
-def export_html(notebook_path: str | Path, html_path: str | Path) -> Path:
-    """Export an executed notebook to a self-contained HTML file that needs no network.
+PLOTLY_JS = "plotly.min.js"
+"""plotly.js, written once next to ``report.html`` (4.8 MB): the HTML and the notebook carry no copy of it."""
 
-    Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts;
-    figures drawn by :func:`huledu_forensics.plots.setup_notebook`'s renderer carry plotly.js inline.
+_HIDDEN_TAGS = {"parameters", "injected-parameters", "remove-cell", "hide-in-report"}
+_PAGE_HEAD = """<script src="{plotly}" charset="utf-8"></script>
+<style>
+body.jp-Notebook{{max-width:1400px;margin:0 auto;padding:4px 18px}}
+.jp-Cell{{padding:0 4px!important}}
+.jp-RenderedMarkdown h1{{font-size:1.55em;margin:.3em 0 .2em 0!important}}
+.jp-RenderedMarkdown h2{{font-size:1.3em;margin:1.1em 0 .15em 0!important}}
+.jp-RenderedMarkdown p{{font-size:13px;color:#57606a;margin:.1em 0 .3em 0!important;max-width:1320px}}
+.jp-RenderedHTMLCommon table.dataframe td,.jp-RenderedHTMLCommon table.dataframe th{{white-space:normal;
+ overflow-wrap:anywhere;max-width:none;text-align:left;vertical-align:top}}
+.jp-RenderedHTMLCommon table.dataframe{{table-layout:auto;max-width:100%}}
+</style>
+"""
+_PAGE_TAIL = """<script>
+if (!window.Plotly) {{
+  var d = document.createElement('div');
+  d.setAttribute('role', 'alert');
+  d.style.cssText = 'background:#fff8c5;border:1px solid #d4a72c;padding:8px 12px;margin:8px;font-family:sans-serif';
+  d.textContent = 'Figures are not drawn: {plotly} is not next to this report.html. Keep the report ' +
+    'directory together (report.html and {plotly}), or re-export it with huledu-forensics.';
+  document.body.insertBefore(d, document.body.firstChild);
+}}
+</script>
+"""
+
+
+def _for_reading(nb: Any, show_code: bool) -> Any:
+    """The notebook as a reader sees it: no parameter cells (the report shows them once as a table),
+    no kernel stderr (progress and warnings are not findings), and no code unless ``show_code``."""
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if not show_code and tags & _HIDDEN_TAGS:
+            continue
+        if cell.get("cell_type") == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            if not show_code and not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: bool = False) -> Path:
+    """Export an executed notebook to an HTML page that needs no network.
+
+    Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts.
+    Code cells, the parameters cells and kernel stderr are left out unless ``show_code``. plotly.js is
+    written once next to the page (:data:`PLOTLY_JS`) and loaded by it, so neither the page nor the
+    notebook carries a copy; a page opened without it says so at the top.
     """
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
 
-    nb = nbformat.read(str(notebook_path), as_version=4)
+    nb = _for_reading(nbformat.read(str(notebook_path), as_version=4), show_code)
     exporter = HTMLExporter(
-        template_name="lab",
+        template_name="lab", exclude_input=not show_code, exclude_input_prompt=not show_code,
+        exclude_output_prompt=True,
         extra_loaders=[jinja2.DictLoader({_OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SRC})],
     )
     exporter.template_file = _OFFLINE_TEMPLATE
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
+    body = body.replace("</head>", _PAGE_HEAD.format(plotly=PLOTLY_JS) + "</head>", 1)
+    body = body.replace("</body>", _PAGE_TAIL.format(plotly=PLOTLY_JS) + "</body>", 1)
     out = Path(html_path)
+    js = out.with_name(PLOTLY_JS)
+    code = get_plotlyjs()
+    if not js.is_file() or js.stat().st_size != len(code.encode("utf-8")):
+        tmp_js = js.with_name(f".{js.name}.tmp")
+        tmp_js.write_text(code, encoding="utf-8")
+        os.replace(tmp_js, js)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, out)
@@ -301,7 +361,7 @@ def _iso(value: datetime | str | None, name: str) -> str | None:
 def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
                notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
                until: datetime | str | None = None, timeout_s: float = 600,
-               progress: bool = False) -> ReportResult:
+               progress: bool = False, show_code: bool = False) -> ReportResult:
     """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
 
     Args:
@@ -312,6 +372,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         since / until: optional window, aware datetimes or ISO strings (passed as ISO strings).
         timeout_s: the longest any one cell may run.
         progress: show papermill's per-cell progress bar on stderr.
+        show_code: keep the code cells in ``report.html`` (hidden by default).
 
     Returns:
         The paths written and the parsed verdict.
@@ -365,11 +426,11 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
-        _try_export(result)
+        _try_export(result, show_code)
         raise ReportError(f"Running notebook '{nb_path.name}' failed: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
                           f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
-    _try_export(result)
+    _try_export(result, show_code)
     if failure is not None:
         evalue = (failure.evalue or "").strip().splitlines()
         first = evalue[0] if evalue else ""
@@ -434,11 +495,11 @@ def _bundle_into(bundle: Bundle, dest: Path) -> Bundle:
     return Bundle.open(dest, verify=False)
 
 
-def _try_export(result: ReportResult) -> None:
+def _try_export(result: ReportResult, show_code: bool = False) -> None:
     if not result.notebook_path.is_file():
         return
     try:
-        export_html(result.notebook_path, result.html_path)
+        export_html(result.notebook_path, result.html_path, show_code=show_code)
     except Exception as exc:  # noqa: BLE001 - the HTML is a convenience once the notebook exists
         log.warning("HTML export of %s failed: %s", result.notebook_path, exc)
 
@@ -507,7 +568,8 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return parse_utc(_iso(value, "since/until"))
 
 
-def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = False) -> ReportResult:
+def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = False,
+             show_code: bool = False) -> ReportResult:
     """Build the demo bundle into ``out_dir/bundle`` and run the report for the demo batch into ``out_dir``.
 
     An earlier demo bundle there is replaced; any other directory in its place is refused.
@@ -524,4 +586,4 @@ def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = Fa
             raise BundleInvalid(f"'{dest}' already exists and is not a demo bundle. Pass another --out.",
                                 path=str(dest))
     demo_bundle(dest, overwrite=overwrite)
-    return run_report(dest, DEMO_BATCH_ID, out, timeout_s=timeout_s, progress=progress)
+    return run_report(dest, DEMO_BATCH_ID, out, timeout_s=timeout_s, progress=progress, show_code=show_code)
