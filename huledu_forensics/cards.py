@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Html", "completeness_table", "findings_table", "parameters_table", "table", "verdict_card"]
+__all__ = ["Html", "completeness_table", "findings_table", "overview_card", "parameters_table", "table", "verdict_card"]
 
 _STATUS_COLOURS = {
     "healthy": "#2e7d32", "completed": "#2e7d32", "stuck": "#c62828", "failed": "#c62828",
@@ -40,7 +40,9 @@ _CSS = """<style>
 .hf-check{display:inline-block;padding:0 8px;border-radius:10px;margin-right:6px;font-size:13px;
  border:1px solid currentColor}
 .hf-yes{color:#2e7d32}.hf-no{color:#c62828;font-weight:600}.hf-unknown{color:#6e7781}
-.hf-chain a{text-decoration:none;color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
+.hf-scroll{overflow-x:auto;max-width:100%}
+.hf-chain a{text-decoration:none;color:#0969da}
+.hf-table a code{color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
  background:#f6f8fa;padding:1px 4px;border-radius:4px;overflow-wrap:anywhere}
 .hf-root{font-size:15px;margin:8px 0 2px 0}
 .hf-table{border-collapse:collapse;font-size:13px;margin:6px 0 12px 0;max-width:1320px;
@@ -48,7 +50,7 @@ _CSS = """<style>
 .hf-table th{background:#f6f8fa;text-align:left!important;padding:5px 8px;border-bottom:2px solid #d0d7de;
  white-space:nowrap}
 .hf-table td{padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:normal!important;
- overflow-wrap:anywhere;word-break:normal;max-width:none!important;text-align:left!important;
+ overflow-wrap:break-word;word-break:normal;max-width:none!important;text-align:left!important;
  text-overflow:clip!important;overflow:visible!important}
 .hf-table th.hf-rowhead{background:transparent;border-bottom:1px solid #eaeef2;color:#57606a}
 details.hf-more>summary{cursor:pointer;color:#0969da;font-size:13px;margin:4px 0}
@@ -332,6 +334,8 @@ def parameters_table(**params: Any) -> Html:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, float) and value == value and not value.is_integer():
+        return _e(f"{value:.1f}")
     if value is True:
         return "<span class='hf-yes'>✓ yes</span>"
     if value is False:
@@ -355,13 +359,19 @@ def table(frame: pd.DataFrame | None, *, empty: str = "Nothing to show.", anchor
     if frame is None or frame.empty:
         return Html(f"<p class='hf-muted'>{_e(empty)}</p>", empty)
     marked = set(highlight)
+    blank = [c for c in frame.columns if c != anchors and all(_plain(x) == "" for x in frame[c])]
+    if blank and len(blank) < len(frame.columns):  # a column empty in every row says nothing
+        frame = frame.drop(columns=blank)
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         rid = f" id='{_e(_anchor(getattr(row, anchors)))}'" if anchors and anchors in frame.columns else ""
         cls = " class='hf-rootrow'" if i in marked else ""
         body.append(f"<tr{rid}{cls}>" + "".join(f"<td>{_cell(x)}</td>" for x in row) + "</tr>")
-    out = f"<table class='hf-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    out = (f"<div class='hf-scroll'><table class='hf-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+           "</tbody></table></div>")
+    if blank and len(blank) < len(frame.columns) + len(blank):
+        out += f"<div class='hf-muted'>Empty in every row, so not shown: {_e(', '.join(map(str, blank)))}.</div>"
     if collapse:
         out = f"<details class='hf-more'><summary>{_e(collapse.format(n=len(frame)))}</summary>{out}</details>"
     return Html(out, frame.to_string(index=False, max_colwidth=None))
@@ -441,3 +451,50 @@ def completeness_table(frame: pd.DataFrame | None) -> Html:
         return table(frame, collapse=f"All {len(frame)} sources complete: show them")
     ordered = pd.concat([bad, frame[frame[col].astype(str) == "complete"]])
     return table(ordered.reset_index(drop=True), highlight=range(len(bad)))
+
+
+def overview_card(overview: pd.DataFrame | None) -> Html:
+    """The answer first for a whole bundle: how many batches are stuck, the root causes that hold them,
+    the longest wait, and the batch to open first.
+
+    Args:
+        overview: the frame of :func:`huledu_forensics.overview.batch_overview` (any of its columns may
+            be absent; a status that is not known is counted as *unknown*).
+    """
+    if overview is None or overview.empty:
+        return Html("<div class='hf-card'><h2>No batches</h2>The bundle holds no batch.</div>", "No batches.")
+    statuses = [(_plain(s) or "unknown") for s in overview.get("status", pd.Series(["unknown"] * len(overview)))]
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    worst = next((s for s in ("stuck", "failed", "degraded", "unknown", "waiting", "healthy") if s in counts),
+                 statuses[0])
+    colour = _STATUS_COLOURS.get(worst, "#ef6c00")
+    rows: list[tuple[str, str]] = [("Batches", " · ".join(f"<b>{n}</b> {_e(s)}" for s, n in sorted(
+        counts.items(), key=lambda kv: -kv[1])))]
+    text = [f"{len(overview)} batches: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    if "root_cause" in overview.columns:
+        causes = overview["root_cause"].dropna().astype(str)
+        causes = causes[causes != ""]
+        if not causes.empty:
+            top = causes.value_counts()
+            rows.append(("Root causes", "<br>".join(f"<code>{_e(c)}</code> — {n} batch(es)" for c, n in top.items())))
+            text.append("root causes: " + ", ".join(f"{c} ({n})" for c, n in top.items()))
+    first = overview.iloc[0]
+    if _plain(first.get("batch_id")):
+        waited = _duration(first.get("waited_s"))
+        rows.append(("Open first", f"<code>{_e(first.get('batch_id'))}</code> — {_e(first.get('status'))}"
+                     + (f" in <code>{_e(first.get('current_state'))}</code>" if _plain(first.get("current_state")) else "")
+                     + (f" for <b>{_e(waited)}</b>" if waited else "")
+                     + (f", waiting for <code>{_e(first.get('awaited_event'))}</code>"
+                        if _plain(first.get("awaited_event")) else "")))
+        text.append(f"open first: {first.get('batch_id')}")
+    unknown = counts.get("unknown", 0)
+    if unknown:
+        rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be investigated</span> "
+                     "(see <code>error</code> below): their status is unknown, not healthy."))
+    body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
+            f"<h2><span class='hf-badge' style='background:{colour}'>{_e(worst)}</span>"
+            f"{len(overview)} batch(es) in the bundle</h2><div class='hf-grid'>"
+            + "".join(f"<div>{_e(k)}</div><div>{val}</div>" for k, val in rows) + "</div></div>")
+    return Html(body, "\n".join(text))

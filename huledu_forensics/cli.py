@@ -15,7 +15,7 @@ import click
 
 from . import report as _report
 from ._time import parse_utc
-from .errors import ForensicsError, ReportError, SourceUnavailable
+from .errors import EvidenceIncomplete, ForensicsError, ReportError, SourceUnavailable
 
 __all__ = ["cli", "main"]
 
@@ -25,6 +25,8 @@ def _fail(message: str, code: int) -> None:
 
 
 def _error_code(exc: ForensicsError) -> int:
+    if isinstance(exc, EvidenceIncomplete):
+        return _report.EXIT_INCOMPLETE
     if isinstance(exc, (ReportError, SourceUnavailable)):
         return _report.EXIT_KIT_FAILED
     return _report.EXIT_BAD_INPUT
@@ -98,9 +100,11 @@ def _print_result(result: _report.ReportResult) -> None:
 
 
 def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
-                notebook: str = "batch_investigation", redact_ids: bool = False) -> int:
+                notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
     kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout,
               progress=sys.stderr.isatty())
+    if show_code:
+        kw["show_code"] = True
     if redact_ids:
         from . import redact
 
@@ -161,12 +165,13 @@ def _salvage(out: Path) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("huledu-demo"),
               show_default=True, help="Report directory; the bundle goes to OUT/bundle.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Longest one cell may run (s).")
-def demo(out: Path, timeout: float) -> None:
+@click.option("--show-code", is_flag=True, help="Keep the notebook's code cells in report.html (hidden by default).")
+def demo(out: Path, timeout: float, show_code: bool) -> None:
     """Build the seed_variant_a demo bundle and run the report on its stuck batch.
 
     Needs no live stack. Exits 0 when the report was produced.
     """
-    result = _report.run_demo(out, timeout_s=timeout, progress=sys.stderr.isatty())
+    result = _report.run_demo(out, timeout_s=timeout, progress=sys.stderr.isatty(), show_code=show_code)
     _print_result(result)
 
 
@@ -185,8 +190,9 @@ def demo(out: Path, timeout: float) -> None:
               help="Packaged notebook name or .ipynb path to run.")
 @click.option("--redact-ids", is_flag=True,
               help="Replace user and org ids and file names by stable hashes in everything written.")
+@click.option("--show-code", is_flag=True, help="Keep the notebook's code cells in report.html (hidden by default).")
 def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str, out: Path,
-           since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool) -> None:
+           since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool, show_code: bool) -> None:
     """Run the investigation report for ID on a bundle (or collect one live with --profile).
 
     Writes OUT/verdict.json, OUT/report.ipynb and OUT/report.html.
@@ -196,6 +202,7 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
       0  healthy: the batch went through its flow
       1  findings: the batch is stuck or something is wrong (see verdict.json)
       2  evidence incomplete: a source was missing or partial, so the verdict may be wrong
+         (also when every source was unreachable: the partial bundle is kept in OUT/bundle)
       3  the kit itself failed (what it could is still written, e.g. the partial notebook)
       4  bad input: unknown id, invalid bundle, bad option
     """
@@ -211,7 +218,7 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
                 bundle = out / (_report.BUNDLE_DIR + ("-raw" if redact_ids else ""))
                 collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
             assert bundle is not None
-            code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids)
+            code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids, show_code)
     except _DeadlineExceeded:
         _salvage(out)
         _timed_out(out, timeout)

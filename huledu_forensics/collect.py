@@ -28,7 +28,7 @@ import pandas as pd
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
-from .errors import ConfigError, ScopeError, SourceUnavailable
+from .errors import ConfigError, EvidenceIncomplete, ScopeError, SourceUnavailable
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
 from .logs import make_id_prefilter
@@ -460,6 +460,15 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         if n_rows == 0 and n_service_lines == 0:
             down = [db for db, r in reports.items() if r.completeness == "missing"]
             extra = f" (could not read: {', '.join(down)})" if down else ""
+            if down:  # nothing found because sources were unreachable: unknown, not a bad id
+                writer.finish(scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
+                                     "batch_id": state.batch, "other_batches": []},
+                              window=(t_since, t_until), collected_at=utcnow(),
+                              origin={"kind": "live", "profile": profile.describe()})
+                raise EvidenceIncomplete(
+                    f"Nothing about '{id}' could be collected: unreachable in profile '{profile.name}': "
+                    f"{', '.join(down)}. The partial bundle (what was reachable, and why the rest was not) "
+                    f"is at '{out}'. Run `huledu-forensics check --profile {profile.name}`.", bundle=str(out))
             raise ScopeError(f"No row or log line mentions '{id}' in profile '{profile.name}'{extra}. "
                              "Check the id, the profile, and the time window.", id=str(id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,6 +61,7 @@ __all__ = [
     "REPORT_FILES",
     "ReportResult",
     "as_utc",
+    "check_id",
     "demo_bundle",
     "exit_code_for_verdict",
     "export_html",
@@ -281,9 +283,9 @@ body.jp-Notebook{{max-width:1400px;margin:0 auto;padding:4px 18px}}
 .jp-RenderedMarkdown h1{{font-size:1.55em;margin:.3em 0 .2em 0!important}}
 .jp-RenderedMarkdown h2{{font-size:1.3em;margin:1.1em 0 .15em 0!important}}
 .jp-RenderedMarkdown p{{font-size:13px;color:#57606a;margin:.1em 0 .3em 0!important;max-width:1320px}}
-.jp-RenderedHTMLCommon table.dataframe td,.jp-RenderedHTMLCommon table.dataframe th{{white-space:normal;
- overflow-wrap:anywhere;max-width:none;text-align:left;vertical-align:top}}
-.jp-RenderedHTMLCommon table.dataframe{{table-layout:auto;max-width:100%}}
+.jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th{{white-space:normal!important;overflow-wrap:break-word;
+ max-width:none!important;text-align:left!important;vertical-align:top;text-overflow:clip!important}}
+.jp-RenderedHTMLCommon table{{table-layout:auto!important;max-width:100%}}
 </style>
 """
 _PAGE_TAIL = """<script>
@@ -353,6 +355,67 @@ def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: 
     return out
 
 
+_ID_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:()'-]{2,199}")
+
+
+def check_id(bundle: Bundle, id: str) -> None:
+    """Refuse an id before any notebook runs (a kernel start costs seconds): a malformed id, or one that
+    no table row and no log line of ``bundle`` mentions.
+
+    Rows are searched through the model's id columns and JSON id paths; log files are scanned as text
+    (cheap, no parsing). The notebook's own scope discovery remains the judge of anything that passes.
+
+    Raises:
+        ConfigError: ``id`` is empty or does not look like an id.
+        ScopeError: nothing in the bundle mentions ``id``.
+    """
+    from .scope import ids_from_rows, normalise_id
+
+    raw = str(id or "").strip()
+    if not raw:
+        raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
+    rid = normalise_id(raw) or ""
+    if not _ID_CHARS.fullmatch(raw):
+        shown = "".join(ch if ch.isprintable() else "?" for ch in raw[:80])
+        raise ConfigError(f"'{shown}' is not an id: pass a batch, correlation, essay, text storage or file "
+                          "upload id (a UUID like 278f7fd9-37fe-406a-a735-f15128cb6b1f or 32 hex digits).")
+    for key in bundle.tables():
+        frame = bundle.table(*key)
+        if frame is None or frame.empty:
+            continue
+        try:
+            found = ids_from_rows(key[0], key[1], frame)
+        except Exception:  # noqa: BLE001 - an odd table is left to the notebook
+            return
+        if any(rid in ids for ids in found.values()):
+            return
+    needles = {raw.encode(), rid.encode()}
+    for _container, _stream, path in bundle.log_files():
+        if _file_mentions(path, needles):
+            return
+    raise ScopeError(f"No row or log line in the bundle '{bundle.path}' mentions '{raw}'. Check the id (a batch, "
+                     "correlation, essay, text storage or file upload id) and that the bundle covers its "
+                     "time window.", id=raw)
+
+
+def _file_mentions(path: Path, needles: set[bytes]) -> bool:
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    overlap = max(len(n) for n in needles)
+    tail = b""
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                block = tail + chunk
+                if any(n in block for n in needles):
+                    return True
+                tail = block[-overlap:]
+    except OSError:
+        return True  # unreadable here: let the notebook decide and report it
+    return False
+
+
 def _iso(value: datetime | str | None, name: str) -> str | None:
     t = parse_option_time(value, name)
     return t.isoformat() if t else None
@@ -361,7 +424,7 @@ def _iso(value: datetime | str | None, name: str) -> str | None:
 def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
                notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
                until: datetime | str | None = None, timeout_s: float = 600,
-               progress: bool = False, show_code: bool = False) -> ReportResult:
+               progress: bool = False, show_code: bool = False, check: bool = True) -> ReportResult:
     """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
 
     Args:
@@ -373,6 +436,8 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         timeout_s: the longest any one cell may run.
         progress: show papermill's per-cell progress bar on stderr.
         show_code: keep the code cells in ``report.html`` (hidden by default).
+        check: refuse a malformed id, or one the bundle never mentions, before running the notebook
+            (:func:`check_id`); ``False`` for notebooks that take no id of their own.
 
     Returns:
         The paths written and the parsed verdict.
@@ -390,6 +455,8 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     if not id or not str(id).strip():
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    if check:
+        check_id(opened, str(id))
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)
     params = {
