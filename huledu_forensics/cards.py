@@ -83,7 +83,21 @@ def _e(value: Any) -> str:
     return html.escape(_plain(value), quote=True)
 
 
+def _mask(text: str) -> str:
+    """Mask what looks like a credential (``user:pass@`` in URLs, ``password=…``): log text and finding
+    summaries can quote a DSN."""
+    try:
+        from .postmortem import _scrub
+    except Exception:  # noqa: BLE001 - masking must not break a card; fall back to a local rule
+        return re.sub(r"(://[^\s:/@]+:)[^\s@/]+@", r"\1***@", text)
+    return _scrub(text)
+
+
 def _plain(value: Any) -> str:
+    return _mask(_raw(value))
+
+
+def _raw(value: Any) -> str:
     if value is None:
         return ""
     try:

@@ -653,7 +653,7 @@ def _write_figures(inv: Investigation, fig_dir: Path) -> dict[str, Path]:
     figs["swimlane"].update_layout(updatemenus=[])  # a PNG has no buttons; it shows the incident window
     fig_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: fig_dir / f"{name}.png" for name in figs}
-    sizes = {"state_graph": (1400, 360), "swimlane": (1400, 760), "essay_slots": (1000, 520)}
+    sizes = {"state_graph": (1400, 420), "swimlane": (1400, 760), "essay_slots": (1000, 520)}
     with _browser_env(browser):
         pio.write_images(list(figs.values()), [str(p) for p in paths.values()], format="png",
                          width=[sizes[n][0] for n in figs], height=[sizes[n][1] for n in figs])

@@ -88,7 +88,9 @@ def test_report_kit_failure_exits_3_and_keeps_the_partial_notebook(seed_bundle: 
 def test_report_unknown_id_exits_4(seed_bundle: Path, tmp_path: Path) -> None:
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "nope", "--out", str(tmp_path),
                    "--notebook", str(FIXTURES / "raises_scope_error.ipynb"))
-    assert rc == 4 and out.strip() == "error: No evidence mentions id 'nope'. Check the id."
+    # refused before the notebook runs (the bundle never mentions it), with one line naming the id
+    assert rc == 4 and len(out.strip().splitlines()) == 1 and "'nope'" in out
+    assert not (tmp_path / "report.ipynb").exists()
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -124,7 +126,7 @@ def test_report_with_an_id_the_evidence_does_not_know_exits_4(seed_bundle: Path,
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "00000000-0000-0000-0000-000000000000",
                    "--out", str(tmp_path))
     assert rc == 4 and len(out.strip().splitlines()) == 1 and "00000000-0000" in out
-    assert (tmp_path / "report.ipynb").exists()  # what ran is kept for inspection
+    assert not (tmp_path / "report.ipynb").exists()  # checked before any notebook ran
 
 
 # -- demo -----------------------------------------------------------------------------------------
