@@ -311,7 +311,13 @@ def verdict_card(source: Any) -> Html:
         text_lines.append("chain: " + " -> ".join(_plain(c.get("finding") or c.get("id")) for c in chain))
     action = _next_action(v, root_id)
     if action:
-        rows.append(("Do now", re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(action))))
+        first, more = _first_sentence(action, limit=400)
+
+        def code(t: str) -> str:
+            return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(t))
+        rows.append(("Do now", code(first) + (
+            f" <details style='display:inline'><summary class='hf-muted' style='display:inline;cursor:pointer'>"
+            f"more</summary>{code(more)}</details>" if more else "")))
     if total or bad:
         if bad:
             comp = (f"<span class='hf-no'>incomplete</span> — {len(bad)} source(s) partial or missing: "
