@@ -289,7 +289,7 @@ def postmortem(bundle: Path, id_: str | None, out: Path, since: Any, until: Any,
 
 @cli.command(epilog=_example("huledu-forensics scenarios"))
 def scenarios() -> None:
-    """List the simulator's scenarios (usable offline, e.g. by demo).
+    """List the simulator's scenarios (the demo runs seed_variant_a; the tests use all of them).
     """
     from . import simulate
 
