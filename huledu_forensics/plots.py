@@ -754,7 +754,8 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
     """Tabulate the transition the batch waits for: each trigger check with its time and result.
 
     Returns a frame ``[check, ok, at, detail]`` with rows ``produced`` (outbox row written),
-    ``published`` (relay sent it), ``consumed`` (the consumer logged it) and ``waited``. Empty frame
+    ``published`` (relay sent it), ``consumed`` (the consumer logged it) and ``waited``; ``ok`` is
+    ``None`` (and the detail says *unknown*) when the evidence cannot tell. Empty frame
     with a ``detail`` row when nothing is awaited.
     """
     progress = getattr(inv, "progress", None)
@@ -767,16 +768,20 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
     topic = _text(getattr(awaited, "topic", None))
     producer = _text(getattr(awaited, "producer", None))
     consumer = _text(getattr(awaited, "consumer", None))
+    def ok(name: str) -> bool | None:  # None: the evidence cannot tell (never shown as "no")
+        flag = getattr(awaited, name, None)
+        return flag if isinstance(flag, bool) else None
+
+    def detail(name: str, text: str) -> str:
+        return text if ok(name) is not None else f"{text} — unknown: the evidence needed to tell is not in the bundle"
+
     rows = [
-        {"check": "produced", "ok": bool(getattr(awaited, "produced", False)),
-         "at": _ts(getattr(awaited, "produced_at", None)),
-         "detail": f"{producer} wrote {topic} to its outbox"},
-        {"check": "published", "ok": bool(getattr(awaited, "published", False)),
-         "at": _ts(getattr(awaited, "published_at", None)),
-         "detail": f"{producer}'s relay published {topic} to Kafka"},
-        {"check": "consumed", "ok": bool(getattr(awaited, "consumed", False)),
-         "at": _ts(getattr(awaited, "consumed_at", None)),
-         "detail": f"{consumer} consumed {topic}"},
+        {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
+         "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
+        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, "published_at", None)),
+         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
+        {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
+         "detail": detail("consumed", f"{consumer} consumed {topic}")},
         {"check": "waited", "ok": None, "at": None,
          "detail": f"step {_text(getattr(awaited, 'step', None))} has waited "
                    f"{_duration(getattr(awaited, 'waited_s', None))}"},

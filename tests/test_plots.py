@@ -368,3 +368,11 @@ def test_swimlane_links_each_event_from_producer_to_consumer() -> None:
     hops = next(tr for tr in fig.data if tr.name.startswith("event hops"))
     points = [(pd.Timestamp(x), y) for x, y in zip(hops.x, hops.y) if y is not None]
     assert points == [(_ts(0.5), "db:bos_db"), (_ts(2.5), "els_worker")]
+
+
+def test_awaited_checks_keep_unknown_apart_from_no() -> None:
+    inv = _inv()
+    inv.progress.awaited.consumed = None
+    df = plots.awaited_checks(inv)
+    assert df["ok"].iloc[2] is None and "unknown" in df["detail"].iloc[2]
+    assert df["ok"].iloc[1] is False and "unknown" not in df["detail"].iloc[1]
