@@ -28,7 +28,9 @@ __all__ = [
     "OFFLINE_RENDERER",
     "awaited_checks",
     "essay_slots",
+    "evidence_rows",
     "incident_window",
+    "shown_refs",
     "state_graph",
     "evidence_log_lines",
     "setup_notebook",
@@ -869,3 +871,69 @@ def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
         return out
     out["ts"] = pd.to_datetime(out["ts"], utc=True, errors="coerce")
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+_ROW_TEXT_COLUMNS = ("text", "content", "essay_text", "content_data")  # never shown: could hold essay text
+
+
+def evidence_rows(inv: Any, *, limit: int = 40) -> pd.DataFrame:
+    """Return the database rows and enum label sets the findings cite: ``[finding, ref, row]``.
+
+    ``ref`` is the evidence ref as the findings give it (``tables/<db>/<table>.parquet#<col>=<value>``
+    or ``enums.json#<db>.<enum>``); ``row`` is the row's plain columns as ``column=value`` pairs. JSON
+    columns and any column that could hold essay text are left out; a ref that matches no row says
+    so (such a finding rests on the row's absence).
+    """
+    cols = ["finding", "ref", "row"]
+    bundle = getattr(inv, "bundle", None)
+    seen: dict[str, dict[str, Any]] = {}
+    for f in getattr(inv, "findings", None) or []:
+        for ev in getattr(f, "evidence", None) or []:
+            part = _text(getattr(ev, "part", None) if not isinstance(ev, str) else ev)
+            key = _text(getattr(ev, "key", None) if not isinstance(ev, str) else "")
+            if "#" in part and not key:
+                part, key = part.split("#", 1)
+            if not (part.startswith("tables/") or part == "enums.json") or not key:
+                continue
+            ref = f"{part}#{key}"
+            if ref in seen:
+                if _text(getattr(f, "id", "")) not in seen[ref]["finding"]:
+                    seen[ref]["finding"] += f", {_text(getattr(f, 'id', ''))}"
+                continue
+            if len(seen) >= limit:
+                break
+            seen[ref] = {"finding": _text(getattr(f, "id", "")), "ref": ref, "row": _row_text(bundle, part, key)}
+    return pd.DataFrame(list(seen.values()), columns=cols)
+
+
+def _row_text(bundle: Any, part: str, key: str) -> str:
+    try:
+        if part == "enums.json":
+            db, _, enum = key.partition(".")
+            labels = (getattr(bundle, "enums", None) or {}).get(db, {}).get(enum)
+            return f"labels: {', '.join(labels)}" if labels else "(enum not in the bundle)"
+        bits = part.split("/")
+        if len(bits) != 3 or bundle is None:
+            return ""
+        db, table = bits[1], bits[2].removesuffix(".parquet")
+        frame = bundle.table(db, table)
+        col, _, value = key.partition("=")
+        if frame is None or col not in frame.columns:
+            return "(table not in the bundle)"
+        hit = frame[frame[col].astype(str) == value]
+        if hit.empty:
+            return "(no such row: the finding rests on its absence)"
+        spec = model.TABLES.get((db, table))
+        skip = set(getattr(spec, "json_columns", ()) or ()) | set(_ROW_TEXT_COLUMNS)
+        row = hit.iloc[0]
+        return "; ".join(f"{c}={_short(row[c], 120)}" for c in hit.columns
+                         if c not in skip and _text(row[c]) != "")
+    except Exception:  # noqa: BLE001 - one unreadable ref never breaks the view
+        return "(could not be read from the bundle)"
+
+
+def shown_refs(inv: Any) -> list[str]:
+    """Every evidence ref whose line or row the report shows (:func:`evidence_log_lines`,
+    :func:`evidence_rows`): the findings table links these."""
+    refs = list(evidence_log_lines(inv)["ref"]) + list(evidence_rows(inv)["ref"])
+    return [r for r in refs if r]

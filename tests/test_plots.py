@@ -376,3 +376,29 @@ def test_awaited_checks_keep_unknown_apart_from_no() -> None:
     df = plots.awaited_checks(inv)
     assert df["ok"].iloc[2] is None and "unknown" in df["detail"].iloc[2]
     assert df["ok"].iloc[1] is False and "unknown" not in df["detail"].iloc[1]
+
+
+def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() -> None:
+    db, name = next((k for k, t in model.TABLES.items() if t.json_columns and t.key == ("id",)))
+    json_col = model.TABLES[(db, name)].json_columns[0]
+    frame = pd.DataFrame({"id": [7, 8], "status": ["available", "taken"], json_col: ['{"a": 1}', "{}"],
+                          "text": ["essay words", "more words"]})
+
+    class FakeBundle:
+        collected_at = T0
+        enums = {"els_db": {"status_enum": ["a", "b"]}}
+
+        def table(self, d: str, t: str) -> pd.DataFrame | None:
+            return frame if (d, t) == (db, name) else None
+
+    findings = [SimpleNamespace(id="rule.a", evidence=[SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=8"),
+                                                       SimpleNamespace(part="enums.json", key="els_db.status_enum")]),
+                SimpleNamespace(id="rule.b", evidence=[SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=8"),
+                                                       SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=9")])]
+    df = plots.evidence_rows(_inv(findings=findings, bundle=FakeBundle()))
+    rows = dict(zip(df["ref"], df["row"]))
+    row8 = rows[f"tables/{db}/{name}.parquet#id=8"]
+    assert "status=taken" in row8 and json_col not in row8 and "essay words" not in row8 and "text=" not in row8
+    assert rows["enums.json#els_db.status_enum"] == "labels: a, b"
+    assert "absence" in rows[f"tables/{db}/{name}.parquet#id=9"]
+    assert df.set_index("ref").loc[f"tables/{db}/{name}.parquet#id=8", "finding"] == "rule.a, rule.b"
