@@ -330,12 +330,13 @@ def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
                   f"({_duration((window[1] - window[0]).total_seconds())})")
     if folded:
         title += f"; {len(folded)} lane(s) with no event in it folded"
+    height = max(320, 170 + 36 * len(lanes))
     fig.update_layout(
-        title={"text": title, "font": {"size": 15}}, template="plotly_white",
-        height=max(300, 150 + 36 * len(lanes)),
+        title={"text": title, "font": {"size": 15}}, template="plotly_white", height=height,
         xaxis_title="time (UTC)", yaxis_title="lane (container or database)",
-        legend={"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0}, hovermode="closest",
-        margin={"l": 260, "r": 40, "t": 80, "b": 120},
+        # the legend sits a fixed 80 px under the plot, below the axis title, whatever the lane count
+        legend={"orientation": "h", "y": -80 / (height - 80 - 130), "yanchor": "top", "x": 0},
+        hovermode="closest", margin={"l": 260, "r": 40, "t": 80, "b": 130},
     )
     if window is not None:
         fig.update_xaxes(range=[window[0], window[1]], autorange=False)
