@@ -520,21 +520,32 @@ def _next_step_text(f: Finding) -> str:
 
 def _next_steps(inv: Investigation) -> list[str]:
     """One step per finding of the chain (cause first) and per co-occurring critical finding; a step
-    whose text repeats an earlier one (same rule, same facts) is not repeated."""
+    whose text repeats an earlier one (same rule, same facts) is not repeated. Co-occurring findings of
+    the root cause's own rule (e.g. the other drifted enum labels) come right after it: one fix."""
     chain = _chain_findings(inv)
     if not chain:
         return ["- Nothing to fix. Keep the bundle if the batch was reported as stuck: the report may be "
                 "about a different id or a later moment."]
+    also = _co_critical(inv, chain)
+    same = [f for f in also if f.id == chain[0].id]
+    ordered = [(chain[0], "root")] + [(f, "same") for f in same] + [(f, "chain") for f in chain[1:]] + \
+        [(f, "also") for f in also if f not in same]
     out: list[str] = []
     seen: set[tuple[str, str]] = set()
-    also = _co_critical(inv, chain)
-    for i, f in enumerate(chain + also):
+    for f, role in ordered:
         text = _next_step_text(f)
         if (f.id, text) in seen:
             continue
         seen.add((f.id, text))
-        mark = ("**Root cause** — " if i == 0 else
-                "**Also critical (co-occurring, outside the chain)** — " if i >= len(chain) else "")
+        if role == "same" and f.id == "enum.label_missing":
+            enum, label = f.facts.get("enum", "<enum>"), f.facts.get("missing_value", "<label>")
+            db = f.facts.get("database")
+            where = "the same migration" if db == chain[0].facts.get("database") else \
+                "a migration of the service that owns that database"
+            text = (f"`{enum}` lacks `{label}` too (database `{db}`): add it in {where} "
+                    f"(`ALTER TYPE {enum} ADD VALUE IF NOT EXISTS '{label}'`).")
+        mark = {"root": "**Root cause** — ", "same": "**Same fault, also critical** — ",
+                "also": "**Also critical (co-occurring, outside the chain)** — "}.get(role, "")
         out.append(f"{len(out) + 1}. {mark}`{f.id}`: {text}")
     return out
 

@@ -124,7 +124,8 @@ def test_timeline_next_steps_and_missing_evidence(seed_md: str) -> None:
     for enum, label in (("essay_status_enum", "ready_for_processing"), ("batch_status_enum",
                                                                        "ready_for_pipeline_execution")):
         assert f"ALTER TYPE {enum} ADD VALUE IF NOT EXISTS '{label}'" in steps
-    assert "Also critical" in steps
+    numbered = [ln for ln in steps.splitlines() if ln[:1].isdigit()]
+    assert numbered[1].startswith("2. **Same fault, also critical**")  # fixed with the cause, next to it
     # and every finding of the chain has its step
     for rule in ("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays",
                  "pending.orphaned_content", "event.not_produced", "pipeline.request_rejected"):
