@@ -153,6 +153,12 @@ def _first_sentence(text: str, limit: int = 260) -> tuple[str, str]:
     return head, rest
 
 
+def _sentence(text: str, limit: int = 260) -> str:
+    """The first sentence (or clause) of ``text``, ending in a full stop rather than a colon."""
+    head = _first_sentence(text, limit)[0]
+    return head[:-1] + "." if head.endswith(":") else head
+
+
 def _verdict_dict(source: Any) -> dict[str, Any]:
     """A verdict dict from a dict, a ``Verdict`` (``.data``) or an ``Investigation`` (``.verdict``)."""
     if isinstance(source, Mapping):
@@ -283,7 +289,7 @@ def verdict_card(source: Any) -> Html:
     root_html = ""
     if root:
         head, rest = _first_sentence(_plain(root.get("summary")) or root_id)
-        head = head[:-1] + "." if head.endswith(":") else head
+        head = _sentence(head)
         idx = _finding_index(v, root_id, _plain(root.get("summary")))
         link = f"<a href='#{_fid(idx)}'><code>{_e(root_id)}</code></a>" if idx is not None else \
             f"<code>{_e(root_id)}</code>"
@@ -309,6 +315,18 @@ def verdict_card(source: Any) -> Html:
                          else label)
         rows.append(("Chain (cause first)", "<span class='hf-chain'>" + " → ".join(parts) + "</span>"))
         text_lines.append("chain: " + " -> ".join(_plain(c.get("finding") or c.get("id")) for c in chain))
+    in_chain = {(_plain(c.get("finding") or c.get("id")), _plain(c.get("summary"))) for c in chain}
+    also = [(i, f) for i, f in enumerate(v.get("findings") or []) if isinstance(f, Mapping)
+            and f.get("severity") == "critical"
+            and (_plain(f.get("id") or f.get("finding")), _plain(f.get("summary"))) not in in_chain]
+    if also:
+        rows.append(("Also critical", "<br>".join(
+            f"<a href='#{_fid(i)}'><code>{_e(f.get('id') or f.get('finding'))}</code></a> "
+            f"{_e(_sentence(_plain(f.get('summary'))))}" for i, f in also[:6])
+            + (f"<br><span class='hf-muted'>… {len(also) - 6} more</span>" if len(also) > 6 else "")
+            + "<br><span class='hf-muted'>Outside the chain but critical: fix them together with the root "
+              "cause.</span>"))
+        text_lines.append(f"also critical: {len(also)} finding(s) outside the chain")
     action = _next_action(v, root_id)
     if action:
         first, more = _first_sentence(action, limit=400)

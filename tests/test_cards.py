@@ -45,6 +45,8 @@ def test_card_leads_with_status_state_awaited_checks_root_cause_chain_action_and
         assert needle in html, needle
     # the root cause and each chain link jump to their finding row
     assert "href='#hf-finding-1'" in html
+    # a critical finding outside the chain is named on the card, not left for the reader to find
+    assert "Also critical" in html and "href='#hf-finding-2'" in html and "ready_for_pipeline_execution" in html
 
 
 def test_card_shows_unknown_checks_as_unknown_never_as_no() -> None:
