@@ -48,7 +48,7 @@ _CSS = """<style>
 .hf-table{border-collapse:collapse;font-size:13px;margin:6px 0 12px 0;max-width:1320px;
  table-layout:auto!important;width:100%}
 .hf-table th{background:#f6f8fa;text-align:left!important;padding:5px 8px;border-bottom:2px solid #d0d7de;
- white-space:nowrap}
+ white-space:normal!important;vertical-align:bottom}
 .hf-table td{padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:normal!important;
  overflow-wrap:break-word;word-break:normal;max-width:none!important;text-align:left!important;
  text-overflow:clip!important;overflow:visible!important}
@@ -371,6 +371,15 @@ def parameters_table(**params: Any) -> Html:
                 "\n".join(f"{k} = {val!r}" for k, val in params.items()))
 
 
+_LONG_TOKEN = re.compile(r"\S{24,}")
+
+
+def _breakable(escaped: str) -> str:
+    """Let long tokens (topics, ids, refs, paths) wrap at their dots, dashes, underscores and slashes
+    instead of widening the table past the page."""
+    return _LONG_TOKEN.sub(lambda m: re.sub(r"([._/=#-])", r"\1<wbr>", m.group(0)), escaped)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float) and value == value and not value.is_integer():
         return _e(f"{value:.1f}")
@@ -379,8 +388,8 @@ def _cell(value: Any) -> str:
     if value is False:
         return "<span class='hf-no'>✗ no</span>"
     if isinstance(value, (list, tuple, set)):
-        return "<br>".join(_e(x) for x in value)
-    return _e(value)
+        return "<br>".join(_breakable(_e(x)) for x in value)
+    return _breakable(_e(value))
 
 
 def table(frame: pd.DataFrame | None, *, empty: str = "Nothing to show.", anchors: str | None = None,
@@ -400,7 +409,7 @@ def table(frame: pd.DataFrame | None, *, empty: str = "Nothing to show.", anchor
     blank = [c for c in frame.columns if c != anchors and all(_plain(x) == "" for x in frame[c])]
     if blank and len(blank) < len(frame.columns):  # a column empty in every row says nothing
         frame = frame.drop(columns=blank)
-    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    head = "".join(f"<th>{re.sub('_', '_<wbr>', _e(c))}</th>" for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         rid = f" id='{_e(_anchor(getattr(row, anchors)))}'" if anchors and anchors in frame.columns else ""
@@ -458,15 +467,15 @@ def findings_table(source: Any, *, cited_refs: Iterable[str] = ()) -> Html:
                          if isinstance(ev, Mapping) else ev)
             if not ref:
                 continue
-            refs.append(f"<a href='#{_e(_anchor(ref))}'><code>{_e(ref)}</code></a>" if ref in linked
-                        else f"<code>{_e(ref)}</code>")
+            refs.append(f"<a href='#{_e(_anchor(ref))}'><code>{_breakable(_e(ref))}</code></a>" if ref in linked
+                        else f"<code>{_breakable(_e(ref))}</code>")
         shown = refs[:6] + ([f"<span class='hf-muted'>… {len(refs) - 6} more</span>"] if len(refs) > 6 else [])
         cls = " class='hf-rootrow'" if i == root_idx else ""
         rows.append(
             f"<tr id='{_fid(i)}'{cls}><td>{role}</td>"
             f"<td class='hf-sev' style='color:{_SEVERITY_COLOURS.get(sev, '#1f2328')}'>{_e(sev)}</td>"
             f"<td><code>{_e(fid)}</code><br><span class='hf-muted'>{_e(f.get('title'))}</span></td>"
-            f"<td>{_e(f.get('summary'))}</td><td>{'<br>'.join(shown)}</td></tr>")
+            f"<td>{_breakable(_e(f.get('summary')))}</td><td>{'<br>'.join(shown)}</td></tr>")
         text.append(f"{'*' if i == root_idx else ' '} {sev:8} {fid}: {_plain(f.get('summary'))}")
     return Html("<table class='hf-table'><colgroup><col style='width:95px'><col style='width:70px'>"
                 "<col style='width:230px'><col><col style='width:330px'></colgroup><thead><tr><th>role</th>"

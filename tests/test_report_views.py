@@ -31,7 +31,10 @@ _CUT_CELLS = """() => [...document.querySelectorAll('td, th')].filter(el => {
     const s = getComputedStyle(el);
     const clipped = s.overflowX !== 'visible' || s.textOverflow === 'ellipsis' || s.whiteSpace === 'nowrap';
     return clipped && el.scrollWidth > el.clientWidth + 1;
-}).map(el => el.innerText.slice(0, 80))"""
+}).map(el => el.innerText.slice(0, 80)).concat(
+    [...document.querySelectorAll('.hf-scroll')]  // a table wider than the page hides its right side
+        .filter(el => el.offsetParent && el.scrollWidth > el.clientWidth + 1)
+        .map(el => 'table wider than the page: ' + el.innerText.slice(0, 60)))"""
 
 _SWIMLANE_RANGE = """() => {
     const gd = [...document.querySelectorAll('.plotly-graph-div')]
