@@ -374,10 +374,19 @@ def parameters_table(**params: Any) -> Html:
 _LONG_TOKEN = re.compile(r"\S{24,}")
 
 
-def _breakable(escaped: str) -> str:
-    """Let long tokens (topics, ids, refs, paths) wrap at their dots, dashes, underscores and slashes
-    instead of widening the table past the page."""
-    return _LONG_TOKEN.sub(lambda m: re.sub(r"([._/=#-])", r"\1<wbr>", m.group(0)), escaped)
+def _wrap_html(value: Any) -> str:
+    """``value`` escaped, with long tokens (topics, ids, refs, paths) allowed to wrap after their dots,
+    dashes, underscores and slashes (``<wbr>``: copying the text copies it unchanged) instead of
+    widening the table past the page."""
+    text = _plain(value)
+    out: list[str] = []
+    last = 0
+    for m in _LONG_TOKEN.finditer(text):
+        out.append(html.escape(text[last:m.start()], quote=True))
+        out.append("<wbr>".join(html.escape(p, quote=True) for p in re.split(r"(?<=[._/=#-])", m.group(0))))
+        last = m.end()
+    out.append(html.escape(text[last:], quote=True))
+    return "".join(out)
 
 
 def _cell(value: Any) -> str:
@@ -388,8 +397,8 @@ def _cell(value: Any) -> str:
     if value is False:
         return "<span class='hf-no'>✗ no</span>"
     if isinstance(value, (list, tuple, set)):
-        return "<br>".join(_breakable(_e(x)) for x in value)
-    return _breakable(_e(value))
+        return "<br>".join(_wrap_html(x) for x in value)
+    return _wrap_html(value)
 
 
 def table(frame: pd.DataFrame | None, *, empty: str = "Nothing to show.", anchors: str | None = None,
@@ -467,15 +476,15 @@ def findings_table(source: Any, *, cited_refs: Iterable[str] = ()) -> Html:
                          if isinstance(ev, Mapping) else ev)
             if not ref:
                 continue
-            refs.append(f"<a href='#{_e(_anchor(ref))}'><code>{_breakable(_e(ref))}</code></a>" if ref in linked
-                        else f"<code>{_breakable(_e(ref))}</code>")
+            refs.append(f"<a href='#{_e(_anchor(ref))}'><code>{_wrap_html(ref)}</code></a>" if ref in linked
+                        else f"<code>{_wrap_html(ref)}</code>")
         shown = refs[:6] + ([f"<span class='hf-muted'>… {len(refs) - 6} more</span>"] if len(refs) > 6 else [])
         cls = " class='hf-rootrow'" if i == root_idx else ""
         rows.append(
             f"<tr id='{_fid(i)}'{cls}><td>{role}</td>"
             f"<td class='hf-sev' style='color:{_SEVERITY_COLOURS.get(sev, '#1f2328')}'>{_e(sev)}</td>"
             f"<td><code>{_e(fid)}</code><br><span class='hf-muted'>{_e(f.get('title'))}</span></td>"
-            f"<td>{_breakable(_e(f.get('summary')))}</td><td>{'<br>'.join(shown)}</td></tr>")
+            f"<td>{_wrap_html(f.get('summary'))}</td><td>{'<br>'.join(shown)}</td></tr>")
         text.append(f"{'*' if i == root_idx else ' '} {sev:8} {fid}: {_plain(f.get('summary'))}")
     return Html("<table class='hf-table'><colgroup><col style='width:95px'><col style='width:70px'>"
                 "<col style='width:230px'><col><col style='width:330px'></colgroup><thead><tr><th>role</th>"

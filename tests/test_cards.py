@@ -36,7 +36,7 @@ def _verdict(**over: object) -> dict:
 
 
 def test_card_leads_with_status_state_awaited_checks_root_cause_chain_action_and_completeness() -> None:
-    html = cards.verdict_card(_verdict())._repr_html_()
+    html = cards.verdict_card(_verdict())._repr_html_().replace("<wbr>", "")
     for needle in ("stuck", "b-1", "GUEST", "awaiting_content_validation", "36 s", "t.ready",
                    "produced ✗ no", "published ✗ no", "consumed ✗ no", "healthy batches move on within 30 s",
                    "enum.label_missing", "lacks &#x27;uploaded&#x27;", "event.not_produced", "Do now",
@@ -51,7 +51,7 @@ def test_card_leads_with_status_state_awaited_checks_root_cause_chain_action_and
 
 def test_card_shows_unknown_checks_as_unknown_never_as_no() -> None:
     aw = {"topic": "t.ready", "produced": True, "published": None, "consumed": "unknown"}
-    html = cards.verdict_card(_verdict(awaited=aw))._repr_html_()
+    html = cards.verdict_card(_verdict(awaited=aw))._repr_html_().replace("<wbr>", "")
     assert "produced ✓ yes" in html and "published ? unknown" in html and "consumed ? unknown" in html
     assert "✗ no" not in html
     text = str(cards.verdict_card(_verdict(awaited=aw)))
@@ -62,7 +62,7 @@ def test_card_says_which_sources_are_missing_and_renders_fields_it_does_not_know
     v = _verdict(completeness={"database:bos": "complete", "logs:els": "missing"},
                  differential=[{"hypothesis": "consumer down", "ruled_out_by": "handler lines at 18:41"}])
     v.pop("root_cause")
-    html = cards.verdict_card(v)._repr_html_()
+    html = cards.verdict_card(v)._repr_html_().replace("<wbr>", "")
     assert "incomplete" in html and "logs:els: missing" in html
     assert "Root cause: unknown" in html
     assert "differential" in html and "consumer down" in html  # a newer kit's field, shown as it is
@@ -73,14 +73,14 @@ def test_card_and_tables_escape_log_text_and_mask_credentials() -> None:
     v = _verdict(findings=[{"id": "x", "severity": "error", "summary": evil, "evidence": []}],
                  chain=[{"finding": "x", "severity": "error", "summary": evil}],
                  root_cause={"finding": "x", "severity": "error", "summary": evil})
-    for html in (cards.verdict_card(v)._repr_html_(), cards.findings_table(v)._repr_html_(),
-                 cards.table(pd.DataFrame({"message": [evil]}))._repr_html_()):
+    for html in (cards.verdict_card(v)._repr_html_().replace("<wbr>", ""), cards.findings_table(v)._repr_html_().replace("<wbr>", ""),
+                 cards.table(pd.DataFrame({"message": [evil]}))._repr_html_().replace("<wbr>", "")):
         assert "<script>alert" not in html and "&lt;script&gt;" in html
         assert "S3cret" not in html and "Hunter2" not in html
 
 
 def test_findings_table_marks_the_root_cause_first_then_the_chain_and_keeps_every_word() -> None:
-    html = cards.findings_table(_verdict(), cited_refs=["logs/els_db/stderr.log#L21"])._repr_html_()
+    html = cards.findings_table(_verdict(), cited_refs=["logs/els_db/stderr.log#L21"])._repr_html_().replace("<wbr>", "")
     rows = html.split("<tr id=")[1:]
     assert "★ root cause" in rows[0] and "lacks &#x27;uploaded&#x27;" in rows[0]
     assert "chain #2" in rows[1] and "event.not_produced" in rows[1]
@@ -89,18 +89,25 @@ def test_findings_table_marks_the_root_cause_first_then_the_chain_and_keeps_ever
     assert "href='#hf-ref-logs-els-stdout.log-L5'" not in html  # a line not shown is not
 
 
+def test_long_tokens_may_wrap_at_separators_without_changing_the_text() -> None:
+    topic = "huleedu.batch.content.provisioning.completed.v1"
+    raw = cards.table(pd.DataFrame({"topic": [topic], "quote": ["it's <b>"]}))._repr_html_()
+    assert "huleedu.<wbr>batch.<wbr>content." in raw and raw.replace("<wbr>", "").count(topic) == 1
+    assert "it&#x27;s &lt;b&gt;" in raw  # entities are never split
+
+
 def test_table_never_cuts_long_text_and_anchors_rows_by_ref() -> None:
     long = "x" * 500 + " the end"
-    html = cards.table(pd.DataFrame({"ref": ["logs/a/stdout.log#L1"], "message": [long]}), anchors="ref")._repr_html_()
-    assert long in html and "…" not in html
+    html = cards.table(pd.DataFrame({"ref": ["logs/a/stdout.log#L1"], "message": [long]}), anchors="ref")._repr_html_().replace("<wbr>", "")
+    assert long in html and "…" not in html and "<wbr>" not in html  # no separator to break at: left whole
     assert "id='hf-ref-logs-a-stdout.log-L1'" in html
 
 
 def test_completeness_table_folds_only_when_everything_is_complete() -> None:
     done = pd.DataFrame({"source": ["a", "b"], "completeness": ["complete", "complete"]})
-    assert "<details" in cards.completeness_table(done)._repr_html_()
+    assert "<details" in cards.completeness_table(done)._repr_html_().replace("<wbr>", "")
     part = pd.DataFrame({"source": ["a", "b"], "completeness": ["complete", "partial"]})
-    html = cards.completeness_table(part)._repr_html_()
+    html = cards.completeness_table(part)._repr_html_().replace("<wbr>", "")
     assert "<details" not in html and html.index(">b<") < html.index(">a<")  # the partial source first
 
 
@@ -109,7 +116,7 @@ def test_overview_card_counts_batches_and_root_causes() -> None:
                        "root_cause": ["enum.label_missing", "enum.label_missing", None],
                        "waited_s": [79.0, 40.0, None], "current_state": ["awaiting_content_validation"] * 3,
                        "awaited_event": ["t.ready"] * 3})
-    html = cards.overview_card(ov)._repr_html_()
+    html = cards.overview_card(ov)._repr_html_().replace("<wbr>", "")
     assert "<b>2</b> stuck" in html and "<b>1</b> unknown" in html
     assert "enum.label_missing</code> — 2 batch(es)" in html and "b-1" in html and "1 min 19 s" in html
     assert "could not be investigated" in html
