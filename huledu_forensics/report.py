@@ -319,13 +319,16 @@ def _for_reading(nb: Any, show_code: bool) -> Any:
     return nb
 
 
-def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: bool = False) -> Path:
+def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: bool = False,
+                plotly_js_dir: str | Path | None = None) -> Path:
     """Export an executed notebook to an HTML page that needs no network.
 
     Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts.
     Code cells, the parameters cells and kernel stderr are left out unless ``show_code``. plotly.js is
     written once next to the page (:data:`PLOTLY_JS`) and loaded by it, so neither the page nor the
-    notebook carries a copy; a page opened without it says so at the top.
+    notebook carries a copy; a page opened without it says so at the top. ``plotly_js_dir`` puts that
+    one copy in another directory (e.g. the root of many report directories, as the pytest plugin does)
+    and the page loads it by relative path.
     """
     import jinja2
     import nbformat
@@ -340,13 +343,15 @@ def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: 
     )
     exporter.template_file = _OFFLINE_TEMPLATE
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
-    body = body.replace("</head>", _PAGE_HEAD.format(plotly=PLOTLY_JS) + "</head>", 1)
-    body = body.replace("</body>", _PAGE_TAIL.format(plotly=PLOTLY_JS) + "</body>", 1)
     out = Path(html_path)
-    js = out.with_name(PLOTLY_JS)
+    js = (Path(plotly_js_dir) / PLOTLY_JS) if plotly_js_dir is not None else out.with_name(PLOTLY_JS)
+    src = Path(os.path.relpath(js.resolve(), out.resolve().parent)).as_posix()
+    body = body.replace("</head>", _PAGE_HEAD.format(plotly=src) + "</head>", 1)
+    body = body.replace("</body>", _PAGE_TAIL.format(plotly=src) + "</body>", 1)
     code = get_plotlyjs()
     if not js.is_file() or js.stat().st_size != len(code.encode("utf-8")):
-        tmp_js = js.with_name(f".{js.name}.tmp")
+        js.parent.mkdir(parents=True, exist_ok=True)
+        tmp_js = js.with_name(f".{js.name}.{os.getpid()}.tmp")
         tmp_js.write_text(code, encoding="utf-8")
         os.replace(tmp_js, js)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -424,7 +429,8 @@ def _iso(value: datetime | str | None, name: str) -> str | None:
 def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
                notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
                until: datetime | str | None = None, timeout_s: float = 600,
-               progress: bool = False, show_code: bool = False, check: bool = True) -> ReportResult:
+               progress: bool = False, show_code: bool = False, check: bool = True,
+               plotly_js_dir: str | Path | None = None) -> ReportResult:
     """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
 
     Args:
@@ -438,6 +444,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         show_code: keep the code cells in ``report.html`` (hidden by default).
         check: refuse a malformed id, or one the bundle never mentions, before running the notebook
             (:func:`check_id`); ``False`` for notebooks that take no id of their own.
+        plotly_js_dir: where the one copy of plotly.js goes (default: ``out_dir``); see :func:`export_html`.
 
     Returns:
         The paths written and the parsed verdict.
@@ -493,11 +500,11 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
-        _try_export(result, show_code)
+        _try_export(result, show_code, plotly_js_dir)
         raise ReportError(f"Running notebook '{nb_path.name}' failed: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
                           f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
-    _try_export(result, show_code)
+    _try_export(result, show_code, plotly_js_dir)
     if failure is not None:
         evalue = (failure.evalue or "").strip().splitlines()
         first = evalue[0] if evalue else ""
@@ -562,11 +569,11 @@ def _bundle_into(bundle: Bundle, dest: Path) -> Bundle:
     return Bundle.open(dest, verify=False)
 
 
-def _try_export(result: ReportResult, show_code: bool = False) -> None:
+def _try_export(result: ReportResult, show_code: bool = False, plotly_js_dir: str | Path | None = None) -> None:
     if not result.notebook_path.is_file():
         return
     try:
-        export_html(result.notebook_path, result.html_path, show_code=show_code)
+        export_html(result.notebook_path, result.html_path, show_code=show_code, plotly_js_dir=plotly_js_dir)
     except Exception as exc:  # noqa: BLE001 - the HTML is a convenience once the notebook exists
         log.warning("HTML export of %s failed: %s", result.notebook_path, exc)
 

@@ -85,7 +85,11 @@ def test_failed_test_gets_the_seed_verdict_in_artifacts_summary_and_junit(
     assert (stuck / "report.html").stat().st_size > 10_000 and (stuck / "report.ipynb").is_file()
     # a passing test and a test without ids produce no artifacts
     assert sorted(p.name for p in artifacts.iterdir()) == [
-        "test_functional.py__test_guest_batch_reaches_ready", "test_functional.py__test_unknown_batch"]
+        "plotly.min.js", "test_functional.py__test_guest_batch_reaches_ready",
+        "test_functional.py__test_unknown_batch"]
+    # plotly.js once for all the reports, not once per failing test
+    assert not (stuck / "plotly.min.js").exists() and '<script src="../plotly.min.js"' in (
+        stuck / "report.html").read_text()
 
     result.stdout.fnmatch_lines([
         "*= huledu-forensics =*",
