@@ -47,9 +47,9 @@ _CSS = """<style>
 .hf-root{font-size:15px;margin:8px 0 2px 0}
 .hf-table{border-collapse:collapse;font-size:13px;margin:6px 0 12px 0;max-width:1320px;
  table-layout:auto!important;width:100%}
-.hf-table th{background:#f6f8fa;text-align:left!important;padding:5px 8px;border-bottom:2px solid #d0d7de;
+.hf-table th{background:#f6f8fa;text-align:left!important;padding:4px 6px;border-bottom:2px solid #d0d7de;
  white-space:normal!important;vertical-align:bottom}
-.hf-table td{padding:5px 8px;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:normal!important;
+.hf-table td{padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:normal!important;
  overflow-wrap:break-word;word-break:normal;max-width:none!important;text-align:left!important;
  text-overflow:clip!important;overflow:visible!important}
 .hf-table th.hf-rowhead{background:transparent;border-bottom:1px solid #eaeef2;color:#57606a}
