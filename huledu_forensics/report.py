@@ -489,6 +489,9 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     params["bundle"] = str(Path(opened.path).resolve())
     result.bundle_path = Path(opened.path)
 
+    # the notebook about to run, so a run killed before its first cell finishes still leaves one behind
+    # (papermill overwrites it as soon as a cell has run)
+    shutil.copyfile(nb_path, result.notebook_path)
     failure: PapermillExecutionError | None = None
     try:
         with _kernel_stderr(out / KERNEL_LOG, enabled=not progress):
