@@ -16,7 +16,7 @@ import click
 
 from . import report as _report
 from ._time import parse_utc
-from .errors import ForensicsError, ReportError, SourceUnavailable
+from .errors import EvidenceIncomplete, ForensicsError, ReportError, SourceUnavailable
 from .safety import check_id, printable
 
 __all__ = ["cli", "main"]
@@ -60,6 +60,8 @@ def _incomplete_sources(bundle: Any) -> list[str]:
 
 
 def _error_code(exc: ForensicsError) -> int:
+    if isinstance(exc, EvidenceIncomplete):
+        return _report.EXIT_INCOMPLETE
     if isinstance(exc, (ReportError, SourceUnavailable)):
         return _report.EXIT_KIT_FAILED
     return _report.EXIT_BAD_INPUT
@@ -133,9 +135,11 @@ def _print_result(result: _report.ReportResult) -> None:
 
 
 def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
-                notebook: str = "batch_investigation", redact_ids: bool = False) -> int:
+                notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
     kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout,
               progress=sys.stderr.isatty())
+    if show_code:
+        kw["show_code"] = True
     if redact_ids:
         from . import redact
 
@@ -212,12 +216,13 @@ def _salvage(out: Path) -> None:
               show_default=True, help="Report directory; the bundle goes to OUT/bundle.")
 @click.option("--timeout", type=POSITIVE_SECONDS, default=600, show_default=True,
               help="Longest one cell may run (s).")
-def demo(out: Path, timeout: float) -> None:
+@click.option("--show-code", is_flag=True, help="Keep the notebook's code cells in report.html (hidden by default).")
+def demo(out: Path, timeout: float, show_code: bool) -> None:
     """Build the seed_variant_a demo bundle and run the report on its stuck batch.
 
     Needs no live stack. Exits 0 when the report was produced.
     """
-    result = _report.run_demo(out, timeout_s=timeout, progress=sys.stderr.isatty())
+    result = _report.run_demo(out, timeout_s=timeout, progress=sys.stderr.isatty(), show_code=show_code)
     _print_result(result)
 
 
@@ -236,8 +241,9 @@ def demo(out: Path, timeout: float) -> None:
               help="Packaged notebook name or .ipynb path to run.")
 @click.option("--redact-ids", is_flag=True,
               help="Replace user and org ids and file names by stable hashes in everything written.")
+@click.option("--show-code", is_flag=True, help="Keep the notebook's code cells in report.html (hidden by default).")
 def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str, out: Path,
-           since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool) -> None:
+           since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool, show_code: bool) -> None:
     """Run the investigation report for ID on a bundle (or collect one live with --profile).
 
     Writes OUT/verdict.json, OUT/report.ipynb and OUT/report.html.
@@ -247,6 +253,7 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
       0  healthy: the batch went through its flow
       1  findings: the batch is stuck or something is wrong (see verdict.json)
       2  evidence incomplete: a source was missing or partial, so the verdict may be wrong
+         (also when every source was unreachable: the partial bundle is kept in OUT/bundle)
       3  the kit itself failed (what it could is still written, e.g. the partial notebook)
       4  bad input: unknown id, invalid bundle, bad option
     """
@@ -276,11 +283,12 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
                 if found and not found.get("rows") and not found.get("service_lines"):
                     where = "" if raw_dir is not None else \
                         f"; the bundle records what failed: {collected.path}/manifest.json"
-                    _fail(f"nothing about the id could be collected, and sources were missing "
-                          f"({'; '.join(_incomplete_sources(collected)) or 'see the manifest'}){where}.",
+                    _fail(f"nothing about the id could be collected: sources unreachable or incomplete "
+                          f"({'; '.join(_incomplete_sources(collected)) or 'see the manifest'}){where}. "
+                          f"Run `huledu-forensics check --profile {printable(prof.name, 60)}`.",
                           _report.EXIT_INCOMPLETE)
             assert bundle is not None
-            code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids)
+            code = _run_report(bundle, id_, out, since, until, timeout, notebook, redact_ids, show_code)
     except _DeadlineExceeded:
         _salvage(out)
         _timed_out(out, timeout)
@@ -375,7 +383,7 @@ def postmortem(bundle: Path, id_: str | None, out: Path, since: Any, until: Any,
 
 @cli.command(epilog=_example("huledu-forensics scenarios"))
 def scenarios() -> None:
-    """List the simulator's scenarios (usable offline, e.g. by demo).
+    """List the simulator's scenarios (the demo runs seed_variant_a; the tests use all of them).
     """
     from . import simulate
 

@@ -29,7 +29,7 @@ import pandas as pd
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
-from .errors import ConfigError, ScopeError, SourceUnavailable
+from .errors import ConfigError, EvidenceIncomplete, ScopeError, SourceUnavailable
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
 from .logs import make_id_prefilter

@@ -56,6 +56,15 @@ class ConfigError(ForensicsError):
     """Raised when a profile or configuration file is missing or malformed."""
 
 
+class EvidenceIncomplete(ForensicsError):
+    """Raised when nothing about the id could be collected because sources were unreachable: the
+    answer is unknown, not "no such id" (``report`` exits 2). ``bundle`` is the partial bundle kept."""
+
+    def __init__(self, message: str, *, bundle: str | None = None) -> None:
+        super().__init__(message)
+        self.bundle = bundle
+
+
 class BundleError(ForensicsError):
     """Base class for evidence-bundle problems."""
 

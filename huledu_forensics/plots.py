@@ -28,6 +28,10 @@ __all__ = [
     "OFFLINE_RENDERER",
     "awaited_checks",
     "essay_slots",
+    "evidence_rows",
+    "incident_window",
+    "shown_refs",
+    "state_graph",
     "evidence_log_lines",
     "setup_notebook",
     "state_progress",
@@ -48,9 +52,14 @@ _NO_ROW = "no ELS row (slot never created)"
 class _OfflineNotebookRenderer(NotebookRenderer):
     """plotly's notebook renderer without the per-figure MathJax CDN script.
 
-    ``activate`` (inherited) embeds the full plotly.js bundle once; each figure is then a div and a
-    ``Plotly.newPlot`` call that needs nothing from the network.
+    Each figure is a div and a ``Plotly.newPlot`` call; plotly.js itself is not embedded in the notebook
+    (JupyterLab draws the plotly mimetype; the HTML export loads ``plotly.min.js`` written once next to
+    ``report.html``), so neither the notebook nor the page carries a second copy.
     """
+
+    def activate(self) -> None:
+        """Embed nothing: the HTML export loads plotly.js once per report directory (see
+        :func:`huledu_forensics.report.export_html`), so the notebook holds no copy of it."""
 
     def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:
         html = pio.to_html(
@@ -166,16 +175,79 @@ def _vline(fig: go.Figure, when: datetime, text: str, colour: str, name: str, y:
 
 
 # -- swimlane -----------------------------------------------------------------------------------
-def swimlane(inv: Any) -> go.Figure:
+_SOURCE_COLOURS = {"table": "#3949ab", "outbox": "#00897b", "log": "#90a4ae", "container": "#8d6e63"}
+_SEVERITY_STYLE = {"warning": ("#ef6c00", "triangle-down", "warnings"), "error": ("#d50000", "x", "errors")}
+_FOLDED_LANE = "(folded: lanes quiet in the window)"
+
+
+def incident_window(inv: Any) -> tuple[datetime, datetime] | None:
+    """Return the window the swimlane opens on: from the scope's first event to its last event (or the
+    stuck point, whichever is later), padded by 5 % (at least half a second) on each side.
+
+    Container starts and exits are left out: they are context (often minutes earlier), not the incident.
+    ``None`` when the timeline has no usable timestamps.
+    """
+    tl = _frame(inv, "timeline")
+    if tl.empty or "ts" not in tl.columns:
+        return None
+    ts = pd.to_datetime(tl["ts"], utc=True, errors="coerce")
+    if "source" in tl.columns:
+        events = ts[[_text(s) != "container" for s in tl["source"]]].dropna()
+        if events.empty:
+            events = ts.dropna()
+    else:
+        events = ts.dropna()
+    if events.empty:
+        return None
+    start, end = events.min(), events.max()
+    stuck_at, _ = _stuck_since(inv)
+    if stuck_at is not None:
+        stuck = pd.Timestamp(stuck_at)
+        start, end = min(start, stuck), max(end, stuck)
+    pad = max((end - start) * 0.05, pd.Timedelta(milliseconds=500))
+    return (start - pad).to_pydatetime(), (end + pad).to_pydatetime()
+
+
+def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
+    """Producer -> consumer hops: for each event (topic, plus correlation id when known), a line through
+    the first marker of each lane it touched, in time order (written, relayed, consumed, handled)."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    hover: list[str] = []
+    topics = tl[[bool(_text(t)) for t in tl["topic"]]]
+    if topics.empty:
+        return xs, ys, hover
+    keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics["correlation_id"])]
+    topics = topics.assign(v_key=keys)
+    for (topic, corr), part in topics.sort_values("ts").groupby("v_key", sort=False):
+        hops = part.drop_duplicates("lane")
+        if len(hops) < 2:
+            continue
+        for r in hops.itertuples(index=False):
+            xs.append(r.ts)
+            ys.append(r.lane)
+            hover.append(f"{_short(topic, 80)}{f' · correlation {corr[:8]}…' if corr else ''}<br>"
+                         f"{_text(r.kind)} in {_text(r.v_lane_original)}")
+        xs.append(None)
+        ys.append(None)
+        hover.append("")
+    return xs, ys, hover
+
+
+def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
     """Draw the cross-service timeline: one lane per container or database, one marker per event.
 
-    Normal rows get one trace per source (table, outbox, log, container); error rows are red ``x``
-    markers in the ``errors`` trace and warnings orange in ``warnings``. Hover text names the label,
-    kind, topic and the evidence ref. Dashed lines mark where the batch got stuck and when the
-    evidence was collected.
+    Opens on the incident window (:func:`incident_window`); the buttons above the plot switch to the
+    whole context (container starts, the collection time) and back. Ordinary events are muted and
+    coloured by source (table, outbox, log, container); warnings are orange triangles and errors red
+    ``x``. Lanes with no event in the window are folded into one lane at the bottom. Thin lines join the
+    hops of each event from producer to consumer (outbox written, relayed, consumed, handled). Hover
+    text names the label, kind, topic and the evidence ref. Dashed lines mark where the batch got stuck
+    and when the evidence was collected.
 
     Args:
         inv: an ``Investigation`` (uses ``.timeline``, ``.progress.steps``, ``.bundle.collected_at``).
+        focus: open on the incident window (``False``: the whole timeline, no folding).
 
     Returns:
         The figure; with no timeline rows, a figure whose annotation says so.
@@ -190,15 +262,27 @@ def swimlane(inv: Any) -> go.Figure:
     tl = tl[tl["ts"].notna()]
     if tl.empty:
         return _empty_figure(title, "Timeline rows have no usable timestamps.")
-    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service"):
+    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service", "correlation_id"):
         if col not in tl.columns:
             tl[col] = None
     tl["lane"] = [(_text(v) or "(unknown)") for v in tl["lane"]]
+    tl["v_lane_original"] = tl["lane"]
     tl["v_class"] = [_level_class(v) for v in tl["level"]]
+    window = incident_window(inv) if focus else None
+    folded: list[str] = []
+    if window is not None:
+        lo, hi = pd.Timestamp(window[0]), pd.Timestamp(window[1])
+        inside = set(tl[(tl["ts"] >= lo) & (tl["ts"] <= hi)]["lane"])
+        folded = sorted(set(tl["lane"]) - inside)
+        if folded and len(folded) < len(set(tl["lane"])):
+            tl.loc[tl["lane"].isin(folded), "lane"] = _FOLDED_LANE
+        else:
+            folded = []
     tl["v_hover"] = [
         "<br>".join(p for p in (
             f"<b>{_short(r.label)}</b>",
             f"{_text(r.kind)} · {_text(r.source)} · {_text(r.service)}",
+            f"lane: {_text(r.v_lane_original)}" if r.lane == _FOLDED_LANE else "",
             f"topic: {_text(r.topic)}" if _text(r.topic) else "",
             f"level: {_text(r.level)}" if _text(r.level) else "",
             f"{pd.Timestamp(r.ts).isoformat()}",
@@ -206,24 +290,33 @@ def swimlane(inv: Any) -> go.Figure:
         ) if p)
         for r in tl.itertuples(index=False)
     ]
-    # lanes ordered by first appearance, top to bottom
-    lanes = list(tl.sort_values("ts").drop_duplicates("lane")["lane"])
+    # lanes ordered by first appearance, top to bottom; the folded lane last
+    lanes = [lane for lane in tl.sort_values("ts").drop_duplicates("lane")["lane"] if lane != _FOLDED_LANE]
+    if folded:
+        lanes.append(_FOLDED_LANE)
 
     fig = go.Figure()
+    link_x, link_y, link_hover = _event_links(tl)
+    if link_x:
+        fig.add_trace(go.Scatter(
+            x=link_x, y=link_y, mode="lines", name="event hops (producer → consumer)",
+            line={"color": "rgba(0,137,123,0.45)", "width": 1.5}, hovertext=link_hover, hoverinfo="text"))
     normal = tl[tl["v_class"] == "normal"]
     for source in sorted({_text(s) or "other" for s in normal["source"]}):
         part = normal[[(_text(s) or "other") == source for s in normal["source"]]]
         fig.add_trace(go.Scatter(
             x=part["ts"], y=part["lane"], mode="markers", name=source,
-            marker={"symbol": _SOURCE_SYMBOLS.get(source, "circle"), "size": 8, "opacity": 0.75},
+            marker={"symbol": _SOURCE_SYMBOLS.get(source, "circle"), "size": 8, "opacity": 0.8,
+                    "color": _SOURCE_COLOURS.get(source, "#90a4ae")},
             hovertext=list(part["v_hover"]), hoverinfo="text"))
-    for cls, colour, symbol in (("warning", "#ef6c00", "triangle-down"), ("error", "#d50000", "x")):
+    for cls in ("warning", "error"):
+        colour, symbol, name = _SEVERITY_STYLE[cls]
         part = tl[tl["v_class"] == cls]
         if part.empty:
             continue
         fig.add_trace(go.Scatter(
-            x=part["ts"], y=part["lane"], mode="markers", name=f"{cls}s",
-            marker={"symbol": symbol, "size": 12, "color": colour, "line": {"width": 1}},
+            x=part["ts"], y=part["lane"], mode="markers", name=name,
+            marker={"symbol": symbol, "size": 12, "color": colour, "line": {"width": 1, "color": colour}},
             hovertext=list(part["v_hover"]), hoverinfo="text"))
 
     stuck_at, stuck_label = _stuck_since(inv)
@@ -232,19 +325,213 @@ def swimlane(inv: Any) -> go.Figure:
     collected = _collected_at(inv)
     if collected is not None:
         _vline(fig, collected, "collected", "#555555", "collected at", 1.0)
+    if window is not None:
+        title += (f" — incident window {window[0]:%H:%M:%S}–{window[1]:%H:%M:%S} UTC "
+                  f"({_duration((window[1] - window[0]).total_seconds())})")
+    if folded:
+        title += f"; {len(folded)} lane(s) with no event in it folded"
+    height = max(320, 170 + 36 * len(lanes))
     fig.update_layout(
-        title=title, template="plotly_white", height=max(300, 140 + 42 * len(lanes)),
+        title={"text": title, "font": {"size": 15}}, template="plotly_white", height=height,
         xaxis_title="time (UTC)", yaxis_title="lane (container or database)",
-        legend={"orientation": "h", "y": -0.15, "yanchor": "top"}, hovermode="closest",
-        margin={"l": 260, "r": 40, "t": 80, "b": 110},
+        # the legend sits a fixed 80 px under the plot, below the axis title, whatever the lane count
+        legend={"orientation": "h", "y": -80 / (height - 80 - 130), "yanchor": "top", "x": 0},
+        hovermode="closest", margin={"l": 260, "r": 40, "t": 80, "b": 130},
     )
+    if window is not None:
+        fig.update_xaxes(range=[window[0], window[1]], autorange=False)
+        full = [tl["ts"].min().to_pydatetime(), max(tl["ts"].max().to_pydatetime(), collected or tl["ts"].max())]
+        fig.update_layout(updatemenus=[{
+            "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "bottom",
+            "showactive": True, "active": 0, "name": "window",
+            "buttons": [
+                {"label": "incident window", "method": "relayout",
+                 "args": [{"xaxis.range": [window[0].isoformat(), window[1].isoformat()]}]},
+                {"label": "all context", "method": "relayout",
+                 "args": [{"xaxis.range": [full[0].isoformat(), full[1].isoformat()]}]},
+            ]}])
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)))
+    return fig
+
+
+# -- state graph --------------------------------------------------------------------------------
+_NODE_STYLE = {  # fill, border, font colour, border dash
+    "done": ("#e8f5e9", "#2e7d32", "#1b5e20", "solid"),
+    "current": ("#e3f2fd", "#1565c0", "#0d47a1", "solid"),
+    "stuck": ("#ffebee", "#c62828", "#b71c1c", "solid"),
+    "pending": ("#fafafa", "#9e9e9e", "#757575", "dot"),
+}
+
+
+def _wrap(text: str, width: int, seps: str = "_.") -> str:
+    """Break ``text`` with ``<br>`` at one of ``seps`` so that no line is much longer than ``width``."""
+    out: list[str] = []
+    line = ""
+    token = ""
+    for ch in text:
+        token += ch
+        if ch in seps:
+            if line and len(line) + len(token) > width:
+                out.append(line)
+                line = ""
+            line += token
+            token = ""
+    if line and len(line) + len(token) > width:
+        out.append(line)
+        line = ""
+    line += token
+    if line:
+        out.append(line)
+    return "<br>".join(out)
+
+
+def _short_topic(topic: str) -> str:
+    t = topic[len("huleedu."):] if topic.startswith("huleedu.") else topic
+    for suffix in (".v1", ".v2"):
+        if t.endswith(suffix):
+            t = t[: -len(suffix)]
+    return t
+
+
+def _documented_only(flow: str, steps: pd.DataFrame) -> list[str]:
+    flows = getattr(model, "FLOWS", {}) or {}
+    documented = getattr(flows.get(flow), "documented", ()) if flow in flows else ()
+    written = {_text(s) for s in steps["batch_status"]}
+    return [d for d in documented if d not in written]
+
+
+def state_graph(inv: Any) -> go.Figure:
+    """Draw the batch's implemented state machine as a graph, with the path this batch took.
+
+    One node per step of the flow as implemented (left to right), each edge labelled with the event that
+    triggers it (``producer → consumer``). Done steps and the edges taken are green with the dwell
+    measured; the current step is blue; the stuck step is red, with the time waited against a healthy
+    batch's typical dwell (the model's expected dwell); the awaited edge is a dashed red arrow with its
+    produced / published / consumed checks (``?`` where the evidence cannot tell); steps not reached
+    are dotted grey. Statuses the documentation names but the implementation never writes are listed
+    under the graph.
+
+    Args:
+        inv: an ``Investigation`` (uses ``.progress``).
+
+    Returns:
+        The figure; without steps, a figure whose annotation says so.
+    """
+    progress = getattr(inv, "progress", None)
+    flow = _text(getattr(progress, "flow", None)) or "?"
+    status = _text(getattr(progress, "current_state", None)) or "?"
+    title = f"State machine ({flow} flow, as implemented) — batch status: {status}"
+    steps = _frame(progress, "steps")
+    if steps.empty:
+        return _empty_figure(title, "No state-machine steps: the batch row was not found in the "
+                                    "evidence, so its flow and progress are unknown.")
+    steps = steps.reset_index(drop=True).copy()
+    for col in ("step", "label", "state", "dwell_s", "expected_dwell_s", "entered_at", "trigger_topic",
+                "producer", "consumer", "batch_status"):
+        if col not in steps.columns:
+            steps[col] = None
+    steps["v_state"] = [(_text(s) if _text(s) in _NODE_STYLE else "pending") for s in steps["state"]]
+    if getattr(progress, "stuck", False) and "stuck" not in set(steps["v_state"]):
+        steps.loc[steps["v_state"] == "current", "v_state"] = "stuck"
+    awaited = getattr(progress, "awaited", None)
+    collected = _collected_at(inv)
+    dwell: list[float | None] = []
+    for r in steps.itertuples():
+        d = pd.to_numeric(pd.Series([r.dwell_s]), errors="coerce").iloc[0]
+        if (d is None or pd.isna(d)) and r.v_state in ("stuck", "current"):
+            entered = _ts(r.entered_at)
+            waited = getattr(awaited, "waited_s", None) if awaited is not None else None
+            if entered is not None and collected is not None:
+                d = (collected - entered).total_seconds()
+            elif waited is not None:
+                d = float(waited)
+        dwell.append(None if d is None or pd.isna(d) else float(d))
+    steps["v_dwell"] = dwell
+
+    n = len(steps)
+    half_w, half_h = 0.34, 0.55
+    fig = go.Figure()
+    hover: list[str] = []
+    for i, r in enumerate(steps.itertuples()):
+        fill, border, font, dash = _NODE_STYLE[r.v_state]
+        fig.add_shape(type="rect", x0=i - half_w, x1=i + half_w, y0=-half_h, y1=half_h, name=f"node {r.step}",
+                      line={"color": border, "width": 3 if r.v_state == "stuck" else 2, "dash": dash},
+                      fillcolor=fill, layer="below")
+        name = _text(r.batch_status) or _text(r.step)
+        expected = _text(r.expected_dwell_s) and _duration(r.expected_dwell_s)
+        typical = f"healthy ≤ {expected}" if expected else "healthy: waits for the client"
+        if r.v_state == "pending":
+            timing = "not reached"
+        elif r.v_dwell is None:
+            timing = "dwell unknown"
+        else:
+            timing = f"{'waiting ' if r.v_state in ('stuck', 'current') else ''}{_duration(r.v_dwell)}"
+        mark = {"stuck": "✗ STUCK · ", "current": "● now · ", "done": "✓ "}.get(r.v_state, "")
+        fig.add_annotation(
+            x=i, y=0.08, text=f"<b>{_wrap(name, 22)}</b>", showarrow=False, font={"size": 12, "color": font},
+            name=f"node {r.step}")
+        fig.add_annotation(
+            x=i, y=-half_h + 0.04, yanchor="bottom", showarrow=False, name=f"dwell {r.step}",
+            text=f"{mark}{timing}<br><span style='color:#616161'>{typical}</span>",
+            font={"size": 11, "color": font})
+        hover.append("<br>".join((
+            f"<b>{_text(r.label) or _text(r.step)}</b> ({_text(r.step)})",
+            f"state: {'not reached' if r.v_state == 'pending' else r.v_state}; batch status: "
+            f"{_text(r.batch_status) or '(none written)'}",
+            f"entered: {_text(r.entered_at) or '—'}",
+            f"dwell: {_duration(r.v_dwell) if r.v_dwell is not None else '—'} ({typical})",
+        )))
+    fig.add_trace(go.Scatter(x=list(range(n)), y=[0] * n, mode="markers", name="steps",
+                             marker={"size": 60, "opacity": 0}, hovertext=hover, hoverinfo="text",
+                             showlegend=False))
+    # edges: the trigger of step i+1 leads out of step i
+    for i in range(n - 1):
+        nxt = steps.iloc[i + 1]
+        here = steps.iloc[i]
+        topic = _text(nxt["trigger_topic"])
+        taken = nxt["v_state"] != "pending"
+        awaited_edge = here["v_state"] in ("stuck", "current") and not taken
+        colour = "#2e7d32" if taken else "#c62828" if awaited_edge else "#bdbdbd"
+        label = f"{_wrap(_short_topic(topic), 26) if topic else '(no event)'}<br>" \
+                f"<i>{_text(nxt['producer']) or '?'} → {_text(nxt['consumer']) or '?'}</i>"
+        if awaited_edge and awaited is not None:
+            label += (f"<br><b>produced {_check(getattr(awaited, 'produced', None))} · "
+                      f"published {_check(getattr(awaited, 'published', None))} · "
+                      f"consumed {_check(getattr(awaited, 'consumed', None))}</b>")
+        edge = f"edge {here['step']}->{nxt['step']}" + (" missing" if awaited_edge else " taken" if taken else "")
+        if awaited_edge:  # the missing edge: dashed, so it reads as "never happened"
+            fig.add_shape(type="line", x0=i + half_w, x1=i + 1 - half_w - 0.03, y0=0, y1=0, name="missing edge",
+                          line={"color": colour, "width": 3, "dash": "dash"})
+        fig.add_annotation(
+            x=i + 1 - half_w, y=0, ax=(i + 1 - half_w - 0.06) if awaited_edge else i + half_w, ay=0,
+            xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2,
+            arrowwidth=3 if taken or awaited_edge else 1.5, arrowcolor=colour, text="", name=edge)
+        fig.add_annotation(x=i + 0.5, y=half_h + 0.08, yanchor="bottom", text=label, showarrow=False,
+                           font={"size": 11, "color": "#c62828" if awaited_edge else "#424242"},
+                           name=f"trigger {nxt['step']}")
+    documented = _documented_only(flow, steps)
+    if documented:
+        fig.add_annotation(
+            x=0, xref="paper", y=-0.02, yref="paper", yanchor="top", xanchor="left", showarrow=False,
+            text="Documented statuses the implementation never writes (not drawn): " + ", ".join(documented),
+            font={"size": 11, "color": "#757575"}, name="documented only")
+    fig.update_layout(
+        title={"text": title, "font": {"size": 15}, "y": 0.98, "yanchor": "top"}, template="plotly_white",
+        height=270, margin={"l": 10, "r": 10, "t": 34, "b": 30}, showlegend=False, hovermode="closest",
+        xaxis={"visible": False, "range": [-0.45, n - 0.55], "fixedrange": True},
+        yaxis={"visible": False, "range": [-half_h - 0.05, half_h + 0.95], "fixedrange": True},
+    )
     return fig
 
 
 # -- state progress -----------------------------------------------------------------------------
 def _check(flag: Any) -> str:
-    return "✓" if bool(flag) else "✗"
+    """✓ for True, ✗ for False, ? when the evidence cannot tell (None or any other value)."""
+    if flag is True:
+        return "✓"
+    if flag is False:
+        return "✗"
+    return "?"
 
 
 def _awaited_text(awaited: Any) -> str:
@@ -470,7 +757,8 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
     """Tabulate the transition the batch waits for: each trigger check with its time and result.
 
     Returns a frame ``[check, ok, at, detail]`` with rows ``produced`` (outbox row written),
-    ``published`` (relay sent it), ``consumed`` (the consumer logged it) and ``waited``. Empty frame
+    ``published`` (relay sent it), ``consumed`` (the consumer logged it) and ``waited``; ``ok`` is
+    ``None`` (and the detail says *unknown*) when the evidence cannot tell. Empty frame
     with a ``detail`` row when nothing is awaited.
     """
     progress = getattr(inv, "progress", None)
@@ -483,16 +771,20 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
     topic = _text(getattr(awaited, "topic", None))
     producer = _text(getattr(awaited, "producer", None))
     consumer = _text(getattr(awaited, "consumer", None))
+    def ok(name: str) -> bool | None:  # None: the evidence cannot tell (never shown as "no")
+        flag = getattr(awaited, name, None)
+        return flag if isinstance(flag, bool) else None
+
+    def detail(name: str, text: str) -> str:
+        return text if ok(name) is not None else f"{text} — unknown: the evidence needed to tell is not in the bundle"
+
     rows = [
-        {"check": "produced", "ok": bool(getattr(awaited, "produced", False)),
-         "at": _ts(getattr(awaited, "produced_at", None)),
-         "detail": f"{producer} wrote {topic} to its outbox"},
-        {"check": "published", "ok": bool(getattr(awaited, "published", False)),
-         "at": _ts(getattr(awaited, "published_at", None)),
-         "detail": f"{producer}'s relay published {topic} to Kafka"},
-        {"check": "consumed", "ok": bool(getattr(awaited, "consumed", False)),
-         "at": _ts(getattr(awaited, "consumed_at", None)),
-         "detail": f"{consumer} consumed {topic}"},
+        {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
+         "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
+        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, "published_at", None)),
+         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
+        {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
+         "detail": detail("consumed", f"{consumer} consumed {topic}")},
         {"check": "waited", "ok": None, "at": None,
          "detail": f"step {_text(getattr(awaited, 'step', None))} has waited "
                    f"{_duration(getattr(awaited, 'waited_s', None))}"},
@@ -580,3 +872,69 @@ def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
         return out
     out["ts"] = pd.to_datetime(out["ts"], utc=True, errors="coerce")
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+_ROW_TEXT_COLUMNS = ("text", "content", "essay_text", "content_data")  # never shown: could hold essay text
+
+
+def evidence_rows(inv: Any, *, limit: int = 40) -> pd.DataFrame:
+    """Return the database rows and enum label sets the findings cite: ``[finding, ref, row]``.
+
+    ``ref`` is the evidence ref as the findings give it (``tables/<db>/<table>.parquet#<col>=<value>``
+    or ``enums.json#<db>.<enum>``); ``row`` is the row's plain columns as ``column=value`` pairs. JSON
+    columns and any column that could hold essay text are left out; a ref that matches no row says
+    so (such a finding rests on the row's absence).
+    """
+    cols = ["finding", "ref", "row"]
+    bundle = getattr(inv, "bundle", None)
+    seen: dict[str, dict[str, Any]] = {}
+    for f in getattr(inv, "findings", None) or []:
+        for ev in getattr(f, "evidence", None) or []:
+            part = _text(getattr(ev, "part", None) if not isinstance(ev, str) else ev)
+            key = _text(getattr(ev, "key", None) if not isinstance(ev, str) else "")
+            if "#" in part and not key:
+                part, key = part.split("#", 1)
+            if not (part.startswith("tables/") or part == "enums.json") or not key:
+                continue
+            ref = f"{part}#{key}"
+            if ref in seen:
+                if _text(getattr(f, "id", "")) not in seen[ref]["finding"]:
+                    seen[ref]["finding"] += f", {_text(getattr(f, 'id', ''))}"
+                continue
+            if len(seen) >= limit:
+                break
+            seen[ref] = {"finding": _text(getattr(f, "id", "")), "ref": ref, "row": _row_text(bundle, part, key)}
+    return pd.DataFrame(list(seen.values()), columns=cols)
+
+
+def _row_text(bundle: Any, part: str, key: str) -> str:
+    try:
+        if part == "enums.json":
+            db, _, enum = key.partition(".")
+            labels = (getattr(bundle, "enums", None) or {}).get(db, {}).get(enum)
+            return f"labels: {', '.join(labels)}" if labels else "(enum not in the bundle)"
+        bits = part.split("/")
+        if len(bits) != 3 or bundle is None:
+            return ""
+        db, table = bits[1], bits[2].removesuffix(".parquet")
+        frame = bundle.table(db, table)
+        col, _, value = key.partition("=")
+        if frame is None or col not in frame.columns:
+            return "(table not in the bundle)"
+        hit = frame[frame[col].astype(str) == value]
+        if hit.empty:
+            return "(no such row: the finding rests on its absence)"
+        spec = model.TABLES.get((db, table))
+        skip = set(getattr(spec, "json_columns", ()) or ()) | set(_ROW_TEXT_COLUMNS)
+        row = hit.iloc[0]
+        return "; ".join(f"{c}={_short(row[c], 120)}" for c in hit.columns
+                         if c not in skip and _text(row[c]) != "")
+    except Exception:  # noqa: BLE001 - one unreadable ref never breaks the view
+        return "(could not be read from the bundle)"
+
+
+def shown_refs(inv: Any) -> list[str]:
+    """Every evidence ref whose line or row the report shows (:func:`evidence_log_lines`,
+    :func:`evidence_rows`): the findings table links these."""
+    refs = list(evidence_log_lines(inv)["ref"]) + list(evidence_rows(inv)["ref"])
+    return [r for r in refs if r]

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 POSTMORTEM_FILE = "postmortem.md"
 """The Markdown file :func:`write_postmortem` writes."""
 
-FIGURES = {"state_progress": "State progress: the expected path against what was reached",
+FIGURES = {"state_graph": "State machine: the implemented flow and the path this batch took",
            "swimlane": "Timeline swimlane across containers and databases",
            "essay_slots": "Essays and slots"}
 """The PNG figures (``figures/<name>.png``) and their captions."""
@@ -532,23 +532,52 @@ def _impact(inv: Investigation) -> list[str]:
     return out
 
 
+def _co_critical(inv: Investigation, chain: list[Finding]) -> list[Finding]:
+    """Critical findings outside the chain that co-occur with it (e.g. the other drifted enum labels:
+    fixing only the chain's label would let the next one stop the batch again)."""
+    return [f for f in inv.findings if f.severity == "critical" and all(f is not c for c in chain)]
+
+
+def _next_step_text(f: Finding) -> str:
+    text = NEXT_STEPS.get(f.id)
+    if text is None:
+        return f"{_cell(f.title, 200)}: see its evidence in the chain above and fix what it names."
+    if f.id == "enum.label_missing":
+        text = text.replace("<enum>", str(f.facts.get("enum", "<enum>"))).replace(
+            "<label>", str(f.facts.get("missing_value", "<label>")))
+        text = text.rstrip(".") + f" (database `{f.facts.get('database')}`)."
+    return text
+
+
 def _next_steps(inv: Investigation) -> list[str]:
+    """One step per finding of the chain (cause first) and per co-occurring critical finding; a step
+    whose text repeats an earlier one (same rule, same facts) is not repeated. Co-occurring findings of
+    the root cause's own rule (e.g. the other drifted enum labels) come right after it: one fix."""
     chain = _chain_findings(inv)
     if not chain:
         return ["- Nothing to fix. Keep the bundle if the batch was reported as stuck: the report may be "
                 "about a different id or a later moment."]
-    out = []
-    seen: set[str] = set()
-    for i, f in enumerate(chain):
-        if f.id in seen or f.id not in NEXT_STEPS:
+    also = _co_critical(inv, chain)
+    same = [f for f in also if f.id == chain[0].id]
+    ordered = [(chain[0], "root")] + [(f, "same") for f in same] + [(f, "chain") for f in chain[1:]] + \
+        [(f, "also") for f in also if f not in same]
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for f, role in ordered:
+        text = _next_step_text(f)
+        if (f.id, text) in seen:
             continue
-        seen.add(f.id)
-        text = NEXT_STEPS[f.id]
-        if f.id == "enum.label_missing":
-            text = text.replace("<enum>", str(f.facts.get("enum", "<enum>"))).replace(
-                "<label>", str(f.facts.get("missing_value", "<label>")))
-            text = text.rstrip(".") + f" (database `{f.facts.get('database')}`)."
-        out.append(f"{len(out) + 1}. {'**Root cause** — ' if i == 0 else ''}`{f.id}`: {text}")
+        seen.add((f.id, text))
+        if role == "same" and f.id == "enum.label_missing":
+            enum, label = f.facts.get("enum", "<enum>"), f.facts.get("missing_value", "<label>")
+            db = f.facts.get("database")
+            where = "the same migration" if db == chain[0].facts.get("database") else \
+                "a migration of the service that owns that database"
+            text = (f"`{enum}` lacks `{label}` too (database `{db}`): add it in {where} "
+                    f"(`ALTER TYPE {enum} ADD VALUE IF NOT EXISTS '{label}'`).")
+        mark = {"root": "**Root cause** — ", "same": "**Same fault, also critical** — ",
+                "also": "**Also critical (co-occurring, outside the chain)** — "}.get(role, "")
+        out.append(f"{len(out) + 1}. {mark}`{f.id}`: {text}")
     return out
 
 
@@ -669,16 +698,12 @@ def _write_figures(inv: Investigation, fig_dir: Path) -> dict[str, Path]:
     browser = find_browser()
     if browser is None:
         raise RuntimeError("no Chromium found (apt-get install -y chromium, or set BROWSER_PATH)")
-    figs = {"state_progress": plots.state_progress(inv), "swimlane": plots.swimlane(inv),
+    figs = {"state_graph": plots.state_graph(inv), "swimlane": plots.swimlane(inv),
             "essay_slots": plots.essay_slots(inv)}
+    figs["swimlane"].update_layout(updatemenus=[])  # a PNG has no buttons; it shows the incident window
     fig_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: fig_dir / f"{name}.png" for name in figs}
-    sizes = {"state_progress": (1100, 520), "swimlane": (1400, 760), "essay_slots": (1000, 520)}
-    lo = inv.timeline["ts"][inv.timeline["source"] != "container"].min() if not inv.timeline.empty else None
-    if lo is not None and not pd.isna(lo):  # the static swimlane shows the case, not container starts
-        hi = pd.Timestamp(inv.bundle.collected_at)
-        pad = max((hi - lo) * 0.04, pd.Timedelta(seconds=1))
-        figs["swimlane"].update_xaxes(range=[lo - pad, hi + pad])
+    sizes = {"state_graph": (1400, 420), "swimlane": (1400, 760), "essay_slots": (1000, 520)}
     with _browser_env(browser):
         pio.write_images(list(figs.values()), [str(p) for p in paths.values()], format="png",
                          width=[sizes[n][0] for n in figs], height=[sizes[n][1] for n in figs])

@@ -420,11 +420,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             else:
                 bundle = snapshot(profile, job["id"], out / BUNDLE_DIR, since=job.get("since"),
                                   progress=False, overwrite=True)
-            result = run_report(bundle, job["id"], out, timeout_s=job["timeout_s"])
+            result = run_report(bundle, job["id"], out, timeout_s=job["timeout_s"],
+                                plotly_js_dir=out.parent)
         elif job.get("redact"):
-            result = run_redacted_report(job["bundle"], job["id"], out, timeout_s=job["timeout_s"])
+            result = run_redacted_report(job["bundle"], job["id"], out, timeout_s=job["timeout_s"],
+                                plotly_js_dir=out.parent)
         else:
-            result = run_report(job["bundle"], job["id"], out, timeout_s=job["timeout_s"])
+            result = run_report(job["bundle"], job["id"], out, timeout_s=job["timeout_s"],
+                                plotly_js_dir=out.parent)
         answer: dict[str, Any] = {"ok": True, "verdict": result.verdict}
     except ForensicsError as exc:
         answer = {"ok": False, "error": f"{type(exc).__name__}: {_first(exc)}"}

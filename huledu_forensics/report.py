@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -56,9 +57,11 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "EXIT_KIT_FAILED",
     "NOTEBOOK_PARAMETERS",
+    "PLOTLY_JS",
     "REPORT_FILES",
     "ReportResult",
     "as_utc",
+    "require_id_in_bundle",
     "demo_bundle",
     "exit_code_for_verdict",
     "export_html",
@@ -269,28 +272,146 @@ def _parameters_cell(notebook: str | Path) -> tuple[int, list[str]]:
                       f"{', '.join(NOTEBOOK_PARAMETERS)}.", notebook=str(path))
 
 
-def export_html(notebook_path: str | Path, html_path: str | Path) -> Path:
-    """Export an executed notebook to a self-contained HTML file that needs no network.
+PLOTLY_JS = "plotly.min.js"
+"""plotly.js, written once next to ``report.html`` (4.8 MB): the HTML and the notebook carry no copy of it."""
 
-    Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts;
-    figures drawn by :func:`huledu_forensics.plots.setup_notebook`'s renderer carry plotly.js inline.
+_HIDDEN_TAGS = {"parameters", "injected-parameters", "remove-cell", "hide-in-report"}
+_PAGE_HEAD = """<script src="{plotly}" charset="utf-8"></script>
+<style>
+body.jp-Notebook{{max-width:1400px;margin:0 auto;padding:4px 18px}}
+.jp-Cell{{padding:0 4px!important}}
+.jp-RenderedMarkdown h1{{font-size:1.55em;margin:.3em 0 .2em 0!important}}
+.jp-RenderedMarkdown h2{{font-size:1.3em;margin:1.1em 0 .15em 0!important}}
+.jp-RenderedMarkdown p{{font-size:13px;color:#57606a;margin:.1em 0 .3em 0!important;max-width:1320px}}
+.jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th{{white-space:normal!important;overflow-wrap:break-word;
+ max-width:none!important;text-align:left!important;vertical-align:top;text-overflow:clip!important}}
+.jp-RenderedHTMLCommon table{{table-layout:auto!important;max-width:100%}}
+</style>
+"""
+_PAGE_TAIL = """<script>
+if (!window.Plotly) {{
+  var d = document.createElement('div');
+  d.setAttribute('role', 'alert');
+  d.style.cssText = 'background:#fff8c5;border:1px solid #d4a72c;padding:8px 12px;margin:8px;font-family:sans-serif';
+  d.textContent = 'Figures are not drawn: {plotly} is not next to this report.html. Keep the report ' +
+    'directory together (report.html and {plotly}), or re-export it with huledu-forensics.';
+  document.body.insertBefore(d, document.body.firstChild);
+}}
+</script>
+"""
+
+
+def _for_reading(nb: Any, show_code: bool) -> Any:
+    """The notebook as a reader sees it: no parameter cells (the report shows them once as a table),
+    no kernel stderr (progress and warnings are not findings), and no code unless ``show_code``."""
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if not show_code and tags & _HIDDEN_TAGS:
+            continue
+        if cell.get("cell_type") == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            if not show_code and not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: bool = False,
+                plotly_js_dir: str | Path | None = None) -> Path:
+    """Export an executed notebook to an HTML page that needs no network.
+
+    Uses nbconvert's ``lab`` template without its require.js, MathJax, mermaid and widget scripts.
+    Code cells, the parameters cells and kernel stderr are left out unless ``show_code``. plotly.js is
+    written once next to the page (:data:`PLOTLY_JS`) and loaded by it, so neither the page nor the
+    notebook carries a copy; a page opened without it says so at the top. ``plotly_js_dir`` puts that
+    one copy in another directory (e.g. the root of many report directories, as the pytest plugin does)
+    and the page loads it by relative path.
     """
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
 
-    nb = nbformat.read(str(notebook_path), as_version=4)
+    nb = _for_reading(nbformat.read(str(notebook_path), as_version=4), show_code)
     exporter = HTMLExporter(
-        template_name="lab",
+        template_name="lab", exclude_input=not show_code, exclude_input_prompt=not show_code,
+        exclude_output_prompt=True,
         extra_loaders=[jinja2.DictLoader({_OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SRC})],
     )
     exporter.template_file = _OFFLINE_TEMPLATE
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
     out = Path(html_path)
+    js = (Path(plotly_js_dir) / PLOTLY_JS) if plotly_js_dir is not None else out.with_name(PLOTLY_JS)
+    src = Path(os.path.relpath(js.resolve(), out.resolve().parent)).as_posix()
+    body = body.replace("</head>", _PAGE_HEAD.format(plotly=src) + "</head>", 1)
+    body = body.replace("</body>", _PAGE_TAIL.format(plotly=src) + "</body>", 1)
+    code = get_plotlyjs()
+    if not js.is_file() or js.stat().st_size != len(code.encode("utf-8")):
+        js.parent.mkdir(parents=True, exist_ok=True)
+        tmp_js = js.with_name(f".{js.name}.{os.getpid()}.tmp")
+        tmp_js.write_text(code, encoding="utf-8")
+        os.replace(tmp_js, js)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, out)
     return out
+
+
+def require_id_in_bundle(bundle: Bundle, id: str) -> None:
+    """Refuse an id before any notebook runs (a kernel start costs seconds): a malformed id, or one that
+    no table row and no log line of ``bundle`` mentions.
+
+    Rows are searched through the model's id columns and JSON id paths; log files are scanned as text
+    (cheap, no parsing). The notebook's own scope discovery remains the judge of anything that passes.
+
+    Raises:
+        ConfigError: ``id`` is empty or does not look like an id.
+        ScopeError: nothing in the bundle mentions ``id``.
+    """
+    from .scope import ids_from_rows, normalise_id
+
+    from .safety import check_id
+
+    raw = check_id(id)
+    rid = normalise_id(raw) or ""
+    for key in bundle.tables():
+        frame = bundle.table(*key)
+        if frame is None or frame.empty:
+            continue
+        try:
+            found = ids_from_rows(key[0], key[1], frame)
+        except Exception:  # noqa: BLE001 - an odd table is left to the notebook
+            return
+        if any(rid in ids for ids in found.values()):
+            return
+    needles = {raw.encode(), rid.encode()}
+    for _container, _stream, path in bundle.log_files():
+        if _file_mentions(path, needles):
+            return
+    raise ScopeError(f"No row or log line in the bundle '{bundle.path}' mentions '{raw}'. Check the id (a batch, "
+                     "correlation, essay, text storage or file upload id) and that the bundle covers its "
+                     "time window.", id=raw)
+
+
+def _file_mentions(path: Path, needles: set[bytes]) -> bool:
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    overlap = max(len(n) for n in needles)
+    tail = b""
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                block = tail + chunk
+                if any(n in block for n in needles):
+                    return True
+                tail = block[-overlap:]
+    except OSError:
+        return True  # unreadable here: let the notebook decide and report it
+    return False
 
 
 def _iso(value: datetime | str | None, name: str) -> str | None:
@@ -301,7 +422,8 @@ def _iso(value: datetime | str | None, name: str) -> str | None:
 def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
                notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
                until: datetime | str | None = None, timeout_s: float = 600,
-               progress: bool = False) -> ReportResult:
+               progress: bool = False, show_code: bool = False, check: bool = True,
+               plotly_js_dir: str | Path | None = None) -> ReportResult:
     """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
 
     Args:
@@ -312,6 +434,10 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         since / until: optional window, aware datetimes or ISO strings (passed as ISO strings).
         timeout_s: the longest any one cell may run.
         progress: show papermill's per-cell progress bar on stderr.
+        show_code: keep the code cells in ``report.html`` (hidden by default).
+        check: refuse a malformed id, or one the bundle never mentions, before running the notebook
+            (:func:`require_id_in_bundle`); ``False`` for notebooks that take no id of their own.
+        plotly_js_dir: where the one copy of plotly.js goes (default: ``out_dir``); see :func:`export_html`.
 
     Returns:
         The paths written and the parsed verdict.
@@ -331,6 +457,8 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     if not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):  # nan fails too
         raise ConfigError(f"The timeout must be a positive number of seconds, not {timeout_s!r}.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    if check:
+        require_id_in_bundle(opened, str(id))
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)
     check_report_dir(out)
@@ -357,6 +485,9 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     params["bundle"] = str(Path(opened.path).resolve())
     result.bundle_path = Path(opened.path)
 
+    # the notebook about to run, so a run killed before its first cell finishes still leaves one behind
+    # (papermill overwrites it as soon as a cell has run)
+    shutil.copyfile(nb_path, result.notebook_path)
     failure: PapermillExecutionError | None = None
     try:
         with _kernel_stderr(out / KERNEL_LOG, enabled=not progress):
@@ -369,11 +500,11 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
-        _try_export(result)
+        _try_export(result, show_code, plotly_js_dir)
         raise ReportError(f"Running notebook '{nb_path.name}' failed: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
                           f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
-    _try_export(result)
+    _try_export(result, show_code, plotly_js_dir)
     if failure is not None:
         evalue = (failure.evalue or "").strip().splitlines()
         first = evalue[0] if evalue else ""
@@ -489,11 +620,11 @@ def _bundle_into(bundle: Bundle, dest: Path) -> Bundle:
     return bundle.copy_to(dest)
 
 
-def _try_export(result: ReportResult) -> None:
+def _try_export(result: ReportResult, show_code: bool = False, plotly_js_dir: str | Path | None = None) -> None:
     if not result.notebook_path.is_file():
         return
     try:
-        export_html(result.notebook_path, result.html_path)
+        export_html(result.notebook_path, result.html_path, show_code=show_code, plotly_js_dir=plotly_js_dir)
     except Exception as exc:  # noqa: BLE001 - the HTML is a convenience once the notebook exists
         log.warning("HTML export of %s failed: %s", result.notebook_path, exc)
 
@@ -562,7 +693,8 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return parse_utc(_iso(value, "since/until"))
 
 
-def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = False) -> ReportResult:
+def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = False,
+             show_code: bool = False) -> ReportResult:
     """Build the demo bundle into ``out_dir/bundle`` and run the report for the demo batch into ``out_dir``.
 
     An earlier demo bundle there is replaced; any other directory in its place is refused.
@@ -580,4 +712,4 @@ def run_demo(out_dir: str | Path, *, timeout_s: float = 600, progress: bool = Fa
             raise BundleInvalid(f"'{dest}' already exists and is not a demo bundle. Pass another --out.",
                                 path=str(dest))
     demo_bundle(dest, overwrite=overwrite)
-    return run_report(dest, DEMO_BATCH_ID, out, timeout_s=timeout_s, progress=progress)
+    return run_report(dest, DEMO_BATCH_ID, out, timeout_s=timeout_s, progress=progress, show_code=show_code)

@@ -88,7 +88,9 @@ def test_report_kit_failure_exits_3_and_keeps_the_partial_notebook(seed_bundle: 
 def test_report_unknown_id_exits_4(seed_bundle: Path, tmp_path: Path) -> None:
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "nope-0000-unknown", "--out", str(tmp_path),
                    "--notebook", str(FIXTURES / "raises_scope_error.ipynb"))
-    assert rc == 4 and out.strip() == "error: No evidence mentions id 'nope-0000-unknown'. Check the id."
+    # refused before the notebook runs (the bundle never mentions it), with one line naming the id
+    assert rc == 4 and len(out.strip().splitlines()) == 1 and "'nope-0000-unknown'" in out
+    assert not (tmp_path / "report.ipynb").exists()
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -124,7 +126,7 @@ def test_report_with_an_id_the_evidence_does_not_know_exits_4(seed_bundle: Path,
     rc, out = _run("report", "--bundle", str(seed_bundle), "--id", "00000000-0000-0000-0000-000000000000",
                    "--out", str(tmp_path))
     assert rc == 4 and len(out.strip().splitlines()) == 1 and "00000000-0000" in out
-    assert (tmp_path / "report.ipynb").exists()  # what ran is kept for inspection
+    assert not (tmp_path / "report.ipynb").exists()  # checked before any notebook ran
 
 
 # -- demo -----------------------------------------------------------------------------------------
@@ -212,3 +214,20 @@ def test_report_redact_ids(tmp_path: Path) -> None:
     html = (out / "report.html").read_text()
     assert "test_identity_user" not in html and "user-" in html
     assert json.loads((out / "verdict.json").read_text())["root_cause"]["finding"] == "enum.label_missing"
+
+
+def test_live_report_with_every_source_unreachable_exits_2_and_keeps_the_partial_bundle(tmp_path: Path) -> None:
+    """Nothing could be read: that is incomplete evidence (2), not a bad id (4); what was learnt is kept."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[profiles.down]\nhost = "127.0.0.1"\nport = 1\ndocker = false\n')
+    out = tmp_path / "out"
+    exe = Path(sys.executable).with_name("huledu-forensics")
+    proc = subprocess.run([str(exe), "report", "--profile", "down", "--config", str(cfg), "--id",
+                           "278f7fd9-37fe-406a-a735-f15128cb6b1f", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "unreachable" in errors[0] and "check --profile down" in errors[0]
+    assert "Traceback" not in proc.stderr
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    assert manifest["gaps"] and all(g["reason"] for g in manifest["gaps"])  # why each source is missing

@@ -55,3 +55,41 @@ def test_demo_prints_what_the_readme_shows(tmp_path: Path) -> None:
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == shown
+
+
+def _console_example(command_prefix: str) -> tuple[str, str]:
+    """The README's ``$ <command>`` line starting with ``command_prefix`` and the output shown under it."""
+    lines = README.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith(f"$ {command_prefix}"):
+            out = []
+            for nxt in lines[i + 1:]:
+                if nxt.strip().startswith("```") or nxt.strip().startswith("$ "):
+                    break
+                out.append(nxt.strip())
+            return line.strip()[2:], "\n".join(out)
+    raise AssertionError(f"no `$ {command_prefix}` example in the README")
+
+
+def test_unknown_id_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The first-ten-minutes example: an id the bundle never mentions fails before any notebook runs."""
+    from huledu_forensics.report import demo_bundle
+
+    demo_bundle(tmp_path / "out" / "demo" / "bundle")
+    command, shown = _console_example("huledu-forensics report --bundle out/demo/bundle --id 0000")
+    exe = Path(sys.executable).with_name("huledu-forensics")
+    proc = subprocess.run([str(exe), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 4
+    assert proc.stdout + proc.stderr.strip() == shown
+    assert not (tmp_path / "out" / "nope" / "report.ipynb").exists()
+
+
+def test_readme_says_what_a_newcomer_trips_over() -> None:
+    assert "## The first ten minutes" in README
+    assert ". .venv/bin/activate" in README and "--allow-root" in README
+    assert "--forensics-bundle=PATH" in README  # two words would move pytest's rootdir
+    assert "`check` exits 0 when every source of the profile answers and 3 when any does not" in README
+    check_help = cli.commands["check"].help or ""
+    assert "Exits 0 when all are reachable, 3 otherwise" in check_help  # the README and --help agree
+    assert "--notebook stuck_batches --bundle B --id BATCH" in README  # report needs --id for it too

@@ -194,12 +194,11 @@ def _assert_lab_run(cells: list[dict[str, Any]], figures: list[dict[str, Any]], 
     counts = [int(c["prompt"].strip("[]:")) for c in cells]
     assert counts == sorted(counts) and len(set(counts)) == len(counts), f"cells ran out of order: {counts}"
 
-    # The verdict cell prints a summary naming the root cause.
-    verdict = [c for c in cells if "summary_text" in c["source"]]
+    # The verdict card names the root cause.
+    verdict = [c for c in cells if "verdict_card" in c["source"]]
     assert len(verdict) == 1, f"no single verdict cell among {[c['source'][:60] for c in cells]}"
-    summary = "".join(o["text"] for o in verdict[0]["outputs"]
-                      if o["mime"] == "application/vnd.jupyter.stdout")
-    assert ROOT_CAUSE in summary, f"verdict summary does not name {ROOT_CAUSE}: {summary[:400]!r}"
+    summary = "".join(o["text"] for o in verdict[0]["outputs"] if o["mime"] == "text/html")
+    assert ROOT_CAUSE in summary, f"verdict card does not name {ROOT_CAUSE}: {summary[:400]!r}"
 
     # Lab's plotly renderer drew at least the three figures, each with data in it.
     assert len(figures) >= 3, f"Lab drew {len(figures)} plotly figures, expected >= 3 {debug}"

@@ -274,3 +274,131 @@ def test_state_progress_measures_an_open_stuck_step_to_collection_time() -> None
     stuck = next(tr for tr in plots.state_progress(inv).data if tr.name == "stuck")
     assert stuck.x[0] == pytest.approx(4 * 3600 - 2)  # entered at +2 s, collected at +4 h
     assert stuck.text[0] == "3h59m"
+
+
+# -- state graph ----------------------------------------------------------------------------------
+def _names(fig, prefix: str) -> list[str]:  # noqa: ANN001
+    return [x.name for x in list(fig.layout.annotations) + list(fig.layout.shapes)
+            if (x.name or "").startswith(prefix)]
+
+
+def test_state_graph_draws_each_step_as_a_node_with_the_path_taken_and_the_missing_edge() -> None:
+    fig = plots.state_graph(_inv())
+    nodes = {s.name: s for s in fig.layout.shapes if (s.name or "").startswith("node ")}
+    assert list(nodes) == ["node registered", "node content", "node ready"]
+    assert nodes["node registered"].line.color == "#2e7d32"  # done: green
+    assert nodes["node content"].line.color == "#c62828"  # stuck: red
+    assert nodes["node ready"].line.dash == "dot"  # not reached: dotted grey
+    edges = _names(fig, "edge ")
+    assert edges == ["edge registered->content taken", "edge content->ready missing"]
+    assert any(s.name == "missing edge" and s.line.dash == "dash" for s in fig.layout.shapes)
+    text = _annotations(fig)
+    # the awaited edge is labelled with its trigger and its checks; the stuck node with its dwell
+    assert "t.ready" in text and "produced ✓ · published ✗ · consumed ✗" in text
+    assert "✗ STUCK · waiting 3h02m" in text and "healthy ≤ 1m00s" in text
+    assert "not reached" in text and "✓ 2s" in text
+
+
+def test_state_graph_shows_unknown_checks_as_question_marks_not_as_no() -> None:
+    inv = _inv()
+    inv.progress.awaited.consumed = None
+    assert "consumed ?" in _annotations(plots.state_graph(inv))
+
+
+def test_state_graph_without_steps_says_batch_unknown() -> None:
+    fig = plots.state_graph(_inv(progress=None))
+    assert len(fig.data) == 0 and "batch row was not found" in _annotations(fig)
+
+
+def test_state_graph_names_documented_statuses_the_implementation_never_writes() -> None:
+    inv = _inv()
+    inv.progress.flow = "GUEST"
+    assert "awaiting_pipeline_configuration" in _annotations(plots.state_graph(inv))
+
+
+# -- swimlane focus ---------------------------------------------------------------------------------
+def _incident_timeline() -> pd.DataFrame:
+    """Container starts 10 minutes before a 4-second incident, one lane quiet during it."""
+    tl = _timeline()
+    extra = pd.DataFrame([
+        {"ts": _ts(-600), "source": "container", "service": "x", "lane": "quiet_app", "kind": "container_started",
+         "level": None, "label": "started", "topic": None, "batch_id": None, "correlation_id": None,
+         "essay_id": None, "ref": "containers.json#quiet_app"},
+        {"ts": _ts(0.5), "source": "outbox", "service": "bos", "lane": "db:bos_db", "kind": "outbox_published",
+         "level": None, "label": "relayed", "topic": "topic.a", "batch_id": BATCH, "correlation_id": "c-1",
+         "essay_id": None, "ref": "tables/bos_db/o.parquet#id=7"},
+        {"ts": _ts(2.5), "source": "log", "service": "els", "lane": "els_worker", "kind": "log", "level": "info",
+         "label": "handled topic.a", "topic": "topic.a", "batch_id": BATCH, "correlation_id": "c-1",
+         "essay_id": None, "ref": "logs/els_worker/stdout.log#L21"},
+    ])
+    return pd.concat([tl, extra], ignore_index=True)
+
+
+def test_swimlane_opens_on_the_incident_window_not_on_container_starts() -> None:
+    inv = _inv(timeline=_incident_timeline())
+    lo, hi = plots.incident_window(inv)
+    assert lo > T0 - timedelta(seconds=2) and hi < T0 + timedelta(seconds=10)
+    fig = plots.swimlane(inv)
+    assert [pd.Timestamp(x) for x in fig.layout.xaxis.range] == [pd.Timestamp(lo), pd.Timestamp(hi)]
+    buttons = [b.label for b in fig.layout.updatemenus[0].buttons]
+    assert buttons == ["incident window", "all context"]
+    full = fig.layout.updatemenus[0].buttons[1].args[0]["xaxis.range"]
+    assert pd.Timestamp(full[0]) == _ts(-600)  # the context toggle reaches the container start
+    assert "incident window" in fig.layout.title.text
+
+
+def test_swimlane_folds_lanes_quiet_in_the_window() -> None:
+    fig = plots.swimlane(_inv(timeline=_incident_timeline()))
+    lanes = list(fig.layout.yaxis.categoryarray)
+    assert "quiet_app" not in lanes and lanes[0].startswith("(folded")
+    container = next(tr for tr in fig.data if tr.name == "container")
+    assert any("lane: quiet_app" in h for h in container.hovertext)  # a folded event says where it came from
+
+
+def test_swimlane_colours_ordinary_events_apart_from_warnings_and_errors() -> None:
+    fig = plots.swimlane(_inv())
+    colours = {tr.name: tr.marker.color for tr in fig.data if tr.mode == "markers"}
+    assert colours["errors"] == "#d50000" and colours["warnings"] == "#ef6c00"
+    ordinary = {colours[n] for n in ("table", "outbox", "log", "container")}
+    assert not ordinary & {"#d50000", "#ef6c00"}  # a plain log line is never drawn red
+
+
+def test_swimlane_links_each_event_from_producer_to_consumer() -> None:
+    fig = plots.swimlane(_inv(timeline=_incident_timeline()))
+    hops = next(tr for tr in fig.data if tr.name.startswith("event hops"))
+    points = [(pd.Timestamp(x), y) for x, y in zip(hops.x, hops.y) if y is not None]
+    assert points == [(_ts(0.5), "db:bos_db"), (_ts(2.5), "els_worker")]
+
+
+def test_awaited_checks_keep_unknown_apart_from_no() -> None:
+    inv = _inv()
+    inv.progress.awaited.consumed = None
+    df = plots.awaited_checks(inv)
+    assert df["ok"].iloc[2] is None and "unknown" in df["detail"].iloc[2]
+    assert df["ok"].iloc[1] is False and "unknown" not in df["detail"].iloc[1]
+
+
+def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() -> None:
+    db, name = next((k for k, t in model.TABLES.items() if t.json_columns and t.key == ("id",)))
+    json_col = model.TABLES[(db, name)].json_columns[0]
+    frame = pd.DataFrame({"id": [7, 8], "status": ["available", "taken"], json_col: ['{"a": 1}', "{}"],
+                          "text": ["essay words", "more words"]})
+
+    class FakeBundle:
+        collected_at = T0
+        enums = {"els_db": {"status_enum": ["a", "b"]}}
+
+        def table(self, d: str, t: str) -> pd.DataFrame | None:
+            return frame if (d, t) == (db, name) else None
+
+    findings = [SimpleNamespace(id="rule.a", evidence=[SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=8"),
+                                                       SimpleNamespace(part="enums.json", key="els_db.status_enum")]),
+                SimpleNamespace(id="rule.b", evidence=[SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=8"),
+                                                       SimpleNamespace(part=f"tables/{db}/{name}.parquet", key="id=9")])]
+    df = plots.evidence_rows(_inv(findings=findings, bundle=FakeBundle()))
+    rows = dict(zip(df["ref"], df["row"]))
+    row8 = rows[f"tables/{db}/{name}.parquet#id=8"]
+    assert "status=taken" in row8 and json_col not in row8 and "essay words" not in row8 and "text=" not in row8
+    assert rows["enums.json#els_db.status_enum"] == "labels: a, b"
+    assert "absence" in rows[f"tables/{db}/{name}.parquet#id=9"]
+    assert df.set_index("ref").loc[f"tables/{db}/{name}.parquet#id=8", "finding"] == "rule.a, rule.b"

@@ -119,6 +119,17 @@ def test_timeline_next_steps_and_missing_evidence(seed_md: str) -> None:
     assert steps.lstrip().startswith("1. **Root cause**")
     assert "ALTER TYPE essay_status_enum ADD VALUE IF NOT EXISTS 'uploaded'" in steps
     assert "pg_enum" in steps  # the enum validation check
+    # every drifted label gets its fix, not only the one this batch hit first: fixing one would let the
+    # next stop the batch again (the co-occurring critical findings are named as such)
+    for enum, label in (("essay_status_enum", "ready_for_processing"), ("batch_status_enum",
+                                                                       "ready_for_pipeline_execution")):
+        assert f"ALTER TYPE {enum} ADD VALUE IF NOT EXISTS '{label}'" in steps
+    numbered = [ln for ln in steps.splitlines() if ln[:1].isdigit()]
+    assert numbered[1].startswith("2. **Same fault, also critical**")  # fixed with the cause, next to it
+    # and every finding of the chain has its step
+    for rule in ("db.enum_value_rejected", "consumer.handler_failed", "tracker.registered_without_essays",
+                 "pending.orphaned_content", "event.not_produced", "pipeline.request_rejected"):
+        assert f"`{rule}`" in steps, rule
     assert "Nothing" in _section(seed_md, "Missing evidence")
     assert "Figures were not rendered: disabled" in _section(seed_md, "Figures")
 

@@ -83,9 +83,13 @@ def test_failed_test_gets_the_seed_verdict_in_artifacts_summary_and_junit(
     assert verdict["awaited_event"] == "huleedu.batch.content.provisioning.completed.v1"
     assert verdict["root_cause"]["finding"] == "enum.label_missing"
     assert (stuck / "report.html").stat().st_size > 10_000 and (stuck / "report.ipynb").is_file()
-    # a passing test and a test without ids produce no artifacts
+    # a passing test, a test without ids and an id the evidence never mentions produce no artifacts
+    # (the unknown batch is refused before any notebook runs, so it leaves no directory behind)
     assert sorted(p.name for p in artifacts.iterdir()) == [
-        "test_functional.py__test_guest_batch_reaches_ready", "test_functional.py__test_unknown_batch"]
+        "plotly.min.js", "test_functional.py__test_guest_batch_reaches_ready"]
+    # plotly.js once for all the reports, not once per failing test
+    assert not (stuck / "plotly.min.js").exists() and '<script src="../plotly.min.js"' in (
+        stuck / "report.html").read_text()
 
     result.stdout.fnmatch_lines([
         "*= huledu-forensics =*",

@@ -100,7 +100,8 @@ def test_run_report_executes_with_parameters_and_writes_all_files(seed_bundle: P
     res = report.run_report(seed_bundle, f" {SEED_BATCH} ", out,
                             notebook=FIXTURES / "two_figures_healthy_verdict.ipynb",
                             since="2025-09-20T10:00:00+02:00")
-    assert {p.name for p in out.iterdir()} == set(report.REPORT_FILES.values()) | {report.BUNDLE_DIR}
+    assert {p.name for p in out.iterdir()} == set(report.REPORT_FILES.values()) | {report.BUNDLE_DIR,
+                                                                                   report.PLOTLY_JS}
     assert res.bundle_path == out / report.BUNDLE_DIR  # the report directory is self-contained
     assert (out / report.BUNDLE_DIR / "manifest.json").is_file()
     assert res.verdict["batch_id"] == SEED_BATCH and res.exit_code == 0
@@ -115,6 +116,32 @@ def test_run_report_executes_with_parameters_and_writes_all_files(seed_bundle: P
     assert html.count('class="plotly-graph-div"') == 2
     assert not re.findall(r'<script[^>]+src="https?://', html), "the HTML loads a script from the network"
     assert "cdnjs.cloudflare.com/ajax/libs/require.js" not in html
+    # plotly.js once per report directory: loaded by the page, copied into neither page nor notebook
+    assert f'<script src="{report.PLOTLY_JS}"' in html
+    assert (out / report.PLOTLY_JS).read_text(encoding="utf-8").count("plotly.js v") >= 1
+    assert "plotly.js v" not in html and "plotly.js v" not in (out / "report.ipynb").read_text()
+    # code and parameter cells are hidden in the HTML; the notebook keeps them
+    assert "hl-ipython3" not in html and 'id = "' not in html
+
+
+@pytest.mark.slow
+def test_show_code_keeps_the_code_cells_in_the_html(seed_bundle: Path, tmp_path: Path) -> None:
+    report.run_report(seed_bundle, SEED_BATCH, tmp_path, notebook=FIXTURES / "two_figures_healthy_verdict.ipynb",
+                      show_code=True)
+    assert "hl-ipython3" in (tmp_path / "report.html").read_text()
+
+
+def test_unknown_or_malformed_id_is_refused_before_the_notebook_runs(seed_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ScopeError, match="No row or log line in the bundle"):
+        report.run_report(seed_bundle, "00000000-0000-0000-0000-000000000000", tmp_path / "a")
+    with pytest.raises(ConfigError, match="is not an id"):
+        report.run_report(seed_bundle, "278f7fd9 OR 1=1; --", tmp_path / "b")
+    assert not (tmp_path / "a" / "report.ipynb").exists() and not (tmp_path / "b" / "report.ipynb").exists()
+    # every kind of id the seed incident holds passes: batch, correlation, essay, text storage
+    bundle = Bundle.open(seed_bundle)
+    for rid in (SEED_BATCH, "7242c19e-039b-43d3-b37f-b144133706c9", "62431c17-f141-444a-b709-6c08e7c6eff2",
+                "CF3EA970FFC94727B79CDB6051F76E6A"):
+        report.require_id_in_bundle(bundle, rid)
 
 
 @pytest.mark.slow
@@ -140,7 +167,8 @@ def test_failing_cell_still_writes_notebook_and_html_then_names_cell(seed_bundle
 @pytest.mark.slow
 def test_forensics_error_in_notebook_is_raised_as_itself(seed_bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(ScopeError, match="No evidence mentions id 'nope'"):
-        report.run_report(seed_bundle, "nope", tmp_path, notebook=FIXTURES / "raises_scope_error.ipynb")
+        report.run_report(seed_bundle, "nope", tmp_path, notebook=FIXTURES / "raises_scope_error.ipynb",
+                          check=False)
     assert (tmp_path / "report.html").exists()
 
 
