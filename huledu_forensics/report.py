@@ -556,7 +556,7 @@ def _kernel_stderr(path: Path, *, enabled: bool) -> Iterator[None]:
                 path.unlink(missing_ok=True)
 
 
-REPORT_DIR_ENTRIES = frozenset({*REPORT_FILES.values(), BUNDLE_DIR, f"{BUNDLE_DIR}-raw", "kernel.log"})
+REPORT_DIR_ENTRIES = frozenset({*REPORT_FILES.values(), BUNDLE_DIR, f"{BUNDLE_DIR}-raw", "kernel.log", PLOTLY_JS})
 """Every name the kit writes into a report directory; any other entry means it is not one."""
 
 

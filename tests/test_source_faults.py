@@ -223,7 +223,8 @@ def test_redacted_live_report_leaves_no_raw_evidence_in_out(dsns: dict[str, str]
     r = _cli("report", "--profile", "t", "--config", str(_config(tmp_path / "c.toml", dsns, loki.url)),
              "--id", BATCH, *WINDOW, "--out", str(out), "--redact-ids", timeout=600)
     assert r.returncode in (1, 2), r.stderr.decode(errors="replace")[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["bundle", "report.html", "report.ipynb", "verdict.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["bundle", "plotly.min.js", "report.html", "report.ipynb",
+                                                     "verdict.json"]
     users: set[str] = set()
     for (db, table), spec in model.TABLES.items():
         df = world.table(db, table)
