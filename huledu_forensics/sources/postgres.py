@@ -183,6 +183,19 @@ class PostgresSource:
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, doing) from exc
 
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str = "query") -> pd.DataFrame:
+        """Run one read-only ``SELECT`` with bound parameters; return its rows as a frame.
+
+        Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
+        """
+        try:
+            with self.session() as conn:
+                result = conn.execute(text(sql), params or {})
+                cols = list(result.keys())
+                return pd.DataFrame.from_records([tuple(r) for r in result.all()], columns=cols)
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, doing) from exc
+
     def close(self) -> None:
         """Release the engine."""
         self._engine.dispose()
