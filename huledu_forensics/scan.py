@@ -928,3 +928,95 @@ def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = N
     groups = _groups(batches)
     return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
                       source={"kind": "bundle", "bundle": str(b.path)}, warnings=facts.warnings)
+
+
+# ----------------------------------------------------------------------------------- report helpers
+def overview_frame(result: ScanResult) -> pd.DataFrame:
+    """The scan's stuck batches in :data:`huledu_forensics.overview.OVERVIEW_COLUMNS` form.
+
+    So the stuck-batches notebook's figure and root-cause table work on a live scan too; the error class
+    stands in for the root cause (a scan runs no rules).
+    """
+    from .overview import OVERVIEW_COLUMNS
+
+    b = result.batches
+    df = pd.DataFrame({
+        "batch_id": b["batch_id"], "flow": b["flow"],
+        "status": ["failed" if str(s) in N.BATCH_FAILED_STATUSES else "stuck" for s in b["state"]],
+        "current_state": b["state"], "current_step": b["step"], "awaited_event": b["awaited_event"],
+        "waited_s": b["age_s"], "root_cause": b["error_class"], "root_cause_summary": None,
+        "findings": pd.array([None] * len(b), dtype="Int64"), "registered_at": pd.NaT,
+        "known_to": b["known_to"], "error": ""}, columns=list(OVERVIEW_COLUMNS))
+    df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
+    return df.sort_values("waited_s", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def scan_verdict(result: ScanResult) -> dict[str, Any]:
+    """A ``verdict.json`` for a scan: healthy when no batch is stuck; incomplete when a source was not read.
+
+    ``huledu-forensics report`` derives its exit code from it as from a batch verdict.
+    """
+    return {"tool": "huledu-forensics", "kind": "scan", "healthy": result.stuck == 0,
+            "status": "healthy" if result.stuck == 0 else "stuck", "scanned_at": result.scanned_at.isoformat(),
+            "total": int(result.total), "stuck": result.stuck,
+            "completeness": {"scan": "complete" if result.complete else "partial"},
+            "warnings": list(result.warnings), "groups": _records(result.groups)}
+
+
+def write_scan_verdict(path: str | Path | None, result: ScanResult) -> str | None:
+    """Write :func:`scan_verdict` to ``path`` atomically (nothing when ``path`` is empty)."""
+    if not path:
+        return None
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(scan_verdict(result), indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+    return str(p)
+
+
+def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str | Path = "stuck_batches",
+                    timeout_s: float = 600, progress: bool = False) -> Any:
+    """Run the stuck-batches notebook on a written scan (no bundle, no id); return a ``ReportResult``.
+
+    Writes ``verdict.json`` (:func:`scan_verdict`), ``report.ipynb`` and ``report.html`` into ``out_dir``.
+
+    Raises:
+        ReportError: the notebook has no ``scan`` parameter or a cell failed.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from . import report as R
+    from .errors import ReportError
+
+    scan_json = Path(scan_dir) / SCAN_FILES["json"] if Path(scan_dir).is_dir() else Path(scan_dir)
+    load_scan(scan_json)  # bad input fails here, before a kernel starts
+    nb_path = R.resolve_notebook(notebook)
+    _, declared = R._parameters_cell(nb_path)
+    if "scan" not in declared:
+        raise ReportError(f"Notebook '{nb_path.name}' has no 'scan' parameter, so it cannot run on a scan; "
+                          "use --notebook stuck_batches or pass --id.", notebook=str(nb_path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = R.ReportResult(out_dir=out, verdict_path=out / R.REPORT_FILES["verdict"],
+                            notebook_path=out / R.REPORT_FILES["notebook"], html_path=out / R.REPORT_FILES["html"],
+                            bundle_path=None)
+    for name in R.REPORT_FILES.values():
+        (out / name).unlink(missing_ok=True)
+    params = {"scan": str(scan_json.resolve()), "verdict_path": str(result.verdict_path.resolve())}
+    try:
+        with R._kernel_stderr(out / R.KERNEL_LOG, enabled=not progress):
+            pm.execute_notebook(str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
+                                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
+                                cwd=str(out), request_save_on_cell_execute=True)
+    except PapermillExecutionError as exc:
+        R._try_export(result)
+        raise ReportError(f"Notebook '{nb_path.name}' failed: {exc.ename}: "
+                          f"{(exc.evalue or '').strip().splitlines()[0] if exc.evalue else ''}. See "
+                          f"{result.notebook_path}.", notebook=str(nb_path)) from exc
+    R._try_export(result)
+    if not result.verdict_path.is_file():
+        raise ReportError(f"Notebook '{nb_path.name}' wrote no {R.REPORT_FILES['verdict']}.", notebook=str(nb_path))
+    result.verdict = json.loads(result.verdict_path.read_text(encoding="utf-8"))
+    return result
