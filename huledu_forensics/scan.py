@@ -721,7 +721,8 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     say(f"File Service: {len(files)} batch(es) with failed or stalled uploads")
 
     cand = list(dict.fromkeys([*bos["batch_id"], *els["batch_id"], *files["batch_id"]]))
-    other = [i for i in cand if i not in set(bos["batch_id"])]
+    in_bos = set(bos["batch_id"])
+    other = [i for i in cand if i not in in_bos]
     # an id ELS or the File Service flags but BOS holds and does not flag: BOS is authoritative
     bos_known = facts.bos_rows(other) if other and facts.has(BOS_DB) else pd.DataFrame(columns=["batch_id"])
     healthy_in_bos = set(bos_known["batch_id"].astype(str).str.lower())
@@ -732,8 +733,8 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     if not ids:
         return pd.DataFrame(columns=list(BATCH_COLUMNS)), total
 
-    ed = facts.els_details(ids).set_index("batch_id") if facts.has(ELS_DB) else pd.DataFrame()
-    fd = facts.file_details(ids).set_index("batch_id") if facts.has(FILE_DB) else pd.DataFrame()
+    ed = {r["batch_id"]: r for r in facts.els_details(ids).to_dict("records")} if facts.has(ELS_DB) else {}
+    fd = {r["batch_id"]: r for r in facts.file_details(ids).to_dict("records")} if facts.has(FILE_DB) else {}
     awaited: dict[tuple[str, str], tuple[bool, int]] = {}
     by_prod: dict[str, tuple[list[str], set[str]]] = {}
     for r in bos.to_dict("records"):
@@ -754,12 +755,12 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     rows = []
     for r in [*bos.to_dict("records"), *({"batch_id": i} for i in only_elsewhere)]:
         bid = r["batch_id"]
-        e = ed.loc[bid].to_dict() if bid in ed.index else {}
-        f = fd.loc[bid].to_dict() if bid in fd.index else {}
+        e = ed.get(bid) or {}
+        f = fd.get(bid) or {}
         row = {c: r.get(c) for c in BATCH_COLUMNS if c in r}
         row.setdefault("flow", None)
         row.setdefault("state", None)
-        row["known_to"] = ", ".join(db for db, ok in ((BOS_DB, bid in set(bos["batch_id"])),
+        row["known_to"] = ", ".join(db for db, ok in ((BOS_DB, bid in in_bos),
                                                       (ELS_DB, bool(e)), (FILE_DB, bool(f))) if ok)
         row["essays_expected"] = _int(r.get("essays_expected")) if _int(r.get("essays_expected")) is not None \
             else _int(e.get("essays_expected"))
@@ -777,7 +778,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
         else:
             hit = awaited.get((bid, str(r["awaited_event"])))
             row["outbox_row"] = "missing" if hit is None else ("published" if hit[0] else "unpublished")
-        if bid not in set(bos["batch_id"]):
+        if bid not in in_bos:
             first = [t for t in (e.get("tracker_created_at"), f.get("first_upload_at")) if t is not None
                      and not pd.isna(t)]
             row["entered_at"] = min(first) if first else pd.NaT

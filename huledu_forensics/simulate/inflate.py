@@ -36,6 +36,10 @@ from ..model.services import BOS_DB, ELS_DB, FILE_DB
 __all__ = ["Inflation", "inflate_world_into_postgres"]
 
 _UUID_RE = "([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-)[0-9a-fA-F]{12}"
+# Content Service storage ids (text_storage_id, raw_file_storage_id): 32 hex digits, no dashes
+_HEX32_RE = "\\m([0-9a-f]{20})[0-9a-f]{12}\\M"
+# either, in one pass: keep the prefix (\1), replace the last 12 hex digits
+_ANY_ID_RE = "([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-|\\m[0-9a-f]{20})[0-9a-fA-F]{12}\\M"
 _TRACKER_FK = "batch_tracker_id"
 
 
@@ -103,16 +107,16 @@ def _remap(col: str, dtype: str, kind: str = "embedded") -> str:
     q = f's."{col}"'
     if kind == "none":
         return q
-    if kind == "exact" and dtype in ("character varying", "text", "character", "uuid"):
-        expr = f"left(CAST({q} AS text), 24) || lpad(to_hex(p.n), 12, '0')"
+    if kind in ("exact", "exact32") and dtype in ("character varying", "text", "character", "uuid"):
+        keep = 24 if kind == "exact" else 20
+        expr = f"left(CAST({q} AS text), {keep}) || lpad(to_hex(p.n), 12, '0')"
         return f"CAST({expr} AS uuid)" if dtype == "uuid" else expr
     repl = "'\\1' || lpad(to_hex(p.n), 12, '0')"
+    inner = f"regexp_replace(CAST({q} AS text), '{_ANY_ID_RE}', {repl}, 'g')"
     if dtype in ("character varying", "text", "character"):
-        return f"regexp_replace({q}, '{_UUID_RE}', {repl}, 'g')"
-    if dtype == "uuid":
-        return f"CAST(regexp_replace(CAST({q} AS text), '{_UUID_RE}', {repl}, 'g') AS uuid)"
-    if dtype in ("json", "jsonb"):
-        return f"CAST(regexp_replace(CAST({q} AS text), '{_UUID_RE}', {repl}, 'g') AS {dtype})"
+        return inner
+    if dtype in ("uuid", "json", "jsonb"):
+        return f"CAST({inner} AS {dtype})"
     return q
 
 
@@ -125,12 +129,19 @@ def _uuid_kinds(conn: psycopg.Connection[Any], src: str, cols: list[tuple[str, s
     parts = []
     for c, _ in cand:
         v = f'CAST("{c}" AS text)'
-        parts.append(f"bool_or({v} ~ '{_UUID_RE}'), bool_and({v} IS NULL OR {v} ~ '^{_UUID_RE}$')")
+        parts.append(f"bool_or({v} ~ '{_UUID_RE}' OR {v} ~ '{_HEX32_RE}'), "
+                     f"bool_and({v} IS NULL OR {v} ~ '^{_UUID_RE}$'), "
+                     f"bool_and({v} IS NULL OR {v} ~ '^[0-9a-f]{{32}}$')")
     row = conn.execute(f'SELECT {", ".join(parts)} FROM "{src}"').fetchone()  # type: ignore[arg-type]
     out = {}
     for i, (c, t) in enumerate(cand):
-        anyv, exact = (row[2 * i], row[2 * i + 1]) if row else (False, False)
-        out[c] = "none" if not anyv else ("exact" if exact and t not in ("json", "jsonb") else "embedded")
+        anyv, exact, exact32 = (row[3 * i], row[3 * i + 1], row[3 * i + 2]) if row else (False, False, False)
+        if not anyv:
+            out[c] = "none"
+        elif t in ("json", "jsonb"):
+            out[c] = "embedded"
+        else:
+            out[c] = "exact" if exact else ("exact32" if exact32 else "embedded")
     return out
 
 
