@@ -192,11 +192,16 @@ class _Recorder:
         return out
 
 
+SMALL_TABLE_ROWS = 1000  # below this a Seq Scan is the planner's right choice, whatever the indexes
+
+
 def _indexed_leading_columns(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+    """Per large table, the columns that lead one of its indexes."""
     rows = conn.execute(
         "SELECT c.relname, a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'").fetchall()
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+        "AND c.reltuples >= %s", (SMALL_TABLE_ROWS,)).fetchall()
     out: dict[str, set[str]] = {}
     for rel, col in rows:
         out.setdefault(rel, set()).add(col)
