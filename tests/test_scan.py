@@ -20,7 +20,7 @@ from huledu_forensics import collect
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.investigation import investigate
 from huledu_forensics.model import names as N
-from huledu_forensics.model.services import ELS_DB, FILE_DB
+from huledu_forensics.model.services import BOS_DB, ELS_DB, FILE_DB
 from huledu_forensics.overview import batch_overview
 from huledu_forensics.scan import BATCH_COLUMNS, GROUP_COLUMNS, ScanResult, load_scan, scan_bundle, scan_profile
 from huledu_forensics.simulate import build_world
@@ -266,10 +266,10 @@ def test_every_kit_query_on_the_large_world_uses_the_indexes(large: dict[str, An
 
 
 def test_the_index_check_catches_a_cast_column(large: dict[str, Any]) -> None:
-    """The check above can fail: the old CAST(col AS text) form is a Seq Scan on an indexed column."""
-    sql = (f'SELECT * FROM "{N.ESSAY_STATES[1]}" WHERE CAST(batch_id AS text) = ANY(CAST(%(p)s AS text[]))')
-    problems = _explain_all(large["dsns"], [(_dbname(large["dsns"][ELS_DB]), sql, {"p": [VALIDATION_STUCK]})])
-    assert problems and "batch_id" in problems[0]
+    """The check above can fail: the old CAST(uuid AS text) form is a Seq Scan on the indexed primary key."""
+    sql = f'SELECT * FROM "{N.BOS_OUTBOX[1]}" WHERE CAST(id AS text) = ANY(CAST(%(p)s AS text[]))'
+    problems = _explain_all(large["dsns"], [(_dbname(large["dsns"][BOS_DB]), sql, {"p": [VALIDATION_STUCK]})])
+    assert problems and "['id']" in problems[0]
 
 
 def _dbname(dsn: str) -> str:
