@@ -51,7 +51,7 @@ GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", 
                  "oldest_age_s", "example_batch")
 """Columns of :attr:`ScanResult.groups` (one row per signature, biggest first)."""
 
-SCAN_FILES = {"json": "scan.json", "batches": "stuck_batches.csv", "groups": "groups.csv"}
+SCAN_FILES = {"json": "scan.json", "stuck": "stuck_batches.csv", "groups": "groups.csv"}
 """What :meth:`ScanResult.write` puts in a directory."""
 
 SCAN_FORMAT = "huledu-forensics-scan"
@@ -100,14 +100,14 @@ class ScanResult:
                 "since": self.since.isoformat() if self.since else None, "source": self.source,
                 "total": int(self.total), "stuck": self.stuck, "complete": self.complete,
                 "warnings": list(self.warnings), "groups": _records(self.groups),
-                "batches": _records(self.batches)}
+                "stuck_batches": _records(self.batches)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScanResult:
         """Rebuild a result from :meth:`to_json` output."""
         if not isinstance(data, dict) or data.get("format") != SCAN_FORMAT:
             raise ConfigError("This is not a scan.json written by `huledu-forensics scan --out`.")
-        batches = pd.DataFrame(data.get("batches") or [], columns=list(BATCH_COLUMNS))
+        batches = pd.DataFrame(data.get("stuck_batches") or [], columns=list(BATCH_COLUMNS))
         groups = pd.DataFrame(data.get("groups") or [], columns=list(GROUP_COLUMNS))
         for df, cols in ((batches, ("entered_at",)), (groups, ("first_at", "last_at"))):
             for c in cols:
@@ -125,7 +125,7 @@ class ScanResult:
         tmp = paths["json"].with_name(paths["json"].name + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
         os.replace(tmp, paths["json"])
-        self.batches.to_csv(paths["batches"], index=False)
+        self.batches.to_csv(paths["stuck"], index=False)
         self.groups.to_csv(paths["groups"], index=False)
         return paths
 

@@ -58,7 +58,7 @@ def test_scan_a_bundle_prints_the_group_and_exits_1(bundles: dict[str, Path], tm
     assert "... and 4 more" in proc.stdout
     assert "[scan] BOS:" in proc.stderr  # progress goes to stderr, not into the table
     data = json.loads((tmp_path / "s" / "scan.json").read_text())
-    assert data["stuck"] == 6 and data["total"] == 6 and len(data["batches"]) == 6
+    assert data["stuck"] == 6 and data["total"] == 6 and len(data["stuck_batches"]) == 6
     assert (tmp_path / "s" / "stuck_batches.csv").read_text().count("\n") == 7
 
 

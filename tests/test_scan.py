@@ -93,7 +93,7 @@ def test_scan_json_round_trip_and_files(bundles: dict[str, Bundle], tmp_path: Pa
     paths = result.write(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["groups.csv", "scan.json", "stuck_batches.csv"]
     data = json.loads(paths["json"].read_text())
-    assert data["total"] == 5 and data["stuck"] == 1 and data["batches"][0]["outbox_row"] == "unpublished"
+    assert data["total"] == 5 and data["stuck"] == 1 and data["stuck_batches"][0]["outbox_row"] == "unpublished"
     back = load_scan(tmp_path)
     assert _signatures(back) == _signatures(result) and back.total == result.total
     assert back.batches[COMPARED].equals(result.batches[COMPARED])
