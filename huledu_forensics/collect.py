@@ -344,6 +344,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             try:
                 src = PostgresSource(f"postgres:{db}", db, target.url())
                 src.json_window = (t_since, t_until)  # JSON payloads have no index: bound their scans
+                src.incremental = True  # each round asks only for ids not asked before (rounds are merged)
                 tables = set(src.tables())
             except (SourceUnavailable, ConfigError) as exc:
                 writer.gap(f"tables/{db}", str(exc), source=rep)
