@@ -33,6 +33,7 @@ from .errors import ConfigError, EvidenceIncomplete, ScopeError, SourceUnavailab
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
 from .logs import make_id_prefilter
+from .model import names as N
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
 from .sources.files import FilesSource
@@ -74,6 +75,7 @@ class _ScopeState:
     other_batches: set[str] = field(default_factory=set)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
     asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+    json_since: datetime | None = None  # lower bound for JSON-payload scans once the batch is known
 
     def values_for(self, kinds: Iterable[str]) -> set[str]:
         out = {self.requested}
@@ -157,6 +159,7 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
     for (tdb, tname), spec in model.TABLES.items():
         if tdb != db or tname not in present:
             continue
+        _bound_json_scans(src, state)
         filters = _filters(spec, state)
         if state.asked.get((db, tname)) == filters:
             counts.append(f"{tname} =")
@@ -173,12 +176,63 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
                     new += state.add(pairs)
             frame = frame[pd.Series(keep, index=frame.index)]
         state.frames.setdefault((db, tname), []).append(frame)
+        _note_registration(state, (db, tname), frame)
         counts.append(f"{tname} {len(frame)}")
     for w in src.take_warnings():
         if w not in report.warnings:
             report.warn(w)
     progress(f"round {round_no}: {db}: " + (", ".join(counts) or "no model tables"))
     return new
+
+
+# Rows about a batch are written after it was registered; this margin absorbs clock skew between services.
+_JSON_BOUND_MARGIN = pd.Timedelta(hours=1)
+
+
+def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataFrame) -> None:
+    """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
+    if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
+        return
+    idcol = "id" if key == N.BATCHES else "batch_id"
+    if idcol not in frame.columns or "created_at" not in frame.columns:
+        return
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, "created_at"].dropna()
+    if hit.empty:
+        return
+    t = parse_utc(hit.min())
+    if t is not None:
+        bound = t - _JSON_BOUND_MARGIN.to_pytimedelta()
+        state.json_since = bound if state.json_since is None else min(state.json_since, bound)
+
+
+def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
+    """When the requested id is a batch id (or BOS's batch correlation), read its registration time up
+    front with indexed lookups, so even the first round's JSON-payload scans are time-bounded."""
+    lookups = ((N.BATCHES, "id", "correlation_id"), (N.TRACKERS, "batch_id", None))
+    times = []
+    for (db, table), key, alt in lookups:
+        src = sources.get(db)
+        cols = src.columns(table) if src is not None else None
+        if src is None or not cols or key not in cols or "created_at" not in cols:
+            continue
+        cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
+        try:
+            df = src.query(f'SELECT min("created_at") AS t FROM "{table}" WHERE {cond}',
+                           {"id": state.requested}, doing="look up the registration time in")
+        except SourceUnavailable:
+            continue
+        t = parse_utc(df["t"].iloc[0]) if not df.empty else None
+        if t is not None:
+            times.append(t)
+    if times:
+        state.json_since = min(times) - _JSON_BOUND_MARGIN.to_pytimedelta()
+
+
+def _bound_json_scans(src: PostgresSource, state: _ScopeState) -> None:
+    """HuleEdu has no index on JSON payloads: bound those scans from the batch's registration on."""
+    since, until = src.json_window
+    if since is None and state.json_since is not None:
+        src.json_window = (state.json_since, until)
 
 
 def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -323,6 +377,8 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             reports[db] = rep
             try:
                 src = PostgresSource(f"postgres:{db}", db, target.url())
+                src.json_window = (t_since, t_until)  # JSON payloads have no index: bound their scans
+                src.incremental = True  # each round asks only for ids not asked before (rounds are merged)
                 tables = set(src.tables())
             except (SourceUnavailable, ConfigError) as exc:
                 writer.gap(f"tables/{db}", str(exc), source=rep)
@@ -335,6 +391,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             for t in missing:
                 writer.gap(f"tables/{db}/{t}", "the table does not exist in this database", source=rep)
             say(f"{db}: connected, {len(tables)} tables")
+        _prime_json_bound(sources, state)
         rounds = _discover(sources, reports, state, say, max_rounds, start=1)
 
         # -- logs ------------------------------------------------------------------------------------
