@@ -34,7 +34,6 @@ __all__ = [
     "state_graph",
     "evidence_log_lines",
     "setup_notebook",
-    "state_progress",
     "swimlane",
 ]
 
@@ -544,104 +543,6 @@ def _awaited_text(awaited: Any) -> str:
             f"waited {_duration(getattr(awaited, 'waited_s', None))}")
 
 
-def state_progress(inv: Any) -> go.Figure:
-    """Draw the expected path of the batch's flow against what was reached.
-
-    One horizontal row per step (top = first): a grey bar for the expected dwell and a coloured bar
-    for the observed dwell, by state (``done``, ``current``, ``stuck``, ``pending``). The stuck step
-    carries a red ``x`` and the awaited event's produced/published/consumed checks and waited time.
-
-    Args:
-        inv: an ``Investigation`` (uses ``.progress``).
-
-    Returns:
-        The figure; without steps, a figure whose annotation says so.
-    """
-    progress = getattr(inv, "progress", None)
-    flow = _text(getattr(progress, "flow", None)) or "?"
-    title = f"State progress ({flow} flow) — batch status: {_text(getattr(progress, 'current_state', None)) or '?'}"
-    steps = _frame(progress, "steps")
-    if steps.empty:
-        return _empty_figure(title, "No state-machine steps: the batch row was not found in the "
-                                    "evidence, so its flow and progress are unknown.")
-    steps = steps.reset_index(drop=True).copy()
-    for col in ("step", "label", "state", "dwell_s", "expected_dwell_s", "entered_at", "trigger_topic",
-                "producer", "consumer", "batch_status"):
-        if col not in steps.columns:
-            steps[col] = None
-    steps["v_y"] = [f"{i + 1}. {_text(r.label) or _text(r.step)}" for i, r in enumerate(steps.itertuples())]
-    steps["v_state"] = [(_text(s) or "pending") for s in steps["state"]]
-    awaited = getattr(progress, "awaited", None)
-    steps["dwell_s"] = pd.to_numeric(steps["dwell_s"], errors="coerce").astype(float)
-    # a step still in progress has no recorded dwell yet: measure it to the collection time
-    collected = _collected_at(inv)
-    for i, r in steps.iterrows():
-        if r["v_state"] in ("stuck", "current") and math.isnan(r["dwell_s"]):
-            entered = _ts(r["entered_at"])
-            waited = getattr(awaited, "waited_s", None) if awaited is not None else None
-            if entered is not None and collected is not None:
-                steps.loc[i, "dwell_s"] = (collected - entered).total_seconds()
-            elif waited is not None:
-                steps.loc[i, "dwell_s"] = float(waited)
-    floor = 0.5
-
-    def _pos(v: Any) -> float:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            return floor
-        return floor if math.isnan(f) or f < floor else f
-
-    steps["v_hover"] = [
-        "<br>".join((
-            f"<b>{_text(r.label) or _text(r.step)}</b> ({_text(r.step)})",
-            f"state: {r.v_state}; batch status: {_text(r.batch_status)}",
-            f"trigger: {_text(r.trigger_topic)} ({_text(r.producer)} → {_text(r.consumer)})",
-            f"entered: {_text(r.entered_at)}",
-            f"dwell: {_duration(r.dwell_s)} (expected ≤ {_duration(r.expected_dwell_s)})",
-        ))
-        for r in steps.itertuples()
-    ]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(
-        y=steps["v_y"], x=[_pos(v) for v in steps["expected_dwell_s"]], orientation="h",
-        name="expected dwell", marker={"color": "rgba(0,0,0,0.12)"}, hovertext=list(steps["v_hover"]),
-        hoverinfo="text", width=0.8))
-    for state in ("done", "current", "stuck", "pending"):
-        part = steps[steps["v_state"] == state]
-        if part.empty:
-            continue
-        xs = [floor if state == "pending" else _pos(v) for v in part["dwell_s"]]
-        fig.add_trace(go.Bar(
-            y=part["v_y"], x=xs, orientation="h", name=state,
-            marker={"color": _STATE_COLOURS[state]}, hovertext=list(part["v_hover"]), hoverinfo="text",
-            text=["not reached" if state == "pending" else _duration(v) for v in part["dwell_s"]],
-            textposition="outside", width=0.45))
-    stuck = steps[steps["v_state"].isin(["stuck"])]
-    if stuck.empty and getattr(progress, "stuck", False):
-        stuck = steps[steps["v_state"].isin(["current"])]
-    if not stuck.empty:
-        y = stuck["v_y"].iloc[0]
-        fig.add_trace(go.Scatter(
-            y=[y], x=[_pos(stuck["dwell_s"].iloc[0])], mode="markers", name="stuck here",
-            marker={"symbol": "x", "size": 16, "color": "#d50000"},
-            hovertext=[_awaited_text(awaited) or "stuck"], hoverinfo="text"))
-    if awaited is not None:
-        fig.add_annotation(
-            x=0, xref="paper", y=1.0, yref="paper", yanchor="bottom", text=_awaited_text(awaited),
-            showarrow=False, xanchor="left", font={"color": "#c62828", "size": 12}, name="awaited event")
-    fig.update_layout(
-        title=title, template="plotly_white", barmode="overlay",
-        height=max(360, 170 + 46 * len(steps)), xaxis_title="dwell in step (seconds, log scale)",
-        yaxis_title="step (expected path, top to bottom)",
-        margin={"l": 300, "r": 40, "t": 100, "b": 70},
-    )
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(list(steps["v_y"]))))
-    return fig
-
-
-# -- essays and slots ---------------------------------------------------------------------------
 def _expected_count(inv: Any) -> int | None:
     progress = getattr(inv, "progress", None)
     for attr in ("expected_count", "expected_essay_count", "expected_essays"):

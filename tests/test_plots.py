@@ -140,35 +140,6 @@ def test_swimlane_tolerates_missing_columns_and_progress() -> None:
 
 
 # -- state progress -------------------------------------------------------------------------------
-def test_state_progress_shows_expected_path_reached_and_stuck() -> None:
-    fig = plots.state_progress(_inv())
-    names = [tr.name for tr in fig.data]
-    assert names[0] == "expected dwell"
-    assert {"done", "stuck", "pending", "stuck here"} <= set(names)
-    assert list(fig.layout.yaxis.categoryarray) == [
-        "3. Ready for pipeline", "2. Content validation", "1. Batch registered"]
-    stuck_marker = next(tr for tr in fig.data if tr.name == "stuck here")
-    assert stuck_marker.marker.symbol == "x" and list(stuck_marker.y) == ["2. Content validation"]
-    pending = next(tr for tr in fig.data if tr.name == "pending")
-    assert list(pending.text) == ["not reached"]
-    assert "GUEST" in fig.layout.title.text and "awaiting_content_validation" in fig.layout.title.text
-    assert "dwell" in fig.layout.xaxis.title.text
-
-
-def test_state_progress_annotates_awaited_event_checks_and_wait() -> None:
-    text = _annotations(plots.state_progress(_inv()))
-    assert "awaiting t.ready" in text
-    assert "produced ✓" in text and "published ✗" in text and "consumed ✗" in text
-    assert "waited 3h02m" in text
-
-
-def test_state_progress_without_steps_says_batch_unknown() -> None:
-    fig = plots.state_progress(_inv(progress=None))
-    assert len(fig.data) == 0
-    assert "batch row was not found" in _annotations(fig)
-
-
-# -- essay slots ----------------------------------------------------------------------------------
 def test_essay_slots_per_essay_status_pending_and_expected_count() -> None:
     fig = plots.essay_slots(_inv())
     names = {tr.name for tr in fig.data}
@@ -268,12 +239,11 @@ def test_evidence_log_lines_read_cited_lines_missing_from_scoped_logs_from_the_b
     assert 'essay_status_enum: "uploaded"' in df["message"].iloc[0]
 
 
-def test_state_progress_measures_an_open_stuck_step_to_collection_time() -> None:
+def test_state_graph_measures_an_open_stuck_step_to_collection_time() -> None:
     inv = _inv()
     inv.progress.steps.loc[1, "dwell_s"] = float("nan")  # still in the step: no dwell recorded
-    stuck = next(tr for tr in plots.state_progress(inv).data if tr.name == "stuck")
-    assert stuck.x[0] == pytest.approx(4 * 3600 - 2)  # entered at +2 s, collected at +4 h
-    assert stuck.text[0] == "3h59m"
+    text = " ".join(a.text or "" for a in plots.state_graph(inv).layout.annotations)
+    assert "waiting 3h59m" in text  # entered at +2 s, collected at +4 h
 
 
 # -- state graph ----------------------------------------------------------------------------------
