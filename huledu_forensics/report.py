@@ -459,7 +459,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     if not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < float("inf"):  # nan fails too
         raise ConfigError(f"The timeout must be a positive number of seconds, not {timeout_s!r}.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-    if check:
+    if check and not no_id:
         require_id_in_bundle(opened, str(id))
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)

@@ -141,7 +141,7 @@ def test_report_stuck_batches_on_a_bundle_without_id(bundles: dict[str, Path], t
     assert proc.stdout.splitlines()[0] == "batches: 6 stuck"
     v = json.loads((out / "verdict.json").read_text())
     assert v["kind"] == "overview" and v["counts"] == {"stuck": 6}
-    html = (out / "report.html").read_text()
+    html = (out / "report.html").read_text().replace("<wbr/>", "").replace("<wbr>", "")  # tables add wrap points
     assert "enum.label_missing:huleedu_essay_lifecycle.essay_status_enum.uploaded" in html
 
 

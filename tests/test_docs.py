@@ -92,4 +92,4 @@ def test_readme_says_what_a_newcomer_trips_over() -> None:
     assert "`check` exits 0 when every source of the profile answers and 3 when any does not" in README
     check_help = cli.commands["check"].help or ""
     assert "Exits 0 when all are reachable, 3 otherwise" in check_help  # the README and --help agree
-    assert "--notebook stuck_batches --bundle B --id BATCH" in README  # report needs --id for it too
+    assert "--notebook stuck_batches --bundle B --out DIR" in README  # the one notebook that needs no --id
