@@ -1434,7 +1434,6 @@ def scope_filter(frame: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _BSTAMP_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
 _SAFE_BACK_BYTES = 1 << 20  # a hit with no block boundary this far back: parse the whole file
 _READ_AHEAD = 1 << 18
@@ -1484,44 +1483,71 @@ def _is_block_start(line: bytes, docker_prefixed: bool) -> bool:
     return False
 
 
-def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
-    """``(line start offset, 1-based line number)`` of every line holding a needle (any ASCII case).
+def _count_newlines(arr: np.ndarray, step: int = 4 << 20) -> int:
+    """Newlines in ``arr`` (uint8), counted by numpy in steps (it releases the GIL; small temporaries)."""
+    return int(sum(np.count_nonzero(arr[k : k + step] == 10) for k in range(0, len(arr), step)))
 
-    One pass over the file in blocks of ``block_bytes``: each block is lower-cased with
-    ``bytes.translate`` and searched with ``bytes.find``; blocks overlap by the longest needle so an id
-    across a block boundary is found once. Newlines are counted in the same pass for line numbers.
+
+def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
+    """``(line start offset, 1-based line number)`` of every line holding a needle (any case).
+
+    One pass over the file, memory-mapped, in blocks of ``block_bytes``. Each block is folded to lower
+    case by OR-ing every byte with 0x20 (numpy, into one reused buffer) and searched with
+    ``bytearray.find``; the fold maps only ``A-Z`` and a few control bytes onto the needle's characters,
+    so the hits are a superset of the case-insensitive matches (:func:`scope_filter` decides on the
+    parsed rows). Blocks overlap by the longest needle, so an id across a boundary is found once.
+    Newlines are counted by numpy in a second thread while the search runs, for line numbers. Mapped
+    pages are dropped after each block, so memory stays at about two blocks whatever the file size.
     """
+    import mmap
+    from concurrent.futures import ThreadPoolExecutor
+
+    if size == 0:
+        return []
+    folded_needles = [bytes(b | 0x20 for b in nd) for nd in needles]
     overlap = max(len(n) for n in needles) - 1
+    low = bytearray(block_bytes + overlap)
+    low_arr = np.frombuffer(low, dtype=np.uint8)
     found: dict[int, int] = {}
     pos = 0
     nl_before = 0  # newlines in [0, pos)
     last_nl = -1  # offset of the last newline before pos
-    while pos < size:
-        end = min(pos + block_bytes, size)
-        buf = os.pread(fd, min(end + overlap, size) - pos, pos)
-        low = buf.translate(_LOWER)
-        offs: set[int] = set()
-        for nd in needles:
-            i = low.find(nd)
-            while i != -1 and i < end - pos:
-                offs.add(i)
-                i = low.find(nd, i + 1)
-        del low
-        cursor, counted = 0, 0  # newlines in buf[0:cursor]
-        for off in sorted(offs):
-            r = buf.rfind(b"\n", 0, off)
-            if r == -1:
-                found.setdefault(last_nl + 1, nl_before + 1)
-                continue
-            counted += buf.count(b"\n", cursor, r + 1)
-            cursor = r + 1
-            found.setdefault(pos + r + 1, nl_before + counted + 1)
-        block = buf[: end - pos]
-        nl_before += counted + block.count(b"\n", cursor)
-        r = block.rfind(b"\n")
-        if r != -1:
-            last_nl = pos + r
-        pos = end
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            while pos < size:
+                end = min(pos + block_bytes, size)
+                got = min(end + overlap, size) - pos
+                blen = end - pos
+                counting = pool.submit(_count_newlines, arr[pos:end])
+                np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
+                offs: set[int] = set()
+                for nd in folded_needles:
+                    i = low.find(nd, 0, got)
+                    while i != -1 and i < blen:
+                        offs.add(i)
+                        i = low.find(nd, i + 1, got)
+                block_nl = counting.result()
+                cursor, counted = pos, 0  # newlines in [pos, cursor)
+                for off in sorted(offs):
+                    r = mm.rfind(b"\n", pos, pos + off)
+                    if r == -1:
+                        found.setdefault(last_nl + 1, nl_before + 1)
+                        continue
+                    counted += _count_newlines(arr[cursor : r + 1])
+                    cursor = r + 1
+                    found.setdefault(r + 1, nl_before + counted + 1)
+                nl_before += block_nl
+                if block_nl:
+                    last_nl = mm.rfind(b"\n", pos, end)
+                if hasattr(mm, "madvise"):
+                    start = pos - pos % mmap.PAGESIZE
+                    mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+                pos = end
+        del arr
+    finally:
+        mm.close()
     return sorted(found.items())
 
 
@@ -1624,11 +1650,11 @@ def read_scoped(
     stream: str = "combined",
     source_file: str | None = None,
     docker_prefixed: bool = True,
-    block_bytes: int = 32 << 20,
+    block_bytes: int = 16 << 20,
 ) -> pd.DataFrame:
     """Parse only the rows of a log file that are about ``ids``: ``scope_filter(parse_file(path), ids)``.
 
-    The file is searched at byte level (``bytes.find`` over lower-cased blocks of ``block_bytes``) and
+    The file is searched at byte level (``bytearray.find`` over case-folded blocks of ``block_bytes``) and
     only the stretches around the lines that mention an id are parsed, each from the nearest line where
     the parser starts clean (so a continuation line keeps its head) to a boundary more than
     :data:`LINK_SECONDS` after the last hit (so the id-less warning/error lines that follow stay).
