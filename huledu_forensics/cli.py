@@ -175,7 +175,7 @@ def demo(out: Path, timeout: float) -> None:
 @click.option("--bundle", type=click.Path(path_type=Path), help="Evidence bundle directory.")
 @click.option("--profile", help="Collect live from this profile first (into OUT/bundle).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
-@click.option("--id", "id_", required=True, help="Batch, correlation or essay id.")
+@click.option("--id", "id_", help="Batch, correlation or essay id (not needed with --notebook stuck_batches).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Report directory.")
 @click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
 @click.option("--until", type=TIME, help="Window end (ISO 8601).")
@@ -185,7 +185,7 @@ def demo(out: Path, timeout: float) -> None:
               help="Packaged notebook name or .ipynb path to run.")
 @click.option("--redact-ids", is_flag=True,
               help="Replace user and org ids and file names by stable hashes in everything written.")
-def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str, out: Path,
+def report(bundle: Path | None, profile: str | None, config_file: Path | None, id_: str | None, out: Path,
            since: Any, until: Any, timeout: float, notebook: str, redact_ids: bool) -> None:
     """Run the investigation report for ID on a bundle (or collect one live with --profile).
 
@@ -202,8 +202,16 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
     if (bundle is None) == (profile is None):
         _fail("give exactly one of --bundle PATH or --profile NAME. Run `huledu-forensics report --help`.",
               _report.EXIT_BAD_INPUT)
+    if not id_:
+        if "scan" not in _report.notebook_parameters(_report.resolve_notebook(notebook)):
+            _fail(f"--id is required for notebook '{notebook}' (only whole-stack notebooks such as "
+                  "stuck_batches run without one). Run `huledu-forensics report --help`.", _report.EXIT_BAD_INPUT)
+        if redact_ids:
+            _fail("--redact-ids needs --id.", _report.EXIT_BAD_INPUT)
     try:
         with _Deadline(timeout):
+            if not id_:
+                sys.exit(_run_stack_report(bundle, profile, config_file, out, since, timeout, notebook))
             if profile is not None:
                 from . import collect, profiles
 
@@ -220,6 +228,136 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
             _timed_out(out, timeout)
         _fail(_one_line(exc), _report.EXIT_KIT_FAILED)
     sys.exit(code)
+
+
+def _run_stack_report(bundle: Path | None, profile: str | None, config_file: Path | None, out: Path,
+                      since: Any, timeout: float, notebook: str) -> int:
+    """``report`` without ``--id``: a whole-stack notebook on a bundle, or on a live scan (--profile)."""
+    from . import scan as _scan
+
+    if profile is not None:
+        from . import profiles
+
+        prof = profiles.load_profile(profile, config_file)
+        result = _scan.scan_profile(prof, since=since, progress=True)
+        scan_dir = out / "scan"
+        result.write(scan_dir)
+        rep = _scan.run_scan_report(scan_dir, out, notebook=notebook, timeout_s=timeout,
+                                    progress=sys.stderr.isatty())
+        click.echo(result.render().splitlines()[0])
+        click.echo(f"verdict:  {rep.verdict_path}")
+        click.echo(f"report:   {rep.html_path}")
+        click.echo(f"notebook: {rep.notebook_path}")
+        click.echo(f"scan:     {scan_dir / _scan.SCAN_FILES['json']}")
+        return int(rep.exit_code)
+    assert bundle is not None
+    rep = _report.run_report(bundle, None, out, notebook=notebook, since=since, timeout_s=timeout,  # type: ignore[arg-type]
+                             progress=sys.stderr.isatty())
+    counts = rep.verdict.get("counts") or {}
+    click.echo("batches: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none"))
+    click.echo(f"verdict:  {rep.verdict_path}")
+    click.echo(f"report:   {rep.html_path}")
+    click.echo(f"notebook: {rep.notebook_path}")
+    if rep.bundle_path is not None:
+        click.echo(f"bundle:   {rep.bundle_path}")
+    return int(rep.exit_code)
+
+
+@cli.command(epilog=_example("huledu-forensics scan --profile dev --since 2025-11-20T00:00:00Z --out ./scan"))
+@click.option("--profile", help="Scan the live stack of this profile (read-only).")
+@click.option("--bundle", type=click.Path(path_type=Path), help="Scan an evidence bundle instead.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
+@click.option("--since", type=TIME, help="Only batches registered at or after this time (ISO 8601).")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="Write scan.json, stuck_batches.csv and groups.csv into this directory.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Stuck batches listed in the terminal.")
+def scan(profile: str | None, bundle: Path | None, config_file: Path | None, since: Any, out: Path | None,
+         limit: int) -> None:
+    """List the stuck batches of a stack: every batch in BOS, ELS and the File Service, classified in SQL.
+
+    Stuck batches are grouped by signature (state + awaited event + error class), biggest group first,
+    then listed oldest first. Progress goes to stderr.
+
+    \b
+    Exit codes:
+      0  no batch is stuck
+      1  stuck or failed batches were found
+      2  a database could not be read, so the list may be incomplete
+      3  the kit itself failed
+      4  bad input
+    """
+    from . import scan as _scan
+
+    if (bundle is None) == (profile is None):
+        _fail("give exactly one of --profile NAME or --bundle PATH. Run `huledu-forensics scan --help`.",
+              _report.EXIT_BAD_INPUT)
+    if profile is not None:
+        from . import profiles
+
+        result = _scan.scan_profile(profiles.load_profile(profile, config_file), since=since, progress=True)
+    else:
+        assert bundle is not None
+        result = _scan.scan_bundle(bundle, since=since, progress=True)
+    click.echo(result.render(limit=limit))
+    if out is not None:
+        paths = result.write(out)
+        click.echo(f"scan:     {paths['json']}")
+        click.echo(f"batches:  {paths['batches']}")
+        click.echo(f"groups:   {paths['groups']}")
+    if not result.groups.empty:
+        where = f"--profile {profile}" if profile else f"--bundle {bundle}"
+        click.echo(f"next:     huledu-forensics why {result.groups.iloc[0]['example_batch']} {where}")
+    code = (_report.EXIT_INCOMPLETE if not result.complete
+            else _report.EXIT_FINDINGS if result.stuck else _report.EXIT_HEALTHY)
+    sys.exit(code)
+
+
+@cli.command(epilog=_example("huledu-forensics why 278f7fd9-37fe-406a-a735-f15128cb6b1f --bundle ./bundle"))
+@click.argument("id_", metavar="ID")
+@click.option("--bundle", type=click.Path(path_type=Path), help="Evidence bundle directory.")
+@click.option("--profile", help="Collect live from this profile first (read-only).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Profiles config file.")
+@click.option("--since", type=TIME, help="Window start (ISO 8601, UTC if no offset).")
+@click.option("--until", type=TIME, help="Window end (ISO 8601).")
+@click.option("--keep", type=click.Path(path_type=Path), help="With --profile: keep the collected bundle here.")
+def why(id_: str, bundle: Path | None, profile: str | None, config_file: Path | None, since: Any, until: Any,
+        keep: Path | None) -> None:
+    """Print the verdict for ID in the terminal (no notebook, no kernel).
+
+    \b
+    Exit codes (as report's):
+      0  healthy
+      1  findings: the batch is stuck or something is wrong
+      2  evidence incomplete: the verdict may be wrong
+      3  the kit itself failed
+      4  bad input: unknown id, invalid bundle, bad option
+    """
+    import tempfile
+
+    from .investigation import investigate
+
+    if (bundle is None) == (profile is None):
+        _fail("give exactly one of --bundle PATH or --profile NAME. Run `huledu-forensics why --help`.",
+              _report.EXIT_BAD_INPUT)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        if profile is not None:
+            from . import collect, profiles
+
+            prof = profiles.load_profile(profile, config_file)
+            if keep is None:
+                tmp = tempfile.TemporaryDirectory(prefix="huledu-why-")
+                bundle = Path(tmp.name) / "bundle"
+            else:
+                bundle = keep
+            collect.snapshot(prof, id_, bundle, since=since, until=until, progress=True)
+        assert bundle is not None
+        verdict = investigate(bundle, id_, since=since, until=until).verdict.to_json()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    click.echo(_report.verdict_summary(dict(verdict)))
+    sys.exit(_report.exit_code_for_verdict(dict(verdict)))
 
 
 @cli.command(epilog=_example(

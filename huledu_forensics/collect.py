@@ -297,6 +297,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             reports[db] = rep
             try:
                 src = PostgresSource(f"postgres:{db}", db, target.url())
+                src.json_window = (t_since, t_until)  # JSON payloads have no index: bound their scans
                 tables = set(src.tables())
             except (SourceUnavailable, ConfigError) as exc:
                 writer.gap(f"tables/{db}", str(exc), source=rep)

@@ -326,14 +326,16 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    if not id or not str(id).strip():
+    no_id = not id or not str(id).strip()
+    # a whole-stack notebook (one that also takes a `scan`, e.g. stuck_batches) runs without an id
+    if no_id and "scan" not in _parameters_cell(resolve_notebook(notebook))[1]:
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)
     params = {
         "bundle": str(Path(opened.path).resolve()),
-        "id": str(id).strip(),
+        "id": None if no_id else str(id).strip(),
         "since": _iso(since, "since"),
         "until": _iso(until, "until"),
     }

@@ -43,6 +43,14 @@ PHASE_DONE_STATUSES = ("completed_successfully", "completed_with_partial_success
 PHASE_FAILED_STATUSES = ("failed", "skipped_due_to_dependency_failure")
 PHASE_INACTIVE_STATUSES = ("skipped_by_user_config", "cancelled")
 OUTBOX_MAX_RETRIES = 5
+# batch statuses that end a batch badly (BatchStatus, SYSTEM.md §4.1); `scan` reports them as unhealthy
+BATCH_FAILED_STATUSES = ("content_ingestion_failed", "failed_critically", "completed_with_failures")
+# file_uploads.processing_status values (SYSTEM.md §1.4): failed, and still in flight (server default upper-case)
+FILE_FAILED_STATUS = "failed"
+FILE_OPEN_STATUSES = ("pending", "in_progress", "PENDING")
+# phase_status_log.status values of a phase that is still running (SYSTEM.md §1.2)
+PHASE_LOG_OPEN_STATUSES = ("pending", "initiated", "in_progress")
+PHASE_LOG_FAILED_STATUS = "failed"
 RELAY_MAX_POLL_S = 30.0  # production poll 5 s + error back-off 30 s (SYSTEM.md §2.3)
 
 # ---- log messages (exact texts or stable prefixes)

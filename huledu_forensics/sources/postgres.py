@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -51,6 +52,8 @@ _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEXT_TYPES = {"json", "jsonb", "uuid", "USER-DEFINED", "ARRAY", "inet", "interval", "xml", "bytea"}
 _INT_TYPES = {"smallint", "integer", "bigint"}
 _TS_TYPES = {"timestamp without time zone", "timestamp with time zone"}
+_STR_TYPES = {"character varying", "text", "character"}
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def filter_key(column: str, path: tuple[str, ...] = (), *, array: bool = False) -> str:
@@ -123,6 +126,8 @@ class PostgresSource:
         self.lock_timeout_ms = int(lock_timeout_ms)
         self.row_limit = int(row_limit)
         self.warnings: list[str] = []
+        # (since, until) bounding filters on JSON payloads, which HuleEdu does not index (aware UTC)
+        self.json_window: tuple[datetime | None, datetime | None] = (None, None)
         self._columns: dict[str, dict[str, str]] | None = None
         self._empty: dict[str, pd.DataFrame] = {}
         options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
@@ -183,6 +188,19 @@ class PostgresSource:
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, doing) from exc
 
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str = "query") -> pd.DataFrame:
+        """Run one read-only ``SELECT`` with bound parameters; return its rows as a frame.
+
+        Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
+        """
+        try:
+            with self.session() as conn:
+                result = conn.execute(text(sql), params or {})
+                cols = list(result.keys())
+                return pd.DataFrame.from_records([tuple(r) for r in result.all()], columns=cols)
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, doing) from exc
+
     def close(self) -> None:
         """Release the engine."""
         self._engine.dispose()
@@ -228,7 +246,15 @@ class PostgresSource:
         return out
 
     # -- rows ---------------------------------------------------------------------------------------
-    def _condition(self, table: str, key: str, cols: dict[str, str], pname: str) -> str | None:
+    def _condition(self, table: str, key: str, cols: dict[str, str], pname: str,
+                   values: list[str]) -> tuple[str, list[Any], bool] | None:
+        """SQL for one filter, its bound values and whether it reads JSON (no index: time-bounded).
+
+        Values are compared in the column's own type (``uuid = ANY(uuid[])``, ``varchar = ANY(text[])``,
+        ``int = ANY(bigint[])``) and JSON paths are written as ``col -> 'a' ->> 'b'``, the form HuleEdu's
+        queries use, so the planner can use an index on the column; a value that cannot be of the
+        column's type (a non-UUID against a uuid column) cannot match and is left out.
+        """
         array = key.endswith("[]")
         body = key[:-2] if array else key
         parts = re.split(r"->>|->", body)
@@ -238,26 +264,62 @@ class PostgresSource:
                                  "skipped")
             return None
         col = _quote(column)
+        ctype = cols[column]
         if not path and not array:
-            return f"CAST({col} AS text) = ANY(CAST(:{pname} AS text[]))"
-        if cols[column] not in ("json", "jsonb"):
-            self.warnings.append(f"{self.database}.{table}.{column} is {cols[column]}, not JSON; "
+            if ctype == "uuid":
+                vals: list[Any] = [v for v in values if _UUID_RE.match(v)]
+                return (f"{col} = ANY(CAST(:{pname} AS uuid[]))", vals, False) if vals else None
+            if ctype in _STR_TYPES:
+                return f"{col} = ANY(CAST(:{pname} AS text[]))", values, False
+            if ctype in _INT_TYPES:
+                ints = [int(v) for v in values if re.fullmatch(r"-?\d{1,18}", v)]
+                return (f"{col} = ANY(CAST(:{pname} AS bigint[]))", ints, False) if ints else None
+            return f"CAST({col} AS text) = ANY(CAST(:{pname} AS text[]))", values, False
+        if ctype not in ("json", "jsonb"):
+            self.warnings.append(f"{self.database}.{table}.{column} is {ctype}, not JSON; "
                                  f"filter '{key}' skipped")
             return None
-        expr = f"CAST({col} AS jsonb)"
         if array:
+            expr = f"CAST({col} AS jsonb)" if ctype == "json" else col
             for p in path:
                 expr += f" -> {_literal_key(p)}"
             return (f"(jsonb_typeof({expr}) = 'array' AND "
-                    f"jsonb_exists_any({expr}, CAST(:{pname} AS text[])))")
+                    f"jsonb_exists_any({expr}, CAST(:{pname} AS text[])))", values, True)
+        expr = col
         for p in path[:-1]:
             expr += f" -> {_literal_key(p)}"
         expr += f" ->> {_literal_key(path[-1])}"
-        return f"({expr}) = ANY(CAST(:{pname} AS text[]))"
+        return f"({expr}) = ANY(CAST(:{pname} AS text[]))", values, True
+
+    def _window_condition(self, table: str, cols: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """``AND`` clause bounding a JSON scan by :attr:`json_window` on the table's time column."""
+        since, until = self.json_window
+        spec = model.TABLES.get((self.database, table))
+        tcol = spec.time_column if spec is not None else None
+        if tcol is None or tcol not in cols or (since is None and until is None):
+            return "", {}
+        naive = cols[tcol] == "timestamp without time zone"
+
+        def bound(t: datetime) -> datetime:
+            t = t.astimezone(timezone.utc)
+            return t.replace(tzinfo=None) if naive else t
+
+        sql, params = "", {}
+        if since is not None:
+            sql += f" AND {_quote(tcol)} >= :w_since"
+            params["w_since"] = bound(since)
+        if until is not None:
+            sql += f" AND {_quote(tcol)} <= :w_until"
+            params["w_until"] = bound(until)
+        return sql, params
 
     def rows(self, table: str, filters: dict[str, Iterable[str]]) -> pd.DataFrame:
         """Rows of ``table`` matching any filter (column or JSON path → ids), with the kit's dtypes.
 
+        Each filter runs as its own ``SELECT`` (one read-only transaction), so every one can use the
+        index on its column; an ``OR`` of indexed and unindexed conditions would make PostgreSQL scan
+        the whole table. JSON-path filters (HuleEdu has no index on JSON payloads) are bounded by
+        :attr:`json_window` on the table's time column when one is set.
         Only columns that exist are selected; a missing table gives an empty frame and a warning.
         An empty ``filters`` returns no rows (the kit never dumps whole tables by accident).
         """
@@ -270,37 +332,51 @@ class PostgresSource:
             missing = [c for c in (*spec.key, *spec.id_columns) if c not in cols]
             if missing:
                 self.warnings.append(f"{self.database}.{table} lacks column(s) {', '.join(missing)}")
-        conds: list[str] = []
-        params: dict[str, Any] = {}
+        queries: list[tuple[str, dict[str, Any]]] = []
+        select = ", ".join(
+            f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
+            for c, t in cols.items())
         for i, (key, ids) in enumerate(filters.items()):
             values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
             if not values:
                 continue
-            cond = self._condition(table, key, cols, f"p{i}")
-            if cond is not None:
-                conds.append(cond)
-                params[f"p{i}"] = values
-        if not conds:
+            cond = self._condition(table, key, cols, f"p{i}", values)
+            if cond is None:
+                continue
+            where, bound, is_json = cond
+            params: dict[str, Any] = {f"p{i}": bound}
+            if is_json:
+                extra, wparams = self._window_condition(table, cols)
+                where += extra
+                params.update(wparams)
+            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
+                            params))
+        if not queries:
             return self._frame(table, cols, [])
-        select = ", ".join(
-            f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
-            for c, t in cols.items())
-        order = ""
-        if spec is not None and spec.time_column in cols:
-            order = f" ORDER BY {_quote(spec.time_column)}"
-        sql = (f"SELECT {select} FROM {_quote(table)} WHERE {' OR '.join(conds)}{order} "
-               f"LIMIT {self.row_limit + 1}")
+        names = list(cols)
+        key_idx = [names.index(c) for c in (spec.key if spec is not None else ()) if c in names]
+        seen: dict[Any, tuple[Any, ...]] = {}
+        cut = False
         try:
             with self.session() as conn:
-                result = conn.execute(text(sql), params)
-                records = [tuple(r) for r in result.all()]
+                for sql, params in queries:
+                    got = [tuple(r) for r in conn.execute(text(sql), params).all()]
+                    if len(got) > self.row_limit:
+                        got, cut = got[: self.row_limit], True
+                    for rec in got:
+                        k = tuple(rec[j] for j in key_idx) if key_idx else rec
+                        seen.setdefault(k, rec)
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, f"read table '{table}' of") from exc
-        if len(records) > self.row_limit:
+        records = list(seen.values())
+        if cut or len(records) > self.row_limit:
             records = records[: self.row_limit]
             self.warnings.append(f"{self.database}.{table}: more than {self.row_limit} rows matched; "
                                  "only the first were kept")
-        return self._frame(table, cols, records)
+        df = self._frame(table, cols, records)
+        if spec is not None and spec.time_column in df.columns and len(df) > 1:
+            df = df.sort_values(spec.time_column, kind="stable", na_position="last").reset_index(drop=True)
+        return df
 
     def _frame(self, table: str, cols: dict[str, str], records: list[tuple[Any, ...]]) -> pd.DataFrame:
         if not records:

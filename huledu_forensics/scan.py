@@ -1,0 +1,1023 @@
+"""Which batches are stuck right now? Every batch of a stack (or a bundle), classified, stuck ones grouped.
+
+:func:`scan_profile` classifies every batch in BOS, ELS and the File Service with SQL that runs in each
+PostgreSQL database: the state machine's steps (:data:`huledu_forensics.model.FLOWS`) go in as bound
+arrays, so the state, step, time in the step and its expected dwell are computed by the server and only
+the batches past their dwell (or in a failed state) come back. The three databases are separate, so the
+join happens in Python, on those few candidates only, with ``= ANY(...)`` lookups that use the
+indexes: the ELS tracker, essay, pending-content and validation-failure counts, the File Service upload
+counts, and whether the awaited event's outbox row exists in its producer's database and is published.
+
+Each stuck batch gets an ``error_class`` from that evidence (an enum label the step needs is missing, the
+awaited outbox row is unpublished, validation failures, no essay rows, ...), and batches with the same
+state, awaited event and error class form one group: 300 batches stuck by one enum drift read as one
+incident with a count and a first and last time.
+
+:func:`scan_bundle` does the same on an evidence bundle (pandas instead of SQL), so the stuck-batches
+report works offline. Every time is aware UTC; the database sessions are read-only with timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import model
+from ._time import parse_option_time, parse_utc, utcnow
+from .bundle import Bundle
+from .errors import ConfigError, SourceUnavailable
+from .model import names as N
+from .model.services import BOS_DB, ELS_DB, FILE_DB
+from .model.states import PHASE_EXPECTED_DWELL_S
+
+__all__ = ["BATCH_COLUMNS", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "load_scan", "scan_bundle",
+           "scan_profile"]
+
+BATCH_COLUMNS = ("batch_id", "flow", "state", "step", "awaited_event", "producer", "outbox_row",
+                 "entered_at", "age_s", "expected_dwell_s", "essays_expected", "essays", "essays_assigned",
+                 "pending_content", "validation_failures", "files", "files_failed", "error_class",
+                 "known_to")
+"""Columns of :attr:`ScanResult.batches` (one row per stuck or unhealthy batch)."""
+
+GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", "first_at", "last_at",
+                 "oldest_age_s", "example_batch")
+"""Columns of :attr:`ScanResult.groups` (one row per signature, biggest first)."""
+
+SCAN_FILES = {"json": "scan.json", "batches": "stuck_batches.csv", "groups": "groups.csv"}
+"""What :meth:`ScanResult.write` puts in a directory."""
+
+SCAN_FORMAT = "huledu-forensics-scan"
+_STEP_OF_PHASES = "pipeline_requested"  # the flow step whose progress lives in phase_status_log
+Progress = Callable[[str], None]
+
+
+# ------------------------------------------------------------------------------------------- result
+@dataclass
+class ScanResult:
+    """What a scan found.
+
+    Attributes:
+        batches: one row per stuck or unhealthy batch (:data:`BATCH_COLUMNS`), oldest first.
+        groups: one row per signature (same state + same awaited event + same error class), biggest
+            first (:data:`GROUP_COLUMNS`).
+        total: how many batches were examined.
+        scanned_at: the "now" ages are measured to (the database server's clock, or the bundle's
+            collection time).
+        since: only batches registered at or after this were examined (``None``: all).
+        source: where the scan ran (``{"kind": "live", "profile": ...}`` or ``{"kind": "bundle", ...}``).
+        warnings: what could not be read (a database down, a table missing); the scan is then partial.
+    """
+
+    batches: pd.DataFrame
+    groups: pd.DataFrame
+    total: int
+    scanned_at: datetime
+    since: datetime | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stuck(self) -> int:
+        """How many batches are stuck or unhealthy."""
+        return len(self.batches)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every source was read (no warning)."""
+        return not self.warnings
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO 8601 UTC)."""
+        return {"format": SCAN_FORMAT, "tool": "huledu-forensics", "scanned_at": self.scanned_at.isoformat(),
+                "since": self.since.isoformat() if self.since else None, "source": self.source,
+                "total": int(self.total), "stuck": self.stuck, "complete": self.complete,
+                "warnings": list(self.warnings), "groups": _records(self.groups),
+                "batches": _records(self.batches)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScanResult:
+        """Rebuild a result from :meth:`to_json` output."""
+        if not isinstance(data, dict) or data.get("format") != SCAN_FORMAT:
+            raise ConfigError("This is not a scan.json written by `huledu-forensics scan --out`.")
+        batches = pd.DataFrame(data.get("batches") or [], columns=list(BATCH_COLUMNS))
+        groups = pd.DataFrame(data.get("groups") or [], columns=list(GROUP_COLUMNS))
+        for df, cols in ((batches, ("entered_at",)), (groups, ("first_at", "last_at"))):
+            for c in cols:
+                df[c] = pd.to_datetime(df[c], utc=True)
+        scanned = parse_utc(data.get("scanned_at")) or utcnow()
+        return cls(batches=_typed(batches), groups=groups, total=int(data.get("total") or 0),
+                   scanned_at=scanned, since=parse_utc(data.get("since")), source=dict(data.get("source") or {}),
+                   warnings=list(data.get("warnings") or []))
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``scan.json``, ``stuck_batches.csv`` and ``groups.csv`` into ``out_dir``; return their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {k: out / v for k, v in SCAN_FILES.items()}
+        tmp = paths["json"].with_name(paths["json"].name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, paths["json"])
+        self.batches.to_csv(paths["batches"], index=False)
+        self.groups.to_csv(paths["groups"], index=False)
+        return paths
+
+    def render(self, *, limit: int = 20) -> str:
+        """The terminal view: one line of totals, the groups, then the oldest stuck batches."""
+        lines = [f"scanned {self.total} batch(es) at {self.scanned_at:%Y-%m-%d %H:%M:%S} UTC: "
+                 f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"]
+        if not self.groups.empty:
+            lines.append("")
+            g = self.groups
+            rows = [(str(r["count"]), str(r["state"]), str(r["awaited_event"] or "-"), str(r["error_class"]),
+                     _hm(r["first_at"]), _hm(r["last_at"]), str(r["example_batch"])) for _, r in g.iterrows()]
+            lines += _table(("COUNT", "STATE", "AWAITING", "ERROR CLASS", "FIRST", "LAST", "EXAMPLE BATCH"), rows)
+        if not self.batches.empty:
+            lines.append("")
+            b = self.batches.head(limit)
+            rows = [(str(r["batch_id"]), str(r["flow"] or "?"), str(r["state"] or "?"), str(r["step"] or "?"),
+                     _age(r["age_s"], r["expected_dwell_s"]), str(r["outbox_row"]), str(r["error_class"]))
+                    for _, r in b.iterrows()]
+            lines += _table(("BATCH", "FLOW", "STATE", "STEP", "AGE/DWELL", "OUTBOX", "ERROR CLASS"), rows)
+            if len(self.batches) > limit:
+                lines.append(f"... and {len(self.batches) - limit} more (scan --out DIR writes them all)")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+
+def _hm(t: Any) -> str:
+    return "-" if t is None or pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def _age(age: Any, dwell: Any) -> str:
+    a = "?" if age is None or pd.isna(age) else _dur(float(age))
+    d = "-" if dwell is None or pd.isna(dwell) else _dur(float(dwell))
+    return f"{a}/{d}"
+
+
+def _dur(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    if s < 172800:
+        return f"{s / 3600:.0f}h"
+    return f"{s / 86400:.0f}d"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip()] + [fmt.format(*r).rstrip() for r in rows]
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.to_dict("records"):
+        row = {}
+        for k, v in rec.items():
+            if isinstance(v, pd.Timestamp):
+                row[k] = None if pd.isna(v) else v.isoformat()
+            elif v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
+                row[k] = None
+            elif hasattr(v, "item"):
+                row[k] = v.item()
+            else:
+                row[k] = v
+        out.append(row)
+    return out
+
+
+def load_scan(path: str | Path) -> ScanResult:
+    """Read a ``scan.json`` (or a directory holding one) written by :meth:`ScanResult.write`."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SCAN_FILES["json"]
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"No scan at '{p}'. Run `huledu-forensics scan --profile P --out DIR` first.") from None
+    except ValueError as exc:
+        raise ConfigError(f"'{p}' is not valid JSON ({exc}). Run the scan again.") from None
+    return ScanResult.from_json(data)
+
+
+# ------------------------------------------------------------------------------------- the model side
+@dataclass(frozen=True)
+class _StepRow:
+    flow: str
+    state: str
+    step: str
+    awaited: str | None
+    producer: str | None
+    dwell: float | None
+
+
+def _steps() -> list[_StepRow]:
+    """Each (flow, BOS status): the step, the event that moves it on, its producer and expected dwell."""
+    out = []
+    for fname, fl in model.FLOWS.items():
+        for i, st in enumerate(fl.steps):
+            if st.batch_status is None:
+                continue
+            nxt = fl.steps[i + 1] if i + 1 < len(fl.steps) else None
+            out.append(_StepRow(fname, st.batch_status, st.id, nxt.trigger_topic if nxt else None,
+                                nxt.producer if nxt else None, st.expected_dwell_s))
+    return out
+
+
+def _phase_step() -> _StepRow:
+    return _StepRow("", N.S_READY, _STEP_OF_PHASES, N.T_PHASE_OUTCOME, "els", PHASE_EXPECTED_DWELL_S)
+
+
+_PRODUCER_DB = {s.key: s.database for s in model.SERVICES.values() if s.database in (BOS_DB, ELS_DB, FILE_DB)}
+_REGISTERED_DWELL = min(s.dwell for s in _steps() if s.dwell is not None)
+
+
+def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict[str, list[str]]]) -> str | None:
+    """The first enum write the batch's step (then its next step) needs whose label the database lacks."""
+    for want in (step, next_step):
+        if not want:
+            continue
+        for w in model.ENUM_WRITES:
+            if w.step != want:
+                continue
+            labels = (enums.get(w.database) or {}).get(w.enum)
+            if labels is not None and w.value not in labels:
+                return f"enum.label_missing:{w.database}.{w.enum}.{w.value}"
+    return None
+
+
+def _next_step(flow: str | None, step: str | None) -> str | None:
+    if not flow or not step or flow not in model.FLOWS:
+        return None
+    ids = [s.id for s in model.FLOWS[flow].steps]
+    if step not in ids:
+        return None
+    i = ids.index(step)
+    return ids[i + 1] if i + 1 < len(ids) else None
+
+
+# --------------------------------------------------------------------------------------------- facts
+class _Facts:
+    """What the classification needs, from SQL (live) or pandas (bundle). Frames, small ones."""
+
+    now: datetime
+    warnings: list[str]
+
+    def bos_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def bos_total(self, since: datetime | None) -> int:  # noqa: D102
+        raise NotImplementedError
+
+    def els_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def file_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def bos_rows(self, ids: list[str]) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def els_details(self, ids: list[str]) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def file_details(self, ids: list[str]) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:  # noqa: D102
+        raise NotImplementedError
+
+    def enums(self) -> dict[str, dict[str, list[str]]]:  # noqa: D102
+        raise NotImplementedError
+
+    def has(self, db: str) -> bool:  # noqa: D102
+        raise NotImplementedError
+
+
+_BOS_CAND_COLS = ["batch_id", "flow", "state", "step", "awaited_event", "producer", "entered_at", "age_s",
+                  "expected_dwell_s", "essays_expected", "created_at"]
+_ELS_COLS = ["batch_id", "tracker", "tracker_created_at", "essays_expected", "essays", "essays_assigned",
+             "pending_content", "validation_failures", "failure_code"]
+_FILE_COLS = ["batch_id", "files", "files_failed", "files_stalled", "file_error_code", "first_upload_at"]
+_OUTBOX_COLS = ["batch_id", "topic", "published", "retry_count"]
+
+
+def _q(key: tuple[str, str]) -> str:
+    return '"' + key[1] + '"'
+
+
+def _naive(t: datetime) -> datetime:
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+class _PgFacts(_Facts):
+    """The facts from live databases: aggregates and the dwell test run in PostgreSQL."""
+
+    def __init__(self, sources: dict[str, Any], now: datetime | None) -> None:
+        self.src = sources
+        self.warnings: list[str] = []
+        if now is None:
+            src = next(iter(sources.values()), None)
+            now = parse_utc(src.query("SELECT now() AS now", doing="read the clock of")["now"].iloc[0]) \
+                if src is not None else None
+        self.now = now or utcnow()
+
+    def has(self, db: str) -> bool:
+        return db in self.src
+
+    def _run(self, db: str, sql: str, params: dict[str, Any], what: str, cols: list[str]) -> pd.DataFrame:
+        src = self.src.get(db)
+        if src is None:
+            return pd.DataFrame(columns=cols)
+        try:
+            return src.query(sql, params, doing=what)
+        except SourceUnavailable as exc:
+            self.warnings.append(str(exc))
+            return pd.DataFrame(columns=cols)
+
+    def _times(self, since: datetime | None) -> dict[str, Any]:
+        return {"now_n": _naive(self.now), "now_a": self.now,
+                "since_n": _naive(since) if since else None, "since_a": since}
+
+    def bos_candidates(self, since: datetime | None) -> pd.DataFrame:
+        steps = _steps()
+        ph = _phase_step()
+        params = {
+            "s_flow": [s.flow for s in steps], "s_state": [s.state for s in steps],
+            "s_step": [s.step for s in steps], "s_topic": [s.awaited for s in steps],
+            "s_prod": [s.producer for s in steps], "s_dwell": [s.dwell for s in steps],
+            "known": sorted({s.state for s in steps}), "failed": list(N.BATCH_FAILED_STATUSES),
+            "ready": N.S_READY, "open": list(N.PHASE_LOG_OPEN_STATUSES),
+            "ph_failed": N.PHASE_LOG_FAILED_STATUS, "ph_step": ph.step, "ph_topic": ph.awaited,
+            "ph_prod": ph.producer, "ph_dwell": ph.dwell, "done_topic": N.T_PIPELINE_COMPLETED,
+            **self._times(since)}
+        b, psl, ob = _q(N.BATCHES), _q(N.PHASE_STATUS_LOG), _q(N.BOS_OUTBOX)
+        sql = f"""
+WITH steps AS (
+  SELECT * FROM unnest(CAST(:s_flow AS text[]), CAST(:s_state AS text[]), CAST(:s_step AS text[]),
+                       CAST(:s_topic AS text[]), CAST(:s_prod AS text[]), CAST(:s_dwell AS float8[]))
+         AS s(flow, state, step, awaited, producer, dwell)
+), b AS (
+  SELECT id, CAST(status AS text) AS state, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
+         created_at, updated_at, total_essays
+  FROM {b}
+  WHERE CAST(:since_n AS timestamp) IS NULL OR created_at >= CAST(:since_n AS timestamp)
+), by_step AS (
+  SELECT b.id AS batch_id, b.flow, b.state, s.step, s.awaited AS awaited_event, s.producer,
+         b.updated_at AS entered_at, s.dwell AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
+  FROM b LEFT JOIN steps s ON s.flow = b.flow AND s.state = b.state
+  WHERE (s.dwell IS NOT NULL AND b.updated_at < CAST(:now_n AS timestamp) - make_interval(secs => s.dwell))
+     OR b.state = ANY(CAST(:failed AS text[]))
+), last_phase AS (
+  SELECT DISTINCT ON (p.batch_id) p.batch_id, CAST(p.status AS text) AS status,
+         COALESCE(p.updated_at, p.created_at) AS at
+  FROM {psl} p JOIN b ON b.id = p.batch_id AND b.state = :ready
+  ORDER BY p.batch_id, p.id DESC
+), in_phase AS (
+  SELECT b.id AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
+         CAST(:ph_topic AS text) AS awaited_event, CAST(:ph_prod AS text) AS producer, lp.at AS entered_at,
+         CAST(:ph_dwell AS float8) AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
+  FROM b JOIN last_phase lp ON lp.batch_id = b.id
+  WHERE (lp.status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
+                                                        - make_interval(secs => CAST(:ph_dwell AS float8))
+         OR lp.status = :ph_failed)
+    AND NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.topic = :done_topic AND o.aggregate_id = b.id)
+)
+SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s FROM by_step
+UNION ALL
+SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s FROM in_phase
+"""
+        df = self._run(BOS_DB, sql, params, "scan the batches of", _BOS_CAND_COLS)
+        return _norm_bos(df)
+
+    def bos_total(self, since: datetime | None) -> int:
+        sql = (f"SELECT count(*) AS n FROM {_q(N.BATCHES)} WHERE CAST(:since_n AS timestamp) IS NULL "
+               "OR created_at >= CAST(:since_n AS timestamp)")
+        df = self._run(BOS_DB, sql, self._times(since), "count the batches of", ["n"])
+        return int(df["n"].iloc[0]) if not df.empty else 0
+
+    def _els_select(self, where: str) -> str:
+        t, e, p, f = _q(N.TRACKERS), _q(N.ESSAY_STATES), _q(N.PENDING_CONTENT), _q(N.VALIDATION_FAILURES)
+        return f"""
+SELECT t.batch_id, true AS tracker, t.created_at AS tracker_created_at, t.expected_count AS essays_expected,
+  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id) AS essays,
+  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id AND e.text_storage_id IS NOT NULL) AS essays_assigned,
+  (SELECT count(*) FROM {p} p WHERE p.batch_id = t.batch_id) AS pending_content,
+  (SELECT count(*) FROM {f} f WHERE f.batch_id = t.batch_id) AS validation_failures,
+  (SELECT min(f.validation_error_code) FROM {f} f WHERE f.batch_id = t.batch_id) AS failure_code
+FROM {t} t WHERE {where}
+"""
+
+    def _els_orphans(self, where: str) -> str:
+        t, p = _q(N.TRACKERS), _q(N.PENDING_CONTENT)
+        return f"""
+SELECT p.batch_id, false AS tracker, NULL::timestamp AS tracker_created_at, NULL::int AS essays_expected,
+       0::bigint AS essays, 0::bigint AS essays_assigned, count(*) AS pending_content,
+       0::bigint AS validation_failures, NULL::text AS failure_code
+FROM {p} p
+WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.batch_id = p.batch_id) AND {where}
+GROUP BY p.batch_id
+"""
+
+    def els_candidates(self, since: datetime | None) -> pd.DataFrame:
+        params = {**self._times(since), "dwell": _REGISTERED_DWELL}
+        where = ("t.completed_at IS NULL AND t.created_at < CAST(:now_n AS timestamp) - make_interval(secs => "
+                 ":dwell) AND (CAST(:since_n AS timestamp) IS NULL OR t.created_at >= CAST(:since_n AS timestamp))")
+        inner = self._els_select(where)
+        sql = (f"SELECT * FROM ({inner}) x WHERE x.essays_assigned < x.essays_expected OR x.essays = 0 "
+               "OR x.pending_content > 0 OR x.validation_failures > 0")
+        owhere = ("p.created_at < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell) AND "
+                  "(CAST(:since_a AS timestamptz) IS NULL OR p.created_at >= CAST(:since_a AS timestamptz))")
+        sql += " UNION ALL " + self._els_orphans(owhere)
+        return _norm_els(self._run(ELS_DB, sql, params, "scan the trackers of", _ELS_COLS))
+
+    def file_candidates(self, since: datetime | None) -> pd.DataFrame:
+        fu = _q(N.FILE_UPLOADS)
+        sql = f"""
+SELECT batch_id, count(*) AS files,
+       count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
+       count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
+                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell))
+         AS files_stalled,
+       min(validation_error_code) AS file_error_code, min(upload_timestamp) AS first_upload_at
+FROM {fu}
+WHERE CAST(:since_a AS timestamptz) IS NULL OR upload_timestamp >= CAST(:since_a AS timestamptz)
+GROUP BY batch_id
+HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
+    OR count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
+                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell)) > 0
+"""
+        params = {**self._times(since), "failed": N.FILE_FAILED_STATUS, "open": list(N.FILE_OPEN_STATUSES),
+                  "dwell": _REGISTERED_DWELL}
+        return _norm_file(self._run(FILE_DB, sql, params, "scan the uploads of", _FILE_COLS))
+
+    def bos_rows(self, ids: list[str]) -> pd.DataFrame:
+        sql = (f"SELECT id AS batch_id, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
+               f"CAST(status AS text) AS state, updated_at AS entered_at, total_essays AS essays_expected "
+               f"FROM {_q(N.BATCHES)} WHERE id = ANY(CAST(:ids AS text[]))")
+        df = self._run(BOS_DB, sql, {"ids": ids}, "read batches of",
+                       ["batch_id", "flow", "state", "entered_at", "essays_expected"])
+        if not df.empty:
+            df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
+        return df
+
+    def els_details(self, ids: list[str]) -> pd.DataFrame:
+        sql = (self._els_select("t.batch_id = ANY(CAST(:ids AS text[]))") + " UNION ALL "
+               + self._els_orphans("p.batch_id = ANY(CAST(:ids AS text[]))"))
+        df = _norm_els(self._run(ELS_DB, sql, {"ids": ids}, "read trackers of", _ELS_COLS))
+        return df.sort_values("tracker", ascending=False).drop_duplicates("batch_id")
+
+    def file_details(self, ids: list[str]) -> pd.DataFrame:
+        sql = f"""
+SELECT batch_id, count(*) AS files, count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
+       0::bigint AS files_stalled, min(validation_error_code) AS file_error_code,
+       min(upload_timestamp) AS first_upload_at
+FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY batch_id
+"""
+        return _norm_file(self._run(FILE_DB, sql, {"ids": ids, "failed": N.FILE_FAILED_STATUS},
+                                    "read uploads of", _FILE_COLS))
+
+    def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
+        ob = '"' + model.OUTBOX_TABLE + '"'
+        sql = (f"SELECT aggregate_id AS batch_id, topic, published_at IS NOT NULL AS published, retry_count "
+               f"FROM {ob} WHERE topic = ANY(CAST(:topics AS text[])) AND aggregate_id = ANY(CAST(:ids AS text[]))")
+        return self._run(db, sql, {"ids": ids, "topics": topics}, "read the outbox of", _OUTBOX_COLS)
+
+    def enums(self) -> dict[str, dict[str, list[str]]]:
+        out = {}
+        for db, src in self.src.items():
+            try:
+                out[db] = src.enums()
+            except SourceUnavailable as exc:
+                self.warnings.append(str(exc))
+        return out
+
+
+def _norm_bos(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=_BOS_CAND_COLS) if not df.empty else pd.DataFrame(columns=_BOS_CAND_COLS)
+    for c in ("entered_at", "created_at"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    df["age_s"] = pd.to_numeric(df["age_s"], errors="coerce").astype(float)
+    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    return df
+
+
+def _norm_els(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=_ELS_COLS) if not df.empty else pd.DataFrame(columns=_ELS_COLS)
+    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    df["tracker_created_at"] = pd.to_datetime(df["tracker_created_at"], utc=True)
+    return df
+
+
+def _norm_file(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=_FILE_COLS) if not df.empty else pd.DataFrame(columns=_FILE_COLS)
+    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    df["first_upload_at"] = pd.to_datetime(df["first_upload_at"], utc=True)
+    return df
+
+
+class _BundleFacts(_Facts):
+    """The same facts from a bundle's tables (pandas); ``now`` is the collection time."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.b = bundle
+        self.now = bundle.collected_at
+        self.warnings = [f"{g.get('part')}: {g.get('reason')}" for g in bundle.gaps]
+
+    def _t(self, key: tuple[str, str]) -> pd.DataFrame | None:
+        df = self.b.table(*key)
+        return None if df is None else df.copy()
+
+    def has(self, db: str) -> bool:
+        return any(d == db for d, _ in self.b.tables())
+
+    def _batches(self, since: datetime | None) -> pd.DataFrame:
+        b = self._t(N.BATCHES)
+        if b is None or b.empty:
+            return pd.DataFrame(columns=["id", "state", "flow", "created_at", "updated_at", "total_essays"])
+        b = b.assign(id=b["id"].astype(str).str.lower(), state=b["status"].astype(str),
+                     flow=b["class_id"].map(lambda v: "GUEST" if v is None or pd.isna(v) else "REGULAR"),
+                     created_at=pd.to_datetime(b["created_at"], utc=True),
+                     updated_at=pd.to_datetime(b["updated_at"], utc=True))
+        if since is not None:
+            b = b[b["created_at"] >= pd.Timestamp(since)]
+        return b
+
+    def bos_total(self, since: datetime | None) -> int:
+        return len(self._batches(since))
+
+    def bos_candidates(self, since: datetime | None) -> pd.DataFrame:
+        b = self._batches(since)
+        now = pd.Timestamp(self.now)
+        rows = []
+        steps = {(s.flow, s.state): s for s in _steps()}
+        ph = _phase_step()
+        psl = self._t(N.PHASE_STATUS_LOG)
+        ob = self._t(N.BOS_OUTBOX)
+        done = set() if ob is None or ob.empty else set(
+            ob.loc[ob["topic"] == N.T_PIPELINE_COMPLETED, "aggregate_id"].astype(str).str.lower())
+        last: dict[str, tuple[str, pd.Timestamp]] = {}
+        if psl is not None and not psl.empty:
+            p = psl.assign(batch_id=psl["batch_id"].astype(str).str.lower(),
+                           at=pd.to_datetime(psl["updated_at"], utc=True).fillna(
+                               pd.to_datetime(psl["created_at"], utc=True)))
+            for r in p.sort_values("id").to_dict("records"):
+                last[r["batch_id"]] = (str(r["status"]), r["at"])
+        for r in b.to_dict("records"):
+            s = steps.get((r["flow"], r["state"]))
+            base = {"batch_id": r["id"], "flow": r["flow"], "state": r["state"], "essays_expected": r["total_essays"],
+                    "created_at": r["created_at"]}
+            if (s is not None and s.dwell is not None and r["updated_at"] < now - pd.Timedelta(seconds=s.dwell)) \
+                    or r["state"] in N.BATCH_FAILED_STATUSES:
+                rows.append({**base, "step": s.step if s else None, "awaited_event": s.awaited if s else None,
+                             "producer": s.producer if s else None, "entered_at": r["updated_at"],
+                             "expected_dwell_s": s.dwell if s else None})
+            elif r["state"] == N.S_READY and r["id"] in last and r["id"] not in done:
+                status, at = last[r["id"]]
+                if (status in N.PHASE_LOG_OPEN_STATUSES and at < now - pd.Timedelta(seconds=ph.dwell or 0)) \
+                        or status == N.PHASE_LOG_FAILED_STATUS:
+                    rows.append({**base, "step": ph.step, "awaited_event": ph.awaited, "producer": ph.producer,
+                                 "entered_at": at, "expected_dwell_s": ph.dwell})
+        df = pd.DataFrame(rows, columns=_BOS_CAND_COLS)
+        df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
+        df["age_s"] = (now - df["entered_at"]).dt.total_seconds()
+        return _norm_bos(df)
+
+    def _els_frame(self) -> pd.DataFrame:
+        t = self._t(N.TRACKERS)
+        e = self._t(N.ESSAY_STATES)
+        p = self._t(N.PENDING_CONTENT)
+        f = self._t(N.VALIDATION_FAILURES)
+
+        def counts(df: pd.DataFrame | None, mask: Any = None) -> pd.Series:
+            if df is None or df.empty:
+                return pd.Series(dtype="int64")
+            d = df if mask is None else df[mask(df)]
+            return d["batch_id"].dropna().astype(str).str.lower().value_counts()
+
+        ne = counts(e)
+        na = counts(e, lambda d: d["text_storage_id"].notna())
+        npc = counts(p)
+        nf = counts(f)
+        code = (f.assign(batch_id=f["batch_id"].astype(str).str.lower()).groupby("batch_id")[
+            "validation_error_code"].min() if f is not None and not f.empty else pd.Series(dtype=object))
+        rows = []
+        tracked = set()
+        if t is not None and not t.empty:
+            for r in t.to_dict("records"):
+                bid = str(r["batch_id"]).lower()
+                tracked.add(bid)
+                rows.append({"batch_id": bid, "tracker": True, "tracker_created_at": r["created_at"],
+                             "completed_at": r.get("completed_at"), "essays_expected": r["expected_count"],
+                             "essays": int(ne.get(bid, 0)), "essays_assigned": int(na.get(bid, 0)),
+                             "pending_content": int(npc.get(bid, 0)), "validation_failures": int(nf.get(bid, 0)),
+                             "failure_code": code.get(bid)})
+        if p is not None and not p.empty:
+            p = p.assign(batch_id=p["batch_id"].astype(str).str.lower(),
+                         created_at=pd.to_datetime(p["created_at"], utc=True))
+            for bid, g in p[~p["batch_id"].isin(tracked)].groupby("batch_id"):
+                rows.append({"batch_id": bid, "tracker": False, "tracker_created_at": None, "completed_at": None,
+                             "essays_expected": None, "essays": 0, "essays_assigned": 0,
+                             "pending_content": len(g), "validation_failures": 0, "failure_code": None,
+                             "_first": g["created_at"].min()})
+        df = pd.DataFrame(rows, columns=_ELS_COLS + ["completed_at", "_first"])
+        df["tracker_created_at"] = pd.to_datetime(df["tracker_created_at"], utc=True)
+        df["completed_at"] = pd.to_datetime(df["completed_at"], utc=True)
+        for c in ("essays_expected", "essays", "essays_assigned", "pending_content", "validation_failures"):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+        return df
+
+    def els_candidates(self, since: datetime | None) -> pd.DataFrame:
+        df = self._els_frame()
+        if df.empty:
+            return _norm_els(df)
+        limit = pd.Timestamp(self.now) - pd.Timedelta(seconds=_REGISTERED_DWELL)
+        tr = df["tracker"].astype(bool)
+        created = df["tracker_created_at"].where(tr, pd.to_datetime(df["_first"], utc=True))
+        ok = created < limit
+        if since is not None:
+            ok &= created >= pd.Timestamp(since)
+        bad = (~tr) | (df["completed_at"].isna() & (
+            (df["essays_assigned"] < df["essays_expected"]) | (df["essays"] == 0) | (df["pending_content"] > 0)
+            | (df["validation_failures"] > 0)))
+        return _norm_els(df[ok & bad])
+
+    def _file_frame(self) -> pd.DataFrame:
+        fu = self._t(N.FILE_UPLOADS)
+        if fu is None or fu.empty:
+            return pd.DataFrame(columns=_FILE_COLS)
+        fu = fu.assign(batch_id=fu["batch_id"].astype(str).str.lower(),
+                       upload_timestamp=pd.to_datetime(fu["upload_timestamp"], utc=True))
+        limit = pd.Timestamp(self.now) - pd.Timedelta(seconds=_REGISTERED_DWELL)
+        fu["_failed"] = fu["processing_status"] == N.FILE_FAILED_STATUS
+        fu["_stalled"] = fu["processing_status"].isin(N.FILE_OPEN_STATUSES) & (fu["upload_timestamp"] < limit)
+        g = fu.groupby("batch_id").agg(files=("batch_id", "size"), files_failed=("_failed", "sum"),
+                                       files_stalled=("_stalled", "sum"),
+                                       file_error_code=("validation_error_code", "min"),
+                                       first_upload_at=("upload_timestamp", "min")).reset_index()
+        return _norm_file(g)
+
+    def file_candidates(self, since: datetime | None) -> pd.DataFrame:
+        g = self._file_frame()
+        if since is not None and not g.empty:
+            g = g[g["first_upload_at"] >= pd.Timestamp(since)]
+        return g[(g["files_failed"] > 0) | (g["files_stalled"] > 0)]
+
+    def bos_rows(self, ids: list[str]) -> pd.DataFrame:
+        b = self._batches(None)
+        b = b[b["id"].isin(ids)]
+        return pd.DataFrame({"batch_id": b["id"], "flow": b["flow"], "state": b["state"],
+                             "entered_at": b["updated_at"], "essays_expected": b["total_essays"]})
+
+    def els_details(self, ids: list[str]) -> pd.DataFrame:
+        df = self._els_frame()
+        return _norm_els(df[df["batch_id"].isin(ids)])
+
+    def file_details(self, ids: list[str]) -> pd.DataFrame:
+        g = self._file_frame()
+        return g[g["batch_id"].isin(ids)]
+
+    def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
+        ob = self._t((db, model.OUTBOX_TABLE))
+        if ob is None or ob.empty:
+            return pd.DataFrame(columns=_OUTBOX_COLS)
+        ob = ob.assign(batch_id=ob["aggregate_id"].astype(str).str.lower())
+        ob = ob[ob["topic"].isin(topics) & ob["batch_id"].isin(ids)]
+        return pd.DataFrame({"batch_id": ob["batch_id"], "topic": ob["topic"],
+                             "published": ob["published_at"].notna(), "retry_count": ob["retry_count"]})
+
+    def enums(self) -> dict[str, dict[str, list[str]]]:
+        return self.b.enums
+
+
+# ----------------------------------------------------------------------------------- classification
+def _int(v: Any) -> int | None:
+    try:
+        return None if v is None or pd.isna(v) else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.DataFrame, int]:
+    say("BOS: classifying every batch in SQL …")
+    bos = facts.bos_candidates(since)
+    total = facts.bos_total(since)
+    say(f"BOS: {total} batch(es), {len(bos)} past their step's dwell or failed")
+    say("ELS: trackers, essays, pending content, validation failures …")
+    els = facts.els_candidates(since)
+    say(f"ELS: {len(els)} incomplete tracker(s) past the registration dwell")
+    say("File Service: uploads …")
+    files = facts.file_candidates(since)
+    say(f"File Service: {len(files)} batch(es) with failed or stalled uploads")
+
+    cand = list(dict.fromkeys([*bos["batch_id"], *els["batch_id"], *files["batch_id"]]))
+    in_bos = set(bos["batch_id"])
+    other = [i for i in cand if i not in in_bos]
+    # an id ELS or the File Service flags but BOS holds and does not flag: BOS is authoritative
+    bos_known = facts.bos_rows(other) if other and facts.has(BOS_DB) else pd.DataFrame(columns=["batch_id"])
+    healthy_in_bos = set(bos_known["batch_id"].astype(str).str.lower())
+    only_elsewhere = [i for i in other if i not in healthy_in_bos]
+    ids = [*bos["batch_id"], *only_elsewhere]
+    total += len(only_elsewhere)
+    say(f"joining {len(ids)} candidate(s) across the databases …")
+    if not ids:
+        return pd.DataFrame(columns=list(BATCH_COLUMNS)), total
+
+    ed = {r["batch_id"]: r for r in facts.els_details(ids).to_dict("records")} if facts.has(ELS_DB) else {}
+    fd = {r["batch_id"]: r for r in facts.file_details(ids).to_dict("records")} if facts.has(FILE_DB) else {}
+    awaited: dict[tuple[str, str], tuple[bool, int]] = {}
+    by_prod: dict[str, tuple[list[str], set[str]]] = {}
+    for r in bos.to_dict("records"):
+        db = _PRODUCER_DB.get(str(r["producer"]))
+        if db and r["awaited_event"]:
+            by_prod.setdefault(db, ([], set()))[0].append(r["batch_id"])
+            by_prod[db][1].add(r["awaited_event"])
+    for db, (bids, topics) in by_prod.items():
+        if not facts.has(db):
+            continue
+        ob = facts.outbox(db, bids, sorted(topics))
+        for o in ob.to_dict("records"):
+            k = (str(o["batch_id"]).lower(), str(o["topic"]))
+            pub, retries = awaited.get(k, (False, 0))
+            awaited[k] = (pub or bool(o["published"]), max(retries, _int(o["retry_count"]) or 0))
+    enums = facts.enums()
+
+    rows = []
+    for r in [*bos.to_dict("records"), *({"batch_id": i} for i in only_elsewhere)]:
+        bid = r["batch_id"]
+        e = ed.get(bid) or {}
+        f = fd.get(bid) or {}
+        row = {c: r.get(c) for c in BATCH_COLUMNS if c in r}
+        row.setdefault("flow", None)
+        row.setdefault("state", None)
+        row["known_to"] = ", ".join(db for db, ok in ((BOS_DB, bid in in_bos),
+                                                      (ELS_DB, bool(e)), (FILE_DB, bool(f))) if ok)
+        row["essays_expected"] = _int(r.get("essays_expected")) if _int(r.get("essays_expected")) is not None \
+            else _int(e.get("essays_expected"))
+        row["essays"] = _int(e.get("essays"))
+        row["essays_assigned"] = _int(e.get("essays_assigned"))
+        row["pending_content"] = _int(e.get("pending_content"))
+        row["validation_failures"] = _int(e.get("validation_failures"))
+        row["files"] = _int(f.get("files"))
+        row["files_failed"] = _int(f.get("files_failed"))
+        prod_db = _PRODUCER_DB.get(str(r.get("producer")))
+        if not r.get("awaited_event"):
+            row["outbox_row"] = "-"
+        elif prod_db is None or not facts.has(prod_db):
+            row["outbox_row"] = "not checked"  # the producer's database is not scanned (CMS, gateway)
+        else:
+            hit = awaited.get((bid, str(r["awaited_event"])))
+            row["outbox_row"] = "missing" if hit is None else ("published" if hit[0] else "unpublished")
+        if bid not in in_bos:
+            first = [t for t in (e.get("tracker_created_at"), f.get("first_upload_at")) if t is not None
+                     and not pd.isna(t)]
+            row["entered_at"] = min(first) if first else pd.NaT
+            row["age_s"] = (pd.Timestamp(facts.now) - row["entered_at"]).total_seconds() if first else None
+        row["error_class"] = _error_class(row, r, e, f, awaited, enums)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
+    df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
+    df = _typed(df)
+    return df.sort_values(["entered_at", "batch_id"], kind="stable", na_position="first").reset_index(drop=True), total
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    for c in ("age_s", "expected_dwell_s"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    for c in ("essays_expected", "essays", "essays_assigned", "pending_content", "validation_failures", "files",
+              "files_failed"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+    return df
+
+
+def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: dict[str, Any],
+                 awaited: dict[tuple[str, str], tuple[bool, int]], enums: dict[str, dict[str, list[str]]]) -> str:
+    """The evidence-backed reason class of one stuck batch (first match wins)."""
+    if not row.get("state"):
+        return "bos.batch_row_missing"
+    if row["state"] in N.BATCH_FAILED_STATUSES:
+        return f"batch.{row['state']}"
+    missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums)
+    if missing:
+        return missing
+    if row["outbox_row"] == "unpublished":
+        hit = awaited.get((row["batch_id"], str(r.get("awaited_event"))))
+        exhausted = hit is not None and hit[1] >= N.OUTBOX_MAX_RETRIES
+        return "outbox.unpublished" + (".retries_exhausted" if exhausted else "")
+    if row["outbox_row"] == "published":
+        return "event.not_consumed"
+    if (row.get("validation_failures") or 0) > 0:
+        return f"validation.failures:{e.get('failure_code') or '?'}"
+    if (row.get("files_failed") or 0) > 0:
+        return f"file.upload_failed:{f.get('file_error_code') or '?'}"
+    if r.get("step") == _STEP_OF_PHASES:
+        return "phase.no_outcome"
+    if e and not e.get("tracker"):
+        return "els.tracker_missing"
+    if not e:
+        return "els.tracker_missing" if row.get("known_to") else "no_rows"
+    if (row.get("essays") or 0) == 0:
+        return "els.no_essay_rows"
+    if (row.get("pending_content") or 0) > 0:
+        return "els.orphaned_content"
+    if row.get("essays_expected") is not None and (row.get("essays_assigned") or 0) < row["essays_expected"]:
+        return "els.content_incomplete"
+    return "event.not_produced"
+
+
+def _groups(batches: pd.DataFrame) -> pd.DataFrame:
+    if batches.empty:
+        return pd.DataFrame(columns=list(GROUP_COLUMNS))
+    d = batches.assign(_aw=batches["awaited_event"].fillna("-"), _st=batches["state"].fillna("-"))
+    g = d.groupby(["_st", "_aw", "error_class"], sort=False, dropna=False).agg(
+        count=("batch_id", "size"), first_at=("entered_at", "min"), last_at=("entered_at", "max"),
+        oldest_age_s=("age_s", "max"), example_batch=("batch_id", "first")).reset_index()
+    g = g.rename(columns={"_st": "state", "_aw": "awaited_event"})
+    g["signature"] = g["state"] + " | " + g["awaited_event"] + " | " + g["error_class"]
+    g = g.sort_values(["count", "first_at"], ascending=[False, True], kind="stable")
+    return g[list(GROUP_COLUMNS)].reset_index(drop=True)
+
+
+def _say(progress: Progress | bool | None) -> Progress:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda m: print(f"[scan] {m}", file=sys.stderr, flush=True)
+    return lambda m: None
+
+
+# ------------------------------------------------------------------------------------------ entry points
+def scan_profile(profile: Any, *, since: datetime | str | None = None, progress: Progress | bool | None = None,
+                 at: datetime | None = None, statement_timeout_ms: int | None = None) -> ScanResult:
+    """Scan every batch of the live stack ``profile`` points at (read-only); return the stuck ones.
+
+    Args:
+        profile: a :class:`~huledu_forensics.profiles.Profile` (from ``profiles.load_profile``).
+        since: only batches registered at or after this time (aware UTC, or ISO text).
+        progress: a callable taking one line, or ``True`` to print ``[scan] ...`` lines on stderr.
+        at: measure ages to this time instead of the BOS server's clock (tests, replays).
+        statement_timeout_ms: per-statement timeout (default: the source's 15 s).
+
+    Raises:
+        SourceUnavailable: no database of the profile can be reached.
+        ConfigError: ``since`` is not a time.
+    """
+    from .sources.postgres import PostgresSource
+
+    say = _say(progress)
+    t_since = parse_option_time(since, "since")
+    sources: dict[str, Any] = {}
+    warnings: list[str] = []
+    for db in (BOS_DB, ELS_DB, FILE_DB):
+        target = profile.databases.get(db) if hasattr(profile.databases, "get") else None
+        if target is None:
+            warnings.append(f"profile '{profile.name}' has no database {db}; not scanned")
+            continue
+        kw = {"statement_timeout_ms": statement_timeout_ms} if statement_timeout_ms else {}
+        try:
+            src = PostgresSource(f"postgres:{db}", db, target.url(), **kw)
+            tables = set(src.tables())
+        except (SourceUnavailable, ConfigError) as exc:
+            warnings.append(str(exc))
+            say(f"{db}: unreachable ({target.masked_dsn()})")
+            continue
+        missing = [t for t in model.DATABASES[db].tables if t not in tables]
+        if missing:
+            warnings.append(f"{db} lacks table(s) {', '.join(missing)}; not scanned")
+            src.close()
+            continue
+        sources[db] = src
+        say(f"{db}: connected")
+    if not sources:
+        raise SourceUnavailable(f"No database of profile '{profile.name}' could be scanned: "
+                                + "; ".join(warnings), source="postgres")
+    try:
+        facts = _PgFacts(sources, at)
+        batches, total = _classify(facts, t_since, say)
+        warnings += facts.warnings
+    finally:
+        for src in sources.values():
+            src.close()
+    groups = _groups(batches)
+    say(f"done: {total} batch(es), {len(batches)} stuck in {len(groups)} group(s)")
+    return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
+                      source={"kind": "live", "profile": profile.name}, warnings=warnings)
+
+
+def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
+                progress: Progress | bool | None = None) -> ScanResult:
+    """Scan every batch an evidence bundle holds, the same way as :func:`scan_profile` (ages to collection).
+
+    Raises:
+        BundleNotFound, BundleInvalid: the bundle cannot be read.
+    """
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    say = _say(progress)
+    t_since = parse_option_time(since, "since")
+    facts = _BundleFacts(b)
+    batches, total = _classify(facts, t_since, say)
+    groups = _groups(batches)
+    return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
+                      source={"kind": "bundle", "bundle": str(b.path)}, warnings=facts.warnings)
+
+
+# ----------------------------------------------------------------------------------- report helpers
+def overview_frame(result: ScanResult) -> pd.DataFrame:
+    """The scan's stuck batches in :data:`huledu_forensics.overview.OVERVIEW_COLUMNS` form.
+
+    So the stuck-batches notebook's figure and root-cause table work on a live scan too; the error class
+    stands in for the root cause (a scan runs no rules).
+    """
+    from .overview import OVERVIEW_COLUMNS
+
+    b = result.batches
+    df = pd.DataFrame({
+        "batch_id": b["batch_id"], "flow": b["flow"],
+        "status": ["failed" if str(s) in N.BATCH_FAILED_STATUSES else "stuck" for s in b["state"]],
+        "current_state": b["state"], "current_step": b["step"], "awaited_event": b["awaited_event"],
+        "waited_s": b["age_s"], "root_cause": b["error_class"], "root_cause_summary": None,
+        "findings": pd.array([None] * len(b), dtype="Int64"), "registered_at": pd.NaT,
+        "known_to": b["known_to"], "error": ""}, columns=list(OVERVIEW_COLUMNS))
+    df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
+    return df.sort_values("waited_s", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def scan_verdict(result: ScanResult) -> dict[str, Any]:
+    """A ``verdict.json`` for a scan: healthy when no batch is stuck; incomplete when a source was not read.
+
+    ``huledu-forensics report`` derives its exit code from it as from a batch verdict.
+    """
+    return {"tool": "huledu-forensics", "kind": "scan", "healthy": result.stuck == 0,
+            "status": "healthy" if result.stuck == 0 else "stuck", "scanned_at": result.scanned_at.isoformat(),
+            "total": int(result.total), "stuck": result.stuck,
+            "completeness": {"scan": "complete" if result.complete else "partial"},
+            "warnings": list(result.warnings), "groups": _records(result.groups)}
+
+
+def write_scan_verdict(path: str | Path | None, result: ScanResult) -> str | None:
+    """Write :func:`scan_verdict` to ``path`` atomically (nothing when ``path`` is empty)."""
+    if not path:
+        return None
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(scan_verdict(result), indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+    return str(p)
+
+
+def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str | Path = "stuck_batches",
+                    timeout_s: float = 600, progress: bool = False) -> Any:
+    """Run the stuck-batches notebook on a written scan (no bundle, no id); return a ``ReportResult``.
+
+    Writes ``verdict.json`` (:func:`scan_verdict`), ``report.ipynb`` and ``report.html`` into ``out_dir``.
+
+    Raises:
+        ReportError: the notebook has no ``scan`` parameter or a cell failed.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from . import report as R
+    from .errors import ReportError
+
+    scan_json = Path(scan_dir) / SCAN_FILES["json"] if Path(scan_dir).is_dir() else Path(scan_dir)
+    load_scan(scan_json)  # bad input fails here, before a kernel starts
+    nb_path = R.resolve_notebook(notebook)
+    _, declared = R._parameters_cell(nb_path)
+    if "scan" not in declared:
+        raise ReportError(f"Notebook '{nb_path.name}' has no 'scan' parameter, so it cannot run on a scan; "
+                          "use --notebook stuck_batches or pass --id.", notebook=str(nb_path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = R.ReportResult(out_dir=out, verdict_path=out / R.REPORT_FILES["verdict"],
+                            notebook_path=out / R.REPORT_FILES["notebook"], html_path=out / R.REPORT_FILES["html"],
+                            bundle_path=None)
+    for name in R.REPORT_FILES.values():
+        (out / name).unlink(missing_ok=True)
+    params = {"scan": str(scan_json.resolve()), "verdict_path": str(result.verdict_path.resolve())}
+    try:
+        with R._kernel_stderr(out / R.KERNEL_LOG, enabled=not progress):
+            pm.execute_notebook(str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
+                                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
+                                cwd=str(out), request_save_on_cell_execute=True)
+    except PapermillExecutionError as exc:
+        R._try_export(result)
+        raise ReportError(f"Notebook '{nb_path.name}' failed: {exc.ename}: "
+                          f"{(exc.evalue or '').strip().splitlines()[0] if exc.evalue else ''}. See "
+                          f"{result.notebook_path}.", notebook=str(nb_path)) from exc
+    R._try_export(result)
+    if not result.verdict_path.is_file():
+        raise ReportError(f"Notebook '{nb_path.name}' wrote no {R.REPORT_FILES['verdict']}.", notebook=str(nb_path))
+    result.verdict = json.loads(result.verdict_path.read_text(encoding="utf-8"))
+    return result
