@@ -235,7 +235,10 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 
 def _lines(src: LogSource, container: str, window: Window,
-           contains: set[str] | None) -> Iterator[LogLine]:
+           contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
+    if follow:  # files: byte-level search, only the stretches around matches are read
+        return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
+                                   follow=True))
     return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
 
 
@@ -358,7 +361,9 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 accepted = []
                 last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    for ln in _lines(ls, c, window, pushdown):
+                    kind = getattr(ls, "kind", "")
+                    for ln in _lines(ls, c, window, ids if kind == "files" else pushdown,
+                                     follow=kind == "files"):
                         text = ln.text
                         if pred(text):
                             pairs = line_ids(text)

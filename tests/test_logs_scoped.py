@@ -137,3 +137,30 @@ def parse_file_from_lines(lines: list[str]) -> pd.DataFrame:
     from huledu_forensics.logs import parse_lines
 
     return parse_lines(lines, container=WORKER)
+
+
+def test_files_source_follow_reads_only_the_stretches_live_collection_needs(tmp_path: Path) -> None:
+    from huledu_forensics.sources.base import Window
+    from huledu_forensics.sources.files import FilesSource, split_docker_stamp
+
+    _generate(tmp_path / f"{WORKER}.log", seed=11, n=900)
+    src = FilesSource(tmp_path)
+    every = [ln.text for ln in src.iter_lines(WORKER, Window())]
+    follow = [ln.text for ln in src.iter_lines(WORKER, Window(), contains_any=[TARGET], follow=True)]
+    assert 0 < len(follow) < len(every)
+    # every line yielded is a line of the file, in file order
+    pos = {t: i for i, t in enumerate(every)}
+    idx = [pos[t] for t in follow]
+    assert idx == sorted(idx)
+    # it holds every line that mentions the id and every line up to LINK_SECONDS after one
+    from huledu_forensics.logs import LINK_SECONDS
+
+    kept = set(idx)
+    last_hit = None
+    for i, text in enumerate(every):
+        ns = split_docker_stamp(text)[0]  # type: ignore[index]
+        if TARGET in text.lower():
+            assert i in kept
+            last_hit = ns
+        elif last_hit is not None and ns - last_hit <= LINK_SECONDS * 1e9:
+            assert i in kept
