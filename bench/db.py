@@ -80,6 +80,8 @@ def bench_db(work: Path, n_batches: int, repeat: int, add: Callable[..., None], 
     from tests.support.pg_world import profile_for
 
     make = Databases()
+    if n_batches > 20_000:
+        repeat = 1  # minutes per run at this size
     try:
         say(f"loading and inflating worlds in PostgreSQL (8 and {n_batches} batches)")
         small, w = _world(make, 8, say)
