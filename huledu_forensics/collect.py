@@ -31,6 +31,7 @@ from .errors import ConfigError, ScopeError, SourceUnavailable
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
 from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
+from .model import names as N
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
 from .sources.files import FilesSource
@@ -66,6 +67,7 @@ class _ScopeState:
     other_batches: set[str] = field(default_factory=set)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
     asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+    json_since: datetime | None = None  # lower bound for JSON-payload scans once the batch is known
 
     def values_for(self, kinds: Iterable[str]) -> set[str]:
         out = {self.requested}
@@ -149,6 +151,7 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
     for (tdb, tname), spec in model.TABLES.items():
         if tdb != db or tname not in present:
             continue
+        _bound_json_scans(src, state)
         filters = _filters(spec, state)
         if state.asked.get((db, tname)) == filters:
             counts.append(f"{tname} =")
@@ -165,12 +168,40 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
                     new += state.add(pairs)
             frame = frame[pd.Series(keep, index=frame.index)]
         state.frames.setdefault((db, tname), []).append(frame)
+        _note_registration(state, (db, tname), frame)
         counts.append(f"{tname} {len(frame)}")
     for w in src.take_warnings():
         if w not in report.warnings:
             report.warn(w)
     progress(f"round {round_no}: {db}: " + (", ".join(counts) or "no model tables"))
     return new
+
+
+# Rows about a batch are written after it was registered; this margin absorbs clock skew between services.
+_JSON_BOUND_MARGIN = pd.Timedelta(hours=1)
+
+
+def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataFrame) -> None:
+    """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
+    if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
+        return
+    idcol = "id" if key == N.BATCHES else "batch_id"
+    if idcol not in frame.columns or "created_at" not in frame.columns:
+        return
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, "created_at"].dropna()
+    if hit.empty:
+        return
+    t = parse_utc(hit.min())
+    if t is not None:
+        bound = t - _JSON_BOUND_MARGIN.to_pytimedelta()
+        state.json_since = bound if state.json_since is None else min(state.json_since, bound)
+
+
+def _bound_json_scans(src: PostgresSource, state: _ScopeState) -> None:
+    """HuleEdu has no index on JSON payloads: bound those scans from the batch's registration on."""
+    since, until = src.json_window
+    if since is None and state.json_since is not None:
+        src.json_window = (state.json_since, until)
 
 
 def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:

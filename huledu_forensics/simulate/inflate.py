@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -41,6 +41,7 @@ _HEX32_RE = "\\m([0-9a-f]{20})[0-9a-f]{12}\\M"
 # either, in one pass: keep the prefix (\1), replace the last 12 hex digits
 _ANY_ID_RE = "([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-|\\m[0-9a-f]{20})[0-9a-fA-F]{12}\\M"
 _TRACKER_FK = "batch_tracker_id"
+_MARK = "@@@@@@@@@@@@"  # 12 characters no id or payload holds
 
 
 @dataclass
@@ -98,21 +99,23 @@ def _columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, 
     return [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
 
 
-def _remap(col: str, dtype: str, kind: str = "embedded") -> str:
+def _remap(col: str, dtype: str, kind: str = "embedded", spread_s: float = 0.0) -> str:
     """SQL that rewrites every UUID in ``col`` for copy ``p.n`` (same rule in every table and database).
 
     ``kind`` says what the template rows hold: ``none`` (no UUID: copied as is), ``exact`` (each value
     is one UUID: a cheap prefix + copy number) or ``embedded`` (UUIDs inside text or JSON: a regexp).
     """
     q = f's."{col}"'
+    if dtype in ("timestamp without time zone", "timestamp with time zone"):
+        return f"{q} - make_interval(secs => p.n * {float(spread_s)!r})"  # copy n happened n spreads earlier
     if kind == "none":
         return q
     if kind in ("exact", "exact32") and dtype in ("character varying", "text", "character", "uuid"):
         keep = 24 if kind == "exact" else 20
         expr = f"left(CAST({q} AS text), {keep}) || lpad(to_hex(p.n), 12, '0')"
         return f"CAST({expr} AS uuid)" if dtype == "uuid" else expr
-    repl = "'\\1' || lpad(to_hex(p.n), 12, '0')"
-    inner = f"regexp_replace(CAST({q} AS text), '{_ANY_ID_RE}', {repl}, 'g')"
+    # ids inside text or JSON: the template text was marked once (_mark); a copy is one literal replace
+    inner = f"replace(s.\"_m_{col}\", '{_MARK}', lpad(to_hex(p.n), 12, '0'))"
     if dtype in ("character varying", "text", "character"):
         return inner
     if dtype in ("uuid", "json", "jsonb"):
@@ -145,7 +148,8 @@ def _uuid_kinds(conn: psycopg.Connection[Any], src: str, cols: list[tuple[str, s
     return out
 
 
-def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], None]) -> dict[str, int]:
+def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], None],
+                spread_s: float) -> dict[str, int]:
     counts: dict[str, int] = {}
     tables = [t for (d, t) in model.TABLES if d == db]
     with psycopg.connect(_libpq(dsn), autocommit=False) as conn:
@@ -176,6 +180,11 @@ def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], 
                     conn.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{c}'), "
                                  f"COALESCE((SELECT max(\"{c}\") FROM \"{table}\"), 0) + 1, false)")
             kinds = _uuid_kinds(conn, f"_src_{table}", cols)
+            for c, k in kinds.items():
+                if k == "embedded":  # mark the 12 digits each copy rewrites, once, on the few template rows
+                    conn.execute(f'ALTER TABLE "_src_{table}" ADD COLUMN "_m_{c}" text')  # type: ignore[arg-type]
+                    conn.execute(f'UPDATE "_src_{table}" SET "_m_{c}" = regexp_replace(CAST("{c}" AS text), '
+                                 f"'{_ANY_ID_RE}', '\\1{_MARK}', 'g')")  # type: ignore[arg-type]
             select = []
             insert = []
             for c, dtype, serial in cols:
@@ -184,10 +193,10 @@ def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], 
                 insert.append(f'"{c}"')
                 if c == _TRACKER_FK and db == ELS_DB:
                     select.append(f"CASE WHEN s.\"{c}\" IS NULL THEN NULL ELSE (SELECT t.id FROM "
-                                  f"\"{tracker_table}\" t WHERE t.batch_id = regexp_replace(s._owner, "
-                                  f"'{_UUID_RE}', '\\1' || lpad(to_hex(p.n), 12, '0'), 'g')) END")
+                                  f"\"{tracker_table}\" t WHERE t.batch_id = left(s._owner, 24) "
+                                  "|| lpad(to_hex(p.n), 12, '0')) END")
                 else:
-                    select.append(_remap(c, dtype, kinds.get(c, "embedded")))
+                    select.append(_remap(c, dtype, kinds.get(c, "embedded"), spread_s))
             sql = (f'INSERT INTO "{table}" ({", ".join(insert)}) SELECT {", ".join(select)} '
                    f'FROM "_src_{table}" s JOIN _plan pl ON pl.batch_id = s._owner '
                    "CROSS JOIN LATERAL generate_series(1, pl.copies) AS p(n)")
@@ -203,7 +212,7 @@ def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], 
 
 
 def inflate_world_into_postgres(world_dsns: dict[str, str], n_batches: int, *, n_stuck: int | None = None,
-                                at: datetime | None = None,
+                                at: datetime | None = None, spread: timedelta = timedelta(minutes=1),
                                 progress: Callable[[str], None] | None = None) -> Inflation:
     """Copy the loaded world's batches until it holds ``n_batches``, ``n_stuck`` of them stuck.
 
@@ -214,6 +223,9 @@ def inflate_world_into_postgres(world_dsns: dict[str, str], n_batches: int, *, n
             keeps the world's own stuck batches and adds healthy copies only. A world with no healthy
             batch (the seed variants) can only grow stuck batches.
         at: the "now" of the template scan (the world's ``collected_at``); ``None``: the server clock.
+        spread: copy ``n`` of a batch has every timestamp moved ``n * spread`` earlier, so the batches
+            spread over time like a production history (ages only grow: stuck stays stuck, a finished
+            batch stays finished).
         progress: called with one line per step.
 
     Returns:
@@ -244,7 +256,7 @@ def inflate_world_into_postgres(world_dsns: dict[str, str], n_batches: int, *, n
     rows: dict[str, int] = {}
     for db in (BOS_DB, ELS_DB, FILE_DB):
         if db in world_dsns:
-            rows.update(_inflate_db(world_dsns[db], db, copies, say))
+            rows.update(_inflate_db(world_dsns[db], db, copies, say, spread.total_seconds()))
     expected: Counter[tuple[str, str, str]] = Counter()
     for b in stuck:
         expected[sig[b]] += 1 + copies.get(b, 0)
