@@ -1547,7 +1547,10 @@ def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> li
                 pos = end
         del arr
     finally:
-        mm.close()
+        try:
+            mm.close()
+        except BufferError:  # a numpy view still alive: the map goes with it
+            pass
     return sorted(found.items())
 
 
