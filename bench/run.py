@@ -13,7 +13,6 @@ Peak RSS is the child process's own ``ru_maxrss``.
 from __future__ import annotations
 
 import argparse
-import gzip  # noqa: F401 - kept for symmetry with the kit's readers
 import json
 import os
 import re
