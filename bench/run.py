@@ -141,40 +141,58 @@ def json_bodies(src: Path, dest: Path, max_bytes: int) -> tuple[Path, Path, int]
 # Benchmarks: logs
 
 
-def bench_full_parse(sample: Path, bodies: Path, n_lines: int, repeat: int) -> None:
-    say(f"full parse of {n_lines} lines ({sample.stat().st_size / 1e6:.0f} MB)")
-    ours = child(f"""
+_PARSE_OURS = """
 import json, time
 from huledu_forensics.logs import parse_file
-best = 1e9
-for _ in range({repeat}):
-    t = time.perf_counter(); df = parse_file({str(sample)!r}, container={WORKER!r}); best = min(best, time.perf_counter() - t)
-print(json.dumps({{"s": best, "rows": len(df)}}))
-""")
-    duck = child(f"""
+t = time.perf_counter(); df = parse_file({sample!r}, container={worker!r}); s = time.perf_counter() - t
+print(json.dumps({{"s": s, "rows": len(df)}}))
+"""
+_PARSE_DUCK = """
 import json, time, duckdb
-best = 1e9
-for _ in range({repeat}):
-    t = time.perf_counter()
-    con = duckdb.connect()
-    df = con.sql("SELECT * FROM read_json({str(bodies)!r}, format='newline_delimited')").df()
-    best = min(best, time.perf_counter() - t)
-print(json.dumps({{"s": best, "rows": len(df)}}))
-""")
-    naive = child(f"""
+t = time.perf_counter()
+df = duckdb.connect().sql("SELECT * FROM read_json({bodies!r}, format='newline_delimited')").df()
+print(json.dumps({{"s": time.perf_counter() - t, "rows": len(df)}}))
+"""
+_PARSE_NAIVE = """
 import json, time
 import pandas as pd
-best = 1e9
-for _ in range({repeat}):
-    t = time.perf_counter()
-    recs = []
-    with open({str(sample)!r}, encoding="utf-8") as fh:
-        for line in fh:
-            recs.append(json.loads(line.split(" ", 1)[1]))
-    df = pd.DataFrame(recs)
-    best = min(best, time.perf_counter() - t)
-print(json.dumps({{"s": best, "rows": len(df)}}))
-""")
+t = time.perf_counter()
+recs = []
+with open({sample!r}, encoding="utf-8") as fh:
+    for line in fh:
+        recs.append(json.loads(line.split(" ", 1)[1]))
+df = pd.DataFrame(recs)
+print(json.dumps({{"s": time.perf_counter() - t, "rows": len(df)}}))
+"""
+_SCOPED_OURS = """
+import json, resource, time
+from huledu_forensics.logs import read_scoped
+t = time.perf_counter(); df = read_scoped({big!r}, [{target!r}], container={worker!r}); s = time.perf_counter() - t
+print(json.dumps({{"s": s, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def interleaved(runs: dict[str, Callable[[], dict]], repeat: int) -> dict[str, dict]:
+    """Run each measurement ``repeat`` times, taking turns (so a change in machine load hits every
+    side alike); keep each side's fastest run."""
+    out: dict[str, dict] = {}
+    for _ in range(max(1, repeat)):
+        for name, fn in runs.items():
+            r = fn()
+            if name not in out or r["s"] < out[name]["s"]:
+                out[name] = r
+    return out
+
+
+def bench_full_parse(sample: Path, bodies: Path, n_lines: int, repeat: int) -> None:
+    say(f"full parse of {n_lines} lines ({sample.stat().st_size / 1e6:.0f} MB)")
+    kw = {"sample": str(sample), "bodies": str(bodies), "worker": WORKER}
+    res = interleaved({
+        "ours": lambda: child(_PARSE_OURS.format(**kw)),
+        "duck": lambda: child(_PARSE_DUCK.format(**kw)),
+        "naive": lambda: child(_PARSE_NAIVE.format(**kw)),
+    }, repeat)
+    ours, duck, naive = res["ours"], res["duck"], res["naive"]
     assert ours["rows"] == duck["rows"] == naive["rows"] == n_lines, (ours, duck, naive, n_lines)
     lps = n_lines / ours["s"]
     r_duck = duck["s"] / ours["s"]
@@ -190,20 +208,14 @@ def bench_scoped(big: Path, target: str, n_lines: int, repeat: int) -> None:
     say(f"scoped read of {size / 1e6:.0f} MB vs grep -F")
     subprocess.run(["grep", "-cF", target, str(big)], capture_output=True, check=False)  # warm cache
 
-    def grep() -> float:
+    def grep() -> dict:
         t = time.perf_counter()
         subprocess.run(["grep", "-F", target, str(big)], stdout=subprocess.DEVNULL, check=False)
-        return time.perf_counter() - t
+        return {"s": time.perf_counter() - t}
 
-    g = best(grep, repeat)
-    ours = child(f"""
-import json, resource, time
-from huledu_forensics.logs import read_scoped
-best = 1e9
-for _ in range({repeat}):
-    t = time.perf_counter(); df = read_scoped({str(big)!r}, [{target!r}], container={WORKER!r}); best = min(best, time.perf_counter() - t)
-print(json.dumps({{"s": best, "rows": len(df), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-""")
+    kw = {"big": str(big), "target": target, "worker": WORKER}
+    res = interleaved({"ours": lambda: child(_SCOPED_OURS.format(**kw)), "grep": grep}, repeat)
+    ours, g = res["ours"], res["grep"]["s"]
     base_rss = child("""
 import json, resource
 import huledu_forensics.logs
@@ -260,8 +272,9 @@ def bench_report(work: Path, repeat: int) -> float | None:
         report.size = (d / "report.html").stat().st_size  # type: ignore[attr-defined]
         return s
 
-    f = best(floor, repeat)
-    r = best(report, repeat)
+    f = r = 1e9
+    for _ in range(max(1, repeat)):  # taking turns, as interleaved()
+        f, r = min(f, floor()), min(r, report())
     size = report.size / 1e6  # type: ignore[attr-defined]
     add("report (demo bundle) vs papermill+nbconvert on an empty notebook", fmt_s(r), fmt_s(f), r / f,
         "<= 1.5x", r / f <= 1.5)
