@@ -1496,11 +1496,10 @@ def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> li
     ``bytearray.find``; the fold maps only ``A-Z`` and a few control bytes onto the needle's characters,
     so the hits are a superset of the case-insensitive matches (:func:`scope_filter` decides on the
     parsed rows). Blocks overlap by the longest needle, so an id across a boundary is found once.
-    Newlines are counted by numpy in a second thread while the search runs, for line numbers. Mapped
-    pages are dropped after each block, so memory stays at about two blocks whatever the file size.
+    Mapped pages are dropped after each block, so memory stays at about one block whatever the file
+    size. Newlines are counted (numpy) only up to the last hit, for line numbers.
     """
     import mmap
-    from concurrent.futures import ThreadPoolExecutor
 
     if size == 0:
         return []
@@ -1508,43 +1507,37 @@ def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> li
     overlap = max(len(n) for n in needles) - 1
     low = bytearray(block_bytes + overlap)
     low_arr = np.frombuffer(low, dtype=np.uint8)
+    hits: set[int] = set()
     found: dict[int, int] = {}
-    pos = 0
-    nl_before = 0  # newlines in [0, pos)
-    last_nl = -1  # offset of the last newline before pos
     mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     try:
         arr = np.frombuffer(mm, dtype=np.uint8)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            while pos < size:
-                end = min(pos + block_bytes, size)
-                got = min(end + overlap, size) - pos
-                blen = end - pos
-                counting = pool.submit(_count_newlines, arr[pos:end])
-                np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
-                offs: set[int] = set()
-                for nd in folded_needles:
-                    i = low.find(nd, 0, got)
-                    while i != -1 and i < blen:
-                        offs.add(i)
-                        i = low.find(nd, i + 1, got)
-                block_nl = counting.result()
-                cursor, counted = pos, 0  # newlines in [pos, cursor)
-                for off in sorted(offs):
-                    r = mm.rfind(b"\n", pos, pos + off)
-                    if r == -1:
-                        found.setdefault(last_nl + 1, nl_before + 1)
-                        continue
-                    counted += _count_newlines(arr[cursor : r + 1])
-                    cursor = r + 1
-                    found.setdefault(r + 1, nl_before + counted + 1)
-                nl_before += block_nl
-                if block_nl:
-                    last_nl = mm.rfind(b"\n", pos, end)
+        pos = 0
+        while pos < size:
+            end = min(pos + block_bytes, size)
+            got = min(end + overlap, size) - pos
+            blen = end - pos
+            np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
+            for nd in folded_needles:
+                i = low.find(nd, 0, got)
+                while i != -1 and i < blen:
+                    hits.add(pos + i)
+                    i = low.find(nd, i + 1, got)
+            if hasattr(mm, "madvise"):
+                start = pos - pos % mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+            pos = end
+        counted_to, newlines = 0, 0  # newlines in [0, counted_to)
+        for h in sorted(hits):
+            ls = mm.rfind(b"\n", 0, h) + 1
+            while counted_to < ls:  # block by block, dropping the pages again
+                step = min(ls, counted_to + block_bytes)
+                newlines += _count_newlines(arr[counted_to:step])
                 if hasattr(mm, "madvise"):
-                    start = pos - pos % mmap.PAGESIZE
-                    mm.madvise(mmap.MADV_DONTNEED, start, end - start)
-                pos = end
+                    start = counted_to - counted_to % mmap.PAGESIZE
+                    mm.madvise(mmap.MADV_DONTNEED, start, step - start)
+                counted_to = step
+            found.setdefault(ls, newlines + 1)
         del arr
     finally:
         try:
