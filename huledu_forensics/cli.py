@@ -302,7 +302,7 @@ def scan(profile: str | None, bundle: Path | None, config_file: Path | None, sin
     if out is not None:
         paths = result.write(out)
         click.echo(f"scan:     {paths['json']}")
-        click.echo(f"batches:  {paths['batches']}")
+        click.echo(f"stuck:    {paths['stuck']}")
         click.echo(f"groups:   {paths['groups']}")
     if not result.groups.empty:
         where = f"--profile {profile}" if profile else f"--bundle {bundle}"

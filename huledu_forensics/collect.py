@@ -197,6 +197,29 @@ def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataF
         state.json_since = bound if state.json_since is None else min(state.json_since, bound)
 
 
+def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
+    """When the requested id is a batch id (or BOS's batch correlation), read its registration time up
+    front with indexed lookups, so even the first round's JSON-payload scans are time-bounded."""
+    lookups = ((N.BATCHES, "id", "correlation_id"), (N.TRACKERS, "batch_id", None))
+    times = []
+    for (db, table), key, alt in lookups:
+        src = sources.get(db)
+        cols = src.columns(table) if src is not None else None
+        if src is None or not cols or key not in cols or "created_at" not in cols:
+            continue
+        cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
+        try:
+            df = src.query(f'SELECT min("created_at") AS t FROM "{table}" WHERE {cond}',
+                           {"id": state.requested}, doing="look up the registration time in")
+        except SourceUnavailable:
+            continue
+        t = parse_utc(df["t"].iloc[0]) if not df.empty else None
+        if t is not None:
+            times.append(t)
+    if times:
+        state.json_since = min(times) - _JSON_BOUND_MARGIN.to_pytimedelta()
+
+
 def _bound_json_scans(src: PostgresSource, state: _ScopeState) -> None:
     """HuleEdu has no index on JSON payloads: bound those scans from the batch's registration on."""
     since, until = src.json_window
@@ -332,6 +355,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             try:
                 src = PostgresSource(f"postgres:{db}", db, target.url())
                 src.json_window = (t_since, t_until)  # JSON payloads have no index: bound their scans
+                src.incremental = True  # each round asks only for ids not asked before (rounds are merged)
                 tables = set(src.tables())
             except (SourceUnavailable, ConfigError) as exc:
                 writer.gap(f"tables/{db}", str(exc), source=rep)
@@ -344,6 +368,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             for t in missing:
                 writer.gap(f"tables/{db}/{t}", "the table does not exist in this database", source=rep)
             say(f"{db}: connected, {len(tables)} tables")
+        _prime_json_bound(sources, state)
         rounds = _discover(sources, reports, state, say, max_rounds, start=1)
 
         # -- logs ------------------------------------------------------------------------------------

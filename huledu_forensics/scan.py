@@ -51,7 +51,7 @@ GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", 
                  "oldest_age_s", "example_batch")
 """Columns of :attr:`ScanResult.groups` (one row per signature, biggest first)."""
 
-SCAN_FILES = {"json": "scan.json", "batches": "stuck_batches.csv", "groups": "groups.csv"}
+SCAN_FILES = {"json": "scan.json", "stuck": "stuck_batches.csv", "groups": "groups.csv"}
 """What :meth:`ScanResult.write` puts in a directory."""
 
 SCAN_FORMAT = "huledu-forensics-scan"
@@ -100,14 +100,14 @@ class ScanResult:
                 "since": self.since.isoformat() if self.since else None, "source": self.source,
                 "total": int(self.total), "stuck": self.stuck, "complete": self.complete,
                 "warnings": list(self.warnings), "groups": _records(self.groups),
-                "batches": _records(self.batches)}
+                "stuck_batches": _records(self.batches)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScanResult:
         """Rebuild a result from :meth:`to_json` output."""
         if not isinstance(data, dict) or data.get("format") != SCAN_FORMAT:
             raise ConfigError("This is not a scan.json written by `huledu-forensics scan --out`.")
-        batches = pd.DataFrame(data.get("batches") or [], columns=list(BATCH_COLUMNS))
+        batches = pd.DataFrame(data.get("stuck_batches") or [], columns=list(BATCH_COLUMNS))
         groups = pd.DataFrame(data.get("groups") or [], columns=list(GROUP_COLUMNS))
         for df, cols in ((batches, ("entered_at",)), (groups, ("first_at", "last_at"))):
             for c in cols:
@@ -125,7 +125,7 @@ class ScanResult:
         tmp = paths["json"].with_name(paths["json"].name + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
         os.replace(tmp, paths["json"])
-        self.batches.to_csv(paths["batches"], index=False)
+        self.batches.to_csv(paths["stuck"], index=False)
         self.groups.to_csv(paths["groups"], index=False)
         return paths
 
@@ -360,6 +360,7 @@ class _PgFacts(_Facts):
             "ready": N.S_READY, "open": list(N.PHASE_LOG_OPEN_STATUSES),
             "ph_failed": N.PHASE_LOG_FAILED_STATUS, "ph_step": ph.step, "ph_topic": ph.awaited,
             "ph_prod": ph.producer, "ph_dwell": ph.dwell, "done_topic": N.T_PIPELINE_COMPLETED,
+            "agg": list(N.BOS_AGGREGATE_TYPES),
             **self._times(since)}
         b, psl, ob = _q(N.BATCHES), _q(N.PHASE_STATUS_LOG), _q(N.BOS_OUTBOX)
         sql = f"""
@@ -367,7 +368,7 @@ WITH steps AS (
   SELECT * FROM unnest(CAST(:s_flow AS text[]), CAST(:s_state AS text[]), CAST(:s_step AS text[]),
                        CAST(:s_topic AS text[]), CAST(:s_prod AS text[]), CAST(:s_dwell AS float8[]))
          AS s(flow, state, step, awaited, producer, dwell)
-), b AS (
+), b AS MATERIALIZED (
   SELECT id, CAST(status AS text) AS state, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
          created_at, updated_at, total_essays
   FROM {b}
@@ -383,15 +384,18 @@ WITH steps AS (
          COALESCE(p.updated_at, p.created_at) AS at
   FROM {psl} p JOIN b ON b.id = p.batch_id AND b.state = :ready
   ORDER BY p.batch_id, p.id DESC
-), in_phase AS (
+), ph_cand AS MATERIALIZED (
   SELECT b.id AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
          CAST(:ph_topic AS text) AS awaited_event, CAST(:ph_prod AS text) AS producer, lp.at AS entered_at,
          CAST(:ph_dwell AS float8) AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
   FROM b JOIN last_phase lp ON lp.batch_id = b.id
-  WHERE (lp.status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
-                                                        - make_interval(secs => CAST(:ph_dwell AS float8))
-         OR lp.status = :ph_failed)
-    AND NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.topic = :done_topic AND o.aggregate_id = b.id)
+  WHERE lp.status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
+                                                       - make_interval(secs => CAST(:ph_dwell AS float8))
+         OR lp.status = :ph_failed
+), in_phase AS (
+  SELECT c.* FROM ph_cand c
+  WHERE NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.aggregate_type = ANY(CAST(:agg AS text[]))
+                    AND o.aggregate_id = c.batch_id AND o.topic = :done_topic)
 )
 SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s FROM by_step
 UNION ALL

@@ -20,7 +20,7 @@ from huledu_forensics import collect
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.investigation import investigate
 from huledu_forensics.model import names as N
-from huledu_forensics.model.services import ELS_DB, FILE_DB
+from huledu_forensics.model.services import BOS_DB, ELS_DB, FILE_DB
 from huledu_forensics.overview import batch_overview
 from huledu_forensics.scan import BATCH_COLUMNS, GROUP_COLUMNS, ScanResult, load_scan, scan_bundle, scan_profile
 from huledu_forensics.simulate import build_world
@@ -93,7 +93,7 @@ def test_scan_json_round_trip_and_files(bundles: dict[str, Bundle], tmp_path: Pa
     paths = result.write(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["groups.csv", "scan.json", "stuck_batches.csv"]
     data = json.loads(paths["json"].read_text())
-    assert data["total"] == 5 and data["stuck"] == 1 and data["batches"][0]["outbox_row"] == "unpublished"
+    assert data["total"] == 5 and data["stuck"] == 1 and data["stuck_batches"][0]["outbox_row"] == "unpublished"
     back = load_scan(tmp_path)
     assert _signatures(back) == _signatures(result) and back.total == result.total
     assert back.batches[COMPARED].equals(result.batches[COMPARED])
@@ -266,10 +266,10 @@ def test_every_kit_query_on_the_large_world_uses_the_indexes(large: dict[str, An
 
 
 def test_the_index_check_catches_a_cast_column(large: dict[str, Any]) -> None:
-    """The check above can fail: the old CAST(col AS text) form is a Seq Scan on an indexed column."""
-    sql = (f'SELECT * FROM "{N.ESSAY_STATES[1]}" WHERE CAST(batch_id AS text) = ANY(CAST(%(p)s AS text[]))')
-    problems = _explain_all(large["dsns"], [(_dbname(large["dsns"][ELS_DB]), sql, {"p": [VALIDATION_STUCK]})])
-    assert problems and "batch_id" in problems[0]
+    """The check above can fail: the old CAST(uuid AS text) form is a Seq Scan on the indexed primary key."""
+    sql = f'SELECT * FROM "{N.BOS_OUTBOX[1]}" WHERE CAST(id AS text) = ANY(CAST(%(p)s AS text[]))'
+    problems = _explain_all(large["dsns"], [(_dbname(large["dsns"][BOS_DB]), sql, {"p": [VALIDATION_STUCK]})])
+    assert problems and "['id']" in problems[0]
 
 
 def _dbname(dsn: str) -> str:

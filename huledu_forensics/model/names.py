@@ -51,6 +51,8 @@ FILE_OPEN_STATUSES = ("pending", "in_progress", "PENDING")
 # phase_status_log.status values of a phase that is still running (SYSTEM.md §1.2)
 PHASE_LOG_OPEN_STATUSES = ("pending", "initiated", "in_progress")
 PHASE_LOG_FAILED_STATUS = "failed"
+# event_outbox.aggregate_type values BOS writes (SYSTEM.md §2.1): lead the (aggregate_type, aggregate_id) index
+BOS_AGGREGATE_TYPES = ("batch", "pipeline", "unknown")
 RELAY_MAX_POLL_S = 30.0  # production poll 5 s + error back-off 30 s (SYSTEM.md §2.3)
 
 # ---- log messages (exact texts or stable prefixes)

@@ -128,6 +128,10 @@ class PostgresSource:
         self.warnings: list[str] = []
         # (since, until) bounding filters on JSON payloads, which HuleEdu does not index (aware UTC)
         self.json_window: tuple[datetime | None, datetime | None] = (None, None)
+        # incremental: rows() asks each filter only for ids it was not asked before (live collection,
+        # which keeps every round's rows, sets this); _asked remembers (table, filter key) -> ids
+        self.incremental = False
+        self._asked: dict[tuple[str, str], set[str]] = {}
         self._columns: dict[str, dict[str, str]] | None = None
         self._empty: dict[str, pd.DataFrame] = {}
         options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
@@ -336,21 +340,32 @@ class PostgresSource:
         select = ", ".join(
             f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
             for c, t in cols.items())
+        json_conds: list[str] = []
+        json_params: dict[str, Any] = {}
         for i, (key, ids) in enumerate(filters.items()):
             values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
+            if self.incremental:  # only ids not asked before: earlier calls returned their rows already
+                asked = self._asked.setdefault((table, key), set())
+                values = [v for v in values if v not in asked]
+                asked.update(values)
             if not values:
                 continue
             cond = self._condition(table, key, cols, f"p{i}", values)
             if cond is None:
                 continue
             where, bound, is_json = cond
-            params: dict[str, Any] = {f"p{i}": bound}
-            if is_json:
-                extra, wparams = self._window_condition(table, cols)
-                where += extra
-                params.update(wparams)
+            if is_json:  # no index on JSON payloads: all of them in one scan of the table
+                json_conds.append(where)
+                json_params[f"p{i}"] = bound
+                continue
             queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            params))
+                            {f"p{i}": bound}))
+        if json_conds:
+            window, wparams = self._window_condition(table, cols)
+            # the cheap time bound first, so rows outside the window are never parsed as JSON
+            where = (window[len(" AND "):] + " AND " if window else "") + "(" + " OR ".join(json_conds) + ")"
+            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
+                            {**json_params, **wparams}))
         if not queries:
             return self._frame(table, cols, [])
         names = list(cols)
