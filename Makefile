@@ -2,6 +2,7 @@
 #
 #   make demo      create .venv if needed, then run the demo into out/demo
 #   make test      create .venv if needed, then run the test suite
+#   make bench     create .venv if needed, then print speed ratios against baselines (BENCH_SCALE=0.1: 1/10 size)
 #   make clean     remove outputs and caches (keeps .venv); make distclean also removes .venv
 #
 # Variables (override on the command line, e.g. `make test PYTEST_ARGS="-m 'not slow' -x"`):
@@ -10,6 +11,7 @@
 #   PYTEST_ARGS       arguments passed to pytest
 #   EXTRA_PIP         extra requirements installed into the virtualenv (e.g. playwright kaleido)
 #   DEMO_OUT          where `make demo` writes its bundle and report
+#   BENCH_SCALE       size of `make bench`: 1 = 1 GB of logs and 100k batches in PostgreSQL
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,11 +23,12 @@ VENV ?= .venv
 PYTEST_ARGS ?=
 EXTRA_PIP ?=
 DEMO_OUT ?= out/demo
+BENCH_SCALE ?= 1
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test clean distclean
+.PHONY: help venv demo test bench clean distclean
 
 help: ## show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +48,10 @@ demo: $(STAMP) ## run the demo: simulated incident -> bundle -> report (DEMO_OUT
 
 test: $(STAMP) ## run the tests (PYTEST_ARGS=... to choose)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## print speed ratios against baselines, on generated data (BENCH_SCALE=0.1 for 1/10)
+	@$(BIN)/python -c 'import duckdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py --scale $(BENCH_SCALE)
 
 clean: ## remove outputs and caches (keeps .venv)
 	rm -rf out build dist .pytest_cache *.egg-info

@@ -9,6 +9,10 @@ Layout::
       containers.json                   [container state]
       logs/<container>/<stream>.log     ``docker logs --timestamps`` text; stream is stdout, stderr or
                                         combined
+      logs/<container>/<stream>.parsed.parquet
+                                        the same lines parsed once (:data:`huledu_forensics.logs.LOG_COLUMNS`),
+                                        written at collection so a report never parses twice; bundles
+                                        without it still load (the text is parsed then)
 
 A bundle is written into a temporary sibling directory and renamed into place only when complete, so a
 reader never sees half a bundle. Everything after collection reads bundles only.
@@ -160,6 +164,17 @@ class BundleWriter:
         if "containers.json" not in source.parts:
             source.parts.append("containers.json")
 
+    def _write_parsed_logs(self) -> None:
+        """Parse every log file once and keep the rows as Parquet next to the text."""
+        for fp in sorted(self._tmp.glob("logs/*/*.log")):
+            rel = fp.relative_to(self._tmp).as_posix()
+            try:
+                write_parsed_log(fp, fp.parent.name, fp.stem, rel, fp.with_name(fp.stem + PARSED_SUFFIX))
+            except Exception as exc:  # noqa: BLE001 - the text stays the evidence; it is parsed on read
+                log.warning("could not keep the parsed rows of %s (%s); it will be parsed when read",
+                            rel, exc)
+                fp.with_name(fp.stem + PARSED_SUFFIX).unlink(missing_ok=True)
+
     def abort(self) -> None:
         """Discard the partial bundle."""
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -174,6 +189,7 @@ class BundleWriter:
             collected_at: when the evidence was observed (the "now" for dwell times).
             origin: how the bundle was made, e.g. ``{"kind": "simulator", "scenario": ...}``.
         """
+        self._write_parsed_logs()
         (self._tmp / "enums.json").write_text(json.dumps(self._enums, indent=2, sort_keys=True))
         (self._tmp / "containers.json").write_text(
             json.dumps(sorted(self._containers.values(), key=lambda c: c["name"]), indent=2))
@@ -239,6 +255,40 @@ def _inside(root: Path, real_root: str, rel: object) -> Path:
                             "holds regular files only. The bundle is unsafe; collect it again.",
                             path=str(root))
     return fp
+
+
+PARSED_SUFFIX = ".parsed.parquet"
+
+
+def write_parsed_log(path: Path, container: str, stream: str, source_file: str, dest: Path) -> int:
+    """Parse log file ``path`` (in chunks, memory bounded) into Parquet file ``dest``; return the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import logs as logmod
+
+    writer = None
+    schema = None
+    n = 0
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        for frame in logmod.iter_parse_file(path, container=container, stream=stream,
+                                            source_file=source_file):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            else:
+                table = table.cast(schema)
+            writer.write_table(table)
+            n += len(frame)
+        if writer is None:
+            logmod.empty_frame().to_parquet(tmp, index=False)
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, dest)
+    return n
 
 
 def _sha256(path: Path) -> str:
@@ -389,6 +439,17 @@ class Bundle:
             if parts[0] == "logs" and len(parts) == 3 and parts[2].endswith(".log"):
                 out.append((parts[1], parts[2][: -len(".log")], self.path / rel))
         return sorted(out)
+
+    def parsed_log(self, container: str, stream: str) -> pd.DataFrame | None:
+        """The parsed rows of one log file kept at collection, or ``None`` (older bundle: parse it)."""
+        fp = self._listed(f"logs/{container}/{stream}{PARSED_SUFFIX}")  # checked to lie inside
+        if fp is None:
+            return None
+        try:
+            return pd.read_parquet(fp)
+        except Exception as exc:  # noqa: BLE001 - the text is still there to parse
+            log.warning("could not read %s (%s); parsing the log text instead", fp, exc)
+            return None
 
     def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
         """Yield the raw lines of one log file."""

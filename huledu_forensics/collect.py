@@ -16,7 +16,6 @@ reason; they never abort the collection.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +31,7 @@ from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, EvidenceIncomplete, ScopeError, SourceUnavailable
 from .profiles import Profile
 from .scope import ID_KINDS, normalise_id, row_ids
-from .logs import make_id_prefilter
+from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
 from .model import names as N
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
@@ -49,11 +48,6 @@ _LOG_CHUNK = 2000
 _COLUMN_SEARCH = {"batch_correlation": ("batch", "correlation"),
                   "aggregate": ("batch", "file_upload", "essay"),
                   **{k: (k,) for k in ID_KINDS}}
-# Ids in structured log lines: JSON keys (top level or inside "extra") → kind.
-_LOG_ID_RE = re.compile(
-    r'"(batch_id|correlation_id|essay_id|text_storage_id|file_upload_id|entity_id)"\s*:\s*"([^"]{6,80})"')
-_LOG_KEY_KIND = {"batch_id": "batch", "entity_id": "batch", "correlation_id": "correlation",
-                 "essay_id": "essay", "text_storage_id": "text_storage", "file_upload_id": "file_upload"}
 
 
 class _Progress:
@@ -251,17 +245,8 @@ def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _log_ids(text: str) -> list[tuple[str, str]]:
-    out = []
-    for key, value in _LOG_ID_RE.findall(text):
-        v = normalise_id(value)
-        if v:
-            out.append((_LOG_KEY_KIND[key], v))
-    return out
-
-
-_ERROR_MARK = re.compile(r'"level": "(?:error|critical|warning)"|\[(?:error|critical|warning)\s*\]')
-_ADJACENT_S = 2.0
+_LINKED_LEVELS = frozenset(("error", "critical", "warning"))
+_ADJACENT_S = LINK_SECONDS
 
 
 def _stamp_s(text: str) -> float | None:
@@ -306,7 +291,10 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 
 def _lines(src: LogSource, container: str, window: Window,
-           contains: set[str] | None) -> Iterator[LogLine]:
+           contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
+    if follow:  # files: byte-level search, only the stretches around matches are read
+        return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
+                                   follow=True))
     return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
 
 
@@ -454,20 +442,28 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 accepted = []
                 last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    for ln in _lines(ls, c, window, pushdown):
-                        pairs = _log_ids(ln.text)
-                        if pred(ln.text):
+                    kind = getattr(ls, "kind", "")
+                    for ln in _lines(ls, c, window, ids if kind == "files" else pushdown,
+                                     follow=kind == "files"):
+                        text = ln.text
+                        if pred(text):
+                            pairs = line_ids(text)
                             if state.accept(pairs):
                                 accepted.append(ln)
                                 found += state.add(pairs)
-                                last_scoped = (True, _stamp_s(ln.text))
+                                last_scoped = (True, _stamp_s(text))
                             else:
                                 last_scoped = (False, None)
-                        elif pairs:
-                            last_scoped = (False, None)
-                        elif last_scoped[0] and _ERROR_MARK.search(ln.text):
-                            t, t0 = _stamp_s(ln.text), last_scoped[1]
-                            if t is not None and t0 is not None and 0 <= t - t0 <= _ADJACENT_S:
+                        elif last_scoped[0]:
+                            t, t0 = _stamp_s(text), last_scoped[1]
+                            if t is not None and t0 is not None and t - t0 > _ADJACENT_S:
+                                last_scoped = (False, None)  # stamps run in order: nothing later links
+                                continue
+                            pairs, level = line_facts(text)
+                            if pairs:
+                                last_scoped = (False, None)
+                            elif (level in _LINKED_LEVELS and t is not None and t0 is not None
+                                  and 0 <= t - t0 <= _ADJACENT_S):
                                 accepted.append(ln)
                 except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
                     # a source that fails part-way: keep what it gave, record the rest as a gap

@@ -83,6 +83,9 @@ def _log_files(bundle: Bundle) -> list[tuple[str, str, Path]]:
 def _parse(bundle: Bundle, container: str, stream: str, path: Path,
            prefilter: object | None) -> pd.DataFrame:
     rel = path.relative_to(bundle.path).as_posix()
+    kept = bundle.parsed_log(container, stream)
+    if kept is not None and prefilter is None:
+        return kept  # parsed once at collection
     parts = list(logmod.iter_parse_file(path, container=container, stream=stream, source_file=rel,
                                         prefilter=prefilter))  # type: ignore[arg-type]
     return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()

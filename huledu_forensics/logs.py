@@ -40,9 +40,11 @@ Typical use::
 from __future__ import annotations
 
 import ast
+import calendar
 import gzip
 import io
 import json
+import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -80,9 +82,13 @@ __all__ = [
     "LOG_COLUMNS",
     "empty_frame",
     "iter_parse_file",
+    "line_facts",
+    "line_ids",
     "make_id_prefilter",
     "parse_file",
     "parse_lines",
+    "read_scoped",
+    "scope_filter",
 ]
 
 LOG_COLUMNS: tuple[str, ...] = (
@@ -1314,3 +1320,403 @@ def make_id_prefilter(ids: Iterable[str]) -> Callable[[str], bool]:
         return False
 
     return set_filter
+
+
+# ---------------------------------------------------------------------------------------------
+# One line's typed ids (shared by the parser's users and live collection)
+
+ID_COLUMN_KINDS: dict[str, str] = {
+    "batch_id": "batch",
+    "correlation_id": "correlation",
+    "essay_id": "essay",
+    "text_storage_id": "text_storage",
+    "file_upload_id": "file_upload",
+    "event_id": "event",
+    "outbox_id": "outbox",
+}
+"""Typed id column → the id kind scope discovery uses for it (``trace_id`` is not followed)."""
+
+_ROW_POS = {name: i for i, name in enumerate(_ROW_FIELDS)}
+_KIND_POS = tuple((_ROW_POS[col], kind) for col, kind in ID_COLUMN_KINDS.items())
+_LEVEL_POS = _ROW_POS["level"]
+_LINKED_LEVELS = frozenset(("warning", "error", "critical"))
+LINK_SECONDS = 2.0
+"""An id-less warning/error line this close after a scoped line (same file) belongs to the scope."""
+
+
+def line_facts(line: str, *, docker_prefixed: bool = True) -> tuple[list[tuple[str, str]], str | None]:
+    """Parse one physical line on its own; return its typed ``(kind, id)`` pairs and its level.
+
+    This is the parser itself (the same JSON decode, ``extra`` key priorities, outbox ``event_id``
+    handling and message-text ids as :func:`parse_lines`), so live collection and the offline analysis
+    agree on which ids a line carries. A line read alone cannot be a continuation line, so a traceback
+    frame yields only the ids its own text names.
+    """
+    parser = _Parser(container="", stream="", source_file="", docker_prefixed=docker_prefixed,
+                     start_line=1, prefilter=None)
+    parser.feed(line if line[-1:] == "\n" else line + "\n")
+    parser.finish()
+    if not parser.rows:
+        return [], None
+    row = parser.rows[0]
+    return [(kind, row[pos]) for pos, kind in _KIND_POS if row[pos] is not None], row[_LEVEL_POS]
+
+
+def line_ids(line: str, *, docker_prefixed: bool = True) -> list[tuple[str, str]]:
+    """The typed ``(kind, id)`` pairs of one line, e.g. ``[("batch", "278f…"), ("correlation", …)]``.
+
+    See :func:`line_facts`; ids are normalised (lower-case, ``UUID('…')`` unwrapped).
+    """
+    return line_facts(line, docker_prefixed=docker_prefixed)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoped reads: the rows about some ids, found by a byte-level search
+
+
+def _needles(ids: Iterable[str]) -> list[str]:
+    out = []
+    for value in ids:
+        v = _nid(value)
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+def scope_filter(frame: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
+    """The rows of one file's parse that are about ``ids`` (the definition :func:`read_scoped` meets).
+
+    A block (a head line and its continuation lines) is kept when any of its lines mentions one of
+    ``ids`` (case-insensitive substring of the text after the Docker stamp, as
+    :func:`make_id_prefilter`). An id-less (no typed id column set) warning/error block is kept too when
+    the nearest earlier block that mentions an id or carries a typed id is a kept one, at most
+    :data:`LINK_SECONDS` before it (Docker stamps, else inner times): e.g. "offset not committed" after
+    a handler failure. Row order is kept.
+    """
+    if frame.empty:
+        return frame
+    needles = _needles(ids)
+    if not needles:
+        return frame.iloc[0:0]
+    raw = frame["raw"].tolist()
+    hit = np.fromiter(
+        (r is not None and r == r and any(nd in r.lower() for nd in needles) for r in raw),
+        dtype=bool, count=len(raw))
+    line_no = frame["line_no"].to_numpy(dtype=np.int64)
+    parent = frame["parent_line"]
+    head = np.where(parent.isna().to_numpy(), line_no, parent.fillna(0).to_numpy(dtype=np.int64))
+    hit_heads = set(head[hit].tolist())
+    keep = np.fromiter((h in hit_heads for h in head.tolist()), dtype=bool, count=len(head))
+    # id-less warning/error blocks right after a scoped block
+    is_head = parent.isna().to_numpy()
+    keyed = frame[list(ID_COLUMN_KINDS)].notna().any(axis=1).to_numpy()
+    level = frame["level"].tolist()
+    t = frame["docker_ts"].where(frame["docker_ts"].notna(), frame["ts"])
+    nat = t.isna().to_numpy()
+    secs = [None if bad else v for v, bad in zip(pd.DatetimeIndex(t).asi8.tolist(), nat.tolist())]
+    order = np.flatnonzero(is_head)
+    order = order[np.argsort(line_no[order], kind="stable")]
+    last_hit_t: int | None = None
+    linked_heads: set[int] = set()
+    limit = int(LINK_SECONDS * 1e9)
+    for i in order.tolist():
+        h = int(line_no[i])
+        if h in hit_heads:
+            last_hit_t = secs[i]
+        elif keyed[i]:
+            last_hit_t = None
+        elif last_hit_t is not None and level[i] in _LINKED_LEVELS:
+            ti = secs[i]
+            if ti is not None and 0 <= ti - last_hit_t <= limit:
+                linked_heads.add(h)
+    if linked_heads:
+        keep |= np.fromiter((h in linked_heads for h in head.tolist()), dtype=bool, count=len(head))
+    return frame[keep].reset_index(drop=True)
+
+
+_BSTAMP_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
+_SAFE_BACK_BYTES = 1 << 20  # a hit with no block boundary this far back: parse the whole file
+_READ_AHEAD = 1 << 18
+
+
+def _bstamp_ns(line: bytes) -> int | None:
+    """Epoch nanoseconds of a line's leading Docker stamp, else ``None``."""
+    m = _BSTAMP_RE.match(line)
+    if m is None:
+        return None
+    y, mo, d, hh, mm, ss, frac = m.groups()
+    try:
+        secs = calendar.timegm((int(y), int(mo), int(d), int(hh), int(mm), int(ss), 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    return secs * 1_000_000_000 + (int(frac.ljust(9, b"0")) if frac else 0)
+
+
+def _is_block_start(line: bytes, docker_prefixed: bool) -> bool:
+    """Whether the parser starts from a clean state at this line (every open block is closed before it).
+
+    True for JSON lines and console / unconfigured-structlog / hypercorn heads; PostgreSQL heads and
+    plain lines may continue or interleave with earlier blocks, so they are not boundaries.
+    """
+    text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+    raw = text
+    if docker_prefixed and text[10:11] == "T" and text[4:5] == "-":
+        sp = text.find(" ", 19)
+        if sp != -1:
+            raw = text[sp + 1 :]
+            if raw[:1] == "[" and _LEVEL_BRACKET_RE.match(raw):
+                raw = text
+        elif text[-1:] == "Z":
+            raw = ""
+    if raw[:1] == "{":
+        return True
+    t = _ANSI_RE.sub("", raw) if "\x1b" in raw else raw
+    c = t[:1]
+    if "0" <= c <= "9" and len(t) > 19:
+        if t[10] == "T":
+            return _CONSOLE_RE.match(t) is not None
+        if t[10] == " ":
+            return _PG_RE.match(t) is None and _DEFAULT_RE.match(t) is not None
+        return False
+    if c == "[":
+        return _HYPERCORN_RE.match(t) is not None
+    return False
+
+
+def _count_newlines(arr: np.ndarray, step: int = 4 << 20) -> int:
+    """Newlines in ``arr`` (uint8), counted by numpy in steps (it releases the GIL; small temporaries)."""
+    return int(sum(np.count_nonzero(arr[k : k + step] == 10) for k in range(0, len(arr), step)))
+
+
+def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
+    """``(line start offset, 1-based line number)`` of every line holding a needle (any case).
+
+    One pass over the file, memory-mapped, in blocks of ``block_bytes``. Each block is folded to lower
+    case by OR-ing every byte with 0x20 (numpy, into one reused buffer) and searched with
+    ``bytearray.find``; the fold maps only ``A-Z`` and a few control bytes onto the needle's characters,
+    so the hits are a superset of the case-insensitive matches (:func:`scope_filter` decides on the
+    parsed rows). Blocks overlap by the longest needle, so an id across a boundary is found once.
+    Mapped pages are dropped after each block, so memory stays at about one block whatever the file
+    size. Newlines are counted (numpy) only up to the last hit, for line numbers.
+    """
+    import mmap
+
+    if size == 0:
+        return []
+    folded_needles = [bytes(b | 0x20 for b in nd) for nd in needles]
+    overlap = max(len(n) for n in needles) - 1
+    low = bytearray(block_bytes + overlap)
+    low_arr = np.frombuffer(low, dtype=np.uint8)
+    hits: set[int] = set()
+    found: dict[int, int] = {}
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        pos = 0
+        while pos < size:
+            end = min(pos + block_bytes, size)
+            got = min(end + overlap, size) - pos
+            blen = end - pos
+            np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
+            for nd in folded_needles:
+                i = low.find(nd, 0, got)
+                while i != -1 and i < blen:
+                    hits.add(pos + i)
+                    i = low.find(nd, i + 1, got)
+            if hasattr(mm, "madvise"):
+                start = pos - pos % mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+            pos = end
+        counted_to, newlines = 0, 0  # newlines in [0, counted_to)
+        for h in sorted(hits):
+            ls = mm.rfind(b"\n", 0, h) + 1
+            while counted_to < ls:  # block by block, dropping the pages again
+                step = min(ls, counted_to + block_bytes)
+                newlines += _count_newlines(arr[counted_to:step])
+                if hasattr(mm, "madvise"):
+                    start = counted_to - counted_to % mmap.PAGESIZE
+                    mm.madvise(mmap.MADV_DONTNEED, start, step - start)
+                counted_to = step
+            found.setdefault(ls, newlines + 1)
+        del arr
+    finally:
+        try:
+            mm.close()
+        except BufferError:  # a numpy view still alive: the map goes with it
+            pass
+    return sorted(found.items())
+
+
+def _lines_from(fd: int, off: int, size: int) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line with its newline)`` from ``off`` to the end of the file."""
+    pos = off
+    pending = b""
+    pstart = off
+    while pos < size:
+        chunk = os.pread(fd, min(_READ_AHEAD, size - pos), pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        data = pending + chunk if pending else chunk
+        start = 0
+        find = data.find
+        while True:
+            j = find(b"\n", start)
+            if j == -1:
+                break
+            yield pstart + start, data[start : j + 1]
+            start = j + 1
+        pending = data[start:]
+        pstart += start
+    if pending:
+        yield pstart, pending
+
+
+def _block_start_before(fd: int, ls: int, ln: int, size: int, docker_prefixed: bool
+                        ) -> tuple[int, int] | None:
+    """The nearest line at or before line ``ls`` (number ``ln``) where the parser starts clean."""
+    for _off, line in _lines_from(fd, ls, size):
+        if _is_block_start(line, docker_prefixed):
+            return ls, ln
+        break
+    end, n, window = ls, ln, 1 << 16
+    while end > 0:
+        if ls - end > _SAFE_BACK_BYTES:
+            return None
+        lo = max(0, end - window)
+        parts = os.pread(fd, end - lo, lo).split(b"\n")[:-1]  # buf ends with the newline at end - 1
+        first = 1 if lo > 0 else 0  # parts[0] may be cut (it starts before lo)
+        if first and len(parts) == 1:
+            window *= 2
+            continue
+        cur = end
+        for j in range(len(parts) - 1, first - 1, -1):
+            cur -= len(parts[j]) + 1
+            n -= 1
+            if _is_block_start(parts[j], docker_prefixed):
+                return cur, n
+        end = cur
+    return 0, 1  # the file's start is a clean state too
+
+
+def _segments(fd: int, size: int, hits: list[tuple[int, int]], docker_prefixed: bool
+              ) -> list[tuple[int, int, int]] | None:
+    """Byte ranges ``(start, end, first line number)`` to parse: each starts and ends on a clean parser
+    state, covers the blocks of the hits and runs past every hit until the Docker stamps are more than
+    :data:`LINK_SECONDS` later (so id-less warning/error lines after a hit are seen). ``None`` when a
+    range cannot be bounded (no block boundary nearby, a hit line without a Docker stamp)."""
+    segs: list[tuple[int, int, int]] = []
+    i, n = 0, len(hits)
+    slack = int(LINK_SECONDS * 1e9) + 10_000_000
+    while i < n:
+        ls, ln = hits[i]
+        if segs and ls < segs[-1][1]:
+            i += 1
+            continue
+        found = _block_start_before(fd, ls, ln, size, docker_prefixed)
+        if found is None:
+            return None
+        start, start_ln = found
+        if segs and start <= segs[-1][1]:
+            start, start_ln = segs[-1][0], segs[-1][2]
+            segs.pop()
+        t_lim: int | None = None
+        end = size
+        for off, line in _lines_from(fd, ls, size):
+            if i < n and hits[i][0] == off:
+                t = _bstamp_ns(line)
+                if t is None:
+                    return None
+                t_lim = max(t_lim or 0, t + slack)
+                i += 1
+                continue
+            t = _bstamp_ns(line)
+            if t is not None and t_lim is not None and t > t_lim and _is_block_start(line, docker_prefixed):
+                end = off
+                break
+        segs.append((start, end, start_ln))
+    return segs
+
+
+def read_scoped(
+    path: str | Path,
+    ids: Iterable[str],
+    *,
+    container: str,
+    stream: str = "combined",
+    source_file: str | None = None,
+    docker_prefixed: bool = True,
+    block_bytes: int = 16 << 20,
+) -> pd.DataFrame:
+    """Parse only the rows of a log file that are about ``ids``: ``scope_filter(parse_file(path), ids)``.
+
+    The file is searched at byte level (``bytearray.find`` over case-folded blocks of ``block_bytes``) and
+    only the stretches around the lines that mention an id are parsed, each from the nearest line where
+    the parser starts clean (so a continuation line keeps its head) to a boundary more than
+    :data:`LINK_SECONDS` after the last hit (so the id-less warning/error lines that follow stay).
+    Memory stays near two blocks whatever the file size. A gzip file, a file without Docker stamps or one
+    with no block boundary near a hit is parsed whole and filtered (same result, slower).
+
+    Args:
+        path: The log file.
+        ids: Ids to look for (see :func:`scope_filter`).
+        container, stream, source_file, docker_prefixed: As for :func:`parse_file`.
+        block_bytes: Size of one search block.
+
+    Returns:
+        A frame with :data:`LOG_COLUMNS`, rows in the order :func:`parse_file` gives them.
+    """
+    p = Path(path)
+    needles = _needles(ids)
+    src = str(p) if source_file is None else source_file
+    if not needles:
+        return empty_frame()
+
+    def whole() -> pd.DataFrame:
+        df = parse_file(p, container=container, stream=stream, source_file=src,
+                        docker_prefixed=docker_prefixed)
+        return scope_filter(df, needles)
+
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b" or not docker_prefixed or not all(nd.isascii() for nd in needles):
+        return whole()
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        hits = _find_hits(fd, size, [nd.encode() for nd in needles], max(1024, int(block_bytes)))
+        if not hits:
+            return empty_frame()
+        segs = _segments(fd, size, hits, docker_prefixed)
+        if segs is None:
+            return whole()
+        frames = []
+        for start, end, line_no in segs:
+            parser = _Parser(container=container, stream=stream, source_file=src,
+                             docker_prefixed=docker_prefixed, start_line=line_no, prefilter=None)
+            feed = parser.feed
+            pos = start
+            while pos < end:  # feed the range in pieces, cut at newlines
+                piece = os.pread(fd, min(block_bytes, end - pos), pos)
+                cut = piece.rfind(b"\n") + 1 if pos + len(piece) < end else len(piece)
+                if cut == 0:
+                    cut = len(piece)
+                    while pos + cut < end:  # one line longer than a block
+                        more = os.pread(fd, min(block_bytes, end - pos - cut), pos + cut)
+                        j = more.find(b"\n")
+                        piece += more if j == -1 else more[: j + 1]
+                        cut = len(piece)
+                        if j != -1:
+                            break
+                for line in io.StringIO(piece[:cut].decode("utf-8", "replace"), newline="\n"):
+                    feed(line)
+                pos += cut
+            parser.finish()
+            f = scope_filter(parser.take(), needles)
+            if len(f):
+                frames.append(f)
+    finally:
+        os.close(fd)
+    if not frames:
+        return empty_frame()
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from huledu_forensics.bundle import Bundle, BundleWriter
+from huledu_forensics.bundle import Bundle, BundleWriter, write_world_bundle
 from huledu_forensics.errors import BundleInvalid, BundleNotFound
 from huledu_forensics.world import ContainerState
 
@@ -113,3 +113,57 @@ def test_garbage_manifest(tmp_path: Path) -> None:
     (tmp_path / "b" / "manifest.json").write_text("{not json")
     with pytest.raises(BundleInvalid, match="not valid JSON"):
         Bundle.open(tmp_path / "b")
+
+
+def _strip_parsed(src: Path, dest: Path) -> Path:
+    """A copy of bundle ``src`` as an older kit wrote it: no parsed-log Parquet in files or manifest."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for rel in [r for r in manifest["files"] if r.endswith(".parsed.parquet")]:
+        (dest / rel).unlink()
+        del manifest["files"][rel]
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_bundle_keeps_each_log_parsed_once_as_hashed_parquet(tmp_path: Path) -> None:
+    from huledu_forensics.logs import parse_file
+    from huledu_forensics.simulate import build_world
+
+    b = write_world_bundle(build_world("seed_variant_a"), tmp_path / "b")
+    files = b.manifest["files"]
+    logs = b.log_files()
+    assert logs
+    for container, stream, path in logs:
+        rel = path.relative_to(b.path).as_posix()
+        prel = rel[: -len(".log")] + ".parsed.parquet"
+        assert prel in files and files[prel]["sha256"]
+        kept = b.parsed_log(container, stream)
+        assert kept is not None
+        parsed = parse_file(path, container=container, stream=stream, source_file=rel)
+        pd.testing.assert_frame_equal(kept, parsed)
+    # a changed Parquet file is caught like any other file
+    victim = next(iter(r for r in files if r.endswith(".parsed.parquet")))
+    (b.path / victim).write_bytes(b"PAR1 not really")
+    with pytest.raises(BundleInvalid):
+        Bundle.open(b.path)
+
+
+def test_bundle_with_parsed_logs_gives_the_same_investigation_as_one_without(tmp_path: Path) -> None:
+    from huledu_forensics import investigate
+    from huledu_forensics.simulate import build_world
+
+    w = build_world("outbox_poisoned")
+    new = write_world_bundle(w, tmp_path / "new")
+    old = Bundle.open(_strip_parsed(new.path, tmp_path / "old"))
+    assert old.parsed_log(*old.log_files()[0][:2]) is None  # the old layout still loads
+    batch = str(w.target["batch_id"])
+    a, b = investigate(Bundle.open(new.path), batch), investigate(old, batch)
+    va, vb = a.verdict.to_json(), b.verdict.to_json()
+    va.pop("bundle"), vb.pop("bundle")
+    assert va == vb
+    assert va["root_cause"]
+    pd.testing.assert_frame_equal(a.logs, b.logs)
+    pd.testing.assert_frame_equal(a.timeline, b.timeline)

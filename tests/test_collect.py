@@ -223,3 +223,19 @@ def test_a_shared_correlation_id_does_not_pull_in_another_batch(
     assert scope["ids"]["batch"] == [BATCH] and scope["other_batches"] == ["other-batch"]
     assert "other-storage" not in scope["ids"]["text_storage"]
     assert set(bundle.table(ELS, "batch_pending_content")["batch_id"]) == {BATCH}
+
+
+def test_byte_level_search_of_log_files_keeps_the_same_lines_as_a_full_read(
+        seed_a: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huledu_forensics import collect
+
+    fast = snapshot(profile_for(seed_a, logs_dir=LOGS_DIR), BATCH, tmp_path / "fast", progress=False)
+    full_read = collect._lines
+    monkeypatch.setattr(collect, "_lines", lambda src, c, w, contains, follow=False:
+                        full_read(src, c, w, None if follow else contains))  # every line, line by line
+    slow = snapshot(profile_for(seed_a, logs_dir=LOGS_DIR), BATCH, tmp_path / "slow", progress=False)
+    logs_fast = {p.relative_to(fast.path): p.read_text() for p in fast.path.glob("logs/*/*.log")}
+    logs_slow = {p.relative_to(slow.path): p.read_text() for p in slow.path.glob("logs/*/*.log")}
+    assert logs_fast == logs_slow
+    assert any(BATCH in text for text in logs_fast.values())
+    assert fast.manifest["scope"] == slow.manifest["scope"]

@@ -183,12 +183,16 @@ class FilesSource:
 
     # ------------------------------------------------------------------ reading
     def iter_lines(self, container: str, window: Window = Window(),
-                   contains_any: Iterable[str] | None = None) -> Iterator[LogLine]:
+                   contains_any: Iterable[str] | None = None, *, follow: bool = False) -> Iterator[LogLine]:
         """Yield the container's lines whose Docker stamp is in ``[window.since, window.until)``.
 
         Several files of one container (e.g. ``.stdout.log`` and ``.stderr.log``) are merged in stamp
         order. ``contains_any`` keeps only lines containing one of the strings, ignoring case (``None``
-        or empty: all lines).
+        or empty: all lines). With ``follow`` the file is searched at byte level
+        (:func:`huledu_forensics.logs.read_scoped`'s search) and every line of the stretches around the
+        matches is yielded: a match's whole block (its head and continuation lines) and every line up to
+        :data:`huledu_forensics.logs.LINK_SECONDS` after it, so id-less warning/error lines that follow a
+        match are there for live collection to link. Other lines are not read at all.
 
         Raises:
             SourceUnavailable: the directory holds no log file for ``container``.
@@ -201,7 +205,8 @@ class FilesSource:
                 f"{container}.log.gz); containers there: {known}.", source=self.name)
         needles = sorted({s.lower() for s in (contains_any or ()) if s})
         since, until = _bounds(window)
-        gens = [self._iter_file(container, stream, path, needles, since, until) for stream, path in files]
+        gens = [self._iter_file(container, stream, path, needles, since, until, follow)
+                for stream, path in files]
         if len(gens) == 1:
             return (line for _, line in gens[0])
         return (line for _, line in heapq.merge(*gens, key=lambda t: t[0]))
@@ -213,7 +218,8 @@ class FilesSource:
             self._on_warning(message)
 
     def _iter_file(self, container: str, stream: str, path: Path, needles: list[str],
-                   since: int | None, until: int | None) -> Iterator[tuple[int, LogLine]]:
+                   since: int | None, until: int | None, follow: bool = False
+                   ) -> Iterator[tuple[int, LogLine]]:
         prev: int | None = None  # stamp of the previous Docker-stamped line
         prev_line: str | None = None  # a later stamped line skipped by the filter, parsed on demand
         inferred: int | None = None  # last stamp taken from a plain line's own timestamp
@@ -225,9 +231,14 @@ class FilesSource:
             raise SourceUnavailable(f"Cannot open log file '{path}' ({exc.strerror or exc}); check it "
                                     "exists and is readable.", source=self.name) from exc
         stamp_match = _STAMP_RE.match
+        lines: Iterable[str] = fh
+        if follow and needles:
+            stretches = _matching_stretches(path, needles)
+            if stretches is not None:
+                lines, needles = stretches, []
         try:
             with fh:
-                for raw in fh:
+                for raw in lines:
                     line = raw[:-1] if raw[-1:] == "\n" else raw
                     if needles and not _has_any(line.lower(), needles):
                         # cheap reject; only remember the line's stamp for plain lines that may follow
@@ -272,6 +283,36 @@ class FilesSource:
             how = ", ".join(f"{n} from the {k}" for k, n in counts.items() if n)
             self._warn(f"{container}: {plain} line(s) in '{path.name}' carry no Docker timestamp and were "
                        f"stamped by inference ({how}); their order on the timeline is approximate.")
+
+
+def _matching_stretches(path: Path, needles: list[str]) -> Iterator[str] | None:
+    """The lines of the byte ranges around ``needles``' matches (see ``FilesSource.iter_lines``), or
+    ``None`` when the file needs a line-by-line read (gzip, non-ASCII needle, unstamped match)."""
+    from .. import logs as logmod
+
+    if path.name.endswith(".gz") or not all(n.isascii() for n in needles):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        hits = logmod._find_hits(fd, size, [n.encode() for n in needles], 16 << 20) if size else []
+        segs = logmod._segments(fd, size, hits, True) if hits else []
+        if segs is None:
+            return None
+        chunks = [os.pread(fd, end - start, start) for start, end, _ln in segs]
+    finally:
+        os.close(fd)
+
+    def gen() -> Iterator[str]:
+        # as _open_text reads: undecodable bytes kept (surrogateescape), only LF ends a line
+        for data in chunks:
+            pieces = data.decode("utf-8", "surrogateescape").split("\n")
+            for piece in pieces[:-1]:
+                yield piece + "\n"
+            if pieces[-1]:
+                yield pieces[-1]
+
+    return gen()
 
 
 def _has_any(text: str, needles: list[str]) -> bool:
