@@ -27,6 +27,7 @@ _KNOWN_FIELDS = {
     "tool", "tool_version", "batch_id", "requested_id", "flow", "healthy", "status", "current_state",
     "current_step", "waited_s", "awaited_transition", "awaited_event", "awaited", "root_cause", "chain",
     "findings", "not_evaluated", "completeness", "gaps", "scope", "bundle", "collected_at",
+    "responsible_service", "content", "differential", "unexplained",
 }
 _CSS = """<style>
 .hf-card{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;border:1px solid #d0d7de;
@@ -110,6 +111,31 @@ def _raw(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
+
+
+def _handling_line(aw: Mapping[str, Any]) -> str:
+    """What the consumer did with the awaited event (dropped / failed), or why consumption is unknown."""
+    outcome = _plain(aw.get("outcome"))
+    if outcome and outcome != "handled":
+        cause = _plain(aw.get("outcome_cause"))
+        detail = _plain(aw.get("outcome_detail"))
+        return (f"{_plain(aw.get('consumer')) or 'the consumer'} {outcome} it"
+                + (f" ({cause})" if cause else "") + (f": {detail}" if detail else ""))[:400]
+    if _plain(aw.get("consumed_state")) in ("unknown", "no") and _plain(aw.get("consumed_reason")):
+        return f"consumed {_plain(aw.get('consumed_state'))}: {_plain(aw.get('consumed_reason'))}"[:400]
+    return ""
+
+
+def _content_line(content: Any) -> str:
+    """The content ledger in one line: items against the expected count and where each ended."""
+    if not isinstance(content, Mapping):
+        return ""
+    places = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
+    where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in places
+                      if isinstance(content.get(k), int) and content.get(k))
+    exp = content.get("expected")
+    head = f"{content.get('items', 0)} item(s)" + (f" for {exp} expected" if exp is not None else "")
+    return head + (f": {where}" if where else "")
 
 
 def _tri(value: Any) -> str:
@@ -275,13 +301,17 @@ def verdict_card(source: Any) -> Html:
                 checks.append(f"<span class='hf-check hf-{t}' title='{k}: {t}'>{k} {mark} {t}</span>")
         expected = _duration(aw.get("expected_dwell_s"))
         who = " → ".join(x for x in (_plain(aw.get("producer")), _plain(aw.get("consumer"))) if x)
+        handling = _handling_line(aw)
         rows.append(("Waiting for", f"<code>{_e(aw.get('topic') or aw.get('step'))}</code>"
                      + (f" ({_e(who)})" if who else "") + "<br>" + "".join(checks)
                      + (f" <span class='hf-muted'>healthy batches move on within {_e(expected)}</span>"
-                        if expected else "")))
+                        if expected else "")
+                     + (f"<br><span class='hf-muted'>{_e(handling)}</span>" if handling else "")))
         text_lines.append(f"waiting for {aw.get('topic') or aw.get('step')}: "
                           + ", ".join(f"{k} {_tri(aw.get(k))}" for k in ("produced", "published", "consumed")
                                       if k in aw))
+        if handling:
+            text_lines.append(f"  {handling}")
     elif v.get("awaited_event"):
         rows.append(("Waiting for", f"<code>{_e(v.get('awaited_event'))}</code>"))
     root = v.get("root_cause") if isinstance(v.get("root_cause"), Mapping) else None
@@ -345,6 +375,21 @@ def verdict_card(source: Any) -> Html:
             comp = f"<span class='hf-yes'>complete</span> — all {total} sources collected complete"
         rows.append(("Evidence", comp))
         text_lines.append(f"evidence: {'incomplete: ' + '; '.join(bad) if bad else 'complete'}")
+    if _plain(v.get("responsible_service")):
+        rows.append(("Responsible", f"<code>{_e(v.get('responsible_service'))}</code> "
+                     "<span class='hf-muted'>the service that failed to act or raised the error</span>"))
+    content = _content_line(v.get("content"))
+    if content:
+        rows.append(("Content", _e(content)))
+        text_lines.append(f"content: {content}")
+    unexplained = [_plain(u.get("finding") if isinstance(u, Mapping) else u) for u in v.get("unexplained") or []]
+    if [u for u in unexplained if u]:
+        rows.append(("Not explained by the root cause", ", ".join(f"<code>{_e(u)}</code>" for u in unexplained if u)))
+    diff = v.get("differential")
+    if isinstance(diff, Mapping) and _plain(diff.get("text")):
+        ref = _plain(diff.get("reference_batch"))
+        rows.append(("Against a healthy batch", _e(_plain(diff.get("text")))
+                     + (f" <span class='hf-muted'>(reference <code>{_e(ref)}</code>)</span>" if ref else "")))
     extra = {k: val for k, val in v.items() if k not in _KNOWN_FIELDS and val not in (None, [], {}, "")}
     for k, val in extra.items():  # fields added by newer kits: shown as they are
         shown = _plain(val)

@@ -685,12 +685,26 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
         {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, "published_at", None)),
          "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
         {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
-         "detail": detail("consumed", f"{consumer} consumed {topic}")},
+         "detail": _consumed_detail(awaited, consumer, topic)},
         {"check": "waited", "ok": None, "at": None,
-         "detail": f"step {_text(getattr(awaited, 'step', None))} has waited "
-                   f"{_duration(getattr(awaited, 'waited_s', None))}"},
+         "detail": f"the batch has waited {_duration(getattr(awaited, 'waited_s', None))} for the transition "
+                   f"to {_text(getattr(awaited, 'step', None))}"
+                   + (f" (healthy batches: within {_duration(getattr(awaited, 'expected_dwell_s', None))})"
+                      if getattr(awaited, "expected_dwell_s", None) else "")},
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
+    """The consumed check in words: what the handler did with the event, or why it is no / unknown."""
+    outcome = _text(getattr(awaited, "outcome", None))
+    reason = _text(getattr(awaited, "consumed_reason", None))
+    if outcome:
+        cause = _text(getattr(awaited, "outcome_cause", None))
+        return f"{consumer} consumed {topic} and {outcome} it" + (f" ({cause})" if cause else "")
+    if getattr(awaited, "consumed", None) is None:
+        return f"{consumer} consumed {topic} — unknown: " + (reason or "the evidence needed to tell is not in the bundle")
+    return f"{consumer} consumed {topic}" + (f" — {reason}" if reason and not getattr(awaited, "consumed") else "")
 
 
 def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:

@@ -60,12 +60,12 @@ def test_card_shows_unknown_checks_as_unknown_never_as_no() -> None:
 
 def test_card_says_which_sources_are_missing_and_renders_fields_it_does_not_know() -> None:
     v = _verdict(completeness={"database:bos": "complete", "logs:els": "missing"},
-                 differential=[{"hypothesis": "consumer down", "ruled_out_by": "handler lines at 18:41"}])
+                 hypotheses=[{"hypothesis": "consumer down", "ruled_out_by": "handler lines at 18:41"}])
     v.pop("root_cause")
     html = cards.verdict_card(v)._repr_html_().replace("<wbr>", "")
     assert "incomplete" in html and "logs:els: missing" in html
     assert "Root cause: unknown" in html
-    assert "differential" in html and "consumer down" in html  # a newer kit's field, shown as it is
+    assert "hypotheses" in html and "consumer down" in html  # a newer kit's field, shown as it is
 
 
 def test_card_and_tables_escape_log_text_and_mask_credentials() -> None:
@@ -120,3 +120,20 @@ def test_overview_card_counts_batches_and_root_causes() -> None:
     assert "<b>2</b> stuck" in html and "<b>1</b> unknown" in html
     assert "enum.label_missing</code> — 2 batch(es)" in html and "b-1" in html and "1 min 19 s" in html
     assert "could not be investigated" in html
+
+
+def test_card_says_what_the_consumer_did_who_is_responsible_and_where_the_content_went() -> None:
+    """A dropped event reads as dropped (not lag), with the responsible service and the content ledger."""
+    from huledu_forensics.investigation import investigate
+    from tests.support.corpus import corpus_bundle, full_batch_id
+
+    bundle = corpus_bundle("healthy-regular")
+    v = investigate(bundle, full_batch_id("healthy-regular", "03ccad95")).verdict.to_json()
+    card = cards.verdict_card(v)
+    html = card._repr_html_().replace("<wbr>", "")
+    assert "bos dropped it (wrong_state)" in html and "awaiting_student_validation" in html
+    assert "Responsible" in html and "<code>bos</code>" in html
+    assert "2 item(s) for 2 expected: 2 slot" in html
+    assert '"expected"' not in html  # the ledger is a sentence, not raw JSON
+    text = str(card)
+    assert text.index("waiting for") < text.index("bos dropped it")
