@@ -272,6 +272,7 @@ class _Facts:
 
     now: datetime
     warnings: list[str]
+    where: str  # where the classification runs, for progress lines
 
     def bos_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
         raise NotImplementedError
@@ -322,6 +323,8 @@ def _naive(t: datetime) -> datetime:
 
 class _PgFacts(_Facts):
     """The facts from live databases: aggregates and the dwell test run in PostgreSQL."""
+
+    where = "in SQL"
 
     def __init__(self, sources: dict[str, Any], now: datetime | None) -> None:
         self.src = sources
@@ -533,6 +536,8 @@ def _norm_file(df: pd.DataFrame) -> pd.DataFrame:
 class _BundleFacts(_Facts):
     """The same facts from a bundle's tables (pandas); ``now`` is the collection time."""
 
+    where = "in the bundle"
+
     def __init__(self, bundle: Bundle) -> None:
         self.b = bundle
         self.now = bundle.collected_at
@@ -713,7 +718,7 @@ def _int(v: Any) -> int | None:
 
 
 def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.DataFrame, int]:
-    say("BOS: classifying every batch in SQL …")
+    say(f"BOS: classifying every batch {facts.where} …")
     bos = facts.bos_candidates(since)
     total = facts.bos_total(since)
     say(f"BOS: {total} batch(es), {len(bos)} past their step's dwell or failed")
