@@ -8,9 +8,9 @@ each and returns one row per batch, stuck ones first.
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path

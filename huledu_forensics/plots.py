@@ -28,12 +28,12 @@ __all__ = [
     "OFFLINE_RENDERER",
     "awaited_checks",
     "essay_slots",
+    "evidence_log_lines",
     "evidence_rows",
     "incident_window",
+    "setup_notebook",
     "shown_refs",
     "state_graph",
-    "evidence_log_lines",
-    "setup_notebook",
     "swimlane",
 ]
 

@@ -17,8 +17,8 @@ import pandas as pd
 from . import model
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
-from .model import names as N
 from .ledger import content_ledger, ledger_counts
+from .model import names as N
 from .outcomes import Consumption, consumer_container, consumption
 
 __all__ = ["AwaitedTransition", "Progress", "compute_progress"]
@@ -265,7 +265,7 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
         return
     t = model.TOPICS.get(aw.topic)
     producer_outbox = N.OUTBOXES.get(aw.producer or "")
-    if t is not None and t.via_outbox and producer_outbox is not None:
+    if t is not None and t.via_outbox and producer_outbox is not None:  # noqa: SIM102 - topic test, then evidence test
         if ev.has(producer_outbox):
             rows = ev.outbox_for_batch(aw.topic, aw.producer)
             aw.produced = not rows.empty

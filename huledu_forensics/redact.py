@@ -365,7 +365,7 @@ def redact_bundle(src: str | Path | Bundle, dst: str | Path, *, hash_ids: bool =
 
         def source_of(part: str) -> SourceReport:
             name = owner.get(part)
-            return reports[name] if name in reports else fallback
+            return reports.get(name, fallback)
 
         for i, (db, table) in enumerate(tables, 1):
             df = bundle.table(db, table)

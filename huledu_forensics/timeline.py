@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-import re
-
 import pandas as pd
-
 
 from . import model
 from ._frames import records

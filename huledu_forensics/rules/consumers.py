@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import model
-from ..evidence import Evidence
+from ..evidence import Evidence, records
 from ..model import names as N
-from ..evidence import records
 from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__: list[str] = []

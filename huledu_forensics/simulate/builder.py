@@ -1102,8 +1102,9 @@ class Sim:
                                     "headers_present": False, "service": svc_name},
                              where=("relay.py", "_process_event", 283))
                     if r["_poisoned"]:
-                        err = "KafkaTimeoutError: Batch for TopicPartition(topic='%s', partition=%d) containing 1 " \
-                              "message(s) has not been sent in 30000 ms" % (r["topic"], self.rng.randint(0, 2))
+                        err = (f"KafkaTimeoutError: Batch for TopicPartition(topic='{r['topic']}', "
+                               f"partition={self.rng.randint(0, 2)}) containing 1 "
+                               "message(s) has not been sent in 30000 ms")
                         attempts[r["id"]] += 1
                         self.log(svc, q + ms(30), "outbox.event_relay_worker", f"Failed to publish event to Kafka: {err}",
                                  level="error", extra={**base, "error": err, "service": svc_name},

@@ -234,8 +234,8 @@ def inflate_world_into_postgres(world_dsns: dict[str, str], n_batches: int, *, n
     Raises:
         ValueError: the wanted mix cannot be made from this world's batches.
     """
-    from ..scan import scan_profile
     from ..profiles import DatabaseTarget, Profile
+    from ..scan import scan_profile
 
     say = progress or (lambda m: None)
     targets = {db: DatabaseTarget(name=db, dsn=dsn if "+psycopg" in dsn or "://" not in dsn

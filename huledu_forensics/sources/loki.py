@@ -154,8 +154,7 @@ class LokiSource:
         except urllib.error.HTTPError as exc:
             body = exc.read(_MAX_BODY) if exc.fp is not None else b""
             return exc.code, body
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError,
-                http.client.HTTPException) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(exc, (socket.timeout,
                                                                                         TimeoutError)):

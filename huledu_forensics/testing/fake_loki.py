@@ -164,7 +164,7 @@ def parse_logql(query: str) -> _Query:
         filters.append((toks[i][1], toks[i + 1][1]))
         i += 2
     out = _Query(matchers, filters)
-    for name, op, value in matchers:  # compile now so a bad regexp is a 400, not a 500
+    for _name, op, value in matchers:  # compile now so a bad regexp is a 400, not a 500
         if op in ("=~", "!~"):
             out._re(value, True)
     for op, value in filters:
