@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 
 __all__ = ["records"]
@@ -9,12 +11,12 @@ __all__ = ["records"]
 
 def records(df: pd.DataFrame) -> list[dict[str, object]]:
     """Rows as dicts with missing values (NaN, NaT, pd.NA) as ``None``."""
-    out = df.to_dict("records")
+    out = cast(list[dict[str, object]], df.to_dict("records"))  # the code's frames have str column names
     for row in out:
         for k, v in row.items():
             if v is not None and not isinstance(v, (list, dict)):
                 try:
-                    if pd.isna(v):
+                    if pd.isna(v):  # type: ignore[call-overload]  # stubs: isna takes any scalar
                         row[k] = None
                 except (TypeError, ValueError):
                     pass

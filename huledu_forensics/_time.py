@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import pandas as pd
 
@@ -28,7 +29,7 @@ def parse_utc(value: object) -> datetime | None:
         ts = pd.Timestamp(value)  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return None
-    if ts is pd.NaT or pd.isna(ts):
+    if pd.isna(ts):  # NaT included
         return None
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
@@ -43,7 +44,7 @@ def to_utc_series(values: pd.Series) -> pd.Series:
     Naive values are taken to be UTC. Unparseable values become ``NaT``.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return cast(pd.Series, values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"))
     out = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     try:
         return out.astype("datetime64[ns, UTC]")

@@ -57,7 +57,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         it = item(normalise_id(r.get("text_storage_id")), normalise_id(r.get("file_upload_id")))
         if it is not None:
             it["upload_status"] = r.get("processing_status")
-            it["refs"].append(_ref(N.FILE_UPLOADS, r))  # type: ignore[union-attr]
+            it["refs"].append(_ref(N.FILE_UPLOADS, r))  # type: ignore[attr-defined]
     for r in ev.outbox_for_batch(N.T_CONTENT_PROVISIONED, "file").pipe(records):
         data = payload(r.get("event_data")).get("data")
         data = data if isinstance(data, dict) else {}
@@ -65,7 +65,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         if it is not None:
             it["provisioned"] = True
             it["published"] = bool(pd.notna(r.get("published_at")))
-            it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[union-attr]
+            it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[attr-defined]
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
 

@@ -50,7 +50,7 @@ def _s(v: object) -> str:
     if v is None:
         return ""
     try:
-        if pd.isna(v):  # type: ignore[arg-type]
+        if pd.isna(v):  # type: ignore[call-overload]
             return ""
     except (TypeError, ValueError):
         pass
@@ -137,7 +137,7 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
     for r in ([offset_line] if offset_line else []) + run.lines:
         p, o = r.get("partition"), r.get("offset")
         if _s(p) and _s(o):
-            part, off = int(p), int(o)  # type: ignore[arg-type]
+            part, off = int(p), int(o)  # type: ignore[call-overload]
             break
     keep = [run.lines[0]] + [r for r in run.lines[1:] if _s(r.get("level")) in ("warning", "error",
                                                                                  "critical")]

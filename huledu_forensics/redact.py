@@ -469,7 +469,7 @@ def profile_secrets(profile: Any) -> list[str]:
         if t.password_env:
             out.append(os.environ.get(t.password_env))
         try:
-            out.append(make_url(t.dsn).password)  # type: ignore[arg-type]
+            out.append(make_url(t.dsn).password)
         except Exception:  # noqa: BLE001 - an unparseable DSN holds no password we can name
             pass
     for url in (getattr(profile, "loki_url", None), getattr(profile, "docker_url", None)):

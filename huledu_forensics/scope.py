@@ -40,7 +40,7 @@ def normalise_id(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         try:
-            if pd.isna(value):  # type: ignore[arg-type]
+            if pd.isna(value):  # type: ignore[call-overload]
                 return None
         except (TypeError, ValueError):
             pass

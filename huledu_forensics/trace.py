@@ -63,7 +63,7 @@ def _str(v: object) -> str | None:
     if v is None:
         return None
     try:
-        if pd.isna(v):  # type: ignore[arg-type]
+        if pd.isna(v):  # type: ignore[call-overload]
             return None
     except (TypeError, ValueError):
         pass
@@ -136,7 +136,7 @@ def _consumptions(b: Bundle, cid: str) -> list[_Consumption]:
             detail = f"{r['cause']}: {detail}"
         out.append(_Consumption(str(r["topic"]), str(r["container"]), pd.Timestamp(r["started_at"]),
                                 pd.Timestamp(r["ended_at"]), outcome, detail,
-                                [str(x) for x in r["refs"]]))  # type: ignore[union-attr]
+                                [str(x) for x in r["refs"]]))  # type: ignore[attr-defined]
     return out
 
 

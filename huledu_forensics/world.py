@@ -164,7 +164,7 @@ def _isna(v: object) -> bool:
     if v is None:
         return True
     try:
-        return bool(pd.isna(v))  # type: ignore[arg-type]
+        return bool(pd.isna(v))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
 

@@ -40,7 +40,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
         lines = ctx.ev.logs
         err = None
         if not lines.empty and "error" in lines:
-            refs = set(head["lines"])  # type: ignore[arg-type]
+            refs = set(head["lines"])  # type: ignore[call-overload]
             mine = lines[(lines["source_file"].astype(str) + "#L" + lines["line_no"].astype(str))
                           .isin(refs)]
             err = next((str(e) for e in mine["error"] if isinstance(e, str) and e), None)
@@ -66,7 +66,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
 
 def _int(v: object) -> int | None:
     try:
-        return None if v is None or pd.isna(v) else int(v)  # type: ignore[arg-type]
+        return None if v is None or pd.isna(v) else int(v)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
 

@@ -1345,7 +1345,7 @@ class Sim:
             res: dict[str, list[str]] = {}
             for stream, items in streams.items():
                 lines, last = [], None
-                for t, nanos, text in items:  # type: ignore[misc]
+                for t, nanos, text in items:  # type: ignore[assignment, str-unpack]
                     key = (t, nanos)
                     if last is not None and key <= last:  # keep stamps strictly increasing
                         t, nanos = last[0], last[1] + 1
