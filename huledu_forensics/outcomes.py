@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import pandas as pd
 
@@ -170,7 +171,7 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
     for row in records(lg):
         logger = _s(row.get("logger"))
         msg = _s(row.get("message"))
-        ts = row["ts"]
+        ts = cast(pd.Timestamp, row["ts"])  # the parsed-log frame's ts column is datetime64[ns, UTC]
         topic: str | None = None
         specific = False
         if (loop.generic_start and msg.strip() == loop.generic_start

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import cast
 
 import pandas as pd
 
@@ -162,14 +163,14 @@ def compute_progress(ev: Evidence) -> Progress:
         starts = [parse_utc(d.get("started_at")) for d in active.values() if d.get("started_at")]
         if not plog.empty:
             starts.append(parse_utc(plog["created_at"].min()))
-        starts = [s for s in starts if s is not None]
-        reached["pipeline_requested"] = min(starts) if starts else None
+        known = [s for s in starts if s is not None]
+        reached["pipeline_requested"] = min(known) if known else None
     done_ob = ev.outbox_for_batch(N.T_PIPELINE_COMPLETED, "bos")
     wanted = [p for p in requested if p in phases] or list(active)
     all_done = bool(wanted) and all(phases[p].get("status") in N.PHASE_DONE_STATUSES for p in wanted)
     if not done_ob.empty or all_done:
         reached["pipeline_completed"] = (parse_utc(done_ob["created_at"].min()) if not done_ob.empty else
-                                         max((parse_utc(phases[p].get("completed_at")) for p in wanted
+                                         max((cast(datetime, parse_utc(phases[p].get("completed_at"))) for p in wanted
                                               if phases[p].get("completed_at")), default=None))
     current = None
     for s in flow.steps:
@@ -302,8 +303,8 @@ def _essays(ev: Evidence) -> pd.DataFrame:
     if not expected:
         b = ev.batch()
         meta = payload(b.get("processing_metadata")) if b else {}
-        expected = [str(e).lower() for e in (meta.get("essay_ids") or [])] if isinstance(
-            meta.get("essay_ids"), list) else []
+        listed = meta.get("essay_ids")
+        expected = [str(e).lower() for e in listed] if isinstance(listed, list) else []
     if not expected:
         for r in ev.outbox_for_batch(N.T_REGISTERED, "bos").pipe(records):
             data = payload(r.get("event_data")).get("data")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import cast
+
 import pandas as pd
 
 from .. import model
@@ -48,7 +51,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
             id="consumer.handler_failed", severity="error",
             title="Handler failed, offset not committed",
             summary=(f"{svc.title if svc else container} failed handling {topic}{where} at "
-                     f"{pd.Timestamp(head['started_at']).isoformat()}: {err or head['detail']}. "
+                     f"{pd.Timestamp(cast(datetime, head['started_at'])).isoformat()}: {err or head['detail']}. "
                      + (f"{len(rs)} handling(s) failed. " if len(rs) > 1 else "")
                      + ("The offset was not committed, which does not mean a retry: the consumer "
                         "moves on and a later commit on the partition skips this message for good."
