@@ -64,7 +64,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         it = item(normalise_id(data.get("text_storage_id")), normalise_id(data.get("file_upload_id")))
         if it is not None:
             it["provisioned"] = True
-            it["published"] = bool(pd.notna(r.get("published_at")))
+            it["published"] = bool(pd.notna(r.get("published_at")))  # type: ignore[call-overload]  # stubs: any scalar
             it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[attr-defined]
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
