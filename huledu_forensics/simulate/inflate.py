@@ -66,7 +66,7 @@ def _libpq(dsn: str) -> str:
     """A libpq conninfo from a SQLAlchemy URL or a libpq DSN."""
     if "+psycopg" in dsn:
         dsn = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
-    return make_conninfo(**conninfo_to_dict(dsn))
+    return make_conninfo("", **conninfo_to_dict(dsn))
 
 
 def _plan(stuck: list[str], healthy: list[str], n_batches: int, n_stuck: int | None) -> dict[str, int]:

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from .._time import utcnow
 from ..errors import ConfigError, SourceUnavailable
@@ -94,6 +94,7 @@ class LokiSource:
                  max_query_span: timedelta = timedelta(hours=720), lookback: timedelta = timedelta(days=30),
                  max_lines: int | None = None, tenant: str | None = None,
                  on_warning: Callable[[str], None] | None = None) -> None:
+        parts: SplitResult | None
         try:
             parts = urlsplit(url.strip()) if isinstance(url, str) else None
             port = parts.port if parts is not None else None  # 'notaport' raises ValueError here

@@ -258,7 +258,7 @@ class FakeLoki:
         if self._server is None:
             raise RuntimeError("FakeLoki is not running; call start() or use it as a context manager")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeLoki:
         """Start serving in a background thread; returns ``self``."""
@@ -334,7 +334,7 @@ class FakeLoki:
                 labels = dict(base)
                 if stream in ("stdout", "stderr"):
                     labels["stream"] = stream
-                batches: dict[str, list[tuple[int, str]]] = {}
+                batches: dict[str | None, list[tuple[int, str]]] = {}
                 prev: int | None = None
                 for line in lines:
                     split = split_docker_stamp(line)
