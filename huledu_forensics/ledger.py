@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ._frames import is_missing
 from .evidence import Evidence, payload, records
 from .model import names as N
 from .scope import normalise_id
@@ -64,7 +65,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         it = item(normalise_id(data.get("text_storage_id")), normalise_id(data.get("file_upload_id")))
         if it is not None:
             it["provisioned"] = True
-            it["published"] = bool(pd.notna(r.get("published_at")))  # type: ignore[call-overload]  # stubs: any scalar
+            it["published"] = not is_missing(r.get("published_at"))
             it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[attr-defined]
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))

@@ -31,7 +31,7 @@ from typing import cast
 import pandas as pd
 
 from . import model
-from ._frames import records
+from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
@@ -51,7 +51,7 @@ def _s(v: object) -> str:
     if v is None:
         return ""
     try:
-        if pd.isna(v):  # type: ignore[call-overload]
+        if is_missing(v):
             return ""
     except (TypeError, ValueError):
         pass

@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import model
+from ._frames import is_missing
 from .bundle import Bundle
 from .errors import ForensicsError
 from .evidence import records
@@ -137,7 +138,7 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
 
 def _json_value(x: object) -> object:
     """A frame cell as JSON: missing values as None, timestamps as ISO 8601 text."""
-    if pd.isna(x):  # type: ignore[call-overload]  # stubs: isna takes any scalar
+    if is_missing(x):
         return None
     return x.isoformat() if isinstance(x, pd.Timestamp) else x
 

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from . import model
+from ._frames import is_missing
 from ._version import __version__
 from .bundle import Bundle
 from .errors import ConfigError
@@ -148,7 +149,7 @@ def _scrub(text: str) -> str:
 
 
 def _cell(v: object, n: int = 140) -> str:
-    s = "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)  # type: ignore[call-overload]
+    s = "" if v is None or (not isinstance(v, str) and is_missing(v)) else str(v)
     s = " ".join(s.split())
     if len(s) > n:
         s = s[: n - 1] + "…"
@@ -159,7 +160,7 @@ def _t(v: object) -> str:
     if v is None:
         return ""
     try:
-        if pd.isna(v):  # type: ignore[call-overload]
+        if is_missing(v):
             return ""
     except (TypeError, ValueError):
         pass

@@ -16,6 +16,7 @@ from typing import cast
 import pandas as pd
 
 from . import model
+from ._frames import is_missing
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .ledger import content_ledger, ledger_counts
@@ -251,7 +252,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
     tr, b = ev.tracker(), ev.batch()
     expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
     try:
-        exp = int(expected) if expected is not None and not pd.isna(expected) else None  # type: ignore[call-overload]
+        exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]
     except (TypeError, ValueError):
         exp = None
     out = ledger_counts(ledger, exp)

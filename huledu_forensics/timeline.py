@@ -9,7 +9,7 @@ from typing import Any, cast
 import pandas as pd
 
 from . import model
-from ._frames import records
+from ._frames import is_missing, records
 from .world import ContainerState
 
 __all__ = ["TIMELINE_COLUMNS", "build_timeline", "collapse_repeats", "row_ref"]
@@ -64,7 +64,7 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
                 out.append({**base, "ts": row.get("created_at"), "source": "outbox",
                             "kind": "outbox_created", "level": "info",
                             "label": f"outbox row written: {topic}"})
-                if pd.notna(row.get("published_at")):  # type: ignore[call-overload]  # stubs: notna takes any scalar
+                if not is_missing(row.get("published_at")):
                     out.append({**base, "ts": row.get("published_at"), "source": "outbox",
                                 "kind": "outbox_published", "level": "info",
                                 "label": f"relayed to Kafka: {topic}"})
@@ -78,7 +78,7 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
             out.append({**base, "ts": ts, "source": "table", "kind": "row", "level": "info",
                         "label": _row_label(tname, row)})
             upd = row.get("updated_at")
-            if upd is not None and pd.notna(upd) and pd.notna(ts) and upd != ts:  # type: ignore[call-overload]  # stubs
+            if upd is not None and not is_missing(upd) and not is_missing(ts) and upd != ts:
                 out.append({**base, "ts": upd, "source": "table", "kind": "row_updated",
                             "level": "info", "label": _row_label(tname, row) + " (last update)"})
     if logs is not None and not logs.empty:

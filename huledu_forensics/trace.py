@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import model
+from ._frames import is_missing
 from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
@@ -64,7 +65,7 @@ def _str(v: object) -> str | None:
     if v is None:
         return None
     try:
-        if pd.isna(v):  # type: ignore[call-overload]
+        if is_missing(v):
             return None
     except (TypeError, ValueError):
         pass
