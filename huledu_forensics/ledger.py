@@ -14,6 +14,8 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 
 from ._frames import is_missing
@@ -58,7 +60,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         it = item(normalise_id(r.get("text_storage_id")), normalise_id(r.get("file_upload_id")))
         if it is not None:
             it["upload_status"] = r.get("processing_status")
-            it["refs"].append(_ref(N.FILE_UPLOADS, r))  # type: ignore[attr-defined]
+            cast(list[str], it["refs"]).append(_ref(N.FILE_UPLOADS, r))
     for r in ev.outbox_for_batch(N.T_CONTENT_PROVISIONED, "file").pipe(records):
         data = payload(r.get("event_data")).get("data")
         data = data if isinstance(data, dict) else {}
@@ -66,7 +68,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         if it is not None:
             it["provisioned"] = True
             it["published"] = not is_missing(r.get("published_at"))
-            it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[attr-defined]
+            cast(list[str], it["refs"]).append(_ref(N.FILE_OUTBOX, r))
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
 
@@ -89,7 +91,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
             excess[t] = r
     for it in items.values():
         tsid, fuid = it["text_storage_id"], it["file_upload_id"]
-        refs: list[str] = it["refs"]  # type: ignore[assignment]
+        refs = cast(list[str], it["refs"])
         if tsid in by_tsid:
             e = by_tsid[tsid]
             it.update(place="slot", essay_id=e.get("essay_id"), essay_status=e.get("current_status"))

@@ -138,7 +138,7 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
     for r in ([offset_line] if offset_line else []) + run.lines:
         p, o = r.get("partition"), r.get("offset")
         if _s(p) and _s(o):
-            part, off = int(p), int(o)  # type: ignore[call-overload]
+            part, off = int(p), int(o)  # type: ignore[call-overload]  # log fields: JSON numbers or digit text
             break
     keep = [run.lines[0]] + [r for r in run.lines[1:] if _s(r.get("level")) in ("warning", "error",
                                                                                  "critical")]

@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -288,7 +288,7 @@ def _timeline(inv: Investigation) -> list[str]:
 # ---- evidence chain --------------------------------------------------------------------------------
 def _chain_findings(inv: Investigation) -> list[Finding]:
     out: list[Finding] = []
-    for entry in inv.verdict.data.get("chain") or []:  # type: ignore[attr-defined]
+    for entry in cast(list[object], inv.verdict.data.get("chain") or []):
         if not isinstance(entry, dict):
             continue
         match = [f for f in inv.findings if f.id == entry.get("finding") and f.summary == entry.get("summary")]
@@ -483,14 +483,14 @@ def _summary(inv: Investigation) -> list[str]:
     rc = v.get("root_cause")
     if isinstance(rc, dict):
         out += ["", f"**Root cause** (`{rc.get('finding')}`): {_cell(rc.get('summary'), 3000)}"]
-        chain = [c.get("finding") for c in (v.get("chain") or []) if isinstance(c, dict)]  # type: ignore[attr-defined]
+        chain = [c.get("finding") for c in cast(list[object], v.get("chain") or []) if isinstance(c, dict)]
         if len(chain) > 1:
             out += ["", "**Chain:** " + " → ".join(f"`{c}`" for c in chain)]
     elif status == "healthy":
         out += ["", "No fault was found: every step the batch reached completed within its expected dwell."]
     else:
         out += ["", "No finding explains the state on its own; see the evidence chain and missing evidence."]
-    incomplete = [k for k, s in (v.get("completeness") or {}).items() if s != "complete"]  # type: ignore[attr-defined]
+    incomplete = [k for k, s in cast(dict[str, object], v.get("completeness") or {}).items() if s != "complete"]
     if incomplete:
         out += ["", f"**Evidence incomplete** ({', '.join(incomplete)}): the conclusion may be wrong."]
     return out

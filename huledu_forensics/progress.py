@@ -252,7 +252,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
     tr, b = ev.tracker(), ev.batch()
     expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
     try:
-        exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]
+        exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
         exp = None
     out = ledger_counts(ledger, exp)
@@ -286,7 +286,7 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
         aw.consumed_at = parse_utc(c.run["started_at"])
         aw.outcome, aw.outcome_cause = str(c.run["outcome"]), c.run["cause"]  # type: ignore[assignment]
         aw.outcome_detail = str(c.run["detail"] or "") or None
-        aw.handling_refs = [str(r) for r in c.run["refs"]]  # type: ignore[attr-defined]
+        aw.handling_refs = [str(r) for r in cast(list[object], c.run["refs"])]
         aw.evidence.append(str(c.run["first_ref"]))
     if aw.consumed and aw.produced is None:
         aw.produced = aw.published = True

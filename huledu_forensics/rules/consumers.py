@@ -8,6 +8,7 @@ from typing import cast
 import pandas as pd
 
 from .. import model
+from .._frames import is_missing
 from ..evidence import Evidence, records
 from ..model import names as N
 from ._engine import Context, EvidenceRef, Finding, rule
@@ -43,7 +44,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
         lines = ctx.ev.logs
         err = None
         if not lines.empty and "error" in lines:
-            refs = set(head["lines"])  # type: ignore[call-overload]
+            refs = set(cast(list[str], head["lines"]))
             mine = lines[(lines["source_file"].astype(str) + "#L" + lines["line_no"].astype(str))
                           .isin(refs)]
             err = next((str(e) for e in mine["error"] if isinstance(e, str) and e), None)
@@ -58,7 +59,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
                         if head["offset_not_committed"] else "")),
             evidence=[EvidenceRef.parse(str(ref), pd.Timestamp(t).to_pydatetime(), "handling run")
                       for r in rs[:5]
-                      for ref, t in zip(r["refs"], r["ref_times"])],  # type: ignore[call-overload]
+                      for ref, t in zip(r["refs"], r["ref_times"])],  # type: ignore[call-overload]  # run rows: lists
             facts={"service": head["service"], "container": container, "topic": topic,
                    "partition": part, "offset": off, "error": err or head["detail"],
                    "cause": head["cause"], "failed_handlings": len(rs),
@@ -69,7 +70,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
 
 def _int(v: object) -> int | None:
     try:
-        return None if v is None or pd.isna(v) else int(v)  # type: ignore[call-overload]
+        return None if v is None or is_missing(v) else int(v)  # type: ignore[call-overload]  # a non-number raises into the except
     except (TypeError, ValueError):
         return None
 
