@@ -1,7 +1,7 @@
 # huledu-forensics — quick start on a fresh machine with Python 3.11:
 #
 #   make demo      create .venv if needed, then run the demo into out/demo
-#   make test      create .venv if needed, then run the test suite
+#   make test      create .venv if needed, then run ruff, mypy --strict and the test suite
 #   make bench     create .venv if needed, then print speed ratios against baselines (BENCH_SCALE=0.1: 1/10 size)
 #   make clean     remove outputs and caches (keeps .venv); make distclean also removes .venv
 #
@@ -46,7 +46,9 @@ venv: $(STAMP) ## create or update the virtualenv
 demo: $(STAMP) ## run the demo: simulated incident -> bundle -> report (DEMO_OUT=out/demo)
 	$(BIN)/huledu-forensics demo --out $(DEMO_OUT)
 
-test: $(STAMP) ## run the tests (PYTEST_ARGS=... to choose)
+test: $(STAMP) ## lint (ruff), type-check (mypy --strict), then run the tests (PYTEST_ARGS=... to choose)
+	$(BIN)/ruff check huledu_forensics tests bench
+	$(BIN)/mypy huledu_forensics
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## print speed ratios against baselines, on generated data (BENCH_SCALE=0.1 for 1/10)
@@ -54,7 +56,7 @@ bench: $(STAMP) ## print speed ratios against baselines, on generated data (BENC
 	$(BIN)/python bench/run.py --scale $(BENCH_SCALE)
 
 clean: ## remove outputs and caches (keeps .venv)
-	rm -rf out build dist .pytest_cache *.egg-info
+	rm -rf out build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print0 | xargs -0 rm -rf
 
 distclean: clean ## also remove the virtualenv

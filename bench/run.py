@@ -108,7 +108,7 @@ def inflate_logs(dest: Path, size: int) -> tuple[Path, str, int]:
         for k in range(copies):
             shift = _dt.timedelta(days=k * span)
             mp = {d: (b + shift).isoformat() for d, b in zip(dates, base)}
-            t = date_re.sub(lambda m: mp[m.group()], text)
+            t = date_re.sub(lambda m, mp=mp: mp[m.group()], text)
             if k != mid:
                 t = t.replace(target, str(uuid.UUID(int=k + 1)))
             fh.write(t)

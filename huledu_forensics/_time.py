@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
 import pandas as pd
 
@@ -11,7 +12,7 @@ __all__ = ["parse_option_time", "parse_utc", "to_utc_series", "utcnow"]
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_utc(value: object) -> datetime | None:
@@ -23,12 +24,12 @@ def parse_utc(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     try:
         ts = pd.Timestamp(value)  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return None
-    if ts is pd.NaT or pd.isna(ts):
+    if pd.isna(ts):  # NaT included
         return None
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
@@ -43,7 +44,7 @@ def to_utc_series(values: pd.Series) -> pd.Series:
     Naive values are taken to be UTC. Unparseable values become ``NaT``.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return cast(pd.Series, values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"))
     out = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     try:
         return out.astype("datetime64[ns, UTC]")

@@ -499,7 +499,7 @@ def findings_table(source: Any, *, cited_refs: Iterable[str] = ()) -> Html:
     root = v.get("root_cause") if isinstance(v.get("root_cause"), Mapping) else {}
     chain = [c for c in (v.get("chain") or []) if isinstance(c, Mapping)]
     root_idx = _finding_index(v, _plain(root.get("finding")), _plain(root.get("summary"))) if root else None
-    chain_pos = {}
+    chain_pos: dict[int, int] = {}
     for n, c in enumerate(chain, start=1):
         idx = _finding_index(v, _plain(c.get("finding")), _plain(c.get("summary")))
         if idx is not None:

@@ -27,7 +27,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-class _Seconds(click.ParamType):
+class _Seconds(click.ParamType[Any]):
     """A finite number of seconds greater than 0 (0, negative or nan would silently disable a limit)."""
 
     name = "SECONDS"
@@ -99,7 +99,7 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-class _Time(click.ParamType):
+class _Time(click.ParamType[Any]):
     name = "TIME"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:

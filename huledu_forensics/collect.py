@@ -163,7 +163,7 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
         if not frame.empty:
             keep = []
             for row in frame.to_dict("records"):
-                pairs = list(row_ids(db, tname, row))
+                pairs = list(row_ids(db, tname, row))  # type: ignore[arg-type]  # stubs: record keys are Hashable; ours are str
                 ok = state.accept(pairs)
                 keep.append(ok)
                 if ok:
@@ -241,7 +241,7 @@ def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     key = [c for c in (spec.key if spec else ()) if c in df.columns]
     df = df.drop_duplicates(subset=key or None, keep="last")
     if spec is not None and spec.time_column in df.columns:
-        df = df.sort_values(spec.time_column, kind="stable", na_position="last")
+        df = df.sort_values(spec.time_column, kind="stable", na_position="last")  # type: ignore[call-overload]  # in df.columns, so not None
     return df.reset_index(drop=True)
 
 
@@ -390,9 +390,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 writer.gap(f"logs ({name})", why, source=rep)
                 rep.completeness = "missing"
         listed: list[tuple[LogSource, set[str] | None]] = []
+        ls: LogSource | None
         for ls in log_sources:
             if deadline is not None and hasattr(ls, "deadline"):
-                ls.deadline = deadline  # type: ignore[attr-defined]
+                ls.deadline = deadline
             try:
                 names = _containers_of(ls, window)
                 if names is not None and not names:  # e.g. an empty Loki: that is missing evidence

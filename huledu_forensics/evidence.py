@@ -9,8 +9,8 @@ from datetime import datetime
 import pandas as pd
 
 from . import model
-from .model import names as N
 from ._frames import records
+from .model import names as N
 from .scope import Scope
 from .world import ContainerState
 

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,7 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
 
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached = getattr(bundle, "_hf_service_logs", None)
+    cached: pd.DataFrame | None = getattr(bundle, "_hf_service_logs", None)
     if cached is not None:
         return cached
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
@@ -106,7 +107,7 @@ def service_logs(bundle: Bundle) -> pd.DataFrame:
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached = getattr(bundle, "_hf_db_logs", None)
+    cached: pd.DataFrame | None = getattr(bundle, "_hf_db_logs", None)
     if cached is not None:
         return cached
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
@@ -187,7 +188,7 @@ def _scope_logs(all_logs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
                 if p < 0:
                     continue
                 prev = grp.index[p]
-                gap = (lg.at[i, "ts"] - lg.at[prev, "ts"]).total_seconds()
+                gap = (cast(pd.Timestamp, lg.at[i, "ts"]) - cast(pd.Timestamp, lg.at[prev, "ts"])).total_seconds()
                 if inscope[prev] and 0 <= gap <= _ADJACENT_S:
                     linked[i] = True
     return lg[inscope | linked].sort_values("ts", kind="stable").reset_index(drop=True)
@@ -201,7 +202,7 @@ def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 
     hi = scoped["ts"].max() + pd.Timedelta(seconds=pad_s)
     mask = db_logs["level"].isin(["error", "critical", "warning"]) & (db_logs["ts"] >= lo) & (
         db_logs["ts"] <= hi)
-    return db_logs[mask]
+    return cast(pd.DataFrame, db_logs[mask])
 
 
 def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope

@@ -14,8 +14,11 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 
+from ._frames import is_missing
 from .evidence import Evidence, payload, records
 from .model import names as N
 from .scope import normalise_id
@@ -57,15 +60,15 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         it = item(normalise_id(r.get("text_storage_id")), normalise_id(r.get("file_upload_id")))
         if it is not None:
             it["upload_status"] = r.get("processing_status")
-            it["refs"].append(_ref(N.FILE_UPLOADS, r))  # type: ignore[union-attr]
+            cast(list[str], it["refs"]).append(_ref(N.FILE_UPLOADS, r))
     for r in ev.outbox_for_batch(N.T_CONTENT_PROVISIONED, "file").pipe(records):
         data = payload(r.get("event_data")).get("data")
         data = data if isinstance(data, dict) else {}
         it = item(normalise_id(data.get("text_storage_id")), normalise_id(data.get("file_upload_id")))
         if it is not None:
             it["provisioned"] = True
-            it["published"] = bool(pd.notna(r.get("published_at")))
-            it["refs"].append(_ref(N.FILE_OUTBOX, r))  # type: ignore[union-attr]
+            it["published"] = not is_missing(r.get("published_at"))
+            cast(list[str], it["refs"]).append(_ref(N.FILE_OUTBOX, r))
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
 
@@ -88,7 +91,7 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
             excess[t] = r
     for it in items.values():
         tsid, fuid = it["text_storage_id"], it["file_upload_id"]
-        refs: list[str] = it["refs"]  # type: ignore[assignment]
+        refs = cast(list[str], it["refs"])
         if tsid in by_tsid:
             e = by_tsid[tsid]
             it.update(place="slot", essay_id=e.get("essay_id"), essay_status=e.get("current_status"))

@@ -49,7 +49,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,7 @@ from .model.logformats import (
 from .model.services import CONTAINERS, SERVICES
 from .model.topics import topic_by_event
 
+_fast_loads: Callable[[str | bytes], Any] | None
 try:  # optional: orjson decodes a log line ~2.5x faster than the standard library
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
@@ -125,7 +126,7 @@ LOG_COLUMNS: tuple[str, ...] = (
 )
 """Column order of every frame this module returns."""
 
-_DT = "datetime64[ns, UTC]"
+_DT: Final = "datetime64[ns, UTC]"
 _INT_COLUMNS = ("partition", "offset", "parent_line")
 # Columns of a row tuple, in order (container, stream and source_file are constant per call).
 _ROW_FIELDS = tuple(c for c in LOG_COLUMNS if c not in ("container", "stream", "source_file"))
@@ -472,7 +473,7 @@ _EXTRA_CODES: dict[str, int] = {
 _TOP_KEYSET = frozenset(_KEY_RANK) | {"event_type", "topic", "error", "exception"}
 
 
-def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: list[str]) -> tuple:
+def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: list[str]) -> tuple[Any, ...]:
     """Pull id, event and error fields out of a structlog record (top level and nested ``extra``).
 
     Ids come from the keys of :data:`~huledu_forensics.model.logformats.ID_KEY_COLUMNS` (``extra``
@@ -616,7 +617,7 @@ def _ids_from_message(message: str, vals: list[Any]) -> None:
             essays.extend(e.lower() for e in re.findall(_U, m.group("elist")))
             continue
         idx = _MSG_GROUP_INDEX.get(group or "")
-        if idx is None:
+        if idx is None or group is None:
             continue
         value = m.group(group).lower()
         if idx == _ESSAY_IDX:
@@ -629,7 +630,7 @@ def _ids_from_message(message: str, vals: list[Any]) -> None:
             vals[_ESSAY_IDX] = uniq[0]
 
 
-def _ids_plain(message: str | None, found: list[str]) -> tuple:
+def _ids_plain(message: str | None, found: list[str]) -> tuple[Any, ...]:
     """Id slots for an unstructured line: only what the message text names."""
     if not found or not message:
         return _NO_IDS
@@ -685,7 +686,7 @@ class _Parser:
         self.n = start_line - 1
         c = CONTAINERS.get(container)
         self.container_service: str | None = c.service if c else _service_for_unknown_container(container)
-        self.rows: list[tuple] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.queue: deque[_Block] = deque()
         self.open: _Block | None = None
         self.pg_open: dict[str, _Block] = {}
@@ -996,7 +997,7 @@ class _Parser:
         service_name = None
         event_type = topic = error = exception = None
         partition = offset = None
-        idv: tuple = _NO_IDS
+        idv: tuple[Any, ...] = _NO_IDS
         ts: str | None = None
         if kind == "console" or kind == "structlog_default":
             if kind == "console":
@@ -1093,10 +1094,10 @@ def _str_column(values: Iterable[Any]) -> Any:
     try:
         return pd.array(pa.array(seq, type=pa.large_string()), dtype=_STR_DTYPE)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-        return pd.array([None if v is None else str(v) for v in seq], dtype=_STR_DTYPE)
+        return pd.array([None if v is None else str(v) for v in seq], dtype=_STR_DTYPE)  # type: ignore[misc, arg-type]  # stubs: str dtype
 
 
-def _frame(rows: list[tuple], container: str, stream: str, source_file: str) -> pd.DataFrame:
+def _frame(rows: list[tuple[Any, ...]], container: str, stream: str, source_file: str) -> pd.DataFrame:
     if not rows:
         return empty_frame()
     cols = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
@@ -1186,7 +1187,7 @@ def _open_text(path: Path) -> io.TextIOBase:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n")  # type: ignore[return-value]
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n")
     # newline="\n": only LF ends a line (a stray CR inside a line must not split it; CRLF is handled)
     return open(path, encoding="utf-8", errors="replace", newline="\n")
 

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import pandas as pd
 
 from . import model
-from ._frames import records
+from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
@@ -50,7 +51,7 @@ def _s(v: object) -> str:
     if v is None:
         return ""
     try:
-        if pd.isna(v):  # type: ignore[arg-type]
+        if is_missing(v):
             return ""
     except (TypeError, ValueError):
         pass
@@ -137,7 +138,7 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
     for r in ([offset_line] if offset_line else []) + run.lines:
         p, o = r.get("partition"), r.get("offset")
         if _s(p) and _s(o):
-            part, off = int(p), int(o)  # type: ignore[arg-type]
+            part, off = int(p), int(o)  # type: ignore[call-overload]  # log fields: JSON numbers or digit text
             break
     keep = [run.lines[0]] + [r for r in run.lines[1:] if _s(r.get("level")) in ("warning", "error",
                                                                                  "critical")]
@@ -170,7 +171,7 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
     for row in records(lg):
         logger = _s(row.get("logger"))
         msg = _s(row.get("message"))
-        ts = row["ts"]
+        ts = cast(pd.Timestamp, row["ts"])  # the parsed-log frame's ts column is datetime64[ns, UTC]
         topic: str | None = None
         specific = False
         if (loop.generic_start and msg.strip() == loop.generic_start

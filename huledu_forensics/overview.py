@@ -8,18 +8,19 @@ each and returns one row per batch, stuck ones first.
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from . import model
+from ._frames import is_missing
 from .bundle import Bundle
 from .errors import ForensicsError
 from .evidence import records
@@ -109,7 +110,7 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
         row: dict[str, object] = {"batch_id": bid, "known_to": ", ".join(sorted(dbs)),
                                   "registered_at": _registered_at(b, bid), "error": ""}
         try:
-            v = investigate(b, bid, since=since, until=until).verdict.to_json()
+            v: dict[str, Any] = investigate(b, bid, since=since, until=until).verdict.to_json()
         except ForensicsError as exc:
             row.update(status="unknown", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             rows.append(row)
@@ -135,6 +136,13 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
     return df.drop(columns=["_rank", "_wait"]).reset_index(drop=True)
 
 
+def _json_value(x: object) -> object:
+    """A frame cell as JSON: missing values as None, timestamps as ISO 8601 text."""
+    if is_missing(x):
+        return None
+    return x.isoformat() if isinstance(x, pd.Timestamp) else x
+
+
 def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> dict[str, object]:
     """A ``verdict.json`` for a whole bundle: healthy only when every batch is healthy.
 
@@ -147,8 +155,7 @@ def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> di
     worst = min(statuses, key=lambda s: _STATUS_ORDER.get(s, 2)) if statuses else "healthy"
     batches = []
     for r in records(overview):
-        batches.append({k: (None if pd.isna(r[k]) else (r[k].isoformat() if isinstance(r[k], pd.Timestamp)
-                                                         else r[k]))
+        batches.append({k: _json_value(r[k])
                         for k in ("batch_id", "flow", "status", "current_state", "awaited_event",
                                   "waited_s", "root_cause", "registered_at")})
     return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,12 +28,12 @@ __all__ = [
     "OFFLINE_RENDERER",
     "awaited_checks",
     "essay_slots",
+    "evidence_log_lines",
     "evidence_rows",
     "incident_window",
+    "setup_notebook",
     "shown_refs",
     "state_graph",
-    "evidence_log_lines",
-    "setup_notebook",
     "swimlane",
 ]
 
@@ -48,7 +48,7 @@ _MAX_HOVER_LABEL = 160
 _NO_ROW = "no ELS row (slot never created)"
 
 
-class _OfflineNotebookRenderer(NotebookRenderer):
+class _OfflineNotebookRenderer(NotebookRenderer):  # type: ignore[misc]  # plotly ships no types
     """plotly's notebook renderer without the per-figure MathJax CDN script.
 
     Each figure is a div and a ``Plotly.newPlot`` call; plotly.js itself is not embedded in the notebook
@@ -217,8 +217,9 @@ def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
     if topics.empty:
         return xs, ys, hover
     keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics["correlation_id"])]
-    topics = topics.assign(v_key=keys)
-    for (topic, corr), part in topics.sort_values("ts").groupby("v_key", sort=False):
+    topics = topics.assign(v_key=keys)  # type: ignore[arg-type]  # stubs: a list of tuples is a column
+    for key, part in topics.sort_values("ts").groupby("v_key", sort=False):
+        topic, corr = cast(tuple[str, str], key)
         hops = part.drop_duplicates("lane")
         if len(hops) < 2:
             continue
@@ -284,7 +285,7 @@ def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
             f"lane: {_text(r.v_lane_original)}" if r.lane == _FOLDED_LANE else "",
             f"topic: {_text(r.topic)}" if _text(r.topic) else "",
             f"level: {_text(r.level)}" if _text(r.level) else "",
-            f"{pd.Timestamp(r.ts).isoformat()}",
+            f"{pd.Timestamp(r.ts).isoformat()}",  # type: ignore[arg-type]  # stubs: itertuples fields are any scalar
             f"source: {_text(r.ref)}" if _text(r.ref) else "source: (no ref)",
         ) if p)
         for r in tl.itertuples(index=False)
@@ -452,7 +453,7 @@ def state_graph(inv: Any) -> go.Figure:
     fig = go.Figure()
     hover: list[str] = []
     for i, r in enumerate(steps.itertuples()):
-        fill, border, font, dash = _NODE_STYLE[r.v_state]
+        fill, border, font, dash = _NODE_STYLE[str(r.v_state)]
         fig.add_shape(type="rect", x0=i - half_w, x1=i + half_w, y0=-half_h, y1=half_h, name=f"node {r.step}",
                       line={"color": border, "width": 3 if r.v_state == "stuck" else 2, "dash": dash},
                       fillcolor=fill, layer="below")
@@ -465,7 +466,7 @@ def state_graph(inv: Any) -> go.Figure:
             timing = "dwell unknown"
         else:
             timing = f"{'waiting ' if r.v_state in ('stuck', 'current') else ''}{_duration(r.v_dwell)}"
-        mark = {"stuck": "✗ STUCK · ", "current": "● now · ", "done": "✓ "}.get(r.v_state, "")
+        mark = {"stuck": "✗ STUCK · ", "current": "● now · ", "done": "✓ "}.get(str(r.v_state), "")
         fig.add_annotation(
             x=i, y=0.08, text=f"<b>{_wrap(name, 22)}</b>", showarrow=False, font={"size": 12, "color": font},
             name=f"node {r.step}")
@@ -475,7 +476,7 @@ def state_graph(inv: Any) -> go.Figure:
             font={"size": 11, "color": font})
         hover.append("<br>".join((
             f"<b>{_text(r.label) or _text(r.step)}</b> ({_text(r.step)})",
-            f"state: {'not reached' if r.v_state == 'pending' else r.v_state}; batch status: "
+            f"state: {'not reached' if r.v_state == 'pending' else r.v_state!s}; batch status: "
             f"{_text(r.batch_status) or '(none written)'}",
             f"entered: {_text(r.entered_at) or '—'}",
             f"dwell: {_duration(r.v_dwell) if r.v_dwell is not None else '—'} ({typical})",
@@ -778,10 +779,10 @@ def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
                          "level": found["level"], "message": _short(found["message"], 300), "ref": ref})
     if not rows and not logs.empty:
         bad = logs[[_level_class(v) != "normal" for v in logs["level"]]]
-        for r in bad.head(limit).itertuples(index=False):
-            rows.append({"finding": "", "ts": r.ts, "container": r.container, "level": r.level,
-                         "message": _short(r.message, 300),
-                         "ref": f"logs/{r.container}/{_text(r.stream) or 'combined'}.log#L{_text(r.line_no)}"})
+        for t in bad.head(limit).itertuples(index=False):
+            rows.append({"finding": "", "ts": t.ts, "container": t.container, "level": t.level,
+                         "message": _short(t.message, 300),
+                         "ref": f"logs/{t.container}/{_text(t.stream) or 'combined'}.log#L{_text(t.line_no)}"})
     out = pd.DataFrame(rows, columns=cols)
     if out.empty:
         return out

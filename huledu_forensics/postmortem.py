@@ -25,11 +25,12 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from . import model
+from ._frames import is_missing
 from ._version import __version__
 from .bundle import Bundle
 from .errors import ConfigError
@@ -148,7 +149,7 @@ def _scrub(text: str) -> str:
 
 
 def _cell(v: object, n: int = 140) -> str:
-    s = "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)  # type: ignore[arg-type]
+    s = "" if v is None or (not isinstance(v, str) and is_missing(v)) else str(v)
     s = " ".join(s.split())
     if len(s) > n:
         s = s[: n - 1] + "…"
@@ -159,7 +160,7 @@ def _t(v: object) -> str:
     if v is None:
         return ""
     try:
-        if pd.isna(v):  # type: ignore[arg-type]
+        if is_missing(v):
             return ""
     except (TypeError, ValueError):
         pass
@@ -287,7 +288,7 @@ def _timeline(inv: Investigation) -> list[str]:
 # ---- evidence chain --------------------------------------------------------------------------------
 def _chain_findings(inv: Investigation) -> list[Finding]:
     out: list[Finding] = []
-    for entry in inv.verdict.data.get("chain") or []:  # type: ignore[union-attr]
+    for entry in cast(list[object], inv.verdict.data.get("chain") or []):
         if not isinstance(entry, dict):
             continue
         match = [f for f in inv.findings if f.id == entry.get("finding") and f.summary == entry.get("summary")]
@@ -482,14 +483,14 @@ def _summary(inv: Investigation) -> list[str]:
     rc = v.get("root_cause")
     if isinstance(rc, dict):
         out += ["", f"**Root cause** (`{rc.get('finding')}`): {_cell(rc.get('summary'), 3000)}"]
-        chain = [c.get("finding") for c in (v.get("chain") or []) if isinstance(c, dict)]  # type: ignore[union-attr]
+        chain = [c.get("finding") for c in cast(list[object], v.get("chain") or []) if isinstance(c, dict)]
         if len(chain) > 1:
             out += ["", "**Chain:** " + " → ".join(f"`{c}`" for c in chain)]
     elif status == "healthy":
         out += ["", "No fault was found: every step the batch reached completed within its expected dwell."]
     else:
         out += ["", "No finding explains the state on its own; see the evidence chain and missing evidence."]
-    incomplete = [k for k, s in (v.get("completeness") or {}).items() if s != "complete"]  # type: ignore[union-attr]
+    incomplete = [k for k, s in cast(dict[str, object], v.get("completeness") or {}).items() if s != "complete"]
     if incomplete:
         out += ["", f"**Evidence incomplete** ({', '.join(incomplete)}): the conclusion may be wrong."]
     return out

@@ -304,7 +304,7 @@ def _apply_section(base: Profile, sec: dict[str, Any], path: Path, pname: str) -
         if unknown:
             raise ConfigError(f"In '{path}', profiles.{pname}.databases.{name} has unknown key(s) "
                               f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_DB_KEYS))}.")
-        merged = {k: sec[k] for k in ("host", "port", "user", "password_env") if k in sec}
+        merged: dict[str, Any] = {k: sec[k] for k in ("host", "port", "user", "password_env") if k in sec}
         merged.update(d)
         dsn = cur.dsn
         if "dsn" in merged:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import cast
 
 import pandas as pd
 
 from . import model
+from ._frames import is_missing
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
-from .model import names as N
 from .ledger import content_ledger, ledger_counts
+from .model import names as N
 from .outcomes import Consumption, consumer_container, consumption
 
 __all__ = ["AwaitedTransition", "Progress", "compute_progress"]
@@ -162,14 +164,14 @@ def compute_progress(ev: Evidence) -> Progress:
         starts = [parse_utc(d.get("started_at")) for d in active.values() if d.get("started_at")]
         if not plog.empty:
             starts.append(parse_utc(plog["created_at"].min()))
-        starts = [s for s in starts if s is not None]
-        reached["pipeline_requested"] = min(starts) if starts else None
+        known = [s for s in starts if s is not None]
+        reached["pipeline_requested"] = min(known) if known else None
     done_ob = ev.outbox_for_batch(N.T_PIPELINE_COMPLETED, "bos")
     wanted = [p for p in requested if p in phases] or list(active)
     all_done = bool(wanted) and all(phases[p].get("status") in N.PHASE_DONE_STATUSES for p in wanted)
     if not done_ob.empty or all_done:
         reached["pipeline_completed"] = (parse_utc(done_ob["created_at"].min()) if not done_ob.empty else
-                                         max((parse_utc(phases[p].get("completed_at")) for p in wanted
+                                         max((cast(datetime, parse_utc(phases[p].get("completed_at"))) for p in wanted
                                               if phases[p].get("completed_at")), default=None))
     current = None
     for s in flow.steps:
@@ -250,7 +252,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
     tr, b = ev.tracker(), ev.batch()
     expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
     try:
-        exp = int(expected) if expected is not None and not pd.isna(expected) else None  # type: ignore[arg-type]
+        exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
         exp = None
     out = ledger_counts(ledger, exp)
@@ -265,7 +267,7 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
         return
     t = model.TOPICS.get(aw.topic)
     producer_outbox = N.OUTBOXES.get(aw.producer or "")
-    if t is not None and t.via_outbox and producer_outbox is not None:
+    if t is not None and t.via_outbox and producer_outbox is not None:  # noqa: SIM102 - topic test, then evidence test
         if ev.has(producer_outbox):
             rows = ev.outbox_for_batch(aw.topic, aw.producer)
             aw.produced = not rows.empty
@@ -284,7 +286,7 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
         aw.consumed_at = parse_utc(c.run["started_at"])
         aw.outcome, aw.outcome_cause = str(c.run["outcome"]), c.run["cause"]  # type: ignore[assignment]
         aw.outcome_detail = str(c.run["detail"] or "") or None
-        aw.handling_refs = [str(r) for r in c.run["refs"]]  # type: ignore[union-attr]
+        aw.handling_refs = [str(r) for r in cast(list[object], c.run["refs"])]
         aw.evidence.append(str(c.run["first_ref"]))
     if aw.consumed and aw.produced is None:
         aw.produced = aw.published = True
@@ -302,8 +304,8 @@ def _essays(ev: Evidence) -> pd.DataFrame:
     if not expected:
         b = ev.batch()
         meta = payload(b.get("processing_metadata")) if b else {}
-        expected = [str(e).lower() for e in (meta.get("essay_ids") or [])] if isinstance(
-            meta.get("essay_ids"), list) else []
+        listed = meta.get("essay_ids")
+        expected = [str(e).lower() for e in listed] if isinstance(listed, list) else []
     if not expected:
         for r in ev.outbox_for_batch(N.T_REGISTERED, "bos").pipe(records):
             data = payload(r.get("event_data")).get("data")

@@ -42,12 +42,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from ._time import utcnow
@@ -210,7 +211,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- the hook that investigates ---------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                               ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """After a failed setup or call of a test that used ``forensics``, run the report for it."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
@@ -440,7 +442,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     answer["warnings"] = warnings
     from .redact import scrub_secrets
 
-    return json.loads(scrub_secrets(json.dumps(answer), secrets))
+    scrubbed: dict[str, Any] = json.loads(scrub_secrets(json.dumps(answer), secrets))
+    return scrubbed
 
 
 def _main(argv: list[str]) -> int:

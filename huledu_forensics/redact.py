@@ -365,7 +365,7 @@ def redact_bundle(src: str | Path | Bundle, dst: str | Path, *, hash_ids: bool =
 
         def source_of(part: str) -> SourceReport:
             name = owner.get(part)
-            return reports[name] if name in reports else fallback
+            return reports.get(name, fallback) if name is not None else fallback
 
         for i, (db, table) in enumerate(tables, 1):
             df = bundle.table(db, table)
@@ -383,12 +383,12 @@ def redact_bundle(src: str | Path | Bundle, dst: str | Path, *, hash_ids: bool =
                             (_log_line(red, ln) for ln in bundle.iter_log_lines(container, stream)),
                             source=source_of(f"logs/{container}/{stream}.log"))
         for gap in bundle.gaps:
-            rep = reports.get(gap.get("source", ""))
+            gap_rep = reports.get(gap.get("source", ""))
             reason = red.text(str(gap.get("reason", "")))
-            before = list(rep.warnings) if rep else []
-            w.gap(str(gap.get("part", "")), reason, source=rep)
-            if rep is not None:  # the original warnings already carry this gap
-                rep.warnings = before
+            before = list(gap_rep.warnings) if gap_rep else []
+            w.gap(str(gap.get("part", "")), reason, source=gap_rep)
+            if gap_rep is not None:  # the original warnings already carry this gap
+                gap_rep.warnings = before
         for s in bundle.sources:  # gap() may have marked a source partial: keep the original
             reports[s.name].completeness = s.completeness
         if not fallback.parts:
@@ -469,7 +469,7 @@ def profile_secrets(profile: Any) -> list[str]:
         if t.password_env:
             out.append(os.environ.get(t.password_env))
         try:
-            out.append(make_url(t.dsn).password)  # type: ignore[arg-type]
+            out.append(make_url(t.dsn).password)
         except Exception:  # noqa: BLE001 - an unparseable DSN holds no password we can name
             pass
     for url in (getattr(profile, "loki_url", None), getattr(profile, "docker_url", None)):

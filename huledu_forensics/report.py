@@ -591,7 +591,7 @@ def _kernel_manager_class() -> type:
     from .safety import child_env
 
     class ScrubbedKernelManager(AsyncKernelManager):
-        async def _async_pre_start_kernel(self, **kw: Any) -> Any:  # type: ignore[override]
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             kw["env"] = child_env(kw.get("env") or os.environ)
             return await super()._async_pre_start_kernel(**kw)
 

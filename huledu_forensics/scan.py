@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -173,16 +173,21 @@ def _dur(s: float) -> str:
     return f"{s / 86400:.0f}d"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*header).rstrip()] + [fmt.format(*r).rstrip() for r in rows]
 
 
+def _dict_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """``df.to_dict("records")`` typed: the scan's frames have str column names."""
+    return cast(list[dict[str, Any]], df.to_dict("records"))
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
-    for rec in df.to_dict("records"):
-        row = {}
+    for rec in _dict_rows(df):
+        row: dict[str, Any] = {}
         for k, v in rec.items():
             if isinstance(v, pd.Timestamp):
                 row[k] = None if pd.isna(v) else v.isoformat()
@@ -318,7 +323,7 @@ def _q(key: tuple[str, str]) -> str:
 
 
 def _naive(t: datetime) -> datetime:
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None)
 
 
 class _PgFacts(_Facts):
@@ -343,7 +348,8 @@ class _PgFacts(_Facts):
         if src is None:
             return pd.DataFrame(columns=cols)
         try:
-            return src.query(sql, params, doing=what)
+            out: pd.DataFrame = src.query(sql, params, doing=what)
+            return out
         except SourceUnavailable as exc:
             self.warnings.append(str(exc))
             return pd.DataFrame(columns=cols)
@@ -634,8 +640,8 @@ class _BundleFacts(_Facts):
         if p is not None and not p.empty:
             p = p.assign(batch_id=p["batch_id"].astype(str).str.lower(),
                          created_at=pd.to_datetime(p["created_at"], utc=True))
-            for bid, g in p[~p["batch_id"].isin(tracked)].groupby("batch_id"):
-                rows.append({"batch_id": bid, "tracker": False, "tracker_created_at": None, "completed_at": None,
+            for pending_bid, g in p[~p["batch_id"].isin(tracked)].groupby("batch_id"):
+                rows.append({"batch_id": pending_bid, "tracker": False, "tracker_created_at": None, "completed_at": None,
                              "essays_expected": None, "essays": 0, "essays_assigned": 0,
                              "pending_content": len(g), "validation_failures": 0, "failure_code": None,
                              "_first": g["created_at"].min()})
@@ -742,11 +748,11 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     if not ids:
         return pd.DataFrame(columns=list(BATCH_COLUMNS)), total
 
-    ed = {r["batch_id"]: r for r in facts.els_details(ids).to_dict("records")} if facts.has(ELS_DB) else {}
-    fd = {r["batch_id"]: r for r in facts.file_details(ids).to_dict("records")} if facts.has(FILE_DB) else {}
+    ed = {r["batch_id"]: r for r in _dict_rows(facts.els_details(ids))} if facts.has(ELS_DB) else {}
+    fd = {r["batch_id"]: r for r in _dict_rows(facts.file_details(ids))} if facts.has(FILE_DB) else {}
     awaited: dict[tuple[str, str], tuple[bool, int]] = {}
     by_prod: dict[str, tuple[list[str], set[str]]] = {}
-    for r in bos.to_dict("records"):
+    for r in _dict_rows(bos):
         db = _PRODUCER_DB.get(str(r["producer"]))
         if db and r["awaited_event"]:
             by_prod.setdefault(db, ([], set()))[0].append(r["batch_id"])
@@ -762,11 +768,12 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     enums = facts.enums()
 
     rows = []
-    for r in [*bos.to_dict("records"), *({"batch_id": i} for i in only_elsewhere)]:
+    elsewhere: list[dict[str, Any]] = [{"batch_id": i} for i in only_elsewhere]
+    for r in [*_dict_rows(bos), *elsewhere]:
         bid = r["batch_id"]
         e = ed.get(bid) or {}
         f = fd.get(bid) or {}
-        row = {c: r.get(c) for c in BATCH_COLUMNS if c in r}
+        row: dict[str, Any] = {c: r.get(c) for c in BATCH_COLUMNS if c in r}
         row.setdefault("flow", None)
         row.setdefault("state", None)
         row["known_to"] = ", ".join(db for db, ok in ((BOS_DB, bid in in_bos),
@@ -892,7 +899,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
         if target is None:
             warnings.append(f"profile '{profile.name}' has no database {db}; not scanned")
             continue
-        kw = {"statement_timeout_ms": statement_timeout_ms} if statement_timeout_ms else {}
+        kw: dict[str, Any] = {"statement_timeout_ms": statement_timeout_ms} if statement_timeout_ms else {}
         try:
             src = PostgresSource(f"postgres:{db}", db, target.url(), **kw)
             tables = set(src.tables())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import model
-from ._frames import records
+from ._frames import is_missing, records
 from .errors import ScopeError
 
 __all__ = ["ID_KINDS", "Scope", "ScopeIndex", "build_index", "discover", "ids_from_rows",
@@ -40,7 +40,7 @@ def normalise_id(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         try:
-            if pd.isna(value):  # type: ignore[arg-type]
+            if is_missing(value):
                 return None
         except (TypeError, ValueError):
             pass

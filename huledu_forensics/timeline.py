@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import re
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pandas as pd
 
-
 from . import model
-from ._frames import records
+from ._frames import is_missing, records
 from .world import ContainerState
 
 __all__ = ["TIMELINE_COLUMNS", "build_timeline", "collapse_repeats", "row_ref"]
@@ -65,7 +64,7 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
                 out.append({**base, "ts": row.get("created_at"), "source": "outbox",
                             "kind": "outbox_created", "level": "info",
                             "label": f"outbox row written: {topic}"})
-                if pd.notna(row.get("published_at")):
+                if not is_missing(row.get("published_at")):
                     out.append({**base, "ts": row.get("published_at"), "source": "outbox",
                                 "kind": "outbox_published", "level": "info",
                                 "label": f"relayed to Kafka: {topic}"})
@@ -75,11 +74,11 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
                                 "label": f"never published (retry_count {row.get('retry_count')}, "
                                          f"{row.get('last_error')}): {topic}"})
                 continue
-            ts = row.get(spec.time_column)
+            ts = row.get(spec.time_column) if spec.time_column is not None else None
             out.append({**base, "ts": ts, "source": "table", "kind": "row", "level": "info",
                         "label": _row_label(tname, row)})
             upd = row.get("updated_at")
-            if upd is not None and pd.notna(upd) and pd.notna(ts) and upd != ts:
+            if upd is not None and not is_missing(upd) and not is_missing(ts) and upd != ts:
                 out.append({**base, "ts": upd, "source": "table", "kind": "row_updated",
                             "level": "info", "label": _row_label(tname, row) + " (last update)"})
     if logs is not None and not logs.empty:
@@ -140,13 +139,13 @@ def collapse_repeats(timeline: pd.DataFrame, *, threshold: int = 50) -> pd.DataF
     key = logs["lane"].astype(str) + "|" + logs["level"].astype(str) + "|" + logs["label"].astype(
         str).map(lambda m: _DIGITS.sub("#", m))
     drop: list[int] = []
-    for _, idx in logs.groupby(key, sort=False).groups.items():
-        if len(idx) <= threshold:
+    for _, group in logs.groupby(key, sort=False).groups.items():
+        if len(group) <= threshold:
             continue
-        idx = sorted(idx, key=lambda i: (tl.at[i, "ts"], i))
+        idx = sorted(group, key=lambda i: (tl.at[i, "ts"], i))
         first, last = idx[0], idx[-1]
         tl.at[first, "repeat"] = len(idx) - 1
-        tl.at[first, "label"] = (f"{tl.at[first, 'label']} (logged {len(idx)} times, last at "
-                                 f"{pd.Timestamp(tl.at[last, 'ts']).strftime('%Y-%m-%d %H:%M:%S')})")
+        tl.at[first, "label"] = (f"{tl.at[first, 'label']!s} (logged {len(idx)} times, last at "
+                                 f"{pd.Timestamp(cast(Any, tl.at[last, 'ts'])).strftime('%Y-%m-%d %H:%M:%S')})")
         drop.extend(idx[1:-1])
     return tl.drop(index=drop).reset_index(drop=True)

@@ -18,11 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict, cast
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from . import model
+from ._frames import is_missing
 from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
@@ -63,7 +65,7 @@ def _str(v: object) -> str | None:
     if v is None:
         return None
     try:
-        if pd.isna(v):  # type: ignore[arg-type]
+        if is_missing(v):
             return None
     except (TypeError, ValueError):
         pass
@@ -94,8 +96,15 @@ def _event_name(topic: str) -> str:
     return t.event if t else topic
 
 
-def _outbox_events(b: Bundle, cid: str) -> list[dict[str, object]]:
-    out = []
+class _OutboxEvent(TypedDict):
+    service: str
+    key: tuple[str, str]
+    row: dict[str, object]
+    topic: str
+
+
+def _outbox_events(b: Bundle, cid: str) -> list[_OutboxEvent]:
+    out: list[_OutboxEvent] = []
     for svc, key in _outboxes():
         df = b.table(*key)
         if df is None or df.empty:
@@ -134,9 +143,9 @@ def _consumptions(b: Bundle, cid: str) -> list[_Consumption]:
         detail = str(r["detail"] or "")
         if r["outcome"] == "dropped" and r["cause"]:
             detail = f"{r['cause']}: {detail}"
-        out.append(_Consumption(str(r["topic"]), str(r["container"]), pd.Timestamp(r["started_at"]),
-                                pd.Timestamp(r["ended_at"]), outcome, detail,
-                                [str(x) for x in r["refs"]]))  # type: ignore[union-attr]
+        out.append(_Consumption(str(r["topic"]), str(r["container"]), pd.Timestamp(cast(datetime, r["started_at"])),
+                                pd.Timestamp(cast(datetime, r["ended_at"])), outcome, detail,
+                                [str(x) for x in cast(list[object], r["refs"])]))
     return out
 
 
@@ -189,7 +198,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         t = model.TOPICS.get(topic)
         producer = t.producer if t else str(ev["service"])
         oid = normalise_id(row.get("id")) or ""
-        db, table = ev["key"]  # type: ignore[misc]
+        db, table = ev["key"]
         base_refs = [f"tables/{db}/{table}.parquet#id={oid}"]
         written = _ts(row.get("created_at"))
         relayed = _ts(row.get("published_at"))

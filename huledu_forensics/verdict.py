@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from ._version import __version__
 from .progress import Progress
@@ -99,7 +100,7 @@ class Verdict:
         lines = [f"batch {d.get('batch_id')} ({d.get('flow')}): {str(d.get('status')).upper()}"]
         lines.append(f"  state: {d.get('current_state')} (step {d.get('current_step')})")
         if d.get("awaited_event"):
-            aw = d.get("awaited") or {}
+            aw = cast(dict[str, Any], d.get("awaited") or {})
             checks = " ".join(f"{k}={'yes' if aw.get(k) else ('no' if aw.get(k) is False else '?')}"
                               for k in ("produced", "published", "consumed"))
             if aw.get("outcome") not in (None, "handled"):
@@ -112,7 +113,7 @@ class Verdict:
         chain = d.get("chain") or []
         if isinstance(chain, list) and len(chain) > 1:
             lines.append("  chain: " + " -> ".join(str(c.get("finding")) for c in chain))
-        incomplete = [k for k, v in (d.get("completeness") or {}).items() if v != "complete"]
+        incomplete = [k for k, v in cast(dict[str, Any], d.get("completeness") or {}).items() if v != "complete"]
         if incomplete:
             lines.append("  evidence incomplete: " + ", ".join(incomplete))
         return "\n".join(lines)

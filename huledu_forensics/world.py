@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from . import model
+from ._frames import is_missing
 from ._time import parse_utc, to_utc_series
 from .errors import BundleInvalid
 
@@ -164,7 +165,7 @@ def _isna(v: object) -> bool:
     if v is None:
         return True
     try:
-        return bool(pd.isna(v))  # type: ignore[arg-type]
+        return is_missing(v)
     except (TypeError, ValueError):
         return False
 

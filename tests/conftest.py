@@ -44,7 +44,6 @@ BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "ls")
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 from tests.support.env import unavailable as _unavailable  # noqa: E402  (after the sys.path line)
 
-
 # ----------------------------------------------------------------------------- PostgreSQL
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +13,7 @@ from huledu_forensics.bundle import Bundle, BundleWriter, write_world_bundle
 from huledu_forensics.errors import BundleInvalid, BundleNotFound
 from huledu_forensics.world import ContainerState
 
-T0 = datetime(2025, 11, 20, 18, 41, 50, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 20, 18, 41, 50, tzinfo=UTC)
 
 
 def _small(path: Path) -> Bundle:
@@ -53,10 +53,9 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with BundleWriter(tmp_path / "b") as w:
-            w.add_log_lines("c", "stdout", ["x"], source=w.source("s", "files"))
-            raise RuntimeError("collector crashed")
+    with pytest.raises(RuntimeError), BundleWriter(tmp_path / "b") as w:
+        w.add_log_lines("c", "stdout", ["x"], source=w.source("s", "files"))
+        raise RuntimeError("collector crashed")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -73,7 +72,7 @@ def test_missing_bundle(tmp_path: Path) -> None:
 
 def test_partial_bundle_without_manifest(tmp_path: Path) -> None:
     (tmp_path / "b" / "tables").mkdir(parents=True)
-    with pytest.raises(BundleInvalid, match="no manifest.json"):
+    with pytest.raises(BundleInvalid, match=r"no manifest\.json"):
         Bundle.open(tmp_path / "b")
 
 
@@ -104,7 +103,7 @@ def test_damaged_file_detected(tmp_path: Path) -> None:
 def test_missing_listed_file_detected(tmp_path: Path) -> None:
     b = _small(tmp_path / "b")
     (b.path / "enums.json").unlink()
-    with pytest.raises(BundleInvalid, match="missing 'enums.json'"):
+    with pytest.raises(BundleInvalid, match=r"missing 'enums\.json'"):
         Bundle.open(b.path)
 
 

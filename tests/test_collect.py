@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import re
-
 import pytest
 from sqlalchemy.engine import make_url
 

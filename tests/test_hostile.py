@@ -15,8 +15,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -70,10 +71,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 # -- the generator really generates every kind ---------------------------------------------------
 def test_every_kind_is_generated_with_its_damage() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     lines = hostile_lines("278f7fd9-37fe-406a-a735-f15128cb6b1f", "9437fe03-1195-4241-b532-91d36df0b1c2",
-                          datetime(2025, 11, 20, 18, 0, tzinfo=timezone.utc), huge_size=HUGE)
+                          datetime(2025, 11, 20, 18, 0, tzinfo=UTC), huge_size=HUGE)
     assert set(lines) == set(KINDS) and all(lines.values())
     flat = [b for v in lines.values() for b in v]
     assert not any(b"\n" in b for b in flat)  # one physical line each
@@ -122,10 +123,10 @@ def test_every_line_gives_one_parsed_row_and_nothing_raises(hostile: dict[str, o
 
 
 def test_the_files_source_keeps_lines_whole_through_a_bundle(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     lines = [b for v in hostile_lines("278f7fd9-37fe-406a-a735-f15128cb6b1f", "9437fe03-1195-4241-b532-"
-                                      "91d36df0b1c2", datetime(2025, 11, 20, 18, 0, tzinfo=timezone.utc),
+                                      "91d36df0b1c2", datetime(2025, 11, 20, 18, 0, tzinfo=UTC),
                                       huge_size=1 << 20).values() for b in v]
     logdir = tmp_path / "logs"
     logdir.mkdir()
@@ -258,7 +259,7 @@ class _Opened:
     records only while active)."""
 
     active = False
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []
 
     @classmethod
     def hook(cls, event: str, args: tuple) -> None:
@@ -282,9 +283,8 @@ def test_an_unsafe_bundle_is_refused_without_reading_outside_it(damaged: dict[st
                                                                 kind: str) -> None:
     path = damaged["bundles"][kind]  # type: ignore[index]
     secret = os.path.realpath(damaged["secret"])  # type: ignore[arg-type]
-    with _Opened() as opened:
-        with pytest.raises(BundleInvalid) as exc:
-            Bundle.open(path)
+    with _Opened() as opened, pytest.raises(BundleInvalid) as exc:
+        Bundle.open(path)
     assert len(str(exc.value).splitlines()) == 1 and len(str(exc.value)) < 400
     assert not [p for p in opened if os.path.realpath(p) == secret]
 

@@ -15,7 +15,7 @@ from huledu_forensics.simulate import build_world, scenario_names
 N = model.names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scenario(name: str) -> tuple[Bundle, dict[str, object], dict[str, object]]:
     w = build_world(name)
     b = write_world_bundle(w, Path(tempfile.mkdtemp()) / name)
@@ -25,7 +25,7 @@ def scenario(name: str) -> tuple[Bundle, dict[str, object], dict[str, object]]:
 @pytest.mark.parametrize("name", scenario_names())
 def test_background_batches_are_healthy_or_share_the_fault(name: str) -> None:
     """Background batches of healthy-world scenarios get no finding of warning severity or above."""
-    b, target, expected = scenario(name)
+    b, target, _expected = scenario(name)
     batches = b.table(*N.BATCHES)
     assert batches is not None
     for bid in batches["id"]:
@@ -123,8 +123,9 @@ def test_window_limits_the_evidence() -> None:
 
 def test_repeated_log_lines_are_collapsed_in_the_timeline_not_in_the_logs() -> None:
     """A poisoned row is failed on every relay poll; the timeline keeps first and last occurrence."""
-    from huledu_forensics.timeline import collapse_repeats
     import pandas as pd
+
+    from huledu_forensics.timeline import collapse_repeats
 
     ts = pd.date_range("2025-11-20T18:00:00Z", periods=120, freq="s")
     tl = pd.DataFrame({"ts": ts, "source": "log", "lane": "w", "level": "warning",

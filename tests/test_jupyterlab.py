@@ -39,7 +39,7 @@ ROOT_CAUSE = "enum.label_missing"
 RUN_TIMEOUT_MS = 240_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-from tests.support.env import unavailable as _unavailable
+from tests.support.env import unavailable as _unavailable  # noqa: E402 - kept next to its only use
 
 
 @pytest.fixture(scope="module")

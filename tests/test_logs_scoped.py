@@ -6,7 +6,7 @@ import gzip
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +32,7 @@ def _generate(path: Path, *, seed: int, n: int = 600, crlf_every: int = 7) -> No
     """A worker log with the target batch among others, tracebacks, id-less errors, CRLF, PG lines."""
     rnd = random.Random(seed)
     others = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(5)]
-    t = datetime(2025, 11, 20, 18, 41, 0, tzinfo=timezone.utc)
+    t = datetime(2025, 11, 20, 18, 41, 0, tzinfo=UTC)
     lines: list[str] = []
     for i in range(n):
         t += timedelta(milliseconds=rnd.choice([1, 5, 40, 300, 900, 1500, 2500]))

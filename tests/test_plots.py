@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pandas as pd
 import plotly.io as pio
@@ -11,7 +12,7 @@ import pytest
 
 from huledu_forensics import model, plots
 
-T0 = datetime(2025, 9, 20, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 9, 20, 10, 0, tzinfo=UTC)
 BATCH = "b-1111"
 
 
@@ -356,7 +357,7 @@ def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() ->
 
     class FakeBundle:
         collected_at = T0
-        enums = {"els_db": {"status_enum": ["a", "b"]}}
+        enums: ClassVar[dict[str, dict[str, list[str]]]] = {"els_db": {"status_enum": ["a", "b"]}}
 
         def table(self, d: str, t: str) -> pd.DataFrame | None:
             return frame if (d, t) == (db, name) else None

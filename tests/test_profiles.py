@@ -124,7 +124,7 @@ def test_config_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_profile("dev", tmp_path / "nope.toml")
     cfg = _config(tmp_path, "[profiles.prod]\nhots = 'x'\n")
-    with pytest.raises(ConfigError, match="unknown key.*hots"):
+    with pytest.raises(ConfigError, match=r"unknown key.*hots"):
         load_profile("prod", cfg)
     cfg = _config(tmp_path, "[profiles.prod.databases.huleedu_nope]\nport = 1\n")
     with pytest.raises(ConfigError, match="unknown database"):

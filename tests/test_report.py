@@ -181,7 +181,7 @@ def test_unknown_parameters_are_refused_before_execution(seed_bundle: Path, tmp_
 
 @pytest.mark.slow
 def test_notebook_that_writes_no_verdict_is_an_error(seed_bundle: Path, tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="wrote no verdict.json"):
+    with pytest.raises(ReportError, match=r"wrote no verdict\.json"):
         report.run_report(seed_bundle, SEED_BATCH, tmp_path, notebook=FIXTURES / "no_verdict_written.ipynb")
 
 

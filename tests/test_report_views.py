@@ -102,7 +102,7 @@ def _open(sync_api: Any, html: Path) -> dict[str, Any]:
 
 def _assert_readable(seen: dict[str, Any]) -> None:
     top, bottom, _text = seen["card"]
-    assert 0 <= top and bottom <= HEIGHT, f"the verdict card is not in the first viewport: {top}..{bottom}"
+    assert top >= 0 and bottom <= HEIGHT, f"the verdict card is not in the first viewport: {top}..{bottom}"
     assert seen["code"] == 0, "code cells are shown in the report"
     assert seen["cut"] == [], f"table cells cut their text: {seen['cut'][:5]}"
     assert seen["errors"] == [] and seen["requests"] == []

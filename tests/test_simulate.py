@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 
 import pandas as pd
 import pytest
@@ -29,7 +29,7 @@ JSON_KEYS = ["logger_name", "extra", "event", "service.name", "deployment.enviro
              "timestamp", "level", "filename", "func_name", "lineno", "exception"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def world(name: str, seed: int = 0) -> World:
     return build_world(name, seed)
 
@@ -70,7 +70,7 @@ def test_scenario_names_and_unknown_name_error() -> None:
     assert scenario_names() == ["healthy_guest", "healthy_regular", "seed_variant_a", "seed_variant_b",
                                 "outbox_poisoned", "validation_failure"]
     assert all(SCENARIOS[n] for n in scenario_names())
-    with pytest.raises(ValueError, match="Valid scenarios: .*healthy_guest.*validation_failure"):
+    with pytest.raises(ValueError, match=r"Valid scenarios: .*healthy_guest.*validation_failure"):
         build_world("no_such_scenario")
 
 

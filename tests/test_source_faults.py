@@ -226,7 +226,7 @@ def test_redacted_live_report_leaves_no_raw_evidence_in_out(dsns: dict[str, str]
     assert sorted(p.name for p in out.iterdir()) == ["bundle", "plotly.min.js", "report.html", "report.ipynb",
                                                      "verdict.json"]
     users: set[str] = set()
-    for (db, table), spec in model.TABLES.items():
+    for (db, table), _spec in model.TABLES.items():
         df = world.table(db, table)
         if df is not None and "user_id" in df.columns:
             users |= {str(u) for u in df["user_id"].dropna() if len(str(u)) >= 6}

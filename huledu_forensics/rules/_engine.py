@@ -9,8 +9,16 @@ from datetime import datetime
 from ..evidence import Evidence
 from ..progress import Progress
 
-__all__ = ["SEVERITIES", "EvidenceRef", "Finding", "Rule", "Context", "explains_graph", "rule",
-           "registry"]
+__all__ = [
+    "SEVERITIES",
+    "Context",
+    "EvidenceRef",
+    "Finding",
+    "Rule",
+    "explains_graph",
+    "registry",
+    "rule",
+]
 
 SEVERITIES = ("critical", "error", "warning", "info")
 

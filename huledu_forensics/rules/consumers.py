@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import cast
+
 import pandas as pd
 
 from .. import model
-from ..evidence import Evidence
+from .._frames import is_missing
+from ..evidence import Evidence, records
 from ..model import names as N
-from ..evidence import records
 from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__: list[str] = []
@@ -41,7 +44,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
         lines = ctx.ev.logs
         err = None
         if not lines.empty and "error" in lines:
-            refs = set(head["lines"])  # type: ignore[arg-type]
+            refs = set(cast(list[str], head["lines"]))
             mine = lines[(lines["source_file"].astype(str) + "#L" + lines["line_no"].astype(str))
                           .isin(refs)]
             err = next((str(e) for e in mine["error"] if isinstance(e, str) and e), None)
@@ -49,14 +52,14 @@ def handler_failed(ctx: Context) -> list[Finding]:
             id="consumer.handler_failed", severity="error",
             title="Handler failed, offset not committed",
             summary=(f"{svc.title if svc else container} failed handling {topic}{where} at "
-                     f"{pd.Timestamp(head['started_at']).isoformat()}: {err or head['detail']}. "
+                     f"{pd.Timestamp(cast(datetime, head['started_at'])).isoformat()}: {err or head['detail']}. "
                      + (f"{len(rs)} handling(s) failed. " if len(rs) > 1 else "")
                      + ("The offset was not committed, which does not mean a retry: the consumer "
                         "moves on and a later commit on the partition skips this message for good."
                         if head["offset_not_committed"] else "")),
             evidence=[EvidenceRef.parse(str(ref), pd.Timestamp(t).to_pydatetime(), "handling run")
                       for r in rs[:5]
-                      for ref, t in zip(r["refs"], r["ref_times"])],  # type: ignore[call-overload]
+                      for ref, t in zip(r["refs"], r["ref_times"])],  # type: ignore[call-overload]  # run rows: lists
             facts={"service": head["service"], "container": container, "topic": topic,
                    "partition": part, "offset": off, "error": err or head["detail"],
                    "cause": head["cause"], "failed_handlings": len(rs),
@@ -67,7 +70,7 @@ def handler_failed(ctx: Context) -> list[Finding]:
 
 def _int(v: object) -> int | None:
     try:
-        return None if v is None or pd.isna(v) else int(v)  # type: ignore[arg-type]
+        return None if v is None or is_missing(v) else int(v)  # type: ignore[call-overload]  # a non-number raises into the except
     except (TypeError, ValueError):
         return None
 

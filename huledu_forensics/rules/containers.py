@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .. import model
 from ..model import handlers as H
 from ._engine import Context, EvidenceRef, Finding, rule
@@ -11,7 +13,7 @@ __all__: list[str] = []
 _SIGKILL = 137  # exit code of a container killed by SIGKILL, the OOM killer's signal
 
 
-def _problem(c: object, published_at: object) -> tuple[str, str] | None:
+def _problem(c: object, published_at: datetime | None) -> tuple[str, str] | None:
     st = str(getattr(c, "state", "") or "")
     code = getattr(c, "exit_code", None)
     restarts = int(getattr(c, "restart_count", 0) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import pandas as pd
 
@@ -38,7 +39,7 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
         linked = False
         if db is not None and not errs.empty:
             near = errs[(errs["service"] == svc_by_db.get(db))
-                        & ((errs["ts"] - r["ts"]).abs() <= pd.Timedelta(seconds=_LINK_WINDOW_S))]
+                        & ((errs["ts"] - cast(pd.Timestamp, r["ts"])).abs() <= pd.Timedelta(seconds=_LINK_WINDOW_S))]
             linked = not near.empty
         rows.append({"ts": r["ts"], "container": r.get("container"), "database": db,
                      "enum": m.group(1), "value": m.group(2), "linked": linked,
@@ -102,7 +103,7 @@ def label_missing(ctx: Context) -> list[Finding]:
             sev = "info"
         ev = [EvidenceRef("enums.json", f"{w.database}.{w.enum}",
                           note=f"{len(labels)} labels, '{w.value}' absent")]
-        ev += [EvidenceRef.parse(r["ref"], r["ts"], "PostgreSQL rejected the value")
+        ev += [EvidenceRef.parse(str(r["ref"]), r["ts"], "PostgreSQL rejected the value")
                for r in (linked if not linked.empty else mine).head(5).pipe(records)]
         svc = model.SERVICES[w.writer].title
         out.append(Finding(
@@ -160,7 +161,7 @@ def enum_value_rejected(ctx: Context) -> list[Finding]:
                      + f" at {pd.Timestamp(first['ts']).isoformat()}"
                      + (" — next to this batch's error" if not linked.empty else "")
                      + f"; {len(grp)} such line(s) in the window."),
-            evidence=[EvidenceRef.parse(r["ref"], r["ts"]) for r in shown.head(5).pipe(records)],
+            evidence=[EvidenceRef.parse(str(r["ref"]), r["ts"]) for r in shown.head(5).pipe(records)],
             facts={"database": db, "enum": enum, "value": value, "count": int(len(grp)),
                    "linked": int(len(linked)), "table": table.group(1) if table else None,
                    "link": "batch" if not linked.empty else "none"},

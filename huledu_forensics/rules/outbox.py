@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..evidence import Evidence
+from ..evidence import Evidence, records
 from ..model import names as N
 from ..timeline import row_ref
-from ..evidence import records
 from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__: list[str] = []

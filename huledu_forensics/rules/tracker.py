@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..evidence import records
 from ..model import names as N
 from ..timeline import row_ref
-from ..evidence import records
 from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__: list[str] = []

@@ -14,7 +14,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -300,7 +300,7 @@ class Sim:
                          extra=corr, trace=tr, where=("core_logic.py", "process_single_file_upload", 236))
                 row.update(processing_status="failed", validation_error_code=f.fails,
                            validation_error_message=msg, processed_timestamp=t + ms(6))
-                out.append((pub + self.jit(15, 45), "vfail", f))  # type: ignore[operator]
+                out.append((cast(datetime, pub) + self.jit(15, 45), "vfail", f))
             else:
                 self.log("file", t, "file_service.implementations.content_service_client",
                          f"Successfully stored content (type: extracted_plaintext), storage_id: {f.text_storage_id}",
@@ -322,7 +322,7 @@ class Sim:
                          f"Published EssayContentProvisionedV1 for file {f.filename}", extra=corr, trace=tr,
                          where=("core_logic.py", "process_single_file_upload", 352))
                 row.update(text_storage_id=f.text_storage_id, processed_timestamp=t + ms(6))
-                out.append((pub + self.jit(15, 45), "content", f))  # type: ignore[operator]
+                out.append((cast(datetime, pub) + self.jit(15, 45), "content", f))
             t += self.jit(5, 12)
             self.outbox_add("file", t, T_FILE_ADDED, b.id, "batch", b.reg_corr,
                             {"batch_id": b.id, "file_upload_id": f.file_upload_id, "filename": f.filename,
@@ -389,7 +389,7 @@ class Sim:
                  f"[{te:%Y-%m-%d %H:%M:%S} +0000] [7] [INFO] 172.18.0.{self.rng.randint(10, 40)}:"
                  f"{self.rng.randint(30000, 60000)} - - [{te:%d/%b/%Y:%H:%M:%S} +0000] "
                  f"\"POST /v1/batches/register 1.1\" 202 {self.rng.randint(180, 260)} \"-\" \"python-httpx/0.27.0\"")
-        return pub + self.jit(20, 45)  # type: ignore[operator]
+        return cast(datetime, pub) + self.jit(20, 45)
 
     # ------------------------------------------------------------------ ELS coordination
     def els_event_start(self, t: datetime, topic: str, corr: str, source: str, tr: tuple[str, str]) -> None:
@@ -706,7 +706,7 @@ class Sim:
                  f"Published BatchEssaysReady for REGULAR batch {b.id} after student associations",
                  extra={"batch_id": b.id, "ready_count": len(ready), **corr}, trace=tr,
                  where=("student_association_handler.py", "handle_student_associations_confirmed", 142))
-        return [(pub + self.jit(20, 60), "essays_ready", None)]  # type: ignore[operator]
+        return [(cast(datetime, pub) + self.jit(20, 60), "essays_ready", None)]
 
     def essays_ready(self, b: Batch, t: datetime) -> list[tuple[datetime, str, Any]]:
         """BOS handles BatchEssaysReady (REGULAR) → ready_for_pipeline_execution."""
@@ -851,7 +851,7 @@ class Sim:
                  f"Successfully initiated {phase} pipeline for batch {b.id}",
                  extra={"correlation_id": f"UUID('{pc}')"}, trace=tr,
                  where=("pipeline_phase_coordinator_impl.py", "_initiate_phase", 512))
-        return [(pub + self.jit(20, 60), f"els_{phase}", None)]  # type: ignore[operator]
+        return [(cast(datetime, pub) + self.jit(20, 60), f"els_{phase}", None)]
 
     def els_phase(self, b: Batch, t: datetime, phase: str) -> list[tuple[datetime, str, Any]]:
         """ELS runs a phase: essays through the state machine, service requests, results, outcome."""
@@ -937,7 +937,7 @@ class Sim:
             self.log("els", t + ms(3), "batch_phase_coordinator",
                      f"Final phase completed for batch {b.id}, scheduling cleanup in 5 minutes", trace=tr,
                      where=("batch_phase_coordinator_impl.py", "check_batch_completion", 231))
-        return [(pub + self.jit(20, 60), f"outcome_{phase}", None)]  # type: ignore[operator]
+        return [(cast(datetime, pub) + self.jit(20, 60), f"outcome_{phase}", None)]
 
     def _essay_status(self, b: Batch, eid: str, status: str, t: datetime, phase: str) -> None:
         r = b.essays[eid]
@@ -1102,8 +1102,9 @@ class Sim:
                                     "headers_present": False, "service": svc_name},
                              where=("relay.py", "_process_event", 283))
                     if r["_poisoned"]:
-                        err = "KafkaTimeoutError: Batch for TopicPartition(topic='%s', partition=%d) containing 1 " \
-                              "message(s) has not been sent in 30000 ms" % (r["topic"], self.rng.randint(0, 2))
+                        err = (f"KafkaTimeoutError: Batch for TopicPartition(topic='{r['topic']}', "
+                               f"partition={self.rng.randint(0, 2)}) containing 1 "
+                               "message(s) has not been sent in 30000 ms")
                         attempts[r["id"]] += 1
                         self.log(svc, q + ms(30), "outbox.event_relay_worker", f"Failed to publish event to Kafka: {err}",
                                  level="error", extra={**base, "error": err, "service": svc_name},
@@ -1337,14 +1338,14 @@ class Sim:
         for c in model.CONTAINERS:
             if c not in self.lines and not any(x.name == c for x in self.containers):
                 continue
-            streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+            streams: dict[str, list[tuple[datetime, int, str]]] = {"stdout": [], "stderr": []}
             for t, seq, stream, text in sorted(self.lines.get(c, []), key=lambda x: (x[0], x[1])):
                 nanos = int(hashlib.blake2s(f"{c}{seq}".encode(), digest_size=2).hexdigest(), 16) % 1000
-                streams[stream].append((t, nanos, text))  # type: ignore[arg-type]
+                streams[stream].append((t, nanos, text))
             res: dict[str, list[str]] = {}
             for stream, items in streams.items():
                 lines, last = [], None
-                for t, nanos, text in items:  # type: ignore[misc]
+                for t, nanos, text in items:
                     key = (t, nanos)
                     if last is not None and key <= last:  # keep stamps strictly increasing
                         t, nanos = last[0], last[1] + 1

@@ -66,7 +66,7 @@ def _libpq(dsn: str) -> str:
     """A libpq conninfo from a SQLAlchemy URL or a libpq DSN."""
     if "+psycopg" in dsn:
         dsn = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
-    return make_conninfo(**conninfo_to_dict(dsn))
+    return make_conninfo("", **conninfo_to_dict(dsn))
 
 
 def _plan(stuck: list[str], healthy: list[str], n_batches: int, n_stuck: int | None) -> dict[str, int]:
@@ -135,7 +135,7 @@ def _uuid_kinds(conn: psycopg.Connection[Any], src: str, cols: list[tuple[str, s
         parts.append(f"bool_or({v} ~ '{_UUID_RE}' OR {v} ~ '{_HEX32_RE}'), "
                      f"bool_and({v} IS NULL OR {v} ~ '^{_UUID_RE}$'), "
                      f"bool_and({v} IS NULL OR {v} ~ '^[0-9a-f]{{32}}$')")
-    row = conn.execute(f'SELECT {", ".join(parts)} FROM "{src}"').fetchone()  # type: ignore[arg-type]
+    row = conn.execute(f'SELECT {", ".join(parts)} FROM "{src}"').fetchone()
     out = {}
     for i, (c, t) in enumerate(cand):
         anyv, exact, exact32 = (row[3 * i], row[3 * i + 1], row[3 * i + 2]) if row else (False, False, False)
@@ -182,9 +182,9 @@ def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], 
             kinds = _uuid_kinds(conn, f"_src_{table}", cols)
             for c, k in kinds.items():
                 if k == "embedded":  # mark the 12 digits each copy rewrites, once, on the few template rows
-                    conn.execute(f'ALTER TABLE "_src_{table}" ADD COLUMN "_m_{c}" text')  # type: ignore[arg-type]
+                    conn.execute(f'ALTER TABLE "_src_{table}" ADD COLUMN "_m_{c}" text')
                     conn.execute(f'UPDATE "_src_{table}" SET "_m_{c}" = regexp_replace(CAST("{c}" AS text), '
-                                 f"'{_ANY_ID_RE}', '\\1{_MARK}', 'g')")  # type: ignore[arg-type]
+                                 f"'{_ANY_ID_RE}', '\\1{_MARK}', 'g')")
             select = []
             insert = []
             for c, dtype, serial in cols:
@@ -200,14 +200,14 @@ def _inflate_db(dsn: str, db: str, copies: dict[str, int], say: Callable[[str], 
             sql = (f'INSERT INTO "{table}" ({", ".join(insert)}) SELECT {", ".join(select)} '
                    f'FROM "_src_{table}" s JOIN _plan pl ON pl.batch_id = s._owner '
                    "CROSS JOIN LATERAL generate_series(1, pl.copies) AS p(n)")
-            cur = conn.execute(sql)  # type: ignore[arg-type]
+            cur = conn.execute(sql)
             counts[f"{db}.{table}"] = cur.rowcount
             say(f"{db}.{table}: +{cur.rowcount} rows")
         conn.commit()
     with psycopg.connect(_libpq(dsn), autocommit=True) as conn:
         for table in tables:
             if table in present:
-                conn.execute(f'ANALYZE "{table}"')  # type: ignore[arg-type]
+                conn.execute(f'ANALYZE "{table}"')
     return counts
 
 
@@ -234,8 +234,8 @@ def inflate_world_into_postgres(world_dsns: dict[str, str], n_batches: int, *, n
     Raises:
         ValueError: the wanted mix cannot be made from this world's batches.
     """
-    from ..scan import scan_profile
     from ..profiles import DatabaseTarget, Profile
+    from ..scan import scan_profile
 
     say = progress or (lambda m: None)
     targets = {db: DatabaseTarget(name=db, dsn=dsn if "+psycopg" in dsn or "://" not in dsn

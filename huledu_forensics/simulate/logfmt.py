@@ -9,7 +9,7 @@ logs are assembled. Key order of JSON lines follows structlog's insertion order:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -23,12 +23,12 @@ __all__ = [
 
 def iso_z(t: datetime) -> str:
     """Render an aware time as ISO 8601 UTC with microseconds and a trailing ``Z``."""
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def docker_stamp(t: datetime, nanos: int) -> str:
     """Render Docker's RFC3339Nano stamp: ``t`` to the microsecond plus 3 extra digits ``nanos``."""
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{nanos % 1000:03d}Z"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{nanos % 1000:03d}Z"
 
 
 def json_line(t: datetime, logger: str, event: str, *, service: str, env: str, level: str = "info",
@@ -61,5 +61,5 @@ def console_line(t: datetime, logger: str, event: str, *, level: str = "info", *
 
 def pg_line(t: datetime, pid: int, severity: str, message: str) -> str:
     """Render one PostgreSQL server log line (default ``log_line_prefix`` of the postgres image)."""
-    u = t.astimezone(timezone.utc)
+    u = t.astimezone(UTC)
     return f"{u.strftime('%Y-%m-%d %H:%M:%S')}.{u.microsecond // 1000:03d} UTC [{pid}] {severity}:  {message}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import model
@@ -18,9 +18,9 @@ SEED_PIPE_CORR = "7242c19e-039b-43d3-b37f-b144133706c9"
 SEED_ESSAYS = ["62431c17-f141-444a-b709-6c08e7c6eff2", "fc35b304-58eb-44b6-936a-789055876b56"]
 SEED_TSIDS = ["cf3ea970ffc94727b79cdb6051f76e6a", "b2f1d444e90243fc8a79c2285242c352"]
 SEED_EVENT_IDS = ["995af3ca-9792-4289-b9f5-30a99d17f3ac", "ae052486-f25f-4f38-b9f8-84a4e8fec939"]
-SEED_REG_AT = datetime(2025, 11, 20, 18, 41, 50, 56091, tzinfo=timezone.utc)
-SEED_PIPE_AT = datetime(2025, 11, 20, 18, 41, 59, 283595, tzinfo=timezone.utc)
-SEED_COLLECTED = datetime(2025, 11, 20, 18, 42, 26, 412000, tzinfo=timezone.utc)
+SEED_REG_AT = datetime(2025, 11, 20, 18, 41, 50, 56091, tzinfo=UTC)
+SEED_PIPE_AT = datetime(2025, 11, 20, 18, 41, 59, 283595, tzinfo=UTC)
+SEED_COLLECTED = datetime(2025, 11, 20, 18, 42, 26, 412000, tzinfo=UTC)
 
 SCENARIOS: dict[str, str] = {
     "healthy_guest": "A GUEST batch that runs through a finished spellcheck + cj_assessment pipeline.",
@@ -101,11 +101,11 @@ def _target(b: Batch) -> dict[str, str]:
 
 
 def _base_time(sim: Sim, day: int) -> datetime:
-    return datetime(2025, 12, day, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=sim.rng.randint(0, 8 * 3600))
+    return datetime(2025, 12, day, 9, 0, tzinfo=UTC) + timedelta(seconds=sim.rng.randint(0, 8 * 3600))
 
 
 def _healthy(name: str, seed: int, flow: str) -> World:
-    probe = _sim(name, seed, datetime(2025, 12, 1, tzinfo=timezone.utc), False)
+    probe = _sim(name, seed, datetime(2025, 12, 1, tzinfo=UTC), False)
     t_reg = _base_time(probe, 2 + seed % 20)
     sim = _sim(name, seed, t_reg - timedelta(seconds=60), False)
     sim.rng = probe.rng
@@ -118,7 +118,7 @@ def _healthy(name: str, seed: int, flow: str) -> World:
 
 
 def _stuck(name: str, seed: int, mode: str, root: str) -> World:
-    probe = _sim(name, seed, datetime(2025, 12, 1, tzinfo=timezone.utc), False)
+    probe = _sim(name, seed, datetime(2025, 12, 1, tzinfo=UTC), False)
     t_reg = _base_time(probe, 3 + seed % 20)
     sim = _sim(name, seed, t_reg - timedelta(seconds=60), False)
     sim.rng = probe.rng
@@ -137,7 +137,7 @@ def _stuck(name: str, seed: int, mode: str, root: str) -> World:
 
 
 def _seed_a(name: str, seed: int) -> World:
-    sim = _sim(name, seed, datetime(2025, 11, 20, 18, 40, 21, 318000, tzinfo=timezone.utc), True)
+    sim = _sim(name, seed, datetime(2025, 11, 20, 18, 40, 21, 318000, tzinfo=UTC), True)
     sim.kafka_offsets[f"{T_REGISTERED}:2"] = 12
     files = [FileSpec(file_upload_id=sim.uuid(), filename=f"ENG5_NP_2016_student_essay_0{i + 1}.docx",
                       raw_id=sim.hex32(), text_storage_id=SEED_TSIDS[i], size=sim.rng.randint(15000, 40000),
@@ -156,8 +156,8 @@ def _seed_a(name: str, seed: int) -> World:
 
 
 def _seed_b(name: str, seed: int) -> World:
-    probe = _sim(name, seed, datetime(2025, 11, 21, tzinfo=timezone.utc), True)
-    t_reg = datetime(2025, 11, 21, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=probe.rng.randint(0, 6 * 3600))
+    probe = _sim(name, seed, datetime(2025, 11, 21, tzinfo=UTC), True)
+    t_reg = datetime(2025, 11, 21, 9, 0, tzinfo=UTC) + timedelta(seconds=probe.rng.randint(0, 6 * 3600))
     sim = _sim(name, seed, t_reg - timedelta(seconds=60), True)
     sim.rng = probe.rng
     tb = _batch(sim, "GUEST", t_reg, 2, mode="enum_b", lead_s=-0.25, pipeline="cj_assessment")

@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import docker
@@ -55,7 +55,7 @@ _ZERO_TIME_PREFIX = "0001-01-01"
 # by this much and filter exactly on the client.
 _PUSHDOWN_MARGIN_S = 0.001
 _NS = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def docker_stamp_ns(line: bytes | str) -> int | None:
@@ -74,7 +74,7 @@ def docker_stamp_ns(line: bytes | str) -> int | None:
     if tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         offset_s = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
-    seconds = int(base.replace(tzinfo=timezone.utc).timestamp()) - offset_s
+    seconds = int(base.replace(tzinfo=UTC).timestamp()) - offset_s
     frac = (m.group(2) or b"").decode().ljust(9, "0")
     return seconds * _NS + int(frac)
 
@@ -82,7 +82,7 @@ def docker_stamp_ns(line: bytes | str) -> int | None:
 def _dt_ns(value: datetime) -> int:
     """Epoch nanoseconds of an aware datetime (naive is taken as UTC)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * _NS + delta.microseconds * 1000
 

@@ -26,7 +26,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +38,7 @@ __all__ = ["FilesSource", "docker_stamp", "split_docker_stamp", "to_ns"]
 
 log = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STAMP_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:\d{2})(?: |$)")
 _last_second: tuple[str, int] = ("", 0)
 _JSON_TS_RE = re.compile(r'"timestamp"\s*:\s*"([^"]{10,40})"')
@@ -316,10 +316,7 @@ def _matching_stretches(path: Path, needles: list[str]) -> Iterator[str] | None:
 
 
 def _has_any(text: str, needles: list[str]) -> bool:
-    for n in needles:
-        if n in text:
-            return True
-    return False
+    return any(n in text for n in needles)
 
 
 def _strip_suffix(name: str) -> str | None:

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from .._time import utcnow
 from ..errors import ConfigError, SourceUnavailable
@@ -94,6 +94,7 @@ class LokiSource:
                  max_query_span: timedelta = timedelta(hours=720), lookback: timedelta = timedelta(days=30),
                  max_lines: int | None = None, tenant: str | None = None,
                  on_warning: Callable[[str], None] | None = None) -> None:
+        parts: SplitResult | None
         try:
             parts = urlsplit(url.strip()) if isinstance(url, str) else None
             port = parts.port if parts is not None else None  # 'notaport' raises ValueError here
@@ -154,8 +155,7 @@ class LokiSource:
         except urllib.error.HTTPError as exc:
             body = exc.read(_MAX_BODY) if exc.fp is not None else b""
             return exc.code, body
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError,
-                http.client.HTTPException) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(exc, (socket.timeout,
                                                                                         TimeoutError)):

@@ -18,7 +18,7 @@ Filters passed to :meth:`PostgresSource.rows` map a column name, or a JSON path 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -317,7 +317,7 @@ class PostgresSource:
             params["w_until"] = bound(until)
         return sql, params
 
-    def rows(self, table: str, filters: dict[str, Iterable[str]]) -> pd.DataFrame:
+    def rows(self, table: str, filters: Mapping[str, Iterable[str]]) -> pd.DataFrame:
         """Rows of ``table`` matching any filter (column or JSON path → ids), with the kit's dtypes.
 
         Each filter runs as its own ``SELECT`` (one read-only transaction), so every one can use the
@@ -390,7 +390,7 @@ class PostgresSource:
                                  "only the first were kept")
         df = self._frame(table, cols, records)
         if spec is not None and spec.time_column in df.columns and len(df) > 1:
-            df = df.sort_values(spec.time_column, kind="stable", na_position="last").reset_index(drop=True)
+            df = df.sort_values(spec.time_column, kind="stable", na_position="last").reset_index(drop=True)  # type: ignore[call-overload]  # time_column is in df.columns, so not None
         return df
 
     def _frame(self, table: str, cols: dict[str, str], records: list[tuple[Any, ...]]) -> pd.DataFrame:

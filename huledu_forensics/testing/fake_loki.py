@@ -164,7 +164,7 @@ def parse_logql(query: str) -> _Query:
         filters.append((toks[i][1], toks[i + 1][1]))
         i += 2
     out = _Query(matchers, filters)
-    for name, op, value in matchers:  # compile now so a bad regexp is a 400, not a 500
+    for _name, op, value in matchers:  # compile now so a bad regexp is a 400, not a 500
         if op in ("=~", "!~"):
             out._re(value, True)
     for op, value in filters:
@@ -258,7 +258,7 @@ class FakeLoki:
         if self._server is None:
             raise RuntimeError("FakeLoki is not running; call start() or use it as a context manager")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeLoki:
         """Start serving in a background thread; returns ``self``."""
@@ -334,7 +334,7 @@ class FakeLoki:
                 labels = dict(base)
                 if stream in ("stdout", "stderr"):
                     labels["stream"] = stream
-                batches: dict[str, list[tuple[int, str]]] = {}
+                batches: dict[str | None, list[tuple[int, str]]] = {}
                 prev: int | None = None
                 for line in lines:
                     split = split_docker_stamp(line)

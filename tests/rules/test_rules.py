@@ -44,7 +44,7 @@ def run(world: str, batch: str, tmp: Path, mutate: Callable[[World], None] | Non
     return investigate(b, batch)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plain(world: str, batch: str) -> Investigation:
     import tempfile
     return run(world, batch, Path(tempfile.mkdtemp()))

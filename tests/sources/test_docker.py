@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,8 +124,8 @@ def test_lines_are_docker_timestamped_and_merged_in_time_order(src):
     stamps = [docker_stamp_ns(l.text) for l in got]
     assert None not in stamps
     assert stamps == sorted(stamps)
-    first = datetime.fromtimestamp(stamps[0] / 1e9, tz=timezone.utc)
-    assert abs(first - datetime.now(timezone.utc)) < timedelta(minutes=10), "Docker's own stamps"
+    first = datetime.fromtimestamp(stamps[0] / 1e9, tz=UTC)
+    assert abs(first - datetime.now(UTC)) < timedelta(minutes=10), "Docker's own stamps"
 
 
 def test_window_since_until_respects_sub_second_bounds(src):
@@ -139,8 +139,8 @@ def test_window_since_until_respects_sub_second_bounds(src):
         return i
 
     i, j = inner(len(ns) // 4, -1), inner(3 * len(ns) // 4, 1)
-    since = datetime.fromtimestamp(ns[i] // 1000 / 1e6, tz=timezone.utc)
-    until = datetime.fromtimestamp(ns[j] // 1000 / 1e6, tz=timezone.utc)
+    since = datetime.fromtimestamp(ns[i] // 1000 / 1e6, tz=UTC)
+    until = datetime.fromtimestamp(ns[j] // 1000 / 1e6, tz=UTC)
     lo = int(since.timestamp()) * 10**9 + since.microsecond * 1000
     hi = int(until.timestamp()) * 10**9 + until.microsecond * 1000
     expected = [l.text for l, n in zip(full, ns) if lo <= n <= hi]
@@ -155,7 +155,7 @@ def test_window_since_until_respects_sub_second_bounds(src):
     assert [l.text for l in _lines(src, ELS_WORKER, Window(until=until))] == \
         [l.text for l, n in zip(full, ns) if n <= hi]
     # A window before the container existed is empty, not an error.
-    assert _lines(src, ELS_WORKER, Window(until=datetime(2020, 1, 1, tzinfo=timezone.utc))) == []
+    assert _lines(src, ELS_WORKER, Window(until=datetime(2020, 1, 1, tzinfo=UTC))) == []
 
 
 def test_contains_any_filters_on_the_client(src, world):
@@ -176,7 +176,7 @@ def test_docker_partial_messages_are_joined(src):
 
 
 def test_states_running_exited_created_missing(src):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run = src.container_state(ELS_WORKER)
     assert (run.state, run.finished_at) == ("running", None)
     assert run.started_at is not None and run.started_at.tzinfo is not None

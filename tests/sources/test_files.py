@@ -6,7 +6,7 @@ import gzip
 import itertools
 import os
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from huledu_forensics.sources.files import FilesSource, docker_stamp, split_dock
 
 CORPUS = Path("/work/shared/corpus")
 WORLDS = sorted(p for p in CORPUS.glob("*") if (p / "logs").is_dir()) if CORPUS.is_dir() else []
-T0 = datetime(2025, 11, 20, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 20, 18, 0, tzinfo=UTC)
 APP = next(c.name for c in model.CONTAINERS.values() if c.role == "worker")
 DB = next(c.name for c in model.CONTAINERS.values() if c.role == "db")
 
@@ -37,7 +37,7 @@ def test_docker_stamp_round_trips_nanoseconds():
     assert split_docker_stamp(docker_stamp(ns) + " hello") == (ns, "hello")
     assert split_docker_stamp("2025-11-20T19:00:00.5+01:00 x") == (to_ns(T0) + 500_000_000, "x")
     assert split_docker_stamp("2025-11-20T18:31:36.179015514Z ") == (
-        to_ns(datetime(2025, 11, 20, 18, 31, 36, tzinfo=timezone.utc)) + 179_015_514, "")
+        to_ns(datetime(2025, 11, 20, 18, 31, 36, tzinfo=UTC)) + 179_015_514, "")
     assert split_docker_stamp("2025-11-20 18:31:36.227 UTC [1] LOG: x") is None
 
 

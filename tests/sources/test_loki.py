@@ -7,7 +7,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from huledu_forensics.world import load_world_dir
 
 CORPUS = Path("/work/shared/corpus")
 SEED = CORPUS / "seed-variant-a"
-T0 = datetime(2025, 11, 20, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 20, 18, 0, tzinfo=UTC)
 WIDE = Window(T0 - timedelta(days=1), T0 + timedelta(days=10))
 pytestmark = pytest.mark.timeout(60)
 
@@ -191,7 +191,7 @@ def test_max_lines_cap_warns(loki):
 
 
 def test_open_window_start_reads_lookback_and_warns(loki):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     loki.push({"container": APP}, [(now - timedelta(days=40), "too old"),
                                    (now - timedelta(minutes=5), "recent")])
     src = LokiSource(loki.url, lookback=timedelta(days=30))

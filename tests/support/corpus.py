@@ -12,10 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from tests.support.env import unavailable
-
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.world import load_world_dir
+from tests.support.env import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +45,7 @@ CORPUS_TARGETS = {
 _TMP = Path(tempfile.mkdtemp(prefix="hf-corpus-"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def corpus_bundle(world: str) -> Bundle:
     """The corpus world ``world`` as a bundle (skips the test when shared/ is absent)."""
     shared = shared_dir()

@@ -50,7 +50,7 @@ LOCK_PATH = "/tmp/huledu-forensics-docker-world.lock"
 
 def strip_stamp(line: str) -> str:
     """Return ``line`` without its leading Docker RFC3339Nano stamp and the space after it."""
-    head, sep, rest = line.partition(" ")
+    head, _sep, rest = line.partition(" ")
     if docker_stamp_ns(head) is not None:
         return rest
     return line

@@ -24,7 +24,7 @@ import random
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CANARY = "Canary-Pw-7c1e9d"  # a password that must never appear in any output or child env
@@ -69,7 +69,7 @@ class Ctx:
 
 
 def _stamp(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
 def _json_line(ctx: Ctx, t: datetime, event: str, level: str = "error", **extra: object) -> str:
@@ -141,7 +141,7 @@ def gen_deep_json(ctx: Ctx, n: int) -> Iterator[bytes]:
     for i in range(n):
         t = _t(ctx, i)
         depth = ctx.rng.choice([1_000, 10_000, 100_000])
-        head = '{"batch_id": "%s", "level": "error", "event": "deep %d", "x": ' % (ctx.batch_id, i)
+        head = f'{{"batch_id": "{ctx.batch_id}", "level": "error", "event": "deep {i:d}", "x": '
         yield f"{_stamp(t)} ".encode() + (head + "[" * depth + "]" * depth + "}").encode()
         yield f"{_stamp(t)} ".encode() + (head + '{"a":' * depth + "1" + "}" * depth + "}").encode()
 

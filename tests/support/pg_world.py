@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,9 @@ def _value(v: Any, naive: bool) -> Any:
             return None
         t = v.to_pydatetime()
         if t.tzinfo is not None:
-            t = t.astimezone(timezone.utc)
+            t = t.astimezone(UTC)
             return t.replace(tzinfo=None) if naive else t
-        return t if naive else t.replace(tzinfo=timezone.utc)
+        return t if naive else t.replace(tzinfo=UTC)
     try:
         if pd.isna(v):
             return None
