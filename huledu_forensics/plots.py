@@ -705,7 +705,7 @@ def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
         return f"{consumer} consumed {topic} and {outcome} it" + (f" ({cause})" if cause else "")
     if getattr(awaited, "consumed", None) is None:
         return f"{consumer} consumed {topic} — unknown: " + (reason or "the evidence needed to tell is not in the bundle")
-    return f"{consumer} consumed {topic}" + (f" — {reason}" if reason and not getattr(awaited, "consumed") else "")
+    return f"{consumer} consumed {topic}" + (f" — {reason}" if reason and not awaited.consumed else "")
 
 
 def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:
