@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "huledu-forensics-bundle"
 BUNDLE_FORMAT_VERSION = 1
-COMPLETENESS = ("complete", "partial", "missing")
 
 
 @dataclass

@@ -34,8 +34,7 @@ def payload(value: object) -> dict[str, object]:
 class Evidence:
     """What one investigation sees.
 
-    ``tables`` hold only the rows in scope; ``all_tables`` every row of the bundle (for context such
-    as other batches hit by the same fault); ``logs`` the scoped log rows; ``db_logs`` every database
+    ``tables`` hold only the rows in scope; ``logs`` the scoped log rows; ``db_logs`` every database
     container line in the investigation window; ``enums`` the collected enum label sets; ``present``
     the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
     ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``log_extent`` per
@@ -44,7 +43,6 @@ class Evidence:
 
     scope: Scope
     tables: dict[tuple[str, str], pd.DataFrame]
-    all_tables: dict[tuple[str, str], pd.DataFrame]
     logs: pd.DataFrame
     db_logs: pd.DataFrame
     enums: dict[str, dict[str, list[str]]]

@@ -302,7 +302,7 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     db_logs = _in_window(database_logs(b), since_t, until_t)
     scoped_tables = _scope_tables(tables, scope)
     collected = until_t or b.collected_at
-    ev = Evidence(scope=scope, tables=scoped_tables, all_tables=tables, logs=scoped_logs,
+    ev = Evidence(scope=scope, tables=scoped_tables, logs=scoped_logs,
                   db_logs=db_logs, enums=b.enums, containers=b.containers, collected_at=collected,
                   present=present,
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,

@@ -16,9 +16,9 @@ from huledu_forensics import report
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.cli import cli
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import require_corpus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
-CORPUS = Path("/work/shared/corpus")
 SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 SCRIPT = Path(sys.executable).parent / "huledu-forensics"
 
@@ -26,7 +26,7 @@ SCRIPT = Path(sys.executable).parent / "huledu-forensics"
 @pytest.fixture(scope="module")
 def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bundles") / "seed"
-    write_world_bundle(load_world_dir(CORPUS / "seed-variant-a"), path)
+    write_world_bundle(load_world_dir(require_corpus("seed-variant-a")), path)
     return path
 
 

@@ -16,6 +16,7 @@ from huledu_forensics.bundle import Bundle
 from huledu_forensics.collect import snapshot
 from huledu_forensics.errors import ScopeError
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import CORPUS_DIR
 from tests.support.pg_world import (
     DatabaseFactory,
     load_world_into_postgres,
@@ -25,7 +26,7 @@ from tests.support.pg_world import (
 
 pytestmark = pytest.mark.postgres
 
-WORLD = "/work/shared/corpus/seed-variant-a"
+WORLD = str(CORPUS_DIR / "seed-variant-a")
 BOS, ELS, FILE = "huleedu_batch_orchestrator", "huleedu_essay_lifecycle", "huleedu_file_service"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

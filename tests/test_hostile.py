@@ -26,7 +26,7 @@ from huledu_forensics.bundle import Bundle, BundleWriter, write_world_bundle
 from huledu_forensics.errors import BundleInvalid
 from huledu_forensics.safety import check_id, markdown_safe, printable
 from huledu_forensics.sources.files import FilesSource
-from tests.support.env import IN_CI, unavailable
+from tests.support.env import unavailable
 from tests.support.hostile import (
     BAD_UTF8,
     CANARY,
@@ -175,10 +175,7 @@ def open_and_count(html: Path) -> dict[str, object]:
     record every request that is not the page itself (all are blocked)."""
     if not CHROMIUM.exists():
         unavailable("/usr/bin/chromium is absent (apt-get install -y chromium)")
-    if IN_CI:
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from playwright import sync_api  # a test dependency (pyproject's test extra)
     dialogs: list[str] = []
     requests: list[str] = []
     page_url = html.resolve().as_uri()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from pathlib import Path
 
@@ -19,21 +18,14 @@ from huledu_forensics.logs import (
     parse_lines,
 )
 from huledu_forensics.model import logformats
+from tests.support.corpus import CORPUS_DIR
 from tests.support.env import unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _corpus_dir() -> Path | None:
-    """shared/corpus beside the checkout (or ``$HULEDU_SHARED_DIR/corpus``), if there is one."""
-    for cand in (os.environ.get("HULEDU_SHARED_DIR"), ROOT.parent / "shared", ROOT / "shared", "/work/shared"):
-        if cand and (Path(cand) / "corpus").is_dir():
-            return Path(cand) / "corpus"
-    return None
-
-
-CORPUS = _corpus_dir()
+CORPUS = CORPUS_DIR if CORPUS_DIR.is_dir() else None
 
 ELS_WORKER = "huleedu_essay_lifecycle_worker"
 BOS = "huleedu_batch_orchestrator_service"

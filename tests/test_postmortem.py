@@ -152,8 +152,7 @@ def test_default_id_needs_a_target(bundles: dict[str, Bundle], tmp_path: Path) -
     w = build_world("seed_variant_a")
     w.target = {}
     b = write_world_bundle(w, tmp_path / "untargeted")
-    if b.manifest.get("scope", {}).get("target") or b.manifest.get("scope", {}).get("requested_id"):
-        pytest.skip("write_world_bundle now always records a target")
+    assert not b.manifest.get("scope", {}).get("target")
     with pytest.raises(ConfigError, match="--id"):
         postmortem.write_postmortem(b, None, tmp_path / "out", figures=False)
 

@@ -12,6 +12,7 @@ from huledu_forensics import model
 from huledu_forensics.errors import ConfigError
 from huledu_forensics.profiles import DEFAULT_DOCKER_URL, check, load_profile, profile_names
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import require_corpus
 from tests.support.pg_world import DatabaseFactory, load_world_into_postgres, profile_for
 
 BOS, ELS, FILE = "huleedu_batch_orchestrator", "huleedu_essay_lifecycle", "huleedu_file_service"
@@ -135,7 +136,7 @@ def test_config_mistakes_are_one_line_errors(tmp_path: Path) -> None:
 def seed_a(pg_admin_dsn: str) -> Iterator[dict[str, str]]:
     factory = DatabaseFactory(pg_admin_dsn)
     try:
-        yield load_world_into_postgres(load_world_dir("/work/shared/corpus/seed-variant-a"), factory)
+        yield load_world_into_postgres(load_world_dir(require_corpus("seed-variant-a")), factory)
     finally:
         factory.drop_all()
 
@@ -157,7 +158,7 @@ def test_check_reports_reachable_and_unreachable_databases(seed_a: dict[str, str
 
 @pytest.mark.postgres
 def test_check_ok_when_everything_configured_answers(seed_a: dict[str, str]) -> None:
-    rep = check(profile_for(seed_a, logs_dir="/work/shared/corpus/seed-variant-a/logs"))
+    rep = check(profile_for(seed_a, logs_dir=str(require_corpus("seed-variant-a") / "logs")))
     assert rep.ok, rep.render()
     bos = next(d for d in rep.databases if d.name == BOS)
     assert bos.tables_missing == [] and set(bos.tables_found) == set(model.DATABASES[BOS].tables)

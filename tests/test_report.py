@@ -13,10 +13,10 @@ from huledu_forensics import report
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.errors import BundleNotFound, ConfigError, ReportError, ScopeError
 from huledu_forensics.world import load_world_dir
-from tests.support.env import IN_CI, unavailable
+from tests.support.corpus import require_corpus
+from tests.support.env import unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
-CORPUS = Path("/work/shared/corpus")
 SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -27,7 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seed-variant-a corpus world as a bundle."""
     path = tmp_path_factory.mktemp("bundles") / "seed"
-    write_world_bundle(load_world_dir(CORPUS / "seed-variant-a"), path)
+    write_world_bundle(load_world_dir(require_corpus("seed-variant-a")), path)
     return path
 
 
@@ -39,10 +39,7 @@ def open_offline(html: Path) -> dict[str, object]:
     """
     if not CHROMIUM.exists():
         unavailable("/usr/bin/chromium is absent (apt-get install -y chromium)")
-    if IN_CI:
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from playwright import sync_api  # a test dependency (pyproject's test extra)
     requests: list[str] = []
     errors: list[str] = []
     with sync_api.sync_playwright() as p:

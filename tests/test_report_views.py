@@ -17,9 +17,9 @@ import pytest
 from huledu_forensics import investigate, plots, report
 from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.world import load_world_dir
-from tests.support.env import IN_CI, unavailable
+from tests.support.corpus import require_corpus
+from tests.support.env import unavailable
 
-CORPUS = Path("/work/shared/corpus")
 SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1400, 900
@@ -46,7 +46,7 @@ _SWIMLANE_RANGE = """() => {
 @pytest.fixture(scope="module")
 def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("views") / "seed"
-    write_world_bundle(load_world_dir(CORPUS / "seed-variant-a"), path)
+    write_world_bundle(load_world_dir(require_corpus("seed-variant-a")), path)
     return path
 
 
@@ -54,10 +54,7 @@ def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sync_api() -> Any:
     if not CHROMIUM.exists():
         unavailable("/usr/bin/chromium is absent (apt-get install -y chromium)")
-    if IN_CI:
-        from playwright import sync_api as api
-    else:
-        api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from playwright import sync_api as api  # a test dependency (pyproject's test extra)
     return api
 
 

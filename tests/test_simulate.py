@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import uuid
@@ -15,6 +14,7 @@ import pytest
 from huledu_forensics import model
 from huledu_forensics.simulate import SCENARIOS, build_world, scenario_names
 from huledu_forensics.world import World, enums_from_ddl, load_world_dir, save_world_dir
+from tests.support.env import unavailable
 
 BOS, ELS, FILE = model.services.BOS_DB, model.services.ELS_DB, model.services.FILE_DB
 COMPLETED = "huleedu.batch.content.provisioning.completed.v1"
@@ -427,7 +427,6 @@ def test_frames_have_kit_dtypes(name: str) -> None:
                 json.loads(v)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("huledu_forensics.logs") is None, reason="logs.py not written yet")
 @pytest.mark.parametrize("name", scenario_names())
 def test_every_line_parses(name: str) -> None:
     from huledu_forensics import logs as logparse
@@ -484,7 +483,7 @@ def _pg_value(v: object) -> object:
 
 @pytest.mark.parametrize("name", scenario_names())
 def test_ddl_and_rows_load_into_postgresql(name: str) -> None:
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg
     from psycopg import sql
 
     w = world(name)
@@ -492,7 +491,7 @@ def test_ddl_and_rows_load_into_postgresql(name: str) -> None:
         admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True,
                                 connect_timeout=5)
     except psycopg.OperationalError as e:  # pragma: no cover - environment without PostgreSQL
-        pytest.skip(f"PostgreSQL not reachable: {e}")
+        unavailable(f"PostgreSQL not reachable: {e}")
     with admin:
         for img in w.databases.values():
             dbname = f"sim_{img.name[8:]}_{uuid.uuid4().hex[:10]}"
@@ -533,8 +532,6 @@ def test_ddl_and_rows_load_into_postgresql(name: str) -> None:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("huledu_forensics.investigation") is None,
-                    reason="investigation not written yet")
 @pytest.mark.parametrize("name", scenario_names())
 def test_kit_reaches_the_expected_verdict(name: str, tmp_path) -> None:
     """End to end: the world, written as a bundle, investigates to the scenario's expected verdict."""

@@ -24,13 +24,14 @@ from huledu_forensics.bundle import Bundle
 from huledu_forensics.testing import FakeLoki
 from huledu_forensics.testing.fake_loki import FAULTS
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import CORPUS_DIR
 from tests.support.hostile import CANARY
 from tests.support.pg_world import DatabaseFactory, load_world_into_postgres
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[1]
-WORLD = "/work/shared/corpus/seed-variant-a"
+WORLD = str(CORPUS_DIR / "seed-variant-a")
 BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 WINDOW = ("--since", "2025-11-19T00:00:00Z", "--until", "2025-11-22T00:00:00Z")
 PW_ENV = "HF_FAULTS_DB_PASSWORD"

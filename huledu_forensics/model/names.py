@@ -62,13 +62,11 @@ M_HANDLER_ERRORS = ("Error routing event", "Event processing failed", "Unexpecte
 M_OFFSET_NOT_COMMITTED = "Message processing failed - offset not committed"
 M_NOT_READY = "not ready for pipeline execution"
 M_PIPELINE_REQUEST = "Processing client pipeline request"
-M_PIPELINE_ACCEPTED = ("BCS resolved pipeline successfully", "Pipeline initiation completed for batch")
 M_STATUS_UPDATED = "status to BatchStatus."
 M_STATUS_UPDATE_FAILED = "Failed to update batch"
 M_RELAY_MAX_RETRIES = "Event exceeded max retries"
 M_RELAY_PUBLISH_FAILED = "Failed to publish event to Kafka"
 M_PG_INVALID_ENUM = "invalid input value for enum"
-M_CONSUMER_PROCESSING = "Processing event"
 M_DUPLICATE = "DUPLICATE_EVENT_DETECTED"
 
 __all__ = sorted(n for n in dir() if n.isupper() and not n.startswith("_"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,11 +20,12 @@ from huledu_forensics.errors import SourceUnavailable
 from huledu_forensics.sources.base import LogSource, StateSource, Window
 from huledu_forensics.sources.docker import DockerSource, docker_stamp_ns
 from huledu_forensics.world import ContainerState, World, load_world_dir
+from tests.support.corpus import CORPUS_DIR, require_corpus
 from tests.support.docker_world import container_streams, running_world
 
 pytestmark = pytest.mark.docker
 
-CORPUS = Path("/work/shared/corpus/seed-variant-a")
+CORPUS = CORPUS_DIR / "seed-variant-a"
 BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 
 _PG_SERVER_LINE = re.compile(r" UTC \[\d+\] ")
@@ -46,8 +46,7 @@ LONG_LINE = '{"event": "' + "x" * 40_000 + f'", "batch_id": "{BATCH}"}}'
 
 
 def _world() -> World:
-    if not CORPUS.is_dir():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
+    require_corpus("seed-variant-a")
     world = copy.deepcopy(load_world_dir(CORPUS))
     combined = world.logs[ELS_DB]["combined"]
     world.logs[ELS_DB] = {

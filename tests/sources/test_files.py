@@ -15,9 +15,9 @@ from huledu_forensics import model
 from huledu_forensics.errors import SourceUnavailable
 from huledu_forensics.sources.base import LogSource, Window
 from huledu_forensics.sources.files import FilesSource, docker_stamp, split_docker_stamp, to_ns
+from tests.support.corpus import CORPUS_DIR, require_corpus
 
-CORPUS = Path("/work/shared/corpus")
-WORLDS = sorted(p for p in CORPUS.glob("*") if (p / "logs").is_dir()) if CORPUS.is_dir() else []
+WORLDS = sorted(p for p in CORPUS_DIR.glob("*") if (p / "logs").is_dir()) or [CORPUS_DIR / "seed-variant-a"]
 T0 = datetime(2025, 11, 20, 18, 0, tzinfo=UTC)
 APP = next(c.name for c in model.CONTAINERS.values() if c.role == "worker")
 DB = next(c.name for c in model.CONTAINERS.values() if c.role == "db")
@@ -41,9 +41,9 @@ def test_docker_stamp_round_trips_nanoseconds():
     assert split_docker_stamp("2025-11-20 18:31:36.227 UTC [1] LOG: x") is None
 
 
-@pytest.mark.skipif(not WORLDS, reason="corpus not present")
 @pytest.mark.parametrize("world", WORLDS, ids=lambda p: p.name)
 def test_corpus_logs_are_read_line_for_line(world: Path):
+    require_corpus(world.name)
     src = FilesSource(world)  # the world directory itself is accepted; logs/ is found
     assert isinstance(src, LogSource)
     assert src.root == world / "logs"

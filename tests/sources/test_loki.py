@@ -8,7 +8,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,9 +18,9 @@ from huledu_forensics.sources.files import FilesSource, docker_stamp, split_dock
 from huledu_forensics.sources.loki import LokiSource, regex_alternation
 from huledu_forensics.testing import FakeLoki
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import CORPUS_DIR, require_corpus
 
-CORPUS = Path("/work/shared/corpus")
-SEED = CORPUS / "seed-variant-a"
+SEED = CORPUS_DIR / "seed-variant-a"
 T0 = datetime(2025, 11, 20, 18, 0, tzinfo=UTC)
 WIDE = Window(T0 - timedelta(days=1), T0 + timedelta(days=10))
 pytestmark = pytest.mark.timeout(60)
@@ -52,9 +51,9 @@ def test_loki_source_implements_the_log_source_protocol(loki):
     assert isinstance(LokiSource(loki.url), LogSource)
 
 
-@pytest.mark.skipif(not SEED.is_dir(), reason="corpus not present")
 def test_corpus_world_round_trips_through_loki_exactly(loki):
     """Every line of every container comes back once, stamped as docker logs would print it."""
+    require_corpus(SEED.name)
     world = load_world_dir(SEED)
     loki.load_world(world)
     src = LokiSource(loki.url, page_limit=97)
@@ -69,8 +68,8 @@ def test_corpus_world_round_trips_through_loki_exactly(loki):
     assert src.warnings == []
 
 
-@pytest.mark.skipif(not SEED.is_dir(), reason="corpus not present")
 def test_load_world_labels_streams_like_huleedu_promtail(loki):
+    require_corpus(SEED.name)
     world = load_world_dir(SEED)
     loki.load_world(world)
     with urllib.request.urlopen(f"{loki.url}/loki/api/v1/labels?start=0&end={to_ns(T0) * 2}") as r:

@@ -15,11 +15,12 @@ from huledu_forensics.errors import SourceUnavailable
 from huledu_forensics.sources.base import TableSource
 from huledu_forensics.sources.postgres import PostgresSource
 from huledu_forensics.world import load_world_dir
+from tests.support.corpus import CORPUS_DIR
 from tests.support.pg_world import DatabaseFactory, load_world_into_postgres, sqlalchemy_url
 
 pytestmark = pytest.mark.postgres
 
-CORPUS = "/work/shared/corpus"
+CORPUS = str(CORPUS_DIR)
 BOS, ELS, FILE = "huleedu_batch_orchestrator", "huleedu_essay_lifecycle", "huleedu_file_service"
 BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 REG_CORRELATION = "9437fe03-1195-4241-b532-91d36df0b1c2"

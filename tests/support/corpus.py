@@ -28,6 +28,18 @@ def shared_dir() -> Path | None:
     return None
 
 
+CORPUS_DIR: Path = (shared_dir() or ROOT.parent / "shared") / "corpus"
+"""shared/corpus as :func:`shared_dir` finds it (else where it belongs, beside the checkout)."""
+
+
+def require_corpus(world: str | None = None) -> Path:
+    """``CORPUS_DIR`` (or one world in it); skips the test, or fails it under CI, when it is absent."""
+    path = CORPUS_DIR / world if world else CORPUS_DIR
+    if not path.is_dir():
+        unavailable(f"{path} is not there: shared/corpus must be beside the checkout (or set HULEDU_SHARED_DIR)")
+    return path
+
+
 # The target batch of each corpus world and what the kit must conclude about it.
 CORPUS_TARGETS = {
     "seed-variant-a": ("278f7fd9-37fe-406a-a735-f15128cb6b1f", "awaiting_content_validation",
