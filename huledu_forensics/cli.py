@@ -136,7 +136,9 @@ def _print_result(result: _report.ReportResult) -> None:
 
 def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
                 notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
-    kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout,
+    # the command's deadline (--timeout) is the limit; a cell's own timeout is a backstop just past it, so
+    # the deadline always fires first with its one-line message (nbclient's cell timeout would race it)
+    kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout + 5,
               progress=sys.stderr.isatty())
     if show_code:
         kw["show_code"] = True
