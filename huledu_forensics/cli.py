@@ -198,6 +198,11 @@ def _from_deadline(exc: BaseException) -> bool:
 
 
 def _timed_out(out: Path, timeout: float) -> None:
+    import logging
+
+    # the notebook client's cell task, cut off by the deadline, dies with the kernel; asyncio would
+    # print its 'Task exception was never retrieved' traceback at exit, after the one-line message
+    logging.getLogger("asyncio").disabled = True
     _fail(f"the report did not finish within {timeout:g} s; what was written so far (the partly "
           f"executed notebook and its HTML) is in '{out}'. Raise --timeout or narrow --since/--until.",
           _report.EXIT_KIT_FAILED)
