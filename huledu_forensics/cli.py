@@ -136,7 +136,9 @@ def _print_result(result: _report.ReportResult) -> None:
 
 def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
                 notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
-    kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout,
+    # the command's deadline (--timeout) is the limit; a cell's own timeout is a backstop just past it, so
+    # the deadline always fires first with its one-line message (nbclient's cell timeout would race it)
+    kw = dict(notebook=notebook, since=since, until=until, timeout_s=timeout + 5,
               progress=sys.stderr.isatty())
     if show_code:
         kw["show_code"] = True
@@ -196,6 +198,11 @@ def _from_deadline(exc: BaseException) -> bool:
 
 
 def _timed_out(out: Path, timeout: float) -> None:
+    import logging
+
+    # the notebook client's cell task, cut off by the deadline, dies with the kernel; asyncio would
+    # print its 'Task exception was never retrieved' traceback at exit, after the one-line message
+    logging.getLogger("asyncio").disabled = True
     _fail(f"the report did not finish within {timeout:g} s; what was written so far (the partly "
           f"executed notebook and its HTML) is in '{out}'. Raise --timeout or narrow --since/--until.",
           _report.EXIT_KIT_FAILED)

@@ -22,6 +22,7 @@ import plotly.io as pio
 from plotly.io._base_renderers import NotebookRenderer
 
 from . import model
+from ._fastimport import without_iri_checker
 from ._time import parse_utc
 
 __all__ = [
@@ -74,7 +75,9 @@ def setup_notebook() -> str:
     The default becomes ``plotly_mimetype+huledu_offline``: JupyterLab draws the mimetype, and the
     HTML export draws the inline HTML (plotly.js embedded once, no network).
     """
-    if OFFLINE_RENDERER not in pio.renderers:
+    with without_iri_checker():  # plotly's renderers import nbformat -> jsonschema (seconds otherwise)
+        renderers = pio.renderers
+    if OFFLINE_RENDERER not in renderers:
         pio.renderers[OFFLINE_RENDERER] = _OfflineNotebookRenderer()
     spec = f"plotly_mimetype+{OFFLINE_RENDERER}"
     pio.renderers.default = spec

@@ -449,8 +449,11 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         ReportError: the notebook has unknown parameters, a cell failed (the partly executed notebook
             and its HTML are still written), or no verdict was written.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
+    from ._fastimport import without_iri_checker
+
+    with without_iri_checker():  # papermill imports nbformat -> jsonschema: seconds otherwise
+        import papermill as pm
+        from papermill.exceptions import PapermillExecutionError
 
     no_id = not id or not str(id).strip()
     # a whole-stack notebook (one that also takes a `scan`, e.g. stuck_batches) runs without an id

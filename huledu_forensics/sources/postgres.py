@@ -134,6 +134,12 @@ class PostgresSource:
         self._asked: dict[tuple[str, str], set[str]] = {}
         self._columns: dict[str, dict[str, str]] | None = None
         self._empty: dict[str, pd.DataFrame] = {}
+        # btree indexes: per table, the columns that lead one and {second column: (leading column,
+        # leading column NOT NULL)}, read once from pg_index (partial and expression indexes left out)
+        self._index_info: tuple[dict[str, set[str]], dict[str, dict[str, tuple[str, bool]]]] | None = None
+        self._distinct: dict[tuple[str, str], list[str]] = {}
+        # JSON-payload projections of the rows inside json_window: (table, window) -> (keys, rows)
+        self._window_cache: dict[tuple[str, Any], tuple[list[str], list[tuple[Any, ...]]] | None] = {}
         options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
                    f" -c lock_timeout={self.lock_timeout_ms} -c TimeZone=UTC")
         # one pooled connection, reused by every session (each session is its own READ ONLY transaction)
@@ -249,6 +255,100 @@ class PostgresSource:
             out.setdefault(str(typname), []).append(str(label))
         return out
 
+    def _indexes(self) -> tuple[dict[str, set[str]], dict[str, dict[str, tuple[str, bool]]]]:
+        """Leading and second columns of the btree indexes of the current schema (read once)."""
+        if self._index_info is None:
+            rows = self._query(
+                "SELECT c.relname, i.indexrelid, k, a.attname, a.attnotnull FROM pg_catalog.pg_index i "
+                "JOIN pg_catalog.pg_class c ON c.oid = i.indrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+                "JOIN pg_catalog.pg_am am ON am.oid = ic.relam AND am.amname = 'btree' "
+                "CROSS JOIN generate_series(0, 1) AS k "
+                "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[k] "
+                "WHERE n.nspname = current_schema() AND i.indpred IS NULL",
+                doing="read the indexes of")
+            lead: dict[str, set[str]] = {}
+            first: dict[Any, tuple[str, bool]] = {}
+            second: dict[Any, str] = {}
+            for rel, idx, k, col, notnull in rows:
+                if int(k) == 0:
+                    lead.setdefault(str(rel), set()).add(str(col))
+                    first[idx] = (str(col), bool(notnull))
+                else:
+                    second[idx] = str(col)
+            seconds: dict[str, dict[str, tuple[str, bool]]] = {}
+            for rel, idx, k, _col, _nn in rows:
+                if int(k) == 0 and idx in second:
+                    seconds.setdefault(str(rel), {}).setdefault(second[idx], first[idx])
+            self._index_info = (lead, seconds)
+        return self._index_info
+
+    def _distinct_values(self, table: str, column: str) -> list[str]:
+        """Every value of ``column`` (which leads a btree index), by a loose index scan: one index
+        probe per distinct value, so ``column = ANY(those) AND second = ANY(ids)`` can use the index."""
+        key = (table, column)
+        if key not in self._distinct:
+            t, c = _quote(table), _quote(column)
+            rows = self._query(
+                f"WITH RECURSIVE v(x) AS (SELECT min({c}) FROM {t} UNION ALL "
+                f"SELECT (SELECT min({c}) FROM {t} WHERE {c} > v.x) FROM v WHERE v.x IS NOT NULL) "
+                "SELECT x FROM v WHERE x IS NOT NULL", doing=f"list the {column} values of {table} in")
+            self._distinct[key] = [str(r[0]) for r in rows]
+        return self._distinct[key]
+
+    def _json_projection(self, key: str, cols: dict[str, str]) -> str | None:
+        """SQL giving, per row, what a JSON-path filter ``key`` compares: the text at the path, or for
+        ``[]`` keys the array's string elements (``jsonb_exists_any`` matches only those)."""
+        array = key.endswith("[]")
+        parts = re.split(r"->>|->", key[:-2] if array else key)
+        column, path = parts[0], parts[1:]
+        if column not in cols or cols[column] not in ("json", "jsonb") or not (path or array):
+            return None
+        col = _quote(column)
+        if array:
+            expr = f"CAST({col} AS jsonb)" if cols[column] == "json" else col
+            for p in path:
+                expr += f" -> {_literal_key(p)}"
+            # the array itself (matched in Python on its string elements): a subquery here would keep
+            # PostgreSQL from scanning in parallel
+            return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN {expr} END"
+        expr = col
+        for p in path[:-1]:
+            expr += f" -> {_literal_key(p)}"
+        return f"({expr} ->> {_literal_key(path[-1])})"
+
+    WINDOW_CACHE_ROWS = 20_000
+    """At most this many rows of a table's JSON window are projected once and matched in Python."""
+
+    def _window_rows(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
+        """The primary key and every JSON-path filter's value of each row inside :attr:`json_window`,
+        read in one scan per table and window (later rounds match their new ids against it instead of
+        scanning the table again); ``None`` when the window is open or holds too many rows."""
+        spec = model.TABLES.get((self.database, table))
+        if spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
+            return None
+        since, until = self.json_window
+        if since is None and until is None:
+            return None
+        projections = [(k, self._json_projection(k, cols)) for k in keys]
+        projections = [(k, e) for k, e in projections if e is not None]
+        ck = (table, self.json_window)
+        if ck in self._window_cache:
+            got = self._window_cache[ck]
+            if got is None or all(k in got[0] for k, _ in projections):
+                return got
+        window, wparams = self._window_condition(table, cols)
+        if not window or not projections:
+            return None
+        pk = _quote(spec.key[0])
+        sql = (f"SELECT CAST({pk} AS text), " + ", ".join(e for _, e in projections)
+               + f" FROM {_quote(table)} WHERE {window[len(' AND '):]} LIMIT {self.WINDOW_CACHE_ROWS + 1}")
+        rows = self._query(sql, wparams, doing=f"read table '{table}' of")
+        out = None if len(rows) > self.WINDOW_CACHE_ROWS else ([k for k, _ in projections], [tuple(r) for r in rows])
+        self._window_cache[ck] = out
+        return out
+
     # -- rows ---------------------------------------------------------------------------------------
     def _condition(self, table: str, key: str, cols: dict[str, str], pname: str,
                    values: list[str]) -> tuple[str, list[Any], bool] | None:
@@ -342,6 +442,7 @@ class PostgresSource:
             for c, t in cols.items())
         json_conds: list[str] = []
         json_params: dict[str, Any] = {}
+        json_values: list[tuple[str, list[str]]] = []
         for i, (key, ids) in enumerate(filters.items()):
             values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
             if self.incremental:  # only ids not asked before: earlier calls returned their rows already
@@ -357,9 +458,39 @@ class PostgresSource:
             if is_json:  # no index on JSON payloads: all of them in one scan of the table
                 json_conds.append(where)
                 json_params[f"p{i}"] = bound
+                json_values.append((key, values))
                 continue
+            params = {f"p{i}": bound}
+            lead, seconds = self._indexes()
+            second = seconds.get(table, {}).get(key)
+            if key not in lead.get(table, set()) and second is not None and second[1] \
+                    and cols.get(second[0]) in _STR_TYPES:
+                # e.g. aggregate_id behind aggregate_type in (aggregate_type, aggregate_id): every
+                # aggregate_type (NOT NULL) is listed, so the same rows come back through the index
+                where = f"{_quote(second[0])} = ANY(CAST(:l{i} AS text[])) AND {where}"
+                params[f"l{i}"] = self._distinct_values(table, second[0])
             queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            {f"p{i}": bound}))
+                            params))
+        cached = self._window_rows(table, cols, [k for k in filters if "->" in k or k.endswith("[]")]) \
+            if json_conds else None
+        if cached is not None:
+            # the window's rows were projected once: match the ids here, fetch the hits by primary key
+            pos = {k: j + 1 for j, k in enumerate(cached[0])}
+            wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values]
+            hits = []
+            for r in cached[1]:
+                for j, vals, array in wanted:
+                    x = r[j]
+                    if x is not None and (any(isinstance(e, str) and e in vals for e in x) if array
+                                          else x in vals):
+                        hits.append(str(r[0]))
+                        break
+            if hits:
+                pk = spec.key[0]  # type: ignore[union-attr]
+                cond = self._condition(table, pk, cols, "pk", hits[: self.row_limit + 1])
+                if cond is not None:
+                    queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {cond[0]}", {"pk": cond[1]}))
+            json_conds = []
         if json_conds:
             window, wparams = self._window_condition(table, cols)
             # the cheap time bound first, so rows outside the window are never parsed as JSON
