@@ -28,17 +28,17 @@ import pandas as pd
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
-from .errors import ConfigError, EvidenceIncomplete, ScopeError, SourceUnavailable
-from .profiles import Profile
-from .scope import ID_KINDS, normalise_id, row_ids
+from .errors import ConfigError, ScopeError, SourceUnavailable
 from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
 from .model import names as N
+from .profiles import Profile
+from .safety import printable
+from .scope import ID_KINDS, normalise_id, row_ids
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
 from .sources.files import FilesSource
 from .sources.loki import LokiSource
 from .sources.postgres import PostgresSource, filter_key
-from .safety import printable
 
 __all__ = ["MAX_ROUNDS", "log_sources_for", "snapshot"]
 

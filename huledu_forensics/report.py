@@ -36,7 +36,6 @@ from typing import Any
 
 from ._time import parse_option_time, parse_utc
 from .bundle import Bundle, write_world_bundle
-from .safety import printable
 from .errors import (
     BundleInvalid,
     BundleNotFound,
@@ -46,6 +45,7 @@ from .errors import (
     ScopeError,
     SourceUnavailable,
 )
+from .safety import printable
 
 __all__ = [
     "BUNDLE_DIR",
@@ -61,11 +61,11 @@ __all__ = [
     "REPORT_FILES",
     "ReportResult",
     "as_utc",
-    "require_id_in_bundle",
     "demo_bundle",
     "exit_code_for_verdict",
     "export_html",
     "notebook_parameters",
+    "require_id_in_bundle",
     "resolve_bundle",
     "resolve_notebook",
     "run_demo",
@@ -371,9 +371,8 @@ def require_id_in_bundle(bundle: Bundle, id: str) -> None:
         ConfigError: ``id`` is empty or does not look like an id.
         ScopeError: nothing in the bundle mentions ``id``.
     """
-    from .scope import ids_from_rows, normalise_id
-
     from .safety import check_id
+    from .scope import ids_from_rows, normalise_id
 
     raw = check_id(id)
     rid = normalise_id(raw) or ""

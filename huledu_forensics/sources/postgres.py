@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -331,8 +331,11 @@ class PostgresSource:
         since, until = self.json_window
         if since is None and until is None:
             return None
-        projections = [(k, self._json_projection(k, cols)) for k in keys]
-        projections = [(k, e) for k, e in projections if e is not None]
+        projections: list[tuple[str, str]] = []
+        for k in keys:
+            expr = self._json_projection(k, cols)
+            if expr is not None:
+                projections.append((k, expr))
         ck = (table, self.json_window)
         if ck in self._window_cache:
             got = self._window_cache[ck]
@@ -405,7 +408,7 @@ class PostgresSource:
         naive = cols[tcol] == "timestamp without time zone"
 
         def bound(t: datetime) -> datetime:
-            t = t.astimezone(timezone.utc)
+            t = t.astimezone(UTC)
             return t.replace(tzinfo=None) if naive else t
 
         sql, params = "", {}
