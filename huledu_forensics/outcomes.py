@@ -48,14 +48,7 @@ _ID_COLS = ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_u
 
 
 def _s(v: object) -> str:
-    if v is None:
-        return ""
-    try:
-        if is_missing(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(v)
+    return "" if is_missing(v) else str(v)
 
 
 def _logger_in(logger: str, names: tuple[str, ...]) -> bool:

@@ -157,13 +157,8 @@ def _cell(v: object, n: int = 140) -> str:
 
 
 def _t(v: object) -> str:
-    if v is None:
+    if is_missing(v):
         return ""
-    try:
-        if is_missing(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
     ts = pd.Timestamp(v)  # type: ignore[arg-type]
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"

@@ -62,14 +62,7 @@ class _Consumption:
 
 
 def _str(v: object) -> str | None:
-    if v is None:
-        return None
-    try:
-        if is_missing(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(v)
+    return None if is_missing(v) else str(v)
 
 
 def _ts(v: object) -> pd.Timestamp | None:
