@@ -31,6 +31,7 @@ def run_rules(ctx: Context) -> tuple[list[Finding], list[dict[str, str]]]:
                 "/".join(m) if isinstance(m, tuple) else str(m) for m in missing)})
             continue
         findings.extend(r.func(ctx))
+    not_evaluated.extend(ctx.unevaluated)
     return findings, not_evaluated
 
 

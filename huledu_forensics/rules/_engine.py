@@ -68,10 +68,20 @@ class Finding:
 
 @dataclass
 class Context:
-    """What a rule gets: the scoped evidence and the computed progress."""
+    """What a rule gets: the scoped evidence and the computed progress.
+
+    A rule that could look only at part of what it checks (one database's log missing, say) says so
+    with :meth:`not_evaluated`: the verdict lists it with the rules that could not run at all, so an
+    absent finding is never read as "checked and clean".
+    """
 
     ev: Evidence
     progress: Progress
+    unevaluated: list[dict[str, str]] = field(default_factory=list)
+
+    def not_evaluated(self, rule_id: str, reason: str) -> None:
+        """Record that ``rule_id`` could not check part of its evidence, and why."""
+        self.unevaluated.append({"rule": rule_id, "reason": reason})
 
 
 @dataclass(frozen=True)

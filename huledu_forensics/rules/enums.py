@@ -139,9 +139,18 @@ def enum_value_rejected(ctx: Context) -> list[Finding]:
 
     **Fires when** a database container logged ``invalid input value for enum`` within a few seconds of
     an error logged by the same service for this batch (info when only other batches were affected).
-    **Evidence** the PostgreSQL ERROR line with its STATEMENT; the service's error line.
+    **Evidence** the PostgreSQL ERROR line with its STATEMENT; the service's error line. Without the
+    log of a database whose enum lacks a written value, the rule is reported not evaluated for it.
     **Usually means** enum drift; the service log shows only ``DBAPIError`` and the real text is here.
     """
+    for drifted in sorted({w.database for w in model.ENUM_WRITES
+                           if (labels := ctx.ev.enums.get(w.database, {}).get(w.enum)) is not None
+                           and w.value not in labels}):
+        container = model.DATABASES[drifted].container
+        if not ctx.ev.has(f"logs:{container}"):  # its rejections would be logged there and only there
+            ctx.not_evaluated("db.enum_value_rejected",
+                              f"missing from the bundle: logs:{container} (the {drifted} database's own log, "
+                              "where PostgreSQL logs each rejected enum value)")
     rej = enum_rejections(ctx)
     if rej.empty:
         return []
