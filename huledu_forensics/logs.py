@@ -61,6 +61,9 @@ from .model.logformats import (
     EMOJI_LEVELS,
     ID_KEY_COLUMNS,
     LEVEL_ALIASES,
+    M_ESSAY_RECORDS_FOR_BATCH,
+    M_FROM_TOPIC,
+    M_PLAINTEXT_STORAGE_ID,
     OUTBOX_ROW_ID_LOGGERS,
     PLAIN_LEVEL_PREFIXES,
     PLAIN_MESSAGE_FACTS,
@@ -71,7 +74,7 @@ from .model.logformats import (
     service_for_service_name,
 )
 from .model.services import CONTAINERS, SERVICES
-from .model.topics import topic_by_event
+from .model.topics import TOPIC_PREFIX, topic_by_event
 
 _fast_loads: Callable[[str | bytes], Any] | None
 try:  # optional: orjson decodes a log line ~2.5x faster than the standard library
@@ -171,7 +174,7 @@ _ID_FULL_RE = re.compile(rf"{_U}|{_H}")
 _UUID_REPR_RE = re.compile(r"""UUID\(\s*['"]([^'"]*)['"]\s*\)""")
 # Ids named by the message text (f-strings; SYSTEM.md §5.1 "regex UUIDs out of event as well").
 _MSG_ID_RE = re.compile(
-    rf"essay records for batch (?P<elb>{_U})[^\[]*\[(?P<elist>[^\]]*)\]"
+    rf"{re.escape(M_ESSAY_RECORDS_FOR_BATCH)} (?P<elb>{_U})[^\[]*\[(?P<elist>[^\]]*)\]"
     rf"|(?i:\bbatch(?:_id)?(?:\s+context\s+for)?)[\s=:]+(?:UUID\(')?(?P<batch>{_U})"
     rf"|/batch(?:es)?/(?P<bpath>{_U})"
     rf"|(?i:\bessay(?:_id)?)[\s=:]+(?:UUID\(')?(?P<essay>{_U})"
@@ -179,7 +182,7 @@ _MSG_ID_RE = re.compile(
     rf"|\bevent_id[\s=:]+(?P<event>{_U})"
     rf"|\bfile_upload_id[\s=:]+(?P<fu>{_U})"
     rf"|\btext_storage_id[\s=:]+(?P<tsid>{_H})"
-    rf"|\(type: extracted_plaintext\), storage_id:\s*(?P<tsid2>{_H})"
+    rf"|{re.escape(M_PLAINTEXT_STORAGE_ID)}\s*(?P<tsid2>{_H})"
 )
 _MSG_GROUP_INDEX = {
     "batch": _ID_INDEX["batch_id"],
@@ -191,7 +194,7 @@ _MSG_GROUP_INDEX = {
     "tsid": _ID_INDEX["text_storage_id"],
     "tsid2": _ID_INDEX["text_storage_id"],
 }
-_TOPIC_IN_MSG_RE = re.compile(r"\bfrom topic (huleedu\.[\w.\-]+)")
+_TOPIC_IN_MSG_RE = re.compile(rf"\b{re.escape(M_FROM_TOPIC)} ({re.escape(TOPIC_PREFIX)}[\w.\-]+)")
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CONSOLE_RE = re.compile(
@@ -587,7 +590,7 @@ def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: l
             if f in message:
                 _ids_from_message(message, vals)
                 break
-    if topic is None and message and "from topic" in message:
+    if topic is None and message and M_FROM_TOPIC in message:
         m = _TOPIC_IN_MSG_RE.search(message)
         if m:
             topic = m.group(1)

@@ -389,7 +389,7 @@ def _wrap(text: str, width: int, seps: str = "_.") -> str:
 
 
 def _short_topic(topic: str) -> str:
-    t = topic[len("huleedu."):] if topic.startswith("huleedu.") else topic
+    t = topic[len(model.topics.TOPIC_PREFIX):] if topic.startswith(model.topics.TOPIC_PREFIX) else topic
     for suffix in (".v1", ".v2"):
         if t.endswith(suffix):
             t = t[: -len(suffix)]

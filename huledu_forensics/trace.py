@@ -44,7 +44,7 @@ refused it (wrong state, duplicate, unknown type; ``detail`` starts with the cau
 handler raised or returned False; ``not published``: the outbox row has no ``published_at``; ``not consumed``:
 published but no handler line of the consumer; ``unknown``: the consumer's logs are not in the bundle."""
 
-_RELAY_PUBLISHING = "Publishing event from outbox to Kafka"
+_RELAY_PUBLISHING = model.logformats.M_RELAY_PUBLISHING
 _SKEW_S = 1.0
 
 

@@ -343,3 +343,19 @@ AGGREGATE_ID_COLUMNS: dict[str, str] = {
 }
 """Outbox ``aggregate_type`` → the log column its ``aggregate_id`` fills (SYSTEM.md §2.1, §10.3).
 ``cj_batch`` (CJ's integer batch id), ``pipeline`` and ``unknown`` fill nothing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Message texts the parser and the trace read (exact texts or stable fragments; more in .names, .handlers)
+
+M_RELAY_PUBLISHING = "Publishing event from outbox to Kafka"
+"""The relay's line before it sends an outbox row to Kafka (SYSTEM.md §2.3): the row's relay time."""
+
+M_FROM_TOPIC = "from topic"
+"""Consumer-loop messages name the topic they read after this fragment (``... from topic <topic>``)."""
+
+M_ESSAY_RECORDS_FOR_BATCH = "essay records for batch"
+"""BOS's message naming a batch id and then its essay ids in brackets (SYSTEM.md §5.3) [corpus]."""
+
+M_PLAINTEXT_STORAGE_ID = "(type: extracted_plaintext), storage_id:"
+"""The File Service's message naming the text storage id of an extracted plaintext [corpus]."""
