@@ -6,7 +6,7 @@ table, topic or container names.
 
 from __future__ import annotations
 
-from . import handlers, logformats, names, services, states, topics
+from . import handlers, logformats, names, privacy, services, states, topics
 from .services import (
     CONTAINERS,
     DATABASES,
@@ -53,6 +53,7 @@ __all__ = [
     "handlers",
     "logformats",
     "names",
+    "privacy",
     "services",
     "states",
     "topics",
