@@ -6,7 +6,7 @@ table, topic or container names.
 
 from __future__ import annotations
 
-from . import handlers, logformats, names, privacy, remediation, services, states, topics
+from . import handlers, logformats, names, privacy, remediation, schema, services, states, topics
 from .services import (
     CONTAINERS,
     DATABASES,
@@ -55,6 +55,7 @@ __all__ = [
     "names",
     "privacy",
     "remediation",
+    "schema",
     "services",
     "states",
     "topics",
