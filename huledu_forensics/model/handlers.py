@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .names import M_DUPLICATE, M_OFFSET_NOT_COMMITTED
+from .names import M_DUPLICATE, M_NOT_READY, M_OFFSET_NOT_COMMITTED, M_PIPELINE_REQUEST, M_STATUS_UPDATE_FAILED
 from .topics import TOPICS
 
 __all__ = ["CONSUMER_LOOPS", "HANDLERS", "ConsumerLoop", "Handler", "handlers_for"]
@@ -84,7 +84,7 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
         unknown_type=("Unknown event type", "Unknown topic"),
         foreign_loggers=(*_RELAY, "bos.api", "bos.service.batch_processing", "bos.repository.context",
                          "bos.app", "bos.startup"),
-        swallowed=(("Failed to update batch", STATUS_WRITE_SWALLOWED),),  # SYSTEM.md §4.1
+        swallowed=((M_STATUS_UPDATE_FAILED, STATUS_WRITE_SWALLOWED),),  # SYSTEM.md §4.1
     ),
     "els": ConsumerLoop(
         service="els", container="huleedu_essay_lifecycle_worker",
@@ -115,8 +115,8 @@ HANDLERS: tuple[Handler, ...] = (
     H("bos", "huleedu.els.batch.essays.ready.v1", ("bos.handlers.batch_essays_ready",),
       ("Received BatchEssaysReady for batch",), _WRONG_STATE, source="SYSTEM.md §4.1 [corpus]"),
     H("bos", "huleedu.commands.batch.pipeline.v1", ("bos.handlers.client_pipeline_request",),
-      ("Processing client pipeline request",),
-      (("not ready for pipeline execution", WRONG_STATE), ("Pipeline already active for batch", WRONG_STATE),
+      (M_PIPELINE_REQUEST,),
+      ((M_NOT_READY, WRONG_STATE), ("Pipeline already active for batch", WRONG_STATE),
        ("Pipeline denied", DENIED))),
     H("bos", "huleedu.els.batch.phase.outcome.v1",
       ("bos.handlers.els_batch_phase_outcome", "bos.pipeline.coordinator"),
