@@ -292,7 +292,7 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 def _lines(src: LogSource, container: str, window: Window,
            contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
-    if follow:  # files: byte-level search, only the stretches around matches are read
+    if follow:  # files, Loki: search for the ids, only the stretches around matches are read
         return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
                                    follow=True))
     return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
@@ -436,16 +436,15 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                         writer.gap(f"logs/{c}", "not read: the collection's deadline had passed",
                                    source=rep)
                     continue
-                # Loki filters server-side; other sources stream everything and the kit keeps the
-                # scoped lines plus the id-less warning/error lines right after one (e.g. "offset not
-                # committed"), exactly as the offline investigation links them.
-                pushdown = ids if getattr(ls, "kind", "") == "loki" else None
+                # files and Loki search for the ids and yield the stretches around the matches; Docker
+                # streams everything. Either way the kit keeps the scoped lines plus the id-less
+                # warning/error lines right after one (e.g. "offset not committed"), exactly as the
+                # offline investigation links them.
                 accepted = []
                 last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    kind = getattr(ls, "kind", "")
-                    for ln in _lines(ls, c, window, ids if kind == "files" else pushdown,
-                                     follow=kind == "files"):
+                    search = getattr(ls, "kind", "") in ("files", "loki")
+                    for ln in _lines(ls, c, window, ids if search else None, follow=search):
                         text = ln.text
                         if pred(text):
                             pairs = line_ids(text)
