@@ -21,7 +21,7 @@ from .model import names as N
 from .outcomes import handler_runs, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
-from .scope import Scope, ScopeIndex, build_index, discover, row_ids
+from .scope import Scope, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
@@ -94,40 +94,36 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
 
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached: pd.DataFrame | None = getattr(bundle, "_hf_service_logs", None)
-    if cached is not None:
-        return cached
+    if bundle.cache.service_logs is not None:
+        return bundle.cache.service_logs
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
               if c not in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle._hf_service_logs = out  # type: ignore[attr-defined]
+    bundle.cache.service_logs = out
     return out
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached: pd.DataFrame | None = getattr(bundle, "_hf_db_logs", None)
-    if cached is not None:
-        return cached
+    if bundle.cache.db_logs is not None:
+        return bundle.cache.db_logs
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle._hf_db_logs = out  # type: ignore[attr-defined]
+    bundle.cache.db_logs = out
     return out
 
 
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     """Every handling run of the bundle's consumers (:func:`outcomes.handler_runs`), once per bundle."""
-    cached = getattr(bundle, "_hf_handler_runs", None)
-    if cached is None:
-        cached = handler_runs(service_logs(bundle))
-        bundle._hf_handler_runs = cached  # type: ignore[attr-defined]
-    return cached
+    if bundle.cache.handler_runs is None:
+        bundle.cache.handler_runs = handler_runs(service_logs(bundle))
+    return bundle.cache.handler_runs
 
 
 def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
-    cached = getattr(bundle, "_hf_log_extent", None)
+    cached = bundle.cache.log_extent
     if cached is None:
         lg = service_logs(bundle)
         cached = {}
@@ -136,7 +132,7 @@ def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
                 cached[str(c)] = (int(len(grp)), parse_utc(grp["ts"].max()))
         for c, _s, _p in bundle.log_files():
             cached.setdefault(c, (0, None))
-        bundle._hf_log_extent = cached  # type: ignore[attr-defined]
+        bundle.cache.log_extent = cached
     return cached
 
 
@@ -291,10 +287,9 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
 
     # scope discovery over every table row and every service log line
     svc_logs = service_logs(b)
-    index: ScopeIndex | None = getattr(b, "_hf_scope_index", None)
+    index = b.cache.scope_index
     if index is None:
-        index = build_index(tables, svc_logs)
-        b._hf_scope_index = index  # type: ignore[attr-defined]
+        index = b.cache.scope_index = build_index(tables, svc_logs)
     scope = discover(id, index=index)
     log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
 
