@@ -251,19 +251,19 @@ def _completeness(bundle: Bundle, present: set[object]) -> tuple[pd.DataFrame, d
     return pd.DataFrame(rows, columns=["source", "kind", "completeness", "warnings"]), summary
 
 
-def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str | None = None,
+def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | str | None = None,
                 until: datetime | str | None = None) -> Investigation:
-    """Investigate ``id`` in ``bundle``: scope, timeline, state progress, findings and verdict.
+    """Investigate ``any_id`` in ``bundle``: scope, timeline, state progress, findings and verdict.
 
     Args:
         bundle: a bundle directory or an opened :class:`~huledu_forensics.bundle.Bundle`.
-        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        any_id: a batch id, either correlation id, an essay, text storage or file upload id.
         since: only evidence at or after this time (aware UTC or ISO text); ``None`` = no bound.
         until: only evidence up to this time; ``None`` = the bundle's collection time.
 
     Raises:
         BundleNotFound, BundleInvalid: the bundle cannot be read.
-        ScopeError: nothing in the bundle mentions ``id``.
+        ScopeError: nothing in the bundle mentions ``any_id``.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     since_t = parse_utc(since) if since is not None else None
@@ -290,8 +290,8 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
     index = b.cache.scope_index
     if index is None:
         index = b.cache.scope_index = build_index(tables, svc_logs)
-    scope = discover(id, index=index)
-    log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
+    scope = discover(any_id, index=index)
+    log.info("scope of %s: batch %s, %d ids", any_id, scope.batch_id, len(scope.all_ids))
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
     db_logs = _in_window(database_logs(b), since_t, until_t)
