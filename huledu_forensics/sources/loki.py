@@ -48,7 +48,7 @@ from ..logs import LINK_SECONDS
 from .base import LogLine, Window
 from .files import docker_stamp, to_ns
 
-__all__ = ["CONTEXT_AFTER", "CONTEXT_BEFORE", "LokiSource", "logql_string", "regex_alternation"]
+__all__ = ["CONTEXT_AFTER", "CONTEXT_BEFORE", "MERGE_GAP", "LokiSource", "logql_string", "regex_alternation"]
 
 log = logging.getLogger(__name__)
 
