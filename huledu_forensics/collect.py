@@ -292,7 +292,7 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 def _lines(src: LogSource, container: str, window: Window,
            contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
-    if follow:  # files: byte-level search, only the stretches around matches are read
+    if follow:  # files, Loki: search for the ids, only the stretches around matches are read
         return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
                                    follow=True))
     return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
@@ -313,15 +313,15 @@ def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],
     return n
 
 
-def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | str | None = None,
+def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime | str | None = None,
              until: datetime | str | None = None, progress: bool = True, overwrite: bool = False,
              log_sources: list[LogSource] | None = None, state_source: StateSource | None = None,
              max_rounds: int = MAX_ROUNDS, deadline_s: float | None = None) -> Bundle:
-    """Collect the evidence about ``id`` from the stack ``profile`` points at, into bundle ``out``.
+    """Collect the evidence about ``any_id`` from the stack ``profile`` points at, into bundle ``out``.
 
     Args:
         profile: where the databases, Docker engine, Loki and log files are.
-        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        any_id: a batch id, either correlation id, an essay, text storage or file upload id.
         out: the bundle directory to create.
         since: start of the log window (aware UTC datetime or ISO text); ``None``: open.
         until: end of the log window; ``None``: open.
@@ -342,10 +342,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         ConfigError: the window is inverted or unparseable.
     """
     say = _Progress(progress)
-    requested = normalise_id(id)
+    requested = normalise_id(any_id)
     if not requested:
         raise ScopeError("An empty id was given. Pass a batch id, correlation id, essay id, text storage "
-                         "id or file upload id.", id=str(id))
+                         "id or file upload id.", id=str(any_id))
     t_since, t_until = parse_option_time(since, "since"), parse_option_time(until, "until")
     if t_since and t_until and t_until < t_since:
         raise ConfigError(f"The window ends ({t_until.isoformat()}) before it starts "
@@ -436,16 +436,15 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                         writer.gap(f"logs/{c}", "not read: the collection's deadline had passed",
                                    source=rep)
                     continue
-                # Loki filters server-side; other sources stream everything and the kit keeps the
-                # scoped lines plus the id-less warning/error lines right after one (e.g. "offset not
-                # committed"), exactly as the offline investigation links them.
-                pushdown = ids if getattr(ls, "kind", "") == "loki" else None
+                # files and Loki search for the ids and yield the stretches around the matches; Docker
+                # streams everything. Either way the kit keeps the scoped lines plus the id-less
+                # warning/error lines right after one (e.g. "offset not committed"), exactly as the
+                # offline investigation links them.
                 accepted = []
                 last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    kind = getattr(ls, "kind", "")
-                    for ln in _lines(ls, c, window, ids if kind == "files" else pushdown,
-                                     follow=kind == "files"):
+                    search = getattr(ls, "kind", "") in ("files", "loki")
+                    for ln in _lines(ls, c, window, ids if search else None, follow=search):
                         text = ln.text
                         if pred(text):
                             pairs = line_ids(text)
@@ -554,16 +553,16 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 # the bundle records what could not be read
                 say(f"done: nothing found{extra}; the bundle records the missing sources")
                 return writer.finish(
-                    scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
+                    scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
                            "batch_id": None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
                     window=(t_since, t_until), collected_at=utcnow(),
                     origin={"kind": "live", "profile": profile.describe()})
-            raise ScopeError(f"No row or log line mentions '{printable(id, 80)}' in profile '{profile.name}'{extra}. "
-                             "Check the id, the profile, and the time window.", id=str(id))
+            raise ScopeError(f"No row or log line mentions '{printable(any_id, 80)}' in profile '{profile.name}'{extra}. "
+                             "Check the id, the profile, and the time window.", id=str(any_id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
             f"{sum(len(v) for v in state.ids.values())} id(s)")
         return writer.finish(
-            scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
+            scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
                    "batch_id": state.batch, "other_batches": sorted(state.other_batches),
                    "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),

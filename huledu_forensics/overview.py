@@ -183,19 +183,19 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bundle: str | Path | Bundle,
-                           id: str | None = None, *, since: datetime | str | None = None,
+                           any_id: str | None = None, *, since: datetime | str | None = None,
                            until: datetime | str | None = None) -> str | None:
     """Write ``verdict.json`` for the stuck-batches report; returns the path, or ``None`` when not asked.
 
-    With ``id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
+    With ``any_id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
     ``overview`` entry (:func:`overview_verdict`); without, it is the bundle-wide :func:`overview_verdict`.
     """
     if not path:
         return None
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     summary = overview_verdict(overview, bundle=str(b.path))
-    if id:
-        data = dict(investigate(b, id, since=since, until=until).verdict.to_json())
+    if any_id:
+        data = dict(investigate(b, any_id, since=since, until=until).verdict.to_json())
         data["overview"] = summary
     else:
         data = summary

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -24,6 +24,9 @@ from plotly.io._base_renderers import NotebookRenderer
 from . import model
 from ._fastimport import without_iri_checker
 from ._time import parse_utc
+
+if TYPE_CHECKING:  # annotations only: the plots read an investigation, they never build one
+    from .investigation import Investigation
 
 __all__ = [
     "OFFLINE_RENDERER",
@@ -148,7 +151,7 @@ def _level_class(level: Any) -> str:
     return "normal"
 
 
-def _collected_at(inv: Any) -> datetime | None:
+def _collected_at(inv: Investigation) -> datetime | None:
     bundle = getattr(inv, "bundle", None)
     try:
         return bundle.collected_at if bundle is not None else None
@@ -156,7 +159,7 @@ def _collected_at(inv: Any) -> datetime | None:
         return None
 
 
-def _stuck_since(inv: Any) -> tuple[datetime | None, str]:
+def _stuck_since(inv: Investigation) -> tuple[datetime | None, str]:
     progress = getattr(inv, "progress", None)
     steps = _frame(progress, "steps")
     if not steps.empty and "state" in steps.columns:
@@ -182,7 +185,7 @@ _SEVERITY_STYLE = {"warning": ("#ef6c00", "triangle-down", "warnings"), "error":
 _FOLDED_LANE = "(folded: lanes quiet in the window)"
 
 
-def incident_window(inv: Any) -> tuple[datetime, datetime] | None:
+def incident_window(inv: Investigation) -> tuple[datetime, datetime] | None:
     """Return the window the swimlane opens on: from the scope's first event to its last event (or the
     stuck point, whichever is later), padded by 5 % (at least half a second) on each side.
 
@@ -237,7 +240,7 @@ def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
     return xs, ys, hover
 
 
-def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
+def swimlane(inv: Investigation, *, focus: bool = True) -> go.Figure:
     """Draw the cross-service timeline: one lane per container or database, one marker per event.
 
     Opens on the incident window (:func:`incident_window`); the buttons above the plot switch to the
@@ -403,7 +406,7 @@ def _documented_only(flow: str, steps: pd.DataFrame) -> list[str]:
     return [d for d in documented if d not in written]
 
 
-def state_graph(inv: Any) -> go.Figure:
+def state_graph(inv: Investigation) -> go.Figure:
     """Draw the batch's implemented state machine as a graph, with the path this batch took.
 
     One node per step of the flow as implemented (left to right), each edge labelled with the event that
@@ -547,7 +550,7 @@ def _awaited_text(awaited: Any) -> str:
             f"waited {_duration(getattr(awaited, 'waited_s', None))}")
 
 
-def _expected_count(inv: Any) -> int | None:
+def _expected_count(inv: Investigation) -> int | None:
     progress = getattr(inv, "progress", None)
     for attr in ("expected_count", "expected_essay_count", "expected_essays"):
         v = getattr(progress, attr, None)
@@ -579,7 +582,7 @@ def _expected_count(inv: Any) -> int | None:
     return None
 
 
-def essay_slots(inv: Any) -> go.Figure:
+def essay_slots(inv: Investigation) -> go.Figure:
     """Draw each essay's status (ELS ``current_status``, the truth), pending content and the count.
 
     One marker per essay, placed on its status; content that arrived but is parked as pending (no slot
@@ -658,7 +661,7 @@ def essay_slots(inv: Any) -> go.Figure:
 
 
 # -- tables -------------------------------------------------------------------------------------
-def awaited_checks(inv: Any) -> pd.DataFrame:
+def awaited_checks(inv: Investigation) -> pd.DataFrame:
     """Tabulate the transition the batch waits for: each trigger check with its time and result.
 
     Returns a frame ``[check, ok, at, detail]`` with rows ``produced`` (outbox row written),
@@ -730,7 +733,7 @@ def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:
     return out
 
 
-def _bundle_line(inv: Any, container: str, stream: str, line_no: int) -> dict[str, Any] | None:
+def _bundle_line(inv: Investigation, container: str, stream: str, line_no: int) -> dict[str, Any] | None:
     """Parse line ``line_no`` of a bundle log file (for cited lines outside the scoped logs)."""
     bundle = getattr(inv, "bundle", None)
     if bundle is None or not hasattr(bundle, "iter_log_lines"):
@@ -748,7 +751,7 @@ def _bundle_line(inv: Any, container: str, stream: str, line_no: int) -> dict[st
     return None
 
 
-def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
+def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     """Return the log lines behind the findings: ``[finding, ts, container, level, message, ref]``.
 
     Lines are those the findings' evidence cites (``logs/<container>/<stream>.log#L<n>``), looked up
@@ -796,7 +799,7 @@ def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
 _ROW_TEXT_COLUMNS = ("text", "content", "essay_text", "content_data")  # never shown: could hold essay text
 
 
-def evidence_rows(inv: Any, *, limit: int = 40) -> pd.DataFrame:
+def evidence_rows(inv: Investigation, *, limit: int = 40) -> pd.DataFrame:
     """Return the database rows and enum label sets the findings cite: ``[finding, ref, row]``.
 
     ``ref`` is the evidence ref as the findings give it (``tables/<db>/<table>.parquet#<col>=<value>``
@@ -852,7 +855,7 @@ def _row_text(bundle: Any, part: str, key: str) -> str:
         return "(could not be read from the bundle)"
 
 
-def shown_refs(inv: Any) -> list[str]:
+def shown_refs(inv: Investigation) -> list[str]:
     """Every evidence ref whose line or row the report shows (:func:`evidence_log_lines`,
     :func:`evidence_rows`): the findings table links these."""
     refs = list(evidence_log_lines(inv)["ref"]) + list(evidence_rows(inv)["ref"])

@@ -632,14 +632,14 @@ def _write_figures(inv: Investigation, fig_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def write_postmortem(bundle: str | Path | Bundle, id: str | None, out_dir: str | Path, *,
+def write_postmortem(bundle: str | Path | Bundle, any_id: str | None, out_dir: str | Path, *,
                      since: datetime | str | None = None, until: datetime | str | None = None,
                      figures: bool = True) -> Path:
-    """Investigate ``id`` in ``bundle`` and write ``postmortem.md`` (and ``figures/*.png``) to ``out_dir``.
+    """Investigate ``any_id`` in ``bundle`` and write ``postmortem.md`` (and ``figures/*.png``) to ``out_dir``.
 
     Args:
         bundle: a bundle directory or an opened bundle.
-        id: a batch, correlation or essay id; ``None`` = the bundle's target (:func:`default_id`).
+        any_id: a batch, correlation or essay id; ``None`` = the bundle's target (:func:`default_id`).
         out_dir: the directory to write into (created).
         since / until: optional analysis window (aware datetimes or ISO text).
         figures: render the PNG figures (needs kaleido and a Chromium; on failure the document says so).
@@ -650,10 +650,10 @@ def write_postmortem(bundle: str | Path | Bundle, id: str | None, out_dir: str |
     Raises:
         BundleNotFound, BundleInvalid: the bundle cannot be read.
         ConfigError: no id given and the bundle names no target.
-        ScopeError: nothing in the bundle mentions ``id``.
+        ScopeError: nothing in the bundle mentions ``any_id``.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-    target = id if id else default_id(b)
+    target = any_id if any_id else default_id(b)
     inv = investigate(b, target, since=since, until=until)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

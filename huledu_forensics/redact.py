@@ -421,7 +421,7 @@ def is_redacted(bundle: str | Path | Bundle) -> bool:
     return bool(((b.manifest.get("origin") or {}).get("redaction") or {}).get("redacted"))
 
 
-def run_redacted_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
+def run_redacted_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
                         hash_ids: bool = True, key: str = "", **kw: Any) -> Any:
     """Redact ``bundle`` into ``<out_dir>/bundle``, then run the report on that copy.
 
@@ -448,7 +448,7 @@ def run_redacted_report(bundle: str | Path | Bundle, id: str, out_dir: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     red = redact_bundle(bundle, dest, hash_ids=hash_ids, key=key, overwrite=True,
                         progress=bool(kw.get("progress", False)))
-    return run_report(red, id, out, **kw)
+    return run_report(red, any_id, out, **kw)
 
 
 # -- secrets ----------------------------------------------------------------------------------------

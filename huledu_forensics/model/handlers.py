@@ -1,9 +1,10 @@
 """How each consumer shows, in its own logs, that it handled, dropped or failed an event.
 
 SYSTEM.md §2.5 (idempotency outcomes), §2.6 (offset semantics), §4.1-§4.2 (BOS handlers and their
-state guards), §4.5 (ELS handlers), §5.3 (log messages per flow), plus what the reference corpus
-shows ([corpus]). :mod:`huledu_forensics.outcomes` reads these tables and never spells a message
-itself: when HuleEdu's handlers change, this module changes.
+state guards), §4.5 (ELS handlers), §5.3 (log messages per flow); where the fact sheet names no log
+line, the handler's file in HuleEdu's source (``paunchygent/huleedu``, tagged ``[code]``).
+:mod:`huledu_forensics.outcomes` reads these tables and never spells a message itself: when HuleEdu's
+handlers change, this module changes.
 
 A *handling run* opens on a start line written by the handler's own logger (``Handler.start``), or
 by the consumer loop's generic line (``ConsumerLoop.generic_start`` with the event type as an extra
@@ -100,6 +101,8 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
     ),
 }
 
+_BOS_IMPL = "services/batch_orchestrator_service/implementations/"  # in paunchygent/huleedu
+
 _WRONG_STATE = (("in unexpected state", WRONG_STATE), ("status mismatch", WRONG_STATE),
                 ("not in expected state", WRONG_STATE))
 
@@ -111,9 +114,11 @@ HANDLERS: tuple[Handler, ...] = (
       ("Processing content provisioning completed for batch",), _WRONG_STATE),
     H("bos", "huleedu.class.student.associations.confirmed.v1",
       ("bos.handlers.student_associations_confirmed",),
-      ("Processing student associations for batch",), _WRONG_STATE, source="SYSTEM.md §4.1 [corpus]"),
+      ("Processing student associations for batch",), _WRONG_STATE,
+      source=f"SYSTEM.md §4.1; {_BOS_IMPL}student_associations_confirmed_handler.py [code]"),
     H("bos", "huleedu.els.batch.essays.ready.v1", ("bos.handlers.batch_essays_ready",),
-      ("Received BatchEssaysReady for batch",), _WRONG_STATE, source="SYSTEM.md §4.1 [corpus]"),
+      ("Received BatchEssaysReady for batch",), _WRONG_STATE,
+      source=f"SYSTEM.md §4.1; {_BOS_IMPL}batch_essays_ready_handler.py [code]"),
     H("bos", "huleedu.commands.batch.pipeline.v1", ("bos.handlers.client_pipeline_request",),
       (M_PIPELINE_REQUEST,),
       ((M_NOT_READY, WRONG_STATE), ("Pipeline already active for batch", WRONG_STATE),
@@ -121,7 +126,8 @@ HANDLERS: tuple[Handler, ...] = (
     H("bos", "huleedu.els.batch.phase.outcome.v1",
       ("bos.handlers.els_batch_phase_outcome", "bos.pipeline.coordinator"),
       ("Received ELS batch phase outcome", "Handling phase conclusion"), _WRONG_STATE,
-      source="SYSTEM.md §4.3 [corpus]"),
+      source=f"SYSTEM.md §4.3; {_BOS_IMPL}els_batch_phase_outcome_handler.py, "
+             f"{_BOS_IMPL}pipeline_phase_coordinator_impl.py [code]"),
     # ---- ELS worker (a generic "Processing event" line opens every handling; SYSTEM.md §5.3)
     H("els", "huleedu.batch.essays.registered.v1", ("batch_coordination_handler",),
       ("Processing BatchEssaysRegistered event",)),
