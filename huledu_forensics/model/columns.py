@@ -53,7 +53,4 @@ CONTENT_METADATA = "content_metadata"
 VALIDATION_ERROR_CODE = "validation_error_code"
 ERROR_MESSAGE = "error_message"
 
-# The id columns a HuleEdu row (and a log line, under the same names) is keyed by, in the kit's order.
-ROW_ID_COLUMNS = (BATCH_ID, CORRELATION_ID, ESSAY_ID, TEXT_STORAGE_ID, FILE_UPLOAD_ID)
-
 __all__ = sorted(n for n in dir() if n.isupper() and not n.startswith("_"))
