@@ -73,7 +73,7 @@ class Evidence:
 
     def batch(self) -> dict[str, object] | None:
         """The BOS ``batches`` row of the scope's batch, or ``None``."""
-        df = self.batch_rows(N.BATCHES, "id")
+        df = self.batch_rows(N.BATCHES, C.ID)
         return None if df.empty else records(df)[0]
 
     def tracker(self) -> dict[str, object] | None:
@@ -92,7 +92,7 @@ class Evidence:
                 continue
             df = df.assign(service=svc)
             if topic is not None:
-                t = df["topic"].where(df["topic"].notna(), df[C.EVENT_TYPE]) if "topic" in df else \
+                t = df[C.TOPIC].where(df[C.TOPIC].notna(), df[C.EVENT_TYPE]) if C.TOPIC in df else \
                     df[C.EVENT_TYPE]
                 short = model.TOPICS[topic].short_event_type if topic in model.TOPICS else None
                 df = df[(t == topic) | ((df[C.EVENT_TYPE] == short) if short else False)]

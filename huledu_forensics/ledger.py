@@ -33,7 +33,7 @@ LEDGER_COLUMNS = (F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID, "upload_status", "provisi
                   "place", F.ESSAY_ID, "essay_status", "refs")
 
 
-def _ref(key: tuple[str, str], row: dict[str, object], col: str = "id") -> str:
+def _ref(key: tuple[str, str], row: dict[str, object], col: str = C.ID) -> str:
     return f"tables/{key[0]}/{key[1]}.parquet#{col}={row.get(col)}"
 
 

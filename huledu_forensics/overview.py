@@ -75,7 +75,7 @@ def _registered_at(b: Bundle, bid: str) -> pd.Timestamp | None:
     df = b.table(*N.BATCHES)
     if df is None or df.empty or C.CREATED_AT not in df.columns:
         return None
-    hit = df[df["id"].astype(str).str.lower() == bid]
+    hit = df[df[C.ID].astype(str).str.lower() == bid]
     return None if hit.empty else hit[C.CREATED_AT].iloc[0]
 
 

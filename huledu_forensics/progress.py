@@ -137,7 +137,7 @@ def compute_progress(ev: Evidence) -> Progress:
     flow_name, notes = _flow_of(ev)
     flow = model.FLOWS[flow_name]
     b = ev.batch()
-    status = str(b["status"]) if b and b.get("status") is not None else None
+    status = str(b[C.STATUS]) if b and b.get(C.STATUS) is not None else None
     phases, requested = _pipeline_state(ev)
     plog = ev.batch_rows(N.PHASE_STATUS_LOG)
     status_order = [s.batch_status for s in flow.steps]
@@ -279,7 +279,7 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
                 aw.published = not pub.empty
                 aw.published_at = parse_utc(pub[C.PUBLISHED_AT].min()) if not pub.empty else None
                 aw.evidence += [f"tables/{producer_outbox[0]}/{producer_outbox[1]}.parquet#id={i}"
-                                for i in rows["id"]]
+                                for i in rows[C.ID]]
             else:
                 aw.published = False
     c = _consumption(ev, aw)
@@ -337,7 +337,7 @@ def _pending(ev: Evidence) -> pd.DataFrame:
         C.FILE_UPLOAD_ID: [payload(m).get(C.FILE_UPLOAD_ID) for m in df[C.CONTENT_METADATA]]
         if not df.empty and C.CONTENT_METADATA in df else [],
         "ref": [f"tables/{N.PENDING_CONTENT[0]}/{N.PENDING_CONTENT[1]}.parquet#id={i}"
-                for i in df["id"]] if not df.empty else [],
+                for i in df[C.ID]] if not df.empty else [],
     })
     out[C.CREATED_AT] = pd.to_datetime(out[C.CREATED_AT], utc=True, errors="coerce")
     return out

@@ -561,8 +561,8 @@ class _BundleFacts(_Facts):
     def _batches(self, since: datetime | None) -> pd.DataFrame:
         b = self._t(N.BATCHES)
         if b is None or b.empty:
-            return pd.DataFrame(columns=["id", "state", "flow", C.CREATED_AT, C.UPDATED_AT, C.TOTAL_ESSAYS])
-        b = b.assign(id=b["id"].astype(str).str.lower(), state=b["status"].astype(str),
+            return pd.DataFrame(columns=[C.ID, "state", "flow", C.CREATED_AT, C.UPDATED_AT, C.TOTAL_ESSAYS])
+        b = b.assign(id=b[C.ID].astype(str).str.lower(), state=b[C.STATUS].astype(str),
                      flow=b[C.CLASS_ID].map(lambda v: "GUEST" if v is None or pd.isna(v) else "REGULAR"),
                      created_at=pd.to_datetime(b[C.CREATED_AT], utc=True),
                      updated_at=pd.to_datetime(b[C.UPDATED_AT], utc=True))
@@ -582,25 +582,25 @@ class _BundleFacts(_Facts):
         psl = self._t(N.PHASE_STATUS_LOG)
         ob = self._t(N.BOS_OUTBOX)
         done = set() if ob is None or ob.empty else set(
-            ob.loc[ob["topic"] == N.T_PIPELINE_COMPLETED, C.AGGREGATE_ID].astype(str).str.lower())
+            ob.loc[ob[C.TOPIC] == N.T_PIPELINE_COMPLETED, C.AGGREGATE_ID].astype(str).str.lower())
         last: dict[str, tuple[str, pd.Timestamp]] = {}
         if psl is not None and not psl.empty:
             p = psl.assign(batch_id=psl[C.BATCH_ID].astype(str).str.lower(),
                            at=pd.to_datetime(psl[C.UPDATED_AT], utc=True).fillna(
                                pd.to_datetime(psl[C.CREATED_AT], utc=True)))
-            for r in p.sort_values("id").to_dict("records"):
-                last[r[C.BATCH_ID]] = (str(r["status"]), r["at"])
+            for r in p.sort_values(C.ID).to_dict("records"):
+                last[r[C.BATCH_ID]] = (str(r[C.STATUS]), r["at"])
         for r in b.to_dict("records"):
             s = steps.get((r["flow"], r["state"]))
-            base = {F.BATCH_ID: r["id"], "flow": r["flow"], "state": r["state"], "essays_expected": r[C.TOTAL_ESSAYS],
+            base = {F.BATCH_ID: r[C.ID], "flow": r["flow"], "state": r["state"], "essays_expected": r[C.TOTAL_ESSAYS],
                     C.CREATED_AT: r[C.CREATED_AT]}
             if (s is not None and s.dwell is not None and r[C.UPDATED_AT] < now - pd.Timedelta(seconds=s.dwell)) \
                     or r["state"] in N.BATCH_FAILED_STATUSES:
                 rows.append({**base, "step": s.step if s else None, "awaited_event": s.awaited if s else None,
                              "producer": s.producer if s else None, "entered_at": r[C.UPDATED_AT],
                              "expected_dwell_s": s.dwell if s else None})
-            elif r["state"] == N.S_READY and r["id"] in last and r["id"] not in done:
-                status, at = last[r["id"]]
+            elif r["state"] == N.S_READY and r[C.ID] in last and r[C.ID] not in done:
+                status, at = last[r[C.ID]]
                 if (status in N.PHASE_LOG_OPEN_STATUSES and at < now - pd.Timedelta(seconds=ph.dwell or 0)) \
                         or status == N.PHASE_LOG_FAILED_STATUS:
                     rows.append({**base, "step": ph.step, "awaited_event": ph.awaited, "producer": ph.producer,
@@ -692,8 +692,8 @@ class _BundleFacts(_Facts):
 
     def bos_rows(self, ids: list[str]) -> pd.DataFrame:
         b = self._batches(None)
-        b = b[b["id"].isin(ids)]
-        return pd.DataFrame({F.BATCH_ID: b["id"], "flow": b["flow"], "state": b["state"],
+        b = b[b[C.ID].isin(ids)]
+        return pd.DataFrame({F.BATCH_ID: b[C.ID], "flow": b["flow"], "state": b["state"],
                              "entered_at": b[C.UPDATED_AT], "essays_expected": b[C.TOTAL_ESSAYS]})
 
     def els_details(self, ids: list[str]) -> pd.DataFrame:
@@ -709,8 +709,8 @@ class _BundleFacts(_Facts):
         if ob is None or ob.empty:
             return pd.DataFrame(columns=_OUTBOX_COLS)
         ob = ob.assign(batch_id=ob[C.AGGREGATE_ID].astype(str).str.lower())
-        ob = ob[ob["topic"].isin(topics) & ob[F.BATCH_ID].isin(ids)]
-        return pd.DataFrame({F.BATCH_ID: ob[F.BATCH_ID], "topic": ob["topic"],
+        ob = ob[ob[C.TOPIC].isin(topics) & ob[F.BATCH_ID].isin(ids)]
+        return pd.DataFrame({F.BATCH_ID: ob[F.BATCH_ID], "topic": ob[C.TOPIC],
                              "published": ob[C.PUBLISHED_AT].notna(), C.RETRY_COUNT: ob[C.RETRY_COUNT]})
 
     def enums(self) -> dict[str, dict[str, list[str]]]:

@@ -23,7 +23,7 @@ TIMELINE_COLUMNS = ("ts", "source", "service", "lane", "kind", "level", "label",
 def row_ref(database: str, table: str, row: dict[str, object]) -> str:
     """The evidence reference of a table row: ``tables/<db>/<table>.parquet#<key>=<value>``."""
     spec = model.TABLES.get((database, table))
-    keys = spec.key if spec else ("id",)
+    keys = spec.key if spec else (C.ID,)
     key = ",".join(f"{k}={row.get(k)}" for k in keys)
     return f"tables/{database}/{table}.parquet#{key}"
 

@@ -77,7 +77,7 @@ def _outboxes() -> list[tuple[str, tuple[str, str]]]:
 
 
 def _topic_of(row: dict[str, object]) -> str:
-    t = _str(row.get("topic")) or _str(row.get(C.EVENT_TYPE)) or "?"
+    t = _str(row.get(C.TOPIC)) or _str(row.get(C.EVENT_TYPE)) or "?"
     if t not in model.TOPICS:
         for name, topic in model.TOPICS.items():
             if topic.short_event_type and topic.short_event_type == t:
@@ -175,7 +175,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     lg = service_logs(b)
     events = _outbox_events(b, cid)
-    relays = _relay_lines(lg, {normalise_id(e["row"].get("id")) or "" for e in events})
+    relays = _relay_lines(lg, {normalise_id(e["row"].get(C.ID)) or "" for e in events})
     consumptions = _consumptions(b, cid)
     containers = {c for c, _s, _p in b.log_files()}
     if not events and not consumptions:
@@ -191,7 +191,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         topic = str(ev["topic"])
         t = model.TOPICS.get(topic)
         producer = t.producer if t else str(ev["service"])
-        oid = normalise_id(row.get("id")) or ""
+        oid = normalise_id(row.get(C.ID)) or ""
         db, table = ev["key"]
         base_refs = [f"tables/{db}/{table}.parquet#id={oid}"]
         written = _ts(row.get(C.CREATED_AT))

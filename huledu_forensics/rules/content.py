@@ -80,7 +80,7 @@ def excess_unconsumed(ctx: Context) -> list[Finding]:
                  f"{ctx.ev.scope.batch_id}; "
                  + ("no service consumes this topic, so the content is dropped from the batch."
                     if not consumers else f"its consumers are {', '.join(consumers)}.")),
-        evidence=[EvidenceRef(f"tables/{key[0]}/{key[1]}.parquet", f"id={i}") for i in rows["id"]],
+        evidence=[EvidenceRef(f"tables/{key[0]}/{key[1]}.parquet", f"id={i}") for i in rows[C.ID]],
         facts={"service": "els", "events": int(len(rows)), "consumers": list(consumers),
                "topic": N.T_EXCESS_CONTENT},
     )]

@@ -36,9 +36,9 @@ def poisoned(ctx: Context) -> list[Finding]:
                                           | ob[C.LAST_ERROR].notna())]
     out = []
     for r in bad.pipe(records):
-        topic = r.get("topic") or r.get(C.EVENT_TYPE)
+        topic = r.get(C.TOPIC) or r.get(C.EVENT_TYPE)
         relay = ctx.ev.log_lines((N.M_RELAY_MAX_RETRIES, N.M_RELAY_PUBLISH_FAILED), startswith=True)
-        relay = relay[relay["outbox_id"].astype(object) == str(r.get("id")).lower()] \
+        relay = relay[relay["outbox_id"].astype(object) == str(r.get(C.ID)).lower()] \
             if not relay.empty and "outbox_id" in relay else relay.iloc[0:0]
         sev = "critical" if topic == _awaited_topic(ctx) else "error"
         key = N.OUTBOXES[str(r["service"])]
@@ -50,7 +50,7 @@ def poisoned(ctx: Context) -> list[Finding]:
                      "never publish it."),
             evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get(C.CREATED_AT))]
             + [EvidenceRef.parse(Evidence.ref(x), x.get("ts")) for x in relay.head(5).pipe(records)],
-            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic,
+            facts={"service": r["service"], "outbox_id": r.get(C.ID), "topic": topic,
                    C.RETRY_COUNT: r.get(C.RETRY_COUNT), C.LAST_ERROR: r.get(C.LAST_ERROR),
                    "relay_lines": int(len(relay))},
         ))
@@ -77,13 +77,13 @@ def unpublished(ctx: Context) -> list[Finding]:
     out = []
     for r in bad.pipe(records):
         key = N.OUTBOXES[str(r["service"])]
-        topic = r.get("topic") or r.get(C.EVENT_TYPE)
+        topic = r.get(C.TOPIC) or r.get(C.EVENT_TYPE)
         out.append(Finding(
             id="outbox.unpublished", severity="warning", title="Outbox row not yet published",
             summary=(f"The {str(r['service']).upper()} outbox row for {topic} written at "
                      f"{pd.Timestamp(r[C.CREATED_AT]).isoformat()} is still unpublished at collection "
                      "time: is that service's relay running?"),
             evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get(C.CREATED_AT))],
-            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic},
+            facts={"service": r["service"], "outbox_id": r.get(C.ID), "topic": topic},
         ))
     return out

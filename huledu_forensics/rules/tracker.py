@@ -36,7 +36,7 @@ def registered_without_essays(ctx: Context) -> list[Finding]:
         return []
     slots = ctx.ev.rows(N.SLOT_ASSIGNMENTS)
     if not slots.empty and C.BATCH_TRACKER_ID in slots:
-        slots = slots[slots[C.BATCH_TRACKER_ID] == tr.get("id")]
+        slots = slots[slots[C.BATCH_TRACKER_ID] == tr.get(C.ID)]
     expected = tr.get(C.EXPECTED_COUNT)
     return [Finding(
         id="tracker.registered_without_essays", severity="error",
