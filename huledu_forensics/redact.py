@@ -41,6 +41,7 @@ from . import _fields as F
 from . import model
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import BundleInvalid, ConfigError, ForensicsError
+from .model import columns as C
 
 __all__ = [
     "ESSAY_TEXT_FIELDS",
@@ -59,11 +60,11 @@ __all__ = [
     "scrub_secrets",
 ]
 
-USER_KEYS = ("user_id",)
+USER_KEYS = (C.USER_ID,)
 """Keys (columns, JSON keys, log fields) whose values are user ids."""
-ORG_KEYS = ("org_id",)
+ORG_KEYS = (C.ORG_ID,)
 """Keys whose values are organisation ids."""
-FILE_NAME_KEYS = ("filename", "original_file_name", "file_name")
+FILE_NAME_KEYS = (C.FILENAME, C.ORIGINAL_FILE_NAME, "file_name")
 """Keys whose values are uploaded file names. A ``filename`` ending in ``.py`` is structlog's call
 site (the Python module that logged), not an upload, and is kept."""
 ESSAY_TEXT_FIELDS = ("text", "content", "essay_text", "content_data")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from huledu_forensics import model
+from huledu_forensics import _fields, model
 from huledu_forensics.model import columns
 from huledu_forensics.simulate import ddl
 
@@ -131,8 +131,11 @@ def test_the_check_catches_a_kit_word_compared_with_a_status_column(tmp_path: Pa
     assert _literals(bad) == [(2, "failed"), (3, "pending"), (4, "completed")]
 
 
-def test_the_model_names_only_columns_and_labels_it_declares() -> None:
-    """A named column or status that HuleEdu does not have would make the check above vacuous for it."""
+def test_the_named_columns_and_labels_are_huleedus() -> None:
+    """A named column or status HuleEdu does not have would be a constant no check covers; and
+    ``_fields.py``, exempt from the check, holds only kit names that collide with a HuleEdu column."""
     named = {getattr(columns, n) for n in columns.__all__ if isinstance(getattr(columns, n), str)}
     assert named <= COLUMNS, named - COLUMNS
+    kit = {getattr(_fields, n) for n in _fields.__all__ if isinstance(getattr(_fields, n), str)}
+    assert kit <= COLUMNS, f"_fields.py is for kit names that equal HuleEdu columns only: {kit - COLUMNS}"
     assert _named_statuses() <= {label for labels in LABEL_SETS for label in labels}

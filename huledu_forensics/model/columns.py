@@ -53,4 +53,10 @@ CONTENT_METADATA = "content_metadata"
 VALIDATION_ERROR_CODE = "validation_error_code"
 ERROR_MESSAGE = "error_message"
 
+# ---- personal data (redact.py rewrites their values)
+USER_ID = "user_id"
+ORG_ID = "org_id"
+FILENAME = "filename"
+ORIGINAL_FILE_NAME = "original_file_name"
+
 __all__ = sorted(n for n in dir() if n.isupper() and not n.startswith("_"))
