@@ -2,9 +2,10 @@
 
 The kit reads rows of the tables in :data:`~.services.TABLES` by these names; the layouts with their
 types are the schema the simulator builds (SYSTEM.md §1.2-§1.4, §2.1). A test checks that every name
-here is a column of some table there. Where a kit frame carries a HuleEdu value under HuleEdu's own
-name (the timeline's ``batch_id``, the essays frame's ``current_status``), it uses the constant too:
-the name is HuleEdu's, so it changes with HuleEdu.
+here is a column of some table there. A kit frame that projects one table (progress's essays and
+pending frames) keeps that table's names, from here. The kit's own frames and documents that share a
+name with a column (the timeline's ``batch_id``, verdict.json's) are the kit's format and do not follow
+HuleEdu: they read it from :mod:`huledu_forensics._fields`.
 """
 
 from __future__ import annotations
