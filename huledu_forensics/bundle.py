@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import _fields as F
 from ._time import parse_utc, utcnow
 from ._version import __version__
 from .errors import BundleInvalid, BundleNotFound
@@ -207,7 +208,7 @@ class BundleWriter:
             "format_version": BUNDLE_FORMAT_VERSION,
             "tool": "huledu-forensics",
             "tool_version": __version__,
-            "created_at": utcnow().isoformat(),
+            F.CREATED_AT: utcnow().isoformat(),
             "collected_at": (collected_at or utcnow()).isoformat(),
             "scope": scope,
             "window": {"since": since.isoformat() if since else None,

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, ScopeError, SourceUnavailable
 from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
+from .model import columns as C
 from .model import names as N
 from .profiles import Profile
 from .safety import printable
@@ -187,10 +189,10 @@ def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataF
     """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
     if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
         return
-    idcol = "id" if key == N.BATCHES else "batch_id"
-    if idcol not in frame.columns or "created_at" not in frame.columns:
+    idcol = C.ID if key == N.BATCHES else C.BATCH_ID
+    if idcol not in frame.columns or C.CREATED_AT not in frame.columns:
         return
-    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, "created_at"].dropna()
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, C.CREATED_AT].dropna()
     if hit.empty:
         return
     t = parse_utc(hit.min())
@@ -202,12 +204,12 @@ def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataF
 def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
     """When the requested id is a batch id (or BOS's batch correlation), read its registration time up
     front with indexed lookups, so even the first round's JSON-payload scans are time-bounded."""
-    lookups = ((N.BATCHES, "id", "correlation_id"), (N.TRACKERS, "batch_id", None))
+    lookups = ((N.BATCHES, C.ID, C.CORRELATION_ID), (N.TRACKERS, C.BATCH_ID, None))
     times = []
     for (db, table), key, alt in lookups:
         src = sources.get(db)
         cols = src.columns(table) if src is not None else None
-        if src is None or not cols or key not in cols or "created_at" not in cols:
+        if src is None or not cols or key not in cols or C.CREATED_AT not in cols:
             continue
         cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
         try:
@@ -554,7 +556,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
                 say(f"done: nothing found{extra}; the bundle records the missing sources")
                 return writer.finish(
                     scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
-                           "batch_id": None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
+                           F.BATCH_ID: None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
                     window=(t_since, t_until), collected_at=utcnow(),
                     origin={"kind": "live", "profile": profile.describe()})
             raise ScopeError(f"No row or log line mentions '{printable(any_id, 80)}' in profile '{profile.name}'{extra}. "
@@ -563,7 +565,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
             f"{sum(len(v) for v in state.ids.values())} id(s)")
         return writer.finish(
             scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
-                   "batch_id": state.batch, "other_batches": sorted(state.other_batches),
+                   F.BATCH_ID: state.batch, "other_batches": sorted(state.other_batches),
                    "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),
             origin={"kind": "live", "profile": profile.describe()})

@@ -11,6 +11,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from . import _fields as F
 from . import logs as logmod
 from . import model
 from ._time import parse_utc
@@ -153,7 +154,7 @@ def _scope_logs(all_logs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     if all_logs.empty:
         return all_logs
     ids = scope.all_ids
-    typed = [c for c in ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id",
+    typed = [c for c in (F.BATCH_ID, F.CORRELATION_ID, F.ESSAY_ID, F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID,
                          "event_id", "outbox_id") if c in all_logs.columns]
     lg = all_logs.reset_index(drop=True)
     keyed = pd.Series(False, index=lg.index)

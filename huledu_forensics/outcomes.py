@@ -30,6 +30,7 @@ from typing import cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing, records
 from .model import handlers as H
@@ -44,7 +45,7 @@ RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
-_ID_COLS = ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id")
+_ID_COLS = F.ID_FIELDS
 
 
 def _s(v: object) -> str:
@@ -73,14 +74,14 @@ class _Run:
             v = normalise_id(row.get(c))
             if v:
                 self.ids.add(v)
-                if c == "batch_id":
+                if c == F.BATCH_ID:
                     self.batch_ids.add(v)
-                elif c == "correlation_id":
+                elif c == F.CORRELATION_ID:
                     self.correlation_ids.add(v)
 
     def conflicts(self, row: dict[str, object]) -> bool:
-        b = normalise_id(row.get("batch_id"))
-        c = normalise_id(row.get("correlation_id"))
+        b = normalise_id(row.get(F.BATCH_ID))
+        c = normalise_id(row.get(F.CORRELATION_ID))
         return bool((b and self.batch_ids and b not in self.batch_ids)
                     or (c and self.correlation_ids and c not in self.correlation_ids))
 
@@ -169,7 +170,7 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
         specific = False
         if (loop.generic_start and msg.strip() == loop.generic_start
                 and _logger_in(logger, loop.generic_loggers)):
-            et = _s(row.get("event_type")) or _s(row.get("topic"))
+            et = _s(row.get(F.EVENT_TYPE)) or _s(row.get("topic"))
             topic = et if et in handlers else None
         else:
             for h in handlers.values():

@@ -21,9 +21,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import NotebookRenderer
 
+from . import _fields as F
 from . import model
 from ._fastimport import without_iri_checker
 from ._time import parse_utc
+from .model import columns as C
 
 if TYPE_CHECKING:  # annotations only: the plots read an investigation, they never build one
     from .investigation import Investigation
@@ -222,7 +224,7 @@ def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
     topics = tl[[bool(_text(t)) for t in tl["topic"]]]
     if topics.empty:
         return xs, ys, hover
-    keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics["correlation_id"])]
+    keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics[F.CORRELATION_ID])]
     topics = topics.assign(v_key=keys)  # type: ignore[arg-type]  # stubs: a list of tuples is a column
     for key, part in topics.sort_values("ts").groupby("v_key", sort=False):
         topic, corr = cast(tuple[str, str], key)
@@ -268,7 +270,7 @@ def swimlane(inv: Investigation, *, focus: bool = True) -> go.Figure:
     tl = tl[tl["ts"].notna()]
     if tl.empty:
         return _empty_figure(title, "Timeline rows have no usable timestamps.")
-    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service", "correlation_id"):
+    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service", F.CORRELATION_ID):
         if col not in tl.columns:
             tl[col] = None
     tl["lane"] = [(_text(v) or "(unknown)") for v in tl["lane"]]
@@ -552,7 +554,7 @@ def _awaited_text(awaited: Any) -> str:
 
 def _expected_count(inv: Investigation) -> int | None:
     progress = getattr(inv, "progress", None)
-    for attr in ("expected_count", "expected_essay_count", "expected_essays"):
+    for attr in (C.EXPECTED_COUNT, "expected_essay_count", "expected_essays"):
         v = getattr(progress, attr, None)
         if v is not None and not isinstance(v, (pd.DataFrame, list, set, dict)):
             try:
@@ -560,7 +562,7 @@ def _expected_count(inv: Investigation) -> int | None:
             except (TypeError, ValueError):
                 pass
     bundle = getattr(inv, "bundle", None)
-    batch_id = getattr(getattr(inv, "scope", None), "batch_id", None)
+    batch_id = getattr(getattr(inv, "scope", None), F.BATCH_ID, None)
     if bundle is None or not batch_id:
         return None
     for (db, name), tbl in model.TABLES.items():
@@ -573,7 +575,7 @@ def _expected_count(inv: Investigation) -> int | None:
             continue
         if frame is None or frame.empty:
             continue
-        count_cols = [c for c in ("expected_count", "expected_essay_count") if c in frame.columns]
+        count_cols = [c for c in (C.EXPECTED_COUNT, "expected_essay_count") if c in frame.columns]
         if not count_cols:
             continue
         rows = frame[frame[batch_cols[0]].astype(str) == str(batch_id)]
@@ -599,7 +601,7 @@ def essay_slots(inv: Investigation) -> go.Figure:
     essays = _frame(progress, "essays")
     pending = _frame(progress, "pending")
     expected = _expected_count(inv)
-    n_essays = int(essays["current_status"].notna().sum()) if "current_status" in essays.columns else 0
+    n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
     title = (f"Essays and slots — ELS holds {n_essays} essay row(s), "
              f"expected {expected if expected is not None else '?'}, pending content {len(pending)}")
     if essays.empty and pending.empty:
@@ -611,11 +613,11 @@ def essay_slots(inv: Investigation) -> go.Figure:
     categories: list[str] = []
     if not essays.empty:
         essays = essays.reset_index(drop=True).copy()
-        for col in ("essay_id", "current_status", "text_storage_id", "created_at", "updated_at"):
+        for col in (C.ESSAY_ID, C.CURRENT_STATUS, C.TEXT_STORAGE_ID, C.CREATED_AT, C.UPDATED_AT):
             if col not in essays.columns:
                 essays[col] = None
-        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays["current_status"]]
-        essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays["essay_id"]]
+        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays[C.CURRENT_STATUS]]
+        essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays[C.ESSAY_ID]]
         essays["v_hover"] = [
             "<br>".join((f"<b>essay {_text(r.essay_id)}</b>", f"status: {r.v_status}",
                          f"text_storage_id: {_text(r.text_storage_id) or '(none)'}",
@@ -633,13 +635,13 @@ def essay_slots(inv: Investigation) -> go.Figure:
                 hoverinfo="text"))
     if not pending.empty:
         pending = pending.reset_index(drop=True).copy()
-        for col in ("text_storage_id", "created_at", "file_upload_id"):
+        for col in (C.TEXT_STORAGE_ID, C.CREATED_AT, C.FILE_UPLOAD_ID):
             if col not in pending.columns:
                 pending[col] = None
         label = "pending content (no slot)"
         categories.append(label)
         xs = [f"{_text(t)[:8]}…" if len(_text(t)) > 9 else (_text(t) or f"#{i}")
-              for i, t in enumerate(pending["text_storage_id"])]
+              for i, t in enumerate(pending[C.TEXT_STORAGE_ID])]
         fig.add_trace(go.Scatter(
             x=xs, y=[label] * len(pending), mode="markers", name="pending content",
             marker={"size": 14, "symbol": "diamond-open", "color": "#ef6c00", "line": {"width": 2}},
@@ -689,7 +691,7 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
          "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
-        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, "published_at", None)),
+        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, F.PUBLISHED_AT, None)),
          "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
         {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
          "detail": _consumed_detail(awaited, consumer, topic)},

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing
 from ._version import __version__
@@ -36,6 +37,7 @@ from .bundle import Bundle
 from .errors import ConfigError
 from .evidence import payload, records
 from .investigation import Investigation, investigate
+from .model import columns as C
 from .model import names as N
 from .rules import Finding
 from .safety import markdown_safe, printable
@@ -103,7 +105,7 @@ def default_id(bundle: str | Path | Bundle) -> str:
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     scope = b.manifest.get("scope") or {}
     target = scope.get("target") or {}
-    for v in (target.get("batch_id") if isinstance(target, dict) else None, scope.get("requested_id")):
+    for v in (target.get(F.BATCH_ID) if isinstance(target, dict) else None, scope.get("requested_id")):
         if v:
             return str(v)
     raise ConfigError(f"Bundle {b.path} names no target id in its manifest; pass --id with a batch, "
@@ -116,15 +118,15 @@ def _correlations(inv: Investigation) -> tuple[list[str], list[str]]:
     ev = inv.evidence
     reg: list[str] = []
     tr = ev.tracker()
-    if tr and tr.get("correlation_id"):
-        reg.append(str(tr["correlation_id"]).lower())
+    if tr and tr.get(C.CORRELATION_ID):
+        reg.append(str(tr[C.CORRELATION_ID]).lower())
     for key in (N.FILE_UPLOADS,):
         df = ev.batch_rows(key)
-        if not df.empty and "correlation_id" in df.columns:
-            reg += [str(c).lower() for c in df["correlation_id"].dropna().unique()]
+        if not df.empty and C.CORRELATION_ID in df.columns:
+            reg += [str(c).lower() for c in df[C.CORRELATION_ID].dropna().unique()]
     reg_outbox = ev.outbox_for_batch(N.T_REGISTERED)
     for r in records(reg_outbox) if not reg_outbox.empty else []:
-        c = payload(r.get("event_data")).get("correlation_id")
+        c = payload(r.get(C.EVENT_DATA)).get(C.CORRELATION_ID)
         if c:
             reg.append(str(c).lower())
     reg = list(dict.fromkeys(reg))
@@ -172,9 +174,9 @@ def _key_events(inv: Investigation) -> pd.DataFrame:
     ref = t["ref"].astype(object).fillna("").astype(str) if "ref" in t.columns else pd.Series("", index=t.index)
     kind = t["kind"].astype(str)
     level = t["level"].astype(str)
-    keyed = t["batch_id"].notna() | t["correlation_id"].notna()
+    keyed = t[F.BATCH_ID].notna() | t[F.CORRELATION_ID].notna()
     structural = kind.isin(["row", "outbox_created", "outbox_published"]) & (
-        t["batch_id"].notna() | t["topic"].notna())
+        t[F.BATCH_ID].notna() | t["topic"].notna())
     bad = level.isin(["error", "critical"])
     head_msgs = tuple(m for h in model.handlers.HANDLERS for m in h.start)
     label = t["label"].astype(object).fillna("").astype(str)
@@ -281,7 +283,7 @@ def _docker_logs(inv: Investigation, container: str, row: dict[str, Any] | None)
     scope_ids = inv.scope.all_ids
     needle = None
     if row is not None:
-        for col in ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id"):
+        for col in F.ID_FIELDS:
             v = row.get(col)
             if isinstance(v, str) and v.lower() in scope_ids:
                 needle = v.lower()

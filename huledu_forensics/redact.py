@@ -37,6 +37,7 @@ from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import BundleInvalid, ConfigError, ForensicsError
@@ -407,7 +408,7 @@ def redact_bundle(src: str | Path | Bundle, dst: str | Path, *, hash_ids: bool =
             "org_ids": red.counts["org"],
             "file_names": red.counts["file"],
             "essay_text_fields_removed": red.dropped_fields,
-            "source_bundle_created_at": manifest.get("created_at"),
+            "source_bundle_created_at": manifest.get(F.CREATED_AT),
         }
         scope = json.loads(red.text(json.dumps(manifest.get("scope") or {})))
         out = w.finish(scope=scope, window=bundle.window, collected_at=bundle.collected_at, origin=origin)

@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import _fields as F
 from ._time import parse_option_time, parse_utc
 from .bundle import Bundle, write_world_bundle
 from .errors import (
@@ -192,7 +193,7 @@ def verdict_summary(verdict: dict[str, Any]) -> str:
         return Verdict(dict(verdict)).summary_text()
     except Exception:  # noqa: BLE001 - fall back to the minimal rendering below
         pass
-    lines = [f"batch {verdict.get('batch_id') or '?'} ({verdict.get('flow') or '?'} flow): "
+    lines = [f"batch {verdict.get(F.BATCH_ID) or '?'} ({verdict.get('flow') or '?'} flow): "
              f"{'healthy' if verdict.get('healthy') else verdict.get('status') or 'not healthy'}"]
     state = verdict.get("current_state")
     step = verdict.get("current_step")

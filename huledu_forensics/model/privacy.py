@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import columns as C
 from .services import BOS_DB, TABLES
 
 __all__ = ["COMPOSED_NAMES", "ESSAY_TEXT_FIELDS", "FILE_NAME_KEYS", "ORG_KEYS", "USER_KEYS", "ComposedName"]
 
-USER_KEYS: tuple[str, ...] = ("user_id",)
+USER_KEYS: tuple[str, ...] = (C.USER_ID,)
 """Keys (columns, JSON keys, log fields) whose values are user ids."""
 
-ORG_KEYS: tuple[str, ...] = ("org_id",)
+ORG_KEYS: tuple[str, ...] = (C.ORG_ID,)
 """Keys whose values are organisation ids."""
 
-FILE_NAME_KEYS: tuple[str, ...] = ("filename", "original_file_name", "file_name")
+FILE_NAME_KEYS: tuple[str, ...] = (C.FILENAME, C.ORIGINAL_FILE_NAME, "file_name")
 """Keys whose values are uploaded file names (they may carry student names). A ``filename`` ending in
 ``.py`` is structlog's call site (the Python module that logged), not an upload."""
 
