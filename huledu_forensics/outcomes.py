@@ -145,10 +145,27 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
             "outcome": outcome, "cause": cause, "detail": detail[:300],
             "batch_ids": tuple(sorted(run.batch_ids)), "correlation_ids": tuple(sorted(run.correlation_ids)),
             "ids": frozenset(run.ids), "partition": part, "offset": off,
-            "offset_not_committed": offset_line is not None or (outcome == "failed"
-                                                                and not loop.offset_not_committed),
+            "offset_not_committed": offset_line is not None or (
+                outcome == "failed" and not loop.offset_not_committed and not loop.commits_on_failure),
             "refs": refs, "ref_times": [r.get("ts") for r in keep], "first_ref": refs[0],
             "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines]}
+
+
+def _named_topic(row: dict[str, object]) -> str:
+    return _s(row.get("topic")) or _s(row.get("event_type"))
+
+
+def _refusal_topic(row: dict[str, object], msg: str, loop: H.ConsumerLoop,
+                   handlers: dict[str, H.Handler]) -> str | None:
+    """The topic of a loop-level duplicate or failure line that names one of the loop's topics: the
+    idempotency check and the consumer loop refuse or fail an event before (or without) its handler's
+    start line, so such a line opens the handling itself."""
+    topic = _named_topic(row)
+    if topic not in handlers:
+        return None
+    if any(msg.startswith(m) for m in (*loop.duplicate, *loop.failed)):
+        return topic
+    return None
 
 
 def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, object]]:
@@ -177,6 +194,9 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
                 if h.start and _logger_in(logger, h.loggers) and msg.startswith(h.start):
                     topic, specific = h.topic, True
                     break
+        if topic is None and (cur is None or (ts - cur.last).total_seconds() > _GAP_S
+                              or cur.topic != _named_topic(row)):
+            topic = _refusal_topic(row, msg, loop, handlers)
         if topic is not None:
             if (specific and cur is not None and cur.topic == topic and not cur.specific
                     and (ts - cur.start).total_seconds() <= _JOIN_S):

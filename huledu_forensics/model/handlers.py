@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .names import M_DUPLICATE, M_NOT_READY, M_OFFSET_NOT_COMMITTED, M_PIPELINE_REQUEST, M_STATUS_UPDATE_FAILED
+from .services import SERVICES
 from .topics import TOPICS
 
 __all__ = ["CONSUMER_LOOPS", "HANDLERS", "ConsumerLoop", "Handler", "handlers_for"]
@@ -31,6 +32,7 @@ EXCEPTION = "exception"
 NO_SLOT = "no_slot"
 DENIED = "denied"
 STATUS_WRITE_SWALLOWED = "status_write_swallowed"
+ESSAY_FAILED = "essay_failed"  # one essay of a batch event failed; the handler carried on with the rest
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class ConsumerLoop:
     # error lines the handler logs and then carries on from (the offset is committed): the handling
     # stays ``handled``, with this cause
     swallowed: tuple[tuple[str, str], ...] = ()
+    # the loop commits the offset after a failed handling too (it logs the error and moves on), so a
+    # failure is not redelivered; without this a failure with no offset marker counts as uncommitted
+    commits_on_failure: bool = False
+    source: str = "SYSTEM.md §2.6"
 
 
 _RELAY = ("outbox", "outbox_repository", "shared.outbox_manager")
@@ -100,6 +106,108 @@ CONSUMER_LOOPS: dict[str, ConsumerLoop] = {
         foreign_loggers=(*_RELAY, "els.app", "els.api", "essay_lifecycle_service.api"),
     ),
 }
+
+
+def _app(service: str) -> str:
+    """The container whose process runs ``service``'s Kafka consumer (its only container if the
+    model names no consumer container)."""
+    svc = SERVICES[service]
+    return svc.consumer_container or svc.containers[0]
+
+
+# the shared idempotency decorator (idempotency_v2) skips a redelivered or concurrently claimed
+# event before the handler logs anything, on its own logger, with the event's topic in ``extra``
+_IDEMPOTENCY_SKIPS = (M_DUPLICATE, "RACE_CONDITION_LOST")
+_IDEMPOTENCY_RELEASED = "Processing failed: Releasing idempotency lock for retry"  # SYSTEM.md §2.5
+_IDEMPOTENCY_SRC = "libs/huleedu_service_libs/src/huleedu_service_libs/idempotency_v2.py@087b4f48"
+
+CONSUMER_LOOPS.update({
+    # one topic besides the LLM callbacks; False return: warning, offset not committed; exception in
+    # the loop: error, not committed
+    "cj": ConsumerLoop(
+        service="cj", container=_app("cj"),
+        generic_start=None, generic_loggers=("cj_assessment.kafka.consumer",),
+        handled=("CJ assessment message processed successfully",),
+        failed=("Message processing failed, not committing", "Error processing message:",
+                "Error processing CJ assessment message", "Failed to parse CJ assessment message",
+                _IDEMPOTENCY_RELEASED),
+        offset_not_committed=("Message processing failed, not committing", "Error processing message:"),
+        duplicate=(*_IDEMPOTENCY_SKIPS, "Duplicate message skipped, not committing offset"),
+        unknown_type=("Received message from unknown topic",),
+        foreign_loggers=_RELAY,
+        source=f"services/cj_assessment_service/kafka_consumer.py@055c3f16; {_IDEMPOTENCY_SRC}",
+    ),
+    # the handler logs an error, publishes a failed result and returns True; the loop commits every
+    # message, failed or not
+    "spellchecker": ConsumerLoop(
+        service="spellchecker", container=_app("spellchecker"),
+        generic_start=None, generic_loggers=("spell_checker.kafka.consumer",),
+        handled=(),
+        failed=("Structured error processing message offset", "Unhandled error processing message offset",
+                _IDEMPOTENCY_RELEASED),
+        offset_not_committed=(),
+        duplicate=_IDEMPOTENCY_SKIPS,
+        unknown_type=(),
+        foreign_loggers=_RELAY,
+        commits_on_failure=True,
+        source=f"services/spellchecker_service/kafka_consumer.py@e8eef027; {_IDEMPOTENCY_SRC}",
+    ),
+    # commits after success, failure and duplicate alike; deserialisation failures are acknowledged
+    "ras": ConsumerLoop(
+        service="ras", container=_app("ras"),
+        generic_start=None, generic_loggers=("result_aggregator.kafka_consumer",),
+        handled=(),
+        failed=("Failed to process message", "Processing failed with an unexpected error",
+                "Failed to deserialize or validate message", _IDEMPOTENCY_RELEASED),
+        offset_not_committed=(),
+        duplicate=_IDEMPOTENCY_SKIPS,
+        unknown_type=("Unhandled topic:",),
+        foreign_loggers=_RELAY,
+        commits_on_failure=True,
+        source=f"services/result_aggregator_service/kafka_consumer.py@05b45628; {_IDEMPOTENCY_SRC}",
+    ),
+    # handlers log only their result; an exception is logged with the topic and not committed
+    "bcs": ConsumerLoop(
+        service="bcs", container=_app("bcs"),
+        generic_start=None, generic_loggers=("bcs.kafka_consumer",),
+        handled=(),
+        failed=("Error handling message from topic", "Error processing message:", _IDEMPOTENCY_RELEASED),
+        offset_not_committed=("Error processing message:",),
+        duplicate=_IDEMPOTENCY_SKIPS,
+        unknown_type=("Unknown topic:",),
+        foreign_loggers=_RELAY,
+        source=f"services/batch_conductor_service/kafka_consumer.py@d695af45; {_IDEMPOTENCY_SRC}",
+    ),
+    # the event router logs a generic "Processing event" with the event type, then the result
+    "cms": ConsumerLoop(
+        service="cms", container=_app("cms"),
+        generic_start="Processing event", generic_loggers=("class_management_service.event_processor",),
+        handled=("Event processed successfully",),
+        failed=("Event processing failed", "Failed to process message, not committing offset",
+                "Error processing message", "Failed to parse Kafka message", _IDEMPOTENCY_RELEASED),
+        offset_not_committed=("Failed to process message, not committing offset", "Error processing message"),
+        duplicate=(*_IDEMPOTENCY_SKIPS, "Duplicate message skipped, committing offset"),
+        unknown_type=("No handler found for event type",),
+        foreign_loggers=_RELAY,
+        swallowed=(("Failed to process suggestions for essay", ESSAY_FAILED),),
+        source=("services/class_management_service/kafka_consumer.py@0bc811d6, event_processor.py@5e4d3efb; "
+                + _IDEMPOTENCY_SRC),
+    ),
+    # commits every message, failed or not
+    "nlp": ConsumerLoop(
+        service="nlp", container=_app("nlp"),
+        generic_start=None, generic_loggers=("nlp_service.kafka.consumer",),
+        handled=(),
+        failed=("Error processing message offset", _IDEMPOTENCY_RELEASED),
+        offset_not_committed=(),
+        duplicate=_IDEMPOTENCY_SKIPS,
+        unknown_type=(),
+        foreign_loggers=_RELAY,
+        swallowed=(("Failed to process essay", ESSAY_FAILED),),
+        commits_on_failure=True,
+        source=f"services/nlp_service/kafka_consumer.py@c7653fa7; {_IDEMPOTENCY_SRC}",
+    ),
+})
 
 _BOS_IMPL = "services/batch_orchestrator_service/implementations/"  # in paunchygent/huleedu
 
@@ -150,11 +258,72 @@ HANDLERS: tuple[Handler, ...] = (
       ("Processing CJ assessment completion",)),
     H("els", "huleedu.batch.nlp.initiate.command.v2", ("nlp_command_handler",), ()),
     H("els", "huleedu.batch.nlp.analysis.completed.v1", ("nlp_result_handler",), ()),
+    # ---- CJ assessment (one start line with topic:partition:offset, then the request's ids)
+    H("cj", "huleedu.els.cj_assessment.requested.v1", ("event_processor",),
+      ("Processing CJ assessment message:", "Received CJ assessment request from ELS"),
+      source="services/cj_assessment_service/event_processor.py@055c3f16"),
+    # ---- spellchecker (log_event_processing binds the envelope's ids)
+    H("spellchecker", "huleedu.essay.spellcheck.requested.v1", ("spellchecker_service.event_processor",),
+      ("Received spellcheck request",),
+      source="services/spellchecker_service/event_processor.py@3cfe6616"),
+    # ---- result aggregator (one logger per handler class; the older event_processor_impl.py logged
+    # the same messages on result_aggregator.event_processor)
+    H("ras", "huleedu.batch.essays.registered.v1",
+      ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
+      ("Processing batch registration",),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+    H("ras", "huleedu.els.batch.phase.outcome.v1",
+      ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
+      ("Processing batch phase outcome",),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+    H("ras", "huleedu.batch.pipeline.completed.v1",
+      ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
+      ("Processing pipeline completion",),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+    H("ras", "huleedu.els.essay.slot.assigned.v1",
+      ("result_aggregator.assessment_handler", "result_aggregator.event_processor"),
+      ("Processing essay slot assignment",),
+      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200"),
+    H("ras", "huleedu.assessment.result.published.v1",
+      ("result_aggregator.assessment_handler", "result_aggregator.event_processor"),
+      ("Processing assessment results",),
+      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200"),
+    H("ras", "huleedu.essay.spellcheck.results.v1", ("result_aggregator.spellcheck_handler",),
+      ("Processing rich spellcheck result",),
+      source="services/result_aggregator_service/implementations/spellcheck_event_handler.py@067fad19"),
+    # ---- batch conductor (no start line: each handler logs only its result, per essay or batch)
+    H("bcs", "huleedu.batch.spellcheck.phase.completed.v1", ("bcs.kafka_consumer",),
+      ("Recorded spellcheck phase completion for essay", "Failed to record spellcheck phase completion",
+       "Error handling spellcheck phase completed"),
+      dropped=(("might already be recorded", DUPLICATE),),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+    H("bcs", "huleedu.cj_assessment.completed.v1", ("bcs.kafka_consumer",),
+      ("Recorded CJ assessment completion for essay", "Recorded CJ assessment failure for essay",
+       "Failed to record CJ assessment", "Error processing CJ assessment completion"),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+    H("bcs", "huleedu.els.batch.phase.outcome.v1", ("bcs.kafka_consumer",),
+      ("Recorded phase ", "Failed to record phase completion for batch",
+       "Error processing ELS batch phase outcome"),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+    # ---- class management
+    H("cms", "huleedu.batch.author.matches.suggested.v1",
+      ("class_management_service.batch_author_matches_handler",),
+      ("Processing batch author matches for batch",),
+      source="services/class_management_service/implementations/batch_author_matches_handler.py@164a7476"),
+    # ---- NLP (command handlers, one logger each)
+    H("nlp", "huleedu.batch.student.matching.requested.v1",
+      ("nlp_service.command_handlers.essay_student_matching",),
+      ("Processing Phase 1 student matching for batch",),
+      source="services/nlp_service/command_handlers/essay_student_matching_handler.py@0bc811d6"),
+    H("nlp", "huleedu.batch.nlp.processing.requested.v2", ("nlp_service.command_handlers.batch_nlp_analysis",),
+      ("Processing Phase 2 NLP analysis",),
+      source="services/nlp_service/command_handlers/batch_nlp_analysis_handler.py@e27d7353"),
 )
 del H
 
 for _h in HANDLERS:  # a handler for a topic the model does not know is a typo
     assert _h.topic in TOPICS and _h.service in TOPICS[_h.topic].consumers, _h
+    assert _h.service in CONSUMER_LOOPS, _h  # every handler runs in a known consumer process
 
 
 def handlers_for(service: str) -> dict[str, Handler]:
