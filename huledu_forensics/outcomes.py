@@ -14,12 +14,17 @@ outcome:
 - ``dropped``: the handler refused the event (``wrong_state``, ``duplicate``, ``unknown_type``,
   ``denied``);
 - ``failed``: an exception or a False return (``exception``, ``no_slot``), usually with the offset
-  not committed.
+  not committed (not for loops that commit after a failure, ``ConsumerLoop.commits_on_failure``).
+
+A loop-level duplicate or failure line that names one of the loop's topics opens a run of its own
+when no run of that topic is open: the idempotency check refuses a redelivered event before its
+handler logs anything.
 
 :func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
 published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
 run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
-empty or ending before the publication).
+empty or ending before the publication, or not one handling of any event recognised in the
+consumer's whole log, so the kit cannot tell silence from a log format it does not know).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
+_RECOGNISED = "recognised_containers"
 _ID_COLS = F.ID_FIELDS
 
 
@@ -152,7 +158,7 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
 
 
 def _named_topic(row: dict[str, object]) -> str:
-    return _s(row.get("topic")) or _s(row.get("event_type"))
+    return _s(row.get("topic")) or _s(row.get(F.EVENT_TYPE))
 
 
 def _refusal_topic(row: dict[str, object], msg: str, loop: H.ConsumerLoop,
@@ -249,7 +255,11 @@ def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     for c in ("started_at", "ended_at"):
         df[c] = pd.to_datetime(df[c], utc=True)
-    return df.sort_values("started_at", kind="stable").reset_index(drop=True)
+    df = df.sort_values("started_at", kind="stable").reset_index(drop=True)
+    # the consumer containers in which the kit recognised at least one handling (of any batch); it
+    # travels with every row selection of this frame (pandas keeps ``attrs``), see consumption()
+    df.attrs[_RECOGNISED] = frozenset(str(c) for c in df["container"].unique())
+    return df
 
 
 def runs_for_scope(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
@@ -325,6 +335,13 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         if (published_at is not None and container_last is not None
                 and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
             return Consumption("unknown", f"the logs of {container} end before the event was published")
+        recognised = runs.attrs.get(_RECOGNISED)
+        if recognised is not None and container not in recognised:
+            # not one handling of any event in the whole log: the consumer never got an event, or this
+            # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess
+            return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
+                               f"{container}: {consumer} never handled anything, or its handlers log "
+                               "differently from the kit's knowledge (model/handlers.py)")
         return Consumption("no", f"{container} logged no handling of {topic} for this batch"
                            + (" after its publication" if published_at is not None else ""))
     rs = records(mine)
