@@ -119,6 +119,8 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
                 outcome, cause, detail = "failed", hit, msg
         if any(msg.startswith(m) for m in loop.offset_not_committed):
             offset_line = offset_line or r
+        if handler is not None and any(frag in msg for frag in handler.reported_errors):
+            continue  # an error-level line that reports the event's content, not a failure
         swallowed = next((c for frag, c in loop.swallowed if msg.startswith(frag)), None)
         if swallowed:
             if outcome == "handled" and cause is None:

@@ -88,9 +88,8 @@ STARTS = [
 def test_every_consumer_topic_pair_has_knowledge_but_the_honest_gaps() -> None:
     missing = {(c, t.name) for t in model.TOPICS.values() for c in t.consumers
                if t.name not in H.handlers_for(c)}
-    # BOS's validation-errors handler and the entitlements service: no log facts (see the report)
-    assert missing == {("bos", "huleedu.els.batch.validation.errors.v1"),
-                       ("entitlements", "huleedu.resource.consumption.v1")}
+    # the entitlements service: the model knows no container and the kit no log lines of it
+    assert missing == {("entitlements", "huleedu.resource.consumption.v1")}
     assert {(s, t) for s, t, *_ in STARTS} == {
         (h.service, h.topic) for h in H.HANDLERS if h.service not in ("bos", "els")}
 
@@ -216,3 +215,20 @@ def test_corpus_cj_lines_unlike_huleedus_source_give_unknown_not_a_wrong_no() ->
     c = consumption(runs, "huleedu.els.cj_assessment.requested.v1", "cj", published_at=None,
                     containers=list(b.containers), has_logs=True, container_lines=100, container_last=None)
     assert c.state == "unknown" and "recognises no handling" in c.reason
+
+
+def test_bos_validation_errors_reported_at_error_level_are_a_handled_event() -> None:
+    logger = "bos.handlers.batch_validation_errors"
+    topic = "huleedu.els.batch.validation.errors.v1"
+    lines = [_line(0, logger, f"Received BatchValidationErrors for batch {BATCH}", correlation_id=CID),
+             _line(0.1, logger, f"Essay validation failed for batch {BATCH}", "error", batch_id=BATCH,
+                   essay_id=ESSAY),
+             _line(0.2, logger, f"Batch {BATCH} encountered critical failure - no essays succeeded",
+                   "critical", batch_id=BATCH)]
+    state, _reason, runs = _consumption("bos", topic, lines)
+    assert state == "yes"
+    (run,) = runs.to_dict("records")
+    assert (run["topic"], run["outcome"], run["cause"]) == (topic, "handled", None)
+    failing = [*lines[:1], _line(0.1, logger, "Error handling BatchValidationErrors message: boom", "error")]
+    (run,) = _runs("bos", failing).to_dict("records")
+    assert (run["outcome"], run["cause"]) == ("failed", H.EXCEPTION)

@@ -41,7 +41,9 @@ class Handler:
 
     ``loggers``: the handler's logger names; ``start``: message prefixes (on those loggers) that open a
     handling; ``dropped``: ``(message fragment, cause)`` pairs meaning the handler refused the event;
-    ``failed``: ``(message fragment, cause)`` pairs meaning it failed for a known reason.
+    ``failed``: ``(message fragment, cause)`` pairs meaning it failed for a known reason;
+    ``reported_errors``: fragments of error-level lines the handler writes to report what the event
+    says (BOS logs each validation failure it receives), which are not a failure of the handling.
     """
 
     service: str
@@ -51,6 +53,7 @@ class Handler:
     dropped: tuple[tuple[str, str], ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
     source: str = "SYSTEM.md §5.3"
+    reported_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,11 @@ HANDLERS: tuple[Handler, ...] = (
       ("Received ELS batch phase outcome", "Handling phase conclusion"), _WRONG_STATE,
       source=f"SYSTEM.md §4.3; {_BOS_IMPL}els_batch_phase_outcome_handler.py, "
              f"{_BOS_IMPL}pipeline_phase_coordinator_impl.py [code]"),
+    H("bos", "huleedu.els.batch.validation.errors.v1", ("bos.handlers.batch_validation_errors",),
+      ("Received BatchValidationErrors for batch",),
+      source=f"{_BOS_IMPL}batch_validation_errors_handler.py [code]",
+      reported_errors=("Essay validation failed for batch",
+                       "encountered critical failure - no essays succeeded")),
     # ---- ELS worker (a generic "Processing event" line opens every handling; SYSTEM.md §5.3)
     H("els", "huleedu.batch.essays.registered.v1", ("batch_coordination_handler",),
       ("Processing BatchEssaysRegistered event",)),
