@@ -2,7 +2,8 @@
 
 SYSTEM.md §2.5 (idempotency outcomes), §2.6 (offset semantics), §4.1-§4.2 (BOS handlers and their
 state guards), §4.5 (ELS handlers), §5.3 (log messages per flow); where the fact sheet names no log
-line, the handler's file in HuleEdu's source (``paunchygent/huleedu``, tagged ``[code]``).
+line, the handler's file in HuleEdu's source (``paunchygent/huleedu``, tagged ``[code]``;
+``@<commit>`` names the version read when the files' versions differ).
 :mod:`huledu_forensics.outcomes` reads these tables and never spells a message itself: when HuleEdu's
 handlers change, this module changes.
 
@@ -138,7 +139,7 @@ CONSUMER_LOOPS.update({
         duplicate=(*_IDEMPOTENCY_SKIPS, "Duplicate message skipped, not committing offset"),
         unknown_type=("Received message from unknown topic",),
         foreign_loggers=_RELAY,
-        source=f"services/cj_assessment_service/kafka_consumer.py@055c3f16; {_IDEMPOTENCY_SRC}",
+        source=f"services/cj_assessment_service/kafka_consumer.py@055c3f16; {_IDEMPOTENCY_SRC} [code]",
     ),
     # the handler logs an error, publishes a failed result and returns True; the loop commits every
     # message, failed or not
@@ -153,7 +154,7 @@ CONSUMER_LOOPS.update({
         unknown_type=(),
         foreign_loggers=_RELAY,
         commits_on_failure=True,
-        source=f"services/spellchecker_service/kafka_consumer.py@e8eef027; {_IDEMPOTENCY_SRC}",
+        source=f"services/spellchecker_service/kafka_consumer.py@e8eef027; {_IDEMPOTENCY_SRC} [code]",
     ),
     # commits after success, failure and duplicate alike; deserialisation failures are acknowledged
     "ras": ConsumerLoop(
@@ -167,7 +168,7 @@ CONSUMER_LOOPS.update({
         unknown_type=("Unhandled topic:",),
         foreign_loggers=_RELAY,
         commits_on_failure=True,
-        source=f"services/result_aggregator_service/kafka_consumer.py@05b45628; {_IDEMPOTENCY_SRC}",
+        source=f"services/result_aggregator_service/kafka_consumer.py@05b45628; {_IDEMPOTENCY_SRC} [code]",
     ),
     # handlers log only their result; an exception is logged with the topic and not committed
     "bcs": ConsumerLoop(
@@ -179,7 +180,7 @@ CONSUMER_LOOPS.update({
         duplicate=_IDEMPOTENCY_SKIPS,
         unknown_type=("Unknown topic:",),
         foreign_loggers=_RELAY,
-        source=f"services/batch_conductor_service/kafka_consumer.py@d695af45; {_IDEMPOTENCY_SRC}",
+        source=f"services/batch_conductor_service/kafka_consumer.py@d695af45; {_IDEMPOTENCY_SRC} [code]",
     ),
     # the event router logs a generic "Processing event" with the event type, then the result
     "cms": ConsumerLoop(
@@ -194,7 +195,7 @@ CONSUMER_LOOPS.update({
         foreign_loggers=_RELAY,
         swallowed=(("Failed to process suggestions for essay", ESSAY_FAILED),),
         source=("services/class_management_service/kafka_consumer.py@0bc811d6, event_processor.py@5e4d3efb; "
-                + _IDEMPOTENCY_SRC),
+                + _IDEMPOTENCY_SRC + " [code]"),
     ),
     # commits every message, failed or not
     "nlp": ConsumerLoop(
@@ -208,7 +209,7 @@ CONSUMER_LOOPS.update({
         foreign_loggers=_RELAY,
         swallowed=(("Failed to process essay", ESSAY_FAILED),),
         commits_on_failure=True,
-        source=f"services/nlp_service/kafka_consumer.py@c7653fa7; {_IDEMPOTENCY_SRC}",
+        source=f"services/nlp_service/kafka_consumer.py@c7653fa7; {_IDEMPOTENCY_SRC} [code]",
     ),
 })
 
@@ -269,63 +270,63 @@ HANDLERS: tuple[Handler, ...] = (
     # ---- CJ assessment (one start line with topic:partition:offset, then the request's ids)
     H("cj", "huleedu.els.cj_assessment.requested.v1", ("event_processor",),
       ("Processing CJ assessment message:", "Received CJ assessment request from ELS"),
-      source="services/cj_assessment_service/event_processor.py@055c3f16"),
+      source="services/cj_assessment_service/event_processor.py@055c3f16 [code]"),
     # ---- spellchecker (log_event_processing binds the envelope's ids)
     H("spellchecker", "huleedu.essay.spellcheck.requested.v1", ("spellchecker_service.event_processor",),
       ("Received spellcheck request",),
-      source="services/spellchecker_service/event_processor.py@3cfe6616"),
+      source="services/spellchecker_service/event_processor.py@3cfe6616 [code]"),
     # ---- result aggregator (one logger per handler class; the older event_processor_impl.py logged
     # the same messages on result_aggregator.event_processor)
     H("ras", "huleedu.batch.essays.registered.v1",
       ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
       ("Processing batch registration",),
-      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643 [code]"),
     H("ras", "huleedu.els.batch.phase.outcome.v1",
       ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
       ("Processing batch phase outcome",),
-      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643 [code]"),
     H("ras", "huleedu.batch.pipeline.completed.v1",
       ("result_aggregator.batch_lifecycle", "result_aggregator.event_processor"),
       ("Processing pipeline completion",),
-      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643"),
+      source="services/result_aggregator_service/implementations/batch_lifecycle_handler.py@1bd57643 [code]"),
     H("ras", "huleedu.els.essay.slot.assigned.v1",
       ("result_aggregator.assessment_handler", "result_aggregator.event_processor"),
       ("Processing essay slot assignment",),
-      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200"),
+      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200 [code]"),
     H("ras", "huleedu.assessment.result.published.v1",
       ("result_aggregator.assessment_handler", "result_aggregator.event_processor"),
       ("Processing assessment results",),
-      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200"),
+      source="services/result_aggregator_service/implementations/assessment_event_handler.py@333c1200 [code]"),
     H("ras", "huleedu.essay.spellcheck.results.v1", ("result_aggregator.spellcheck_handler",),
       ("Processing rich spellcheck result",),
-      source="services/result_aggregator_service/implementations/spellcheck_event_handler.py@067fad19"),
+      source="services/result_aggregator_service/implementations/spellcheck_event_handler.py@067fad19 [code]"),
     # ---- batch conductor (no start line: each handler logs only its result, per essay or batch)
     H("bcs", "huleedu.batch.spellcheck.phase.completed.v1", ("bcs.kafka_consumer",),
       ("Recorded spellcheck phase completion for essay", "Failed to record spellcheck phase completion",
        "Error handling spellcheck phase completed"),
       dropped=(("might already be recorded", DUPLICATE),),
-      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45 [code]"),
     H("bcs", "huleedu.cj_assessment.completed.v1", ("bcs.kafka_consumer",),
       ("Recorded CJ assessment completion for essay", "Recorded CJ assessment failure for essay",
        "Failed to record CJ assessment", "Error processing CJ assessment completion"),
-      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45 [code]"),
     H("bcs", "huleedu.els.batch.phase.outcome.v1", ("bcs.kafka_consumer",),
       ("Recorded phase ", "Failed to record phase completion for batch",
        "Error processing ELS batch phase outcome"),
-      source="services/batch_conductor_service/kafka_consumer.py@d695af45"),
+      source="services/batch_conductor_service/kafka_consumer.py@d695af45 [code]"),
     # ---- class management
     H("cms", "huleedu.batch.author.matches.suggested.v1",
       ("class_management_service.batch_author_matches_handler",),
       ("Processing batch author matches for batch",),
-      source="services/class_management_service/implementations/batch_author_matches_handler.py@164a7476"),
+      source="services/class_management_service/implementations/batch_author_matches_handler.py@164a7476 [code]"),
     # ---- NLP (command handlers, one logger each)
     H("nlp", "huleedu.batch.student.matching.requested.v1",
       ("nlp_service.command_handlers.essay_student_matching",),
       ("Processing Phase 1 student matching for batch",),
-      source="services/nlp_service/command_handlers/essay_student_matching_handler.py@0bc811d6"),
+      source="services/nlp_service/command_handlers/essay_student_matching_handler.py@0bc811d6 [code]"),
     H("nlp", "huleedu.batch.nlp.processing.requested.v2", ("nlp_service.command_handlers.batch_nlp_analysis",),
       ("Processing Phase 2 NLP analysis",),
-      source="services/nlp_service/command_handlers/batch_nlp_analysis_handler.py@e27d7353"),
+      source="services/nlp_service/command_handlers/batch_nlp_analysis_handler.py@e27d7353 [code]"),
 )
 del H
 
