@@ -38,7 +38,8 @@ class Evidence:
     ``tables`` hold only the rows in scope; ``logs`` the scoped log rows; ``db_logs`` every database
     container line in the investigation window; ``enums`` the collected enum label sets; ``present``
     the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
-    ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``log_extent`` per
+    ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``recognised`` the consumer
+    containers with at least one recognised handling anywhere in the bundle; ``log_extent`` per
     container the number of its lines in the bundle and the time of the last one.
     """
 
@@ -51,6 +52,7 @@ class Evidence:
     collected_at: datetime
     present: set[object] = field(default_factory=set)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recognised: frozenset[str] = frozenset()
     log_extent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
 
     # ---- tables

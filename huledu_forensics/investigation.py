@@ -19,7 +19,7 @@ from .bundle import Bundle
 from .differential import differential
 from .evidence import Evidence, records
 from .model import names as N
-from .outcomes import handler_runs, runs_for_scope
+from .outcomes import handler_runs, recognised_containers, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
 from .scope import Scope, build_index, discover, row_ids
@@ -303,6 +303,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
                   present=present,
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
+                  recognised=recognised_containers(all_handler_runs(b)),
                   log_extent=_log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))

@@ -29,6 +29,7 @@ consumer's whole log, so the kit cannot tell silence from a log format it does n
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -41,7 +42,8 @@ from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
-__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "runs_for_scope"]
+__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "recognised_containers",
+           "runs_for_scope"]
 
 OUTCOMES = ("handled", "dropped", "failed")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
@@ -50,7 +52,6 @@ RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
-_RECOGNISED = "recognised_containers"
 _ID_COLS = F.ID_FIELDS
 
 
@@ -257,11 +258,15 @@ def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     for c in ("started_at", "ended_at"):
         df[c] = pd.to_datetime(df[c], utc=True)
-    df = df.sort_values("started_at", kind="stable").reset_index(drop=True)
-    # the consumer containers in which the kit recognised at least one handling (of any batch); it
-    # travels with every row selection of this frame (pandas keeps ``attrs``), see consumption()
-    df.attrs[_RECOGNISED] = frozenset(str(c) for c in df["container"].unique())
-    return df
+    return df.sort_values("started_at", kind="stable").reset_index(drop=True)
+
+
+def recognised_containers(all_runs: pd.DataFrame) -> frozenset[str]:
+    """The consumer containers in which the kit recognised at least one handling of any event (of any
+    batch): ``all_runs`` is :func:`handler_runs` of the whole bundle, before any scoping."""
+    if all_runs.empty:
+        return frozenset()
+    return frozenset(str(c) for c in all_runs["container"].unique())
 
 
 def runs_for_scope(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
@@ -316,8 +321,10 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
                 published_at: datetime | None, containers: list[object], has_logs: bool,
-                container_lines: int, container_last: datetime | None) -> Consumption:
-    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's)? See the module doc."""
+                container_lines: int, container_last: datetime | None,
+                recognised: Collection[str]) -> Consumption:
+    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's; ``recognised`` is
+    :func:`recognised_containers` of the whole bundle)? See the module doc."""
     if topic is None or consumer is None:
         return Consumption("unknown", "no consumer for this event in the model")
     if topic not in H.handlers_for(consumer):
@@ -337,8 +344,7 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         if (published_at is not None and container_last is not None
                 and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
             return Consumption("unknown", f"the logs of {container} end before the event was published")
-        recognised = runs.attrs.get(_RECOGNISED)
-        if recognised is not None and container not in recognised:
+        if container not in recognised:
             # not one handling of any event in the whole log: the consumer never got an event, or this
             # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess
             return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "

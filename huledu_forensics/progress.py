@@ -129,7 +129,7 @@ def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
     return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
                        containers=list(ev.containers),
                        has_logs=bool(container) and ev.has(f"logs:{container}"),
-                       container_lines=count, container_last=last)
+                       container_lines=count, container_last=last, recognised=ev.recognised)
 
 
 def compute_progress(ev: Evidence) -> Progress:
