@@ -1010,7 +1010,7 @@ def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str 
     scan_json = Path(scan_dir) / SCAN_FILES["json"] if Path(scan_dir).is_dir() else Path(scan_dir)
     load_scan(scan_json)  # bad input fails here, before a kernel starts
     nb_path = R.resolve_notebook(notebook)
-    _, declared = R._parameters_cell(nb_path)
+    declared = R.notebook_parameters(nb_path)
     if "scan" not in declared:
         raise ReportError(f"Notebook '{nb_path.name}' has no 'scan' parameter, so it cannot run on a scan; "
                           "use --notebook stuck_batches or pass --id.", notebook=str(nb_path))
