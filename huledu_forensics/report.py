@@ -62,6 +62,7 @@ __all__ = [
     "ReportResult",
     "as_utc",
     "demo_bundle",
+    "execute_notebook",
     "exit_code_for_verdict",
     "export_html",
     "notebook_parameters",
@@ -442,7 +443,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         ReportError: the notebook has unknown parameters, a cell failed (the partly executed notebook
             and its HTML are still written), or no verdict was written.
     """
-    pm = _papermill()
+    _papermill()
     from papermill.exceptions import PapermillExecutionError
 
     no_id = not id or not str(id).strip()
@@ -485,16 +486,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     shutil.copyfile(nb_path, result.notebook_path)
     failure: PapermillExecutionError | None = None
     try:
-        with _kernel_stderr(out / KERNEL_LOG, enabled=not progress):
-            pm.execute_notebook(
-                str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
-                execution_timeout=max(1, int(timeout_s)), progress_bar=progress, log_output=False,
-                cwd=str(out), request_save_on_cell_execute=True, engine_name=_engine_name(),
-                kernel_manager_class=_kernel_manager_class(),  # the kernel never sees a secret
-                # the last cell wrote the verdict; the kernel holds nothing to flush, so it is stopped
-                # rather than asked to shut down and waited for (a few tenths of a second)
-                shutdown_kernel="immediate",
-            )
+        execute_notebook(nb_path, result, params, timeout_s=timeout_s, progress=progress)
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
@@ -535,6 +527,28 @@ def _source_cell_index(executed: Path, index: int) -> int:
     except Exception:  # noqa: BLE001 - an unreadable partial notebook: count as papermill does
         return int(index)
     return int(index) - 1 if 0 <= injected < index else int(index)
+
+
+def execute_notebook(nb_path: Path, result: ReportResult, params: dict[str, Any], *, timeout_s: float,
+                     progress: bool) -> None:
+    """Run ``nb_path`` with ``params`` into ``result.notebook_path`` (in ``result.out_dir``), the one way
+    every report notebook runs: the kernel gets no secret, its stderr goes to :data:`KERNEL_LOG`, the
+    partly executed notebook is written as it goes (:func:`_engine_name`).
+
+    Raises:
+        papermill.exceptions.PapermillExecutionError: a cell failed (the notebook is written first).
+    """
+    pm = _papermill()
+    with _kernel_stderr(result.out_dir / KERNEL_LOG, enabled=not progress):
+        pm.execute_notebook(
+            str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
+            execution_timeout=max(1, int(timeout_s)), progress_bar=progress, log_output=False,
+            cwd=str(result.out_dir), request_save_on_cell_execute=True, engine_name=_engine_name(),
+            kernel_manager_class=_kernel_manager_class(),  # the kernel never sees a secret
+            # the last cell wrote the verdict; the kernel holds nothing to flush, so it is stopped
+            # rather than asked to shut down and waited for (a few tenths of a second)
+            shutdown_kernel="immediate",
+        )
 
 
 KERNEL_LOG = "kernel.log"
