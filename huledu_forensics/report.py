@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -325,34 +326,81 @@ def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: 
     one copy in another directory (e.g. the root of many report directories, as the pytest plugin does)
     and the page loads it by relative path.
     """
-    import jinja2
     import nbformat
-    from nbconvert import HTMLExporter
-    from plotly.offline import get_plotlyjs
 
     nb = _for_reading(nbformat.read(str(notebook_path), as_version=4), show_code)
+    with _EXPORTING:
+        body, _ = _html_exporter(show_code).from_notebook_node(
+            nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
+    out = Path(html_path)
+    js = _plotly_js_path(out, plotly_js_dir)
+    src = Path(os.path.relpath(js.resolve(), out.resolve().parent)).as_posix()
+    body = body.replace("</head>", _PAGE_HEAD.format(plotly=src) + "</head>", 1)
+    body = body.replace("</body>", _PAGE_TAIL.format(plotly=src) + "</body>", 1)
+    _write_plotly_js(js)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+_EXPORTING = threading.Lock()  # one exporter per show_code, shared: one export at a time
+
+
+@functools.cache
+def _html_exporter(show_code: bool) -> Any:
+    """nbconvert's ``lab`` exporter with the offline template (built once: its templates compile once)."""
+    import jinja2
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(
         template_name="lab", exclude_input=not show_code, exclude_input_prompt=not show_code,
         exclude_output_prompt=True,
         extra_loaders=[jinja2.DictLoader({_OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_SRC})],
     )
     exporter.template_file = _OFFLINE_TEMPLATE
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "HuleEdu forensics report"}})
-    out = Path(html_path)
-    js = (Path(plotly_js_dir) / PLOTLY_JS) if plotly_js_dir is not None else out.with_name(PLOTLY_JS)
-    src = Path(os.path.relpath(js.resolve(), out.resolve().parent)).as_posix()
-    body = body.replace("</head>", _PAGE_HEAD.format(plotly=src) + "</head>", 1)
-    body = body.replace("</body>", _PAGE_TAIL.format(plotly=src) + "</body>", 1)
+    return exporter
+
+
+def _plotly_js_path(html_path: Path, plotly_js_dir: str | Path | None) -> Path:
+    return (Path(plotly_js_dir) / PLOTLY_JS) if plotly_js_dir is not None else html_path.with_name(PLOTLY_JS)
+
+
+def _write_plotly_js(js: Path) -> None:
+    """Write plotly.js to ``js`` unless the same copy is already there."""
+    from plotly.offline import get_plotlyjs
+
     code = get_plotlyjs()
     if not js.is_file() or js.stat().st_size != len(code.encode("utf-8")):
         js.parent.mkdir(parents=True, exist_ok=True)
-        tmp_js = js.with_name(f".{js.name}.{os.getpid()}.tmp")
+        tmp_js = js.with_name(f".{js.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp_js.write_text(code, encoding="utf-8")
         os.replace(tmp_js, js)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+
+
+def _warm_export(html_path: Path, show_code: bool, plotly_js_dir: str | Path | None) -> threading.Thread:
+    """Start, in a background thread, the part of the HTML export that does not need the executed
+    notebook: importing nbconvert, compiling its templates (by exporting a two-cell notebook) and writing
+    plotly.js beside the page. It runs while the kernel executes the notebook, when this process only
+    waits for the kernel's messages; the export afterwards only renders. Join it before exporting.
+    """
+
+    def warm() -> None:
+        try:
+            import nbformat
+
+            v4 = nbformat.v4
+            nb = v4.new_notebook(cells=[v4.new_markdown_cell("# warm-up"), v4.new_code_cell(
+                "x", outputs=[v4.new_output("display_data", data={"text/html": "<b>x</b>"})])])
+            with _EXPORTING:
+                _html_exporter(show_code).from_notebook_node(nb)
+            _write_plotly_js(_plotly_js_path(html_path, plotly_js_dir))
+        except Exception as exc:  # noqa: BLE001 - the export itself will do it, and report any error
+            log.debug("export warm-up failed: %s", exc)
+
+    thread = threading.Thread(target=warm, name="huledu-export-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def require_id_in_bundle(bundle: Bundle, id: str) -> None:
@@ -485,15 +533,18 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     # (papermill overwrites it as soon as a cell has run)
     shutil.copyfile(nb_path, result.notebook_path)
     failure: PapermillExecutionError | None = None
+    warm = _warm_export(result.html_path, show_code, plotly_js_dir)
     try:
         execute_notebook(nb_path, result, params, timeout_s=timeout_s, progress=progress)
     except PapermillExecutionError as exc:
         failure = exc
     except Exception as exc:  # noqa: BLE001 - kernel death, timeout, unreadable notebook
+        warm.join()
         _try_export(result, show_code, plotly_js_dir)
         raise ReportError(f"Running notebook '{nb_path.name}' failed: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
                           f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
+    warm.join()
     _try_export(result, show_code, plotly_js_dir)
     if failure is not None:
         evalue = (failure.evalue or "").strip().splitlines()
