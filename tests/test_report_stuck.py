@@ -80,6 +80,7 @@ def test_a_healthy_bundle_counts_its_batches_as_not_stuck(counted: list[str], tm
     assert ov.empty and counted == []
     v = overview.overview_verdict(ov)
     assert v["healthy"] is True and v["counts"] == {"not stuck": sc.total} and sc.total > 0
+    assert cards.overview_card(ov).text == f"scanned {sc.total} batches, none stuck"  # not "no batches"
 
 
 def test_with_bundles_per_batch_only_batches_with_a_bundle_are_investigated(seed: Path, counted: list[str]) -> None:
