@@ -1003,16 +1003,17 @@ def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str 
     Raises:
         ReportError: the notebook has no ``scan`` parameter or a cell failed.
     """
-    import papermill as pm
+    from . import report as R
+
+    R._papermill()
     from papermill.exceptions import PapermillExecutionError
 
-    from . import report as R
     from .errors import ReportError
 
     scan_json = Path(scan_dir) / SCAN_FILES["json"] if Path(scan_dir).is_dir() else Path(scan_dir)
     load_scan(scan_json)  # bad input fails here, before a kernel starts
     nb_path = R.resolve_notebook(notebook)
-    _, declared = R._parameters_cell(nb_path)
+    declared = R.notebook_parameters(nb_path)
     if "scan" not in declared:
         raise ReportError(f"Notebook '{nb_path.name}' has no 'scan' parameter, so it cannot run on a scan; "
                           "use --notebook stuck_batches or pass --id.", notebook=str(nb_path))
@@ -1025,10 +1026,7 @@ def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str 
         (out / name).unlink(missing_ok=True)
     params = {"scan": str(scan_json.resolve()), "verdict_path": str(result.verdict_path.resolve())}
     try:
-        with R._kernel_stderr(out / R.KERNEL_LOG, enabled=not progress):
-            pm.execute_notebook(str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
-                                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
-                                cwd=str(out), request_save_on_cell_execute=True)
+        R.execute_notebook(nb_path, result, params, timeout_s=timeout_s, progress=progress)
     except PapermillExecutionError as exc:
         R._try_export(result)
         raise ReportError(f"Notebook '{nb_path.name}' failed: {exc.ename}: "
