@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from huledu_forensics import model
 from huledu_forensics.bundle import Bundle
@@ -91,11 +93,12 @@ def test_window_projection_matches_each_json_filter_like_sql(make_pg_database: C
         for col, path, kind in spec.json_id_paths:
             key = (col + "".join(f"->{p}" for p in path) + "[]" if kind in ("essay_list", "essay_refs")
                    else col + "".join(f"->{p}" for p in path[:-1]) + f"->>{path[-1]}") if path else col + "[]"
-            expr = fast._json_projection(key, cols)
-            if expr is None:
+            if cols.get(col) not in ("json", "jsonb"):
                 continue
+            expr = fast._json_projection(key, sa.cast(sa.column(col), JSONB))
             values: set[str] = set()
-            for (x,) in fast._query(f'SELECT {expr} FROM "{table}" WHERE {expr} IS NOT NULL', doing="t"):
+            stmt = sa.select(expr).select_from(sa.table(table)).where(expr.is_not(None))
+            for (x,) in fast._query(stmt, doing="t"):
                 values.update(e for e in x if isinstance(e, str)) if isinstance(x, list) else values.add(str(x))
             if not values:
                 continue

@@ -4,7 +4,7 @@
 and psycopg 3. Every session is a ``READ ONLY`` transaction (the connection also starts with
 ``default_transaction_read_only=on``) with ``statement_timeout`` and ``lock_timeout`` set; every value
 is a bound parameter; identifiers come only from the model or from ``information_schema`` and are
-quoted. The schema is introspected first, so a table or column that does not exist (Alembic-built and
+quoted by SQLAlchemy (statements are built with SQLAlchemy Core: ``table()``, ``column()``, ``select()``). The schema is introspected first, so a table or column that does not exist (Alembic-built and
 ``create_all``-built databases differ) becomes a warning in :attr:`PostgresSource.warnings`, never a
 failed query. psycopg and SQLAlchemy errors are translated once, here, into
 :class:`~huledu_forensics.errors.SourceUnavailable` with a one-line message that never holds the
@@ -24,10 +24,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Executable,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    column,
+    create_engine,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, JSONB, UUID
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.expression import TableClause
 
 from .. import model
 from .._time import to_utc_series
@@ -48,7 +69,6 @@ DEFAULT_LOCK_TIMEOUT_MS = 2_000
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_ROW_LIMIT = 50_000
 
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEXT_TYPES = {"json", "jsonb", "uuid", "USER-DEFINED", "ARRAY", "inet", "interval", "xml", "bytea"}
 _INT_TYPES = {"smallint", "integer", "bigint"}
 _TS_TYPES = {"timestamp without time zone", "timestamp with time zone"}
@@ -74,14 +94,28 @@ def mask_url(url: str | URL) -> str:
     return u.render_as_string(hide_password=True)
 
 
-def _quote(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
+def _table(name: str, cols: Iterable[str] = ()) -> TableClause:
+    """A Core table clause: SQLAlchemy quotes the table and column names wherever they need it."""
+    return table(name, *(column(c) for c in cols))
 
 
-def _literal_key(key: str) -> str:
-    if not _IDENT_RE.match(key):
-        raise ValueError(f"JSON path element {key!r} is not a plain name")
-    return "'" + key + "'"
+def _any(col: ColumnElement[Any], pname: str, of: Any) -> ColumnElement[bool]:
+    """``col = ANY(CAST(:pname AS of[]))``: the values bound as one array, compared in the column's type."""
+    return col == any_(cast(bindparam(pname), ARRAY(of)))
+
+
+def _path(expr: ColumnElement[Any], path: Iterable[str], last: str | None = None) -> ColumnElement[Any]:
+    """``expr -> 'a' -> 'b'`` (then ``->> last``), the path keys bound as text."""
+    for p in path:
+        expr = expr.op("->")(literal(p, Text))
+    return expr.op("->>")(literal(last, Text)) if last is not None else expr
+
+
+def _split(key: str) -> tuple[str, list[str], bool]:
+    """A filter key (``col``, ``col->a->>b``, ``col->a[]``) as its column, JSON path and array flag."""
+    array = key.endswith("[]")
+    parts = re.split(r"->>|->", key[:-2] if array else key)
+    return parts[0], parts[1:], array
 
 
 class PostgresSource:
@@ -191,21 +225,21 @@ class PostgresSource:
             except SQLAlchemyError:  # pragma: no cover - connection already gone
                 pass
 
-    def _query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str) -> list[Any]:
+    def _query(self, sql: str | Executable, params: dict[str, Any] | None = None, *, doing: str) -> list[Any]:
         try:
             with self.session() as conn:
-                return list(conn.execute(text(sql), params or {}).all())
+                return list(conn.execute(text(sql) if isinstance(sql, str) else sql, params or {}).all())
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, doing) from exc
 
-    def query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str = "query") -> pd.DataFrame:
-        """Run one read-only ``SELECT`` with bound parameters; return its rows as a frame.
-
-        Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
+    def query(self, sql: str | Executable, params: dict[str, Any] | None = None, *,
+              doing: str = "query") -> pd.DataFrame:
+        """Run one read-only ``SELECT`` (text or a Core statement) with bound parameters; return its rows
+        as a frame. Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
         """
         try:
             with self.session() as conn:
-                result = conn.execute(text(sql), params or {})
+                result = conn.execute(text(sql) if isinstance(sql, str) else sql, params or {})
                 cols = list(result.keys())
                 return pd.DataFrame.from_records([tuple(r) for r in result.all()], columns=cols)
         except SQLAlchemyError as exc:
@@ -289,34 +323,24 @@ class PostgresSource:
         probe per distinct value, so ``column = ANY(those) AND second = ANY(ids)`` can use the index."""
         key = (table, column)
         if key not in self._distinct:
-            t, c = _quote(table), _quote(column)
-            rows = self._query(
-                f"WITH RECURSIVE v(x) AS (SELECT min({c}) FROM {t} UNION ALL "
-                f"SELECT (SELECT min({c}) FROM {t} WHERE {c} > v.x) FROM v WHERE v.x IS NOT NULL) "
-                "SELECT x FROM v WHERE x IS NOT NULL", doing=f"list the {column} values of {table} in")
+            c = _table(table, [column]).c[column]
+            v = select(func.min(c).label("x")).cte("v", recursive=True)
+            nxt = select(func.min(c)).where(c > v.c.x).scalar_subquery()
+            v = v.union_all(select(nxt).select_from(v).where(v.c.x.is_not(None)))
+            rows = self._query(select(v.c.x).where(v.c.x.is_not(None)),
+                               doing=f"list the {column} values of {table} in")
             self._distinct[key] = [str(r[0]) for r in rows]
         return self._distinct[key]
 
-    def _json_projection(self, key: str, cols: dict[str, str]) -> str | None:
-        """SQL giving, per row, what a JSON-path filter ``key`` compares: the text at the path, or for
-        ``[]`` keys the array's string elements (``jsonb_exists_any`` matches only those)."""
-        array = key.endswith("[]")
-        parts = re.split(r"->>|->", key[:-2] if array else key)
-        column, path = parts[0], parts[1:]
-        if column not in cols or cols[column] not in ("json", "jsonb") or not (path or array):
-            return None
-        col = _quote(column)
+    @staticmethod
+    def _json_projection(key: str, doc: ColumnElement[Any]) -> ColumnElement[Any]:
+        """What a JSON-path filter ``key`` compares, read from ``doc`` (its column as ``jsonb``): the text
+        at the path, or for ``[]`` keys the array (``jsonb_exists_any`` matches its string elements)."""
+        _, path, array = _split(key)
         if array:
-            expr = f"CAST({col} AS jsonb)" if cols[column] == "json" else col
-            for p in path:
-                expr += f" -> {_literal_key(p)}"
-            # the array itself (matched in Python on its string elements): a subquery here would keep
-            # PostgreSQL from scanning in parallel
-            return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN {expr} END"
-        expr = col
-        for p in path[:-1]:
-            expr += f" -> {_literal_key(p)}"
-        return f"({expr} ->> {_literal_key(path[-1])})"
+            arr = _path(doc, path)
+            return case((func.jsonb_typeof(arr) == "array", arr))
+        return _path(doc, path[:-1], path[-1])
 
     WINDOW_CACHE_ROWS = 20_000
     """At most this many rows of a table's JSON window are projected once and matched in Python."""
@@ -324,101 +348,93 @@ class PostgresSource:
     def _window_rows(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
         """The primary key and every JSON-path filter's value of each row inside :attr:`json_window`,
         read in one scan per table and window (later rounds match their new ids against it instead of
-        scanning the table again); ``None`` when the window is open or holds too many rows."""
+        scanning the table again); ``None`` when the window is open or holds too many rows.
+
+        Each JSON column is parsed once per row (cast to ``jsonb`` in a subquery the planner keeps, as
+        it has a ``LIMIT``), not once per path: on ``json`` columns every ``->`` parses the document.
+        """
         spec = model.TABLES.get((self.database, table))
         if spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
             return None
         since, until = self.json_window
         if since is None and until is None:
             return None
-        projections: list[tuple[str, str]] = []
-        for k in keys:
-            expr = self._json_projection(k, cols)
-            if expr is not None:
-                projections.append((k, expr))
+        keys = [k for k in keys if _split(k)[0] in cols and cols[_split(k)[0]] in ("json", "jsonb")
+                and (_split(k)[1] or _split(k)[2])]
         ck = (table, self.json_window)
         if ck in self._window_cache:
             got = self._window_cache[ck]
-            if got is None or all(k in got[0] for k, _ in projections):
+            if got is None or all(k in got[0] for k in keys):
                 return got
-        window, wparams = self._window_condition(table, cols)
-        if not window or not projections:
+        window = self._window_condition(table, cols)
+        if not window or not keys:
             return None
-        pk = _quote(spec.key[0])
-        sql = (f"SELECT CAST({pk} AS text), " + ", ".join(e for _, e in projections)
-               + f" FROM {_quote(table)} WHERE {window[len(' AND '):]} LIMIT {self.WINDOW_CACHE_ROWS + 1}")
-        rows = self._query(sql, wparams, doing=f"read table '{table}' of")
-        out = None if len(rows) > self.WINDOW_CACHE_ROWS else ([k for k, _ in projections], [tuple(r) for r in rows])
+        docs = sorted({_split(k)[0] for k in keys})
+        t = _table(table, cols)
+        inner = select(cast(t.c[spec.key[0]], Text).label("pk"),
+                       *(cast(t.c[d], JSONB).label(f"doc{i}") for i, d in enumerate(docs))) \
+            .where(*window).limit(self.WINDOW_CACHE_ROWS + 1).subquery("w")
+        stmt = select(inner.c.pk, *(self._json_projection(k, inner.c[f"doc{docs.index(_split(k)[0])}"])
+                                    for k in keys))
+        rows = self._query(stmt, doing=f"read table '{table}' of")
+        out = None if len(rows) > self.WINDOW_CACHE_ROWS else (keys, [tuple(r) for r in rows])
         self._window_cache[ck] = out
         return out
 
     # -- rows ---------------------------------------------------------------------------------------
-    def _condition(self, table: str, key: str, cols: dict[str, str], pname: str,
-                   values: list[str]) -> tuple[str, list[Any], bool] | None:
-        """SQL for one filter, its bound values and whether it reads JSON (no index: time-bounded).
+    def _condition(self, t: TableClause, key: str, cols: dict[str, str], pname: str,
+                   values: list[str]) -> tuple[ColumnElement[bool], list[Any], bool] | None:
+        """The condition for one filter, its bound values and whether it reads JSON (no index:
+        time-bounded).
 
         Values are compared in the column's own type (``uuid = ANY(uuid[])``, ``varchar = ANY(text[])``,
         ``int = ANY(bigint[])``) and JSON paths are written as ``col -> 'a' ->> 'b'``, the form HuleEdu's
         queries use, so the planner can use an index on the column; a value that cannot be of the
         column's type (a non-UUID against a uuid column) cannot match and is left out.
         """
-        array = key.endswith("[]")
-        body = key[:-2] if array else key
-        parts = re.split(r"->>|->", body)
-        column, path = parts[0], parts[1:]
-        if column not in cols:
-            self.warnings.append(f"{self.database}.{table} has no column '{column}'; filter '{key}' "
+        column_, path, array = _split(key)
+        if column_ not in cols:
+            self.warnings.append(f"{self.database}.{t.name} has no column '{column_}'; filter '{key}' "
                                  "skipped")
             return None
-        col = _quote(column)
-        ctype = cols[column]
+        col = t.c[column_]
+        ctype = cols[column_]
         if not path and not array:
             if ctype == "uuid":
                 vals: list[Any] = [v for v in values if _UUID_RE.match(v)]
-                return (f"{col} = ANY(CAST(:{pname} AS uuid[]))", vals, False) if vals else None
+                return (_any(col, pname, UUID()), vals, False) if vals else None
             if ctype in _STR_TYPES:
-                return f"{col} = ANY(CAST(:{pname} AS text[]))", values, False
+                return _any(col, pname, Text()), values, False
             if ctype in _INT_TYPES:
                 ints = [int(v) for v in values if re.fullmatch(r"-?\d{1,18}", v)]
-                return (f"{col} = ANY(CAST(:{pname} AS bigint[]))", ints, False) if ints else None
-            return f"CAST({col} AS text) = ANY(CAST(:{pname} AS text[]))", values, False
+                return (_any(col, pname, BIGINT()), ints, False) if ints else None
+            return _any(cast(col, Text), pname, Text()), values, False
         if ctype not in ("json", "jsonb"):
-            self.warnings.append(f"{self.database}.{table}.{column} is {ctype}, not JSON; "
+            self.warnings.append(f"{self.database}.{t.name}.{column_} is {ctype}, not JSON; "
                                  f"filter '{key}' skipped")
             return None
         if array:
-            expr = f"CAST({col} AS jsonb)" if ctype == "json" else col
-            for p in path:
-                expr += f" -> {_literal_key(p)}"
-            return (f"(jsonb_typeof({expr}) = 'array' AND "
-                    f"jsonb_exists_any({expr}, CAST(:{pname} AS text[])))", values, True)
-        expr = col
-        for p in path[:-1]:
-            expr += f" -> {_literal_key(p)}"
-        expr += f" ->> {_literal_key(path[-1])}"
-        return f"({expr}) = ANY(CAST(:{pname} AS text[]))", values, True
+            arr = _path(cast(col, JSONB) if ctype == "json" else col, path)
+            return (and_(func.jsonb_typeof(arr) == "array",
+                         func.jsonb_exists_any(arr, cast(bindparam(pname), ARRAY(Text())))), values, True)
+        return _any(_path(col, path[:-1], path[-1]), pname, Text()), values, True
 
-    def _window_condition(self, table: str, cols: dict[str, str]) -> tuple[str, dict[str, Any]]:
-        """``AND`` clause bounding a JSON scan by :attr:`json_window` on the table's time column."""
+    def _window_condition(self, table: str, cols: dict[str, str]) -> list[ColumnElement[bool]]:
+        """Conditions bounding a JSON scan by :attr:`json_window` on the table's time column."""
         since, until = self.json_window
         spec = model.TABLES.get((self.database, table))
         tcol = spec.time_column if spec is not None else None
         if tcol is None or tcol not in cols or (since is None and until is None):
-            return "", {}
-        naive = cols[tcol] == "timestamp without time zone"
+            return []
+        aware = cols[tcol] != "timestamp without time zone"
 
-        def bound(t: datetime) -> datetime:
+        def bound(name: str, t: datetime) -> Any:
             t = t.astimezone(UTC)
-            return t.replace(tzinfo=None) if naive else t
+            return bindparam(name, t if aware else t.replace(tzinfo=None), type_=DateTime(timezone=aware))
 
-        sql, params = "", {}
-        if since is not None:
-            sql += f" AND {_quote(tcol)} >= :w_since"
-            params["w_since"] = bound(since)
-        if until is not None:
-            sql += f" AND {_quote(tcol)} <= :w_until"
-            params["w_until"] = bound(until)
-        return sql, params
+        c: ColumnElement[Any] = column(tcol)
+        return ([c >= bound("w_since", since)] if since is not None else []) + \
+            ([c <= bound("w_until", until)] if until is not None else [])
 
     def rows(self, table: str, filters: Mapping[str, Iterable[str]]) -> pd.DataFrame:
         """Rows of ``table`` matching any filter (column or JSON path → ids), with the kit's dtypes.
@@ -439,11 +455,11 @@ class PostgresSource:
             missing = [c for c in (*spec.key, *spec.id_columns) if c not in cols]
             if missing:
                 self.warnings.append(f"{self.database}.{table} lacks column(s) {', '.join(missing)}")
-        queries: list[tuple[str, dict[str, Any]]] = []
-        select = ", ".join(
-            f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
-            for c, t in cols.items())
-        json_conds: list[str] = []
+        t = _table(table, cols)
+        everything = select(*(cast(t.c[c], Text).label(c) if ct in _TEXT_TYPES else t.c[c]
+                              for c, ct in cols.items()))
+        queries: list[tuple[Select[Any], dict[str, Any]]] = []
+        json_conds: list[ColumnElement[bool]] = []
         json_params: dict[str, Any] = {}
         json_values: list[tuple[str, list[str]]] = []
         for i, (key, ids) in enumerate(filters.items()):
@@ -454,7 +470,7 @@ class PostgresSource:
                 asked.update(values)
             if not values:
                 continue
-            cond = self._condition(table, key, cols, f"p{i}", values)
+            cond = self._condition(t, key, cols, f"p{i}", values)
             if cond is None:
                 continue
             where, bound, is_json = cond
@@ -470,16 +486,15 @@ class PostgresSource:
                     and cols.get(second[0]) in _STR_TYPES:
                 # e.g. aggregate_id behind aggregate_type in (aggregate_type, aggregate_id): every
                 # aggregate_type (NOT NULL) is listed, so the same rows come back through the index
-                where = f"{_quote(second[0])} = ANY(CAST(:l{i} AS text[])) AND {where}"
+                where = and_(_any(t.c[second[0]], f"l{i}", Text()), where)
                 params[f"l{i}"] = self._distinct_values(table, second[0])
-            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            params))
+            queries.append((everything.where(where).limit(self.row_limit + 1), params))
         cached = self._window_rows(table, cols, [k for k in filters if "->" in k or k.endswith("[]")]) \
             if json_conds else None
         if cached is not None:
             # the window's rows were projected once: match the ids here, fetch the hits by primary key
             pos = {k: j + 1 for j, k in enumerate(cached[0])}
-            wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values]
+            wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values if k in pos]
             hits = []
             for r in cached[1]:
                 for j, vals, array in wanted:
@@ -490,16 +505,14 @@ class PostgresSource:
                         break
             if hits:
                 pk = spec.key[0]  # type: ignore[union-attr]
-                cond = self._condition(table, pk, cols, "pk", hits[: self.row_limit + 1])
+                cond = self._condition(t, pk, cols, "pk", hits[: self.row_limit + 1])
                 if cond is not None:
-                    queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {cond[0]}", {"pk": cond[1]}))
+                    queries.append((everything.where(cond[0]), {"pk": cond[1]}))
             json_conds = []
         if json_conds:
-            window, wparams = self._window_condition(table, cols)
             # the cheap time bound first, so rows outside the window are never parsed as JSON
-            where = (window[len(" AND "):] + " AND " if window else "") + "(" + " OR ".join(json_conds) + ")"
-            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            {**json_params, **wparams}))
+            queries.append((everything.where(*self._window_condition(table, cols), or_(*json_conds))
+                            .limit(self.row_limit + 1), json_params))
         if not queries:
             return self._frame(table, cols, [])
         names = list(cols)
@@ -508,8 +521,8 @@ class PostgresSource:
         cut = False
         try:
             with self.session() as conn:
-                for sql, params in queries:
-                    got = [tuple(r) for r in conn.execute(text(sql), params).all()]
+                for stmt, params in queries:
+                    got = [tuple(r) for r in conn.execute(stmt, params).all()]
                     if len(got) > self.row_limit:
                         got, cut = got[: self.row_limit], True
                     for rec in got:
