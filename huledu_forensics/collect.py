@@ -113,18 +113,33 @@ class _ScopeState:
         return {k: sorted(v) for k, v in self.ids.items() if v}
 
 
+def _json_filters(spec: model.Table) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """The table's JSON-path filter keys, each with the id kinds it is searched with."""
+    for col, path, kind in spec.json_id_paths:
+        if kind == "essay_list":
+            yield filter_key(col, path, array=True), ("essay",)
+        elif kind in ID_KINDS:
+            yield filter_key(col, path), (kind,)
+
+
 def _filters(spec: model.Table, state: _ScopeState) -> dict[str, set[str]]:
     filters: dict[str, set[str]] = {}
     for col, kind in spec.id_columns.items():
         kinds = _COLUMN_SEARCH.get(kind)
         if kinds:
             filters[col] = state.values_for(kinds)
-    for col, path, kind in spec.json_id_paths:
-        if kind == "essay_list":
-            filters[filter_key(col, path, array=True)] = state.values_for(("essay",))
-        elif kind in ID_KINDS:
-            filters[filter_key(col, path)] = state.values_for((kind,))
+    for key, kinds in _json_filters(spec):
+        filters[key] = state.values_for(kinds)
     return filters
+
+
+def _prefetch_json_windows(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
+    """Once the JSON window is known, start every table's window projection in the background."""
+    for db, src in sources.items():
+        _bound_json_scans(src, state)
+        present = set(src.tables())
+        src.prefetch_windows({t: [k for k, _ in _json_filters(spec)] for (d, t), spec in model.TABLES.items()
+                              if d == db and t in present and spec.json_id_paths})
 
 
 def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
@@ -380,6 +395,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 writer.gap(f"tables/{db}/{t}", "the table does not exist in this database", source=rep)
             say(f"{db}: connected, {len(tables)} tables")
         _prime_json_bound(sources, state)
+        _prefetch_json_windows(sources, state)
         rounds = _discover(sources, reports, state, say, max_rounds, start=1)
 
         # -- logs ------------------------------------------------------------------------------------

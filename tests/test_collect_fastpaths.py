@@ -2,13 +2,15 @@
 
 ``PostgresSource`` finds rows through ``(aggregate_type, aggregate_id)``-style indexes by listing the
 leading column's values, and matches JSON-payload filters against one projection of the table's rows
-inside the collection window instead of scanning the table once per round. Both are optimisations
+inside the collection window instead of scanning the table once per round (read in the background
+from the start, once the window is known). All are optimisations
 only: with them switched off (no index knowledge, no window projection) every query is the plain
 filter, and the bundle must hold the same rows, table by table.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,9 +59,18 @@ def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, make_pg_d
         calls.append("cache" if got is not None else "none")
         return got
 
+    read_by: list[str] = []
+    real_read = PostgresSource._read_window
+
+    def read(self: PostgresSource, *a: Any, **k: Any) -> Any:
+        read_by.append(threading.current_thread().name)
+        return real_read(self, *a, **k)
+
     monkeypatch.setattr(PostgresSource, "_window_rows", counted)
+    monkeypatch.setattr(PostgresSource, "_read_window", read)
     fast2 = snapshot(profile, target, tmp_path / "fast2", progress=False, log_sources=[], state_source=None)
     assert "cache" in calls, "the window projection was never used: this test would not test it"
+    assert any(n.startswith("hf-") for n in read_by), "no window projection was read in the background"
 
     monkeypatch.setattr(PostgresSource, "_window_rows", lambda *a, **k: None)
     monkeypatch.setattr(PostgresSource, "_indexes", lambda self: ({}, {}))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -174,6 +175,9 @@ class PostgresSource:
         self._distinct: dict[tuple[str, str], list[str]] = {}
         # JSON-payload projections of the rows inside json_window: (table, window) -> (keys, rows)
         self._window_cache: dict[tuple[str, Any], tuple[list[str], list[tuple[Any, ...]]] | None] = {}
+        # window projections being read in the background (prefetch_windows), by the same cache key
+        self._pending: dict[tuple[str, Any], Future[Any]] = {}
+        self._prefetcher: ThreadPoolExecutor | None = None
         options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
                    f" -c lock_timeout={self.lock_timeout_ms} -c TimeZone=UTC")
         # one pooled connection, reused by every session (each session is its own READ ONLY transaction)
@@ -246,7 +250,10 @@ class PostgresSource:
             raise self._unavailable(exc, doing) from exc
 
     def close(self) -> None:
-        """Release the engine."""
+        """Release the engine (after any background read has stopped)."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
+            self._prefetcher = None
         self._engine.dispose()
 
     # -- introspection ----------------------------------------------------------------------------
@@ -345,27 +352,63 @@ class PostgresSource:
     WINDOW_CACHE_ROWS = 20_000
     """At most this many rows of a table's JSON window are projected once and matched in Python."""
 
+    def _window_keys(self, table: str, cols: dict[str, str], keys: Iterable[str]) -> list[str]:
+        """The filter keys a window projection of ``table`` can serve (JSON paths of JSON columns)."""
+        out = []
+        for k in keys:
+            col, path, array = _split(k)
+            if cols.get(col) in ("json", "jsonb") and (path or array):
+                out.append(k)
+        return out
+
+    def prefetch_windows(self, keys: Mapping[str, Iterable[str]]) -> None:
+        """Start reading the JSON-window projections of these tables (``{table: filter keys}``) in one
+        background thread, so their scans (tables HuleEdu does not index by time are read whole) overlap
+        with the indexed queries of discovery. The same statements run as without it; :meth:`rows`
+        waits for a table's projection when it needs it, and a failure surfaces there."""
+        if self.json_window == (None, None):
+            return
+        for name, ks in keys.items():
+            cols = self.columns(name)
+            spec = model.TABLES.get((self.database, name))
+            if cols is None or spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
+                continue
+            wanted = self._window_keys(name, cols, ks)
+            ck = (name, self.json_window)
+            if not wanted or ck in self._window_cache or ck in self._pending:
+                continue
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hf-{self.database}")
+            self._pending[ck] = self._prefetcher.submit(self._read_window, name, cols, wanted)
+
     def _window_rows(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
         """The primary key and every JSON-path filter's value of each row inside :attr:`json_window`,
         read in one scan per table and window (later rounds match their new ids against it instead of
-        scanning the table again); ``None`` when the window is open or holds too many rows.
-
-        Each JSON column is parsed once per row (cast to ``jsonb`` in a subquery the planner keeps, as
-        it has a ``LIMIT``), not once per path: on ``json`` columns every ``->`` parses the document.
-        """
+        scanning the table again); ``None`` when the window is open or holds too many rows."""
         spec = model.TABLES.get((self.database, table))
         if spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
             return None
-        since, until = self.json_window
-        if since is None and until is None:
+        if self.json_window == (None, None):
             return None
-        keys = [k for k in keys if _split(k)[0] in cols and cols[_split(k)[0]] in ("json", "jsonb")
-                and (_split(k)[1] or _split(k)[2])]
+        keys = self._window_keys(table, cols, keys)
         ck = (table, self.json_window)
+        pending = self._pending.pop(ck, None)
+        if pending is not None:
+            pending.result()  # the background read fills the cache (or raises its error here)
         if ck in self._window_cache:
             got = self._window_cache[ck]
             if got is None or all(k in got[0] for k in keys):
                 return got
+        return self._read_window(table, cols, keys)
+
+    def _read_window(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
+        """Read and cache one window projection (see :meth:`_window_rows`).
+
+        Each JSON column is parsed once per row (cast to ``jsonb`` in a subquery the planner keeps, as
+        it has a ``LIMIT``), not once per path: on ``json`` columns every ``->`` parses the document.
+        """
+        spec = model.TABLES[(self.database, table)]
+        ck = (table, self.json_window)
         window = self._window_condition(table, cols)
         if not window or not keys:
             return None
