@@ -7,8 +7,10 @@ the model's service containers (only lines that mention a scope id) and of the d
 (every line in the window: PostgreSQL's own lines carry no ids, yet they hold errors such as
 ``invalid input value for enum``), the container states, and writes it all to a bundle atomically.
 
-Once the scope has reached a batch, a row or log line about *another* batch is never followed (a
-shared correlation id cannot pull a second batch in), matching :func:`huledu_forensics.scope.discover`.
+Which rows and log lines belong, and which of their ids are followed, is decided by
+:class:`huledu_forensics.scope.ScopeWalk`, the rule :func:`huledu_forensics.scope.discover` replays a
+bundle with: once the scope has reached a batch, a row or log line about *another* batch is never
+followed (a shared correlation id cannot pull a second batch in).
 
 Parts that cannot be read (a database down, no Docker engine) become gaps in the bundle with the
 reason; they never abort the collection.
@@ -33,7 +35,7 @@ from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
 from .model import names as N
 from .profiles import Profile
 from .safety import printable
-from .scope import ID_KINDS, normalise_id, row_ids
+from .scope import ID_KINDS, ScopeWalk, normalise_id, row_ids
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
 from .sources.files import FilesSource
@@ -61,56 +63,26 @@ class _Progress:
 
 @dataclass
 class _ScopeState:
-    """Ids known so far and the rows matched so far."""
+    """The scope walked so far (:class:`~huledu_forensics.scope.ScopeWalk`, the rule replay uses too)
+    and the rows it admitted, per table."""
 
     requested: str
-    ids: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in ID_KINDS})
-    batch: str | None = None
-    other_batches: set[str] = field(default_factory=set)
+    walk: ScopeWalk = field(init=False)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
     asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
     json_since: datetime | None = None  # lower bound for JSON-payload scans once the batch is known
 
+    def __post_init__(self) -> None:
+        self.walk = ScopeWalk(self.requested)
+
     def values_for(self, kinds: Iterable[str]) -> set[str]:
         out = {self.requested}
         for k in kinds:
-            out |= self.ids.get(k, set())
+            out |= self.walk.ids.get(k, set())
         return out
 
-    def all_ids(self) -> set[str]:
-        return {self.requested}.union(*self.ids.values())
-
-    def accept(self, pairs: list[tuple[str, str]]) -> bool:
-        """Whether an item with these ids belongs to the scope (not about another batch)."""
-        batches = {v for k, v in pairs if k == "batch"}
-        if self.batch is not None and batches and self.batch not in batches:
-            self.other_batches |= batches - {self.batch}
-            return False
-        return True
-
-    def add(self, pairs: list[tuple[str, str]]) -> int:
-        """Add the ids of an accepted item; return how many were new."""
-        new = 0
-        if self.batch is None:
-            batches = sorted({v for k, v in pairs if k == "batch"})
-            if self.requested in batches:
-                self.batch = self.requested
-            elif batches:
-                self.batch = batches[0]
-                self.other_batches |= set(batches[1:])
-        for k, v in pairs:
-            if k not in self.ids:
-                continue
-            if k == "batch" and self.batch is not None and v != self.batch:
-                self.other_batches.add(v)
-                continue
-            if v not in self.ids[k]:
-                self.ids[k].add(v)
-                new += 1
-        return new
-
     def scope_json(self) -> dict[str, list[str]]:
-        return {k: sorted(v) for k, v in self.ids.items() if v}
+        return {k: sorted(v) for k, v in self.walk.ids.items() if v}
 
 
 def _json_filters(spec: model.Table) -> Iterator[tuple[str, tuple[str, ...]]]:
@@ -178,11 +150,9 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
         if not frame.empty:
             keep = []
             for row in frame.to_dict("records"):
-                pairs = list(row_ids(db, tname, row))  # type: ignore[arg-type]  # stubs: record keys are Hashable; ours are str
-                ok = state.accept(pairs)
-                keep.append(ok)
-                if ok:
-                    new += state.add(pairs)
+                got = state.walk.admit(row_ids(db, tname, row))  # type: ignore[arg-type]  # stubs: record keys are Hashable; ours are str
+                keep.append(got is not None)
+                new += len(got or ())
             frame = frame[pd.Series(keep, index=frame.index)]
         state.frames.setdefault((db, tname), []).append(frame)
         _note_registration(state, (db, tname), frame)
@@ -200,12 +170,13 @@ _JSON_BOUND_MARGIN = pd.Timedelta(hours=1)
 
 def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataFrame) -> None:
     """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
-    if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
+    batch = state.walk.batch
+    if batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
         return
     idcol = "id" if key == N.BATCHES else "batch_id"
     if idcol not in frame.columns or "created_at" not in frame.columns:
         return
-    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, "created_at"].dropna()
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == batch, "created_at"].dropna()
     if hit.empty:
         return
     t = parse_utc(hit.min())
@@ -438,7 +409,7 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         kept_src: dict[str, LogSource] = {}
 
         def scan_services() -> int:
-            ids = state.all_ids()
+            ids = state.walk.all_ids()
             pred = _prefilter(ids)
             found = 0
             for c in service_containers:
@@ -464,10 +435,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                                      follow=kind == "files"):
                         text = ln.text
                         if pred(text):
-                            pairs = line_ids(text)
-                            if state.accept(pairs):
+                            got = state.walk.admit(line_ids(text))
+                            if got is not None:
                                 accepted.append(ln)
-                                found += state.add(pairs)
+                                found += len(got)
                                 last_scoped = (True, _stamp_s(text))
                             else:
                                 last_scoped = (False, None)
@@ -577,10 +548,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             raise ScopeError(f"No row or log line mentions '{printable(id, 80)}' in profile '{profile.name}'{extra}. "
                              "Check the id, the profile, and the time window.", id=str(id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
-            f"{sum(len(v) for v in state.ids.values())} id(s)")
+            f"{sum(len(v) for v in state.walk.ids.values())} id(s)")
         return writer.finish(
             scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
-                   "batch_id": state.batch, "other_batches": sorted(state.other_batches),
+                   "batch_id": state.walk.batch, "other_batches": sorted(state.walk.other_batches),
                    "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),
             origin={"kind": "live", "profile": profile.describe()})
