@@ -59,7 +59,7 @@ def _world(make: Databases, n: int, say: Callable[[str], None], n_stuck: int | N
 
 def _pull(dsns: dict[str, str]) -> int:
     """The baseline: every table of the three databases read into pandas (what a notebook would do)."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, select, table, text
 
     rows = 0
     for dsn in dsns.values():
@@ -69,7 +69,7 @@ def _pull(dsns: dict[str, str]) -> int:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
                 "AND table_type = 'BASE TABLE'"))]
             for t in tables:
-                rows += len(pd.read_sql(text(f'SELECT * FROM "{t}"'), conn))
+                rows += len(pd.read_sql(select(text("*")).select_from(table(t)), conn))
         eng.dispose()
     return rows
 

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
@@ -195,9 +196,11 @@ def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) ->
         cols = src.columns(table) if src is not None else None
         if src is None or not cols or key not in cols or "created_at" not in cols:
             continue
-        cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
+        tab = sa.table(table, *(sa.column(c) for c in (key, alt, "created_at") if c and c in cols))
+        rid: sa.BindParameter[str] = sa.bindparam("id")
+        cond = sa.or_(tab.c[key] == rid, *([tab.c[alt] == rid] if alt and alt in cols else []))
         try:
-            df = src.query(f'SELECT min("created_at") AS t FROM "{table}" WHERE {cond}',
+            df = src.query(sa.select(sa.func.min(tab.c.created_at).label("t")).where(cond),
                            {"id": state.requested}, doing="look up the registration time in")
         except SourceUnavailable:
             continue

@@ -46,6 +46,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, JSONB, UUID
+from sqlalchemy.dialects.postgresql.psycopg import dialect as _psycopg_dialect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
@@ -63,6 +64,7 @@ __all__ = [
     "PostgresSource",
     "filter_key",
     "mask_url",
+    "quote_identifier",
 ]
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 15_000
@@ -93,6 +95,15 @@ def mask_url(url: str | URL) -> str:
     except ArgumentError:
         return "<unparseable database URL>"
     return u.render_as_string(hide_password=True)
+
+
+_PREPARER = _psycopg_dialect().identifier_preparer  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it unannotated
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as PostgreSQL reads it, quoted by SQLAlchemy's PostgreSQL dialect where it must be (for
+    SQL that Core cannot express, e.g. :mod:`huledu_forensics.scan`'s aggregate queries)."""
+    return str(_PREPARER.quote(name))
 
 
 def _table(name: str, cols: Iterable[str] = ()) -> TableClause:
