@@ -70,7 +70,7 @@ class _ScopeState:
     requested: str
     walk: ScopeWalk = field(init=False)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
-    asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+    asked: dict[tuple[str, str], tuple[dict[str, set[str]], bool]] = field(default_factory=dict)
     json_since: datetime | None = None  # lower bound for JSON-payload scans once the batch is known
 
     def __post_init__(self) -> None:
@@ -116,13 +116,15 @@ def _prefetch_json_windows(sources: dict[str, PostgresSource], state: _ScopeStat
 
 
 def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
-              state: _ScopeState, progress: _Progress, round_no: int) -> int:
-    """Query every model table of every reachable database once; return the number of new ids."""
+              state: _ScopeState, progress: _Progress, round_no: str, *, net: bool) -> int:
+    """Query every model table of every reachable database once; return the number of new ids.
+    Without ``net``, filters no index serves are left for a later round with ``net``."""
     new = 0
     lost: list[str] = []
     for db, src in sources.items():
+        src.defer_unindexed = not net
         try:
-            new += _db_round_one(db, src, reports[db], state, progress, round_no)
+            new += _db_round_one(db, src, reports[db], state, progress, round_no, net)
         except SourceUnavailable as exc:  # the database went away mid-collection
             reports[db].warn(f"collection stopped in round {round_no}: {exc}")
             progress(f"round {round_no}: {db}: lost ({exc})")
@@ -133,7 +135,7 @@ def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceRepor
 
 
 def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _ScopeState,
-                  progress: _Progress, round_no: int) -> int:
+                  progress: _Progress, round_no: str, net: bool) -> int:
     """Query every model table of one database; keep rows in scope; return the number of new ids."""
     new = 0
     present = set(src.tables())
@@ -143,10 +145,10 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
             continue
         _bound_json_scans(src, state)
         filters = _filters(spec, state)
-        if state.asked.get((db, tname)) == filters:
+        if state.asked.get((db, tname)) == (filters, net):
             counts.append(f"{tname} =")
             continue  # no new id of a kind this table is searched by
-        state.asked[(db, tname)] = filters
+        state.asked[(db, tname)] = (filters, net)
         frame = src.rows(tname, filters)
         if not frame.empty:
             keep = []
@@ -560,16 +562,30 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
             origin={"kind": "live", "profile": profile.describe()})
 
 
+# Filters no index serves (unindexed correlation_id columns) are asked once discovery through the
+# indexed ones has settled, with every id known by then, instead of scanning their tables every round.
+_DEFER_UNINDEXED = True
+
+
 def _discover(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
               state: _ScopeState, say: _Progress, max_rounds: int, *, start: int) -> int:
-    """Run database rounds until no new id appears or ``max_rounds``; return the rounds run."""
+    """Run database rounds until no new id appears or ``max_rounds``; return the rounds run.
+
+    A round first asks the filters an index serves; only when those find no new id are the others
+    asked (the net), and the rounds go on if that finds any. tests/test_collect_fastpaths.py checks
+    that this collects the rows of asking every filter every round.
+    """
     if not sources:
         return 0
-    n = 0
-    for n in range(start, start + max_rounds):
-        new = _db_round(sources, reports, state, say, n)
-        if not new:
-            return n - start + 1
+    n = start
+    for i in range(max_rounds):
+        n = start + i
+        if _db_round(sources, reports, state, say, str(n), net=not _DEFER_UNINDEXED):
+            continue
+        if not _DEFER_UNINDEXED or not _db_round(sources, reports, state, say, f"{n} (unindexed)", net=True):
+            return i + 1
+    if _DEFER_UNINDEXED:  # cut by the cap: the unindexed filters are still asked for the ids found
+        _db_round(sources, reports, state, say, f"{n} (unindexed)", net=True)
     say(f"scope discovery stopped after {max_rounds} rounds with ids still appearing")
     for rep in reports.values():
         if rep.completeness != "missing":

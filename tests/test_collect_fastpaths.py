@@ -3,9 +3,10 @@
 ``PostgresSource`` finds rows through ``(aggregate_type, aggregate_id)``-style indexes by listing the
 leading column's values, and matches JSON-payload filters against one projection of the table's rows
 inside the collection window instead of scanning the table once per round (read in the background
-from the start, once the window is known). All are optimisations
-only: with them switched off (no index knowledge, no window projection) every query is the plain
-filter, and the bundle must hold the same rows, table by table.
+from the start, once the window is known); filters no index serves are asked once, when the indexed
+ones find nothing new, instead of every round. All are optimisations only: with them switched off (no
+index knowledge, no window projection, every filter every round) every query is the plain filter, and
+the bundle must hold the same rows, table by table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from huledu_forensics import model
+from huledu_forensics import collect, model
 from huledu_forensics.bundle import Bundle
 from huledu_forensics.collect import snapshot
 from huledu_forensics.simulate import build_world
@@ -40,14 +41,18 @@ def _rows(bundle: Bundle) -> dict[tuple[str, str], pd.DataFrame]:
     return out
 
 
-@pytest.mark.parametrize("world", ["outbox_poisoned", "seed_variant_a", "validation_failure"])
-def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, make_pg_database: Callable[..., str],
+@pytest.mark.parametrize(("world", "requested"), [
+    ("outbox_poisoned", "batch_id"), ("seed_variant_a", "batch_id"), ("validation_failure", "batch_id"),
+    # only JSON payloads and unindexed correlation_id columns hold it: discovery starts in the net
+    ("outbox_poisoned", "registration_correlation_id")])
+def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, requested: str,
+                                                           make_pg_database: Callable[..., str],
                                                            tmp_path: Path, monkeypatch: Any) -> None:
     w = build_world(world)
     dsns = load_world_into_postgres(w, make_pg_database)
     # other batches around the target (copies earlier in time), so the window holds foreign rows too
     inflate_world_into_postgres(dsns, 24, at=w.collected_at)
-    target = str(w.target["batch_id"])
+    target = str(w.target[requested])
     profile = profile_for(dsns)
 
     fast = snapshot(profile, target, tmp_path / "fast", progress=False, log_sources=[], state_source=None)
@@ -66,14 +71,27 @@ def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, make_pg_d
         read_by.append(threading.current_thread().name)
         return real_read(self, *a, **k)
 
+    deferred: list[str] = []
+    real_indexed = PostgresSource._indexed
+
+    def indexed(self: PostgresSource, table: str, key: str, cols: dict[str, str]) -> bool:
+        got = real_indexed(self, table, key, cols)
+        if not got:
+            deferred.append(f"{table}.{key}")
+        return got
+
     monkeypatch.setattr(PostgresSource, "_window_rows", counted)
     monkeypatch.setattr(PostgresSource, "_read_window", read)
+    monkeypatch.setattr(PostgresSource, "_indexed", indexed)
     fast2 = snapshot(profile, target, tmp_path / "fast2", progress=False, log_sources=[], state_source=None)
     assert "cache" in calls, "the window projection was never used: this test would not test it"
-    assert any(n.startswith("hf-") for n in read_by), "no window projection was read in the background"
+    if requested == "batch_id":  # the registration time is looked up first, so the window is known up front
+        assert any(n.startswith("hf-") for n in read_by), "no window projection was read in the background"
+    assert any(d.endswith(".correlation_id") for d in deferred), "no unindexed filter was left to the net"
 
     monkeypatch.setattr(PostgresSource, "_window_rows", lambda *a, **k: None)
     monkeypatch.setattr(PostgresSource, "_indexes", lambda self: ({}, {}))
+    monkeypatch.setattr(collect, "_DEFER_UNINDEXED", False)  # every filter asked in every round
     plain = snapshot(profile, target, tmp_path / "plain", progress=False, log_sources=[], state_source=None)
 
     a, a2, b = _rows(fast), _rows(fast2), _rows(plain)

@@ -177,6 +177,10 @@ class PostgresSource:
         # incremental: rows() asks each filter only for ids it was not asked before (live collection,
         # which keeps every round's rows, sets this); _asked remembers (table, filter key) -> ids
         self.incremental = False
+        # defer_unindexed: rows() leaves out the plain-column filters no btree index serves (each would
+        # scan its table); they are not marked asked, so a later call without it asks them, once, with
+        # every id known by then (live collection's "net" round)
+        self.defer_unindexed = False
         self._asked: dict[tuple[str, str], set[str]] = {}
         self._columns: dict[str, dict[str, str]] | None = None
         self._empty: dict[str, pd.DataFrame] = {}
@@ -436,6 +440,17 @@ class PostgresSource:
         return out
 
     # -- rows ---------------------------------------------------------------------------------------
+    def _indexed(self, table: str, key: str, cols: dict[str, str]) -> bool:
+        """Whether the filter ``key`` is answered without scanning the table: a column that leads a
+        btree index or follows a NOT NULL text column that does (see :meth:`rows`), or a JSON path (those
+        are matched against the window projection, read once)."""
+        if "->" in key or key.endswith("[]"):
+            return True
+        lead, seconds = self._indexes()
+        second = seconds.get(table, {}).get(key)
+        return key in lead.get(table, set()) or (second is not None and second[1]
+                                                 and cols.get(second[0]) in _STR_TYPES)
+
     def _condition(self, t: TableClause, key: str, cols: dict[str, str], pname: str,
                    values: list[str]) -> tuple[ColumnElement[bool], list[Any], bool] | None:
         """The condition for one filter, its bound values and whether it reads JSON (no index:
@@ -517,6 +532,8 @@ class PostgresSource:
         json_params: dict[str, Any] = {}
         json_values: list[tuple[str, list[str]]] = []
         for i, (key, ids) in enumerate(filters.items()):
+            if self.defer_unindexed and not self._indexed(table, key, cols):
+                continue
             values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
             if self.incremental:  # only ids not asked before: earlier calls returned their rows already
                 asked = self._asked.setdefault((table, key), set())
