@@ -118,8 +118,11 @@ def bench_db(work: Path, n_batches: int, repeat: int, add: Callable[..., None], 
             snapshot(profile, target, out, progress=False, log_sources=[], state_source=None)
             return time.perf_counter() - t
 
-        s8 = min(snap(p_small) for _ in range(repeat))
-        sn = min(snap(p_big) for _ in range(repeat))
+        # a snapshot takes about a second even at 100k batches: best of at least 3, the sizes interleaved,
+        # so load from other processes hits both alike
+        s8, sn = float("inf"), float("inf")
+        for _ in range(max(3, repeat)):
+            s8, sn = min(s8, snap(p_small)), min(sn, snap(p_big))
         r = sn / s8
         add(f"single-batch snapshot on {result.total} vs 8 batches (time)", f"{sn:.2f} s", f"{s8:.2f} s", r,
             "<= 2x", r <= 2)
