@@ -367,8 +367,9 @@ class PostgresSource:
     WINDOW_CACHE_ROWS = 20_000
     """At most this many rows of a table's JSON window are projected once and matched in Python."""
 
-    def _window_keys(self, table: str, cols: dict[str, str], keys: Iterable[str]) -> list[str]:
-        """The filter keys a window projection of ``table`` can serve (JSON paths of JSON columns)."""
+    @staticmethod
+    def _window_keys(cols: dict[str, str], keys: Iterable[str]) -> list[str]:
+        """The filter keys a window projection can serve: JSON paths into JSON columns (of ``cols``)."""
         out = []
         for k in keys:
             col, path, array = _split(k)
@@ -388,7 +389,7 @@ class PostgresSource:
             spec = model.TABLES.get((self.database, name))
             if cols is None or spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
                 continue
-            wanted = self._window_keys(name, cols, ks)
+            wanted = self._window_keys(cols, ks)
             ck = (name, self.json_window)
             if not wanted or ck in self._window_cache or ck in self._pending:
                 continue
@@ -405,7 +406,7 @@ class PostgresSource:
             return None
         if self.json_window == (None, None):
             return None
-        keys = self._window_keys(table, cols, keys)
+        keys = self._window_keys(cols, keys)
         ck = (table, self.json_window)
         pending = self._pending.pop(ck, None)
         if pending is not None:
