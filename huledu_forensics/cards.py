@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import _fields as F
+
 __all__ = ["Html", "completeness_table", "findings_table", "overview_card", "parameters_table", "table", "verdict_card"]
 
 _STATUS_COLOURS = {
@@ -24,7 +26,7 @@ _STATUS_COLOURS = {
 }
 _SEVERITY_COLOURS = {"critical": "#b71c1c", "error": "#d32f2f", "warning": "#ef6c00", "info": "#607d8b"}
 _KNOWN_FIELDS = {
-    "tool", "tool_version", "batch_id", "requested_id", "flow", "healthy", "status", "current_state",
+    "tool", "tool_version", F.BATCH_ID, "requested_id", "flow", "healthy", "status", "current_state",
     "current_step", "waited_s", "awaited_transition", "awaited_event", "awaited", "root_cause", "chain",
     "findings", "not_evaluated", "completeness", "gaps", "scope", "bundle", "collected_at",
     "responsible_service", "content", "differential", "unexplained",
@@ -279,7 +281,7 @@ def verdict_card(source: Any) -> Html:
     status = _status(v)
     total, bad = _completeness(v)
     colour = _STATUS_COLOURS.get(status, "#c62828" if v.get("healthy") is False else "#616161")
-    batch = _plain(v.get("batch_id")) or "unknown batch"
+    batch = _plain(v.get(F.BATCH_ID)) or "unknown batch"
     flow = _plain(v.get("flow"))
     text_lines = [f"{status.upper()}: batch {batch}" + (f" ({flow})" if flow else "")]
     rows: list[tuple[str, str]] = []
@@ -397,7 +399,7 @@ def verdict_card(source: Any) -> Html:
     meta = " · ".join(x for x in (
         f"flow <b>{_e(flow)}</b>" if flow else "",
         f"requested id <code>{_e(v.get('requested_id'))}</code>"
-        if v.get("requested_id") and v.get("requested_id") != v.get("batch_id") else "",
+        if v.get("requested_id") and v.get("requested_id") != v.get(F.BATCH_ID) else "",
         f"collected {_e(v.get('collected_at'))}" if v.get("collected_at") else "") if x)
     body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
             f"<h2><span class='hf-badge' style='background:{colour}'>{_e(status)}</span>"
@@ -582,14 +584,14 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
             rows.append(("Root causes", "<br>".join(f"<code>{_e(c)}</code> — {n} batch(es)" for c, n in top.items())))
             text.append("root causes: " + ", ".join(f"{c} ({n})" for c, n in top.items()))
     first = overview.iloc[0]
-    if _plain(first.get("batch_id")):
+    if _plain(first.get(F.BATCH_ID)):
         waited = _duration(first.get("waited_s"))
-        rows.append(("Open first", f"<code>{_e(first.get('batch_id'))}</code> — {_e(first.get('status'))}"
+        rows.append(("Open first", f"<code>{_e(first.get(F.BATCH_ID))}</code> — {_e(first.get('status'))}"
                      + (f" in <code>{_e(first.get('current_state'))}</code>" if _plain(first.get("current_state")) else "")
                      + (f" for <b>{_e(waited)}</b>" if waited else "")
                      + (f", waiting for <code>{_e(first.get('awaited_event'))}</code>"
                         if _plain(first.get("awaited_event")) else "")))
-        text.append(f"open first: {first.get('batch_id')}")
+        text.append(f"open first: {first.get(F.BATCH_ID)}")
     unknown = counts.get("unknown", 0)
     if unknown:
         rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be investigated</span> "

@@ -134,7 +134,7 @@ def _print_result(result: _report.ReportResult) -> None:
         click.echo(f"bundle:   {result.bundle_path}")
 
 
-def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
+def _run_report(bundle: Path, any_id: str, out: Path, since: Any, until: Any, timeout: float,
                 notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
     # the command's deadline (--timeout) is the limit; a cell's own timeout is a backstop just past it, so
     # the deadline always fires first with its one-line message (nbclient's cell timeout would race it)
@@ -145,9 +145,9 @@ def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeou
     if redact_ids:
         from . import redact
 
-        result = redact.run_redacted_report(bundle, id, out, **kw)
+        result = redact.run_redacted_report(bundle, any_id, out, **kw)
     else:
-        result = _report.run_report(bundle, id, out, **kw)
+        result = _report.run_report(bundle, any_id, out, **kw)
     _print_result(result)
     return int(result.exit_code)
 

@@ -19,19 +19,21 @@ from typing import Any, TextIO
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing
 from .bundle import Bundle
 from .errors import ForensicsError
 from .evidence import records
 from .investigation import investigate
+from .model import columns as C
 from .model import names as N
 from .scope import normalise_id
 
 __all__ = ["OVERVIEW_COLUMNS", "batch_ids", "batch_overview", "overview_figure", "overview_verdict",
            "root_cause_counts", "write_overview_verdict"]
 
-OVERVIEW_COLUMNS = ("batch_id", "flow", "status", "current_state", "current_step", "awaited_event",
+OVERVIEW_COLUMNS = (F.BATCH_ID, "flow", "status", "current_state", "current_step", "awaited_event",
                     "waited_s", "root_cause", "root_cause_summary", "findings", "registered_at",
                     "known_to", "error")
 """The columns of :func:`batch_overview`, in order."""
@@ -71,10 +73,10 @@ def batch_ids(bundle: str | Path | Bundle) -> dict[str, set[str]]:
 
 def _registered_at(b: Bundle, bid: str) -> pd.Timestamp | None:
     df = b.table(*N.BATCHES)
-    if df is None or df.empty or "created_at" not in df.columns:
+    if df is None or df.empty or C.CREATED_AT not in df.columns:
         return None
-    hit = df[df["id"].astype(str).str.lower() == bid]
-    return None if hit.empty else hit["created_at"].iloc[0]
+    hit = df[df[C.ID].astype(str).str.lower() == bid]
+    return None if hit.empty else hit[C.CREATED_AT].iloc[0]
 
 
 def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
@@ -107,7 +109,7 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
         if show:
             out.write(f"\rinvestigating batch {i}/{len(ids)} …")
             out.flush()
-        row: dict[str, object] = {"batch_id": bid, "known_to": ", ".join(sorted(dbs)),
+        row: dict[str, object] = {F.BATCH_ID: bid, "known_to": ", ".join(sorted(dbs)),
                                   "registered_at": _registered_at(b, bid), "error": ""}
         try:
             v: dict[str, Any] = investigate(b, bid, since=since, until=until).verdict.to_json()
@@ -132,7 +134,7 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
     df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
     rank = df["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
     df = df.assign(_rank=rank, _wait=-df["waited_s"].fillna(-1.0)).sort_values(
-        ["_rank", "_wait", "batch_id"], kind="stable")
+        ["_rank", "_wait", F.BATCH_ID], kind="stable")
     return df.drop(columns=["_rank", "_wait"]).reset_index(drop=True)
 
 
@@ -156,7 +158,7 @@ def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> di
     batches = []
     for r in records(overview):
         batches.append({k: _json_value(r[k])
-                        for k in ("batch_id", "flow", "status", "current_state", "awaited_event",
+                        for k in (F.BATCH_ID, "flow", "status", "current_state", "awaited_event",
                                   "waited_s", "root_cause", "registered_at")})
     return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,
             "healthy": all(s == "healthy" for s in statuses), "status": worst,
@@ -175,7 +177,7 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     d = overview.assign(root_cause=overview["root_cause"].fillna("-"))
     g = d.groupby(["root_cause", "status"], dropna=False, sort=False).agg(
-        batch_count=("batch_id", "size"), longest_wait_s=("waited_s", "max"), example_batch=("batch_id", "first"))
+        batch_count=(F.BATCH_ID, "size"), longest_wait_s=("waited_s", "max"), example_batch=(F.BATCH_ID, "first"))
     g = g.reset_index()
     rank = g["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
     return g.assign(_r=rank).sort_values(["_r", "batch_count"], ascending=[True, False], kind="stable")[
@@ -183,19 +185,19 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bundle: str | Path | Bundle,
-                           id: str | None = None, *, since: datetime | str | None = None,
+                           any_id: str | None = None, *, since: datetime | str | None = None,
                            until: datetime | str | None = None) -> str | None:
     """Write ``verdict.json`` for the stuck-batches report; returns the path, or ``None`` when not asked.
 
-    With ``id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
+    With ``any_id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
     ``overview`` entry (:func:`overview_verdict`); without, it is the bundle-wide :func:`overview_verdict`.
     """
     if not path:
         return None
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     summary = overview_verdict(overview, bundle=str(b.path))
-    if id:
-        data = dict(investigate(b, id, since=since, until=until).verdict.to_json())
+    if any_id:
+        data = dict(investigate(b, any_id, since=since, until=until).verdict.to_json())
         data["overview"] = summary
     else:
         data = summary
@@ -218,13 +220,13 @@ def overview_figure(df: pd.DataFrame) -> go.Figure:
         fig.update_layout(title="Batches: none in this bundle")
         return fig
     d = df.iloc[::-1]  # stuck first at the top
-    labels = [f"{str(b)[:8]}… {f or ''}".strip() for b, f in zip(d["batch_id"], d["flow"])]
+    labels = [f"{str(b)[:8]}… {f or ''}".strip() for b, f in zip(d[F.BATCH_ID], d["flow"])]
     for status in _STATUS_ORDER:
         part = d[d["status"] == status]
         if part.empty:
             continue
         lab = [lbl for lbl, s in zip(labels, d["status"]) if s == status]
-        hover = [f"{r['batch_id']}<br>{status}: {r['current_state'] or '?'} (step {r['current_step'] or '?'})"
+        hover = [f"{r[F.BATCH_ID]}<br>{status}: {r['current_state'] or '?'} (step {r['current_step'] or '?'})"
                  f"<br>awaiting: {r['awaited_event'] or '-'}<br>root cause: {r['root_cause'] or '-'}"
                  for r in records(part)]
         fig.add_trace(go.Bar(y=lab, x=part["waited_s"].fillna(0.0).clip(lower=0.5), orientation="h",

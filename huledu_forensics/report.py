@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import _fields as F
 from ._time import parse_option_time, parse_utc
 from .bundle import Bundle, write_world_bundle
 from .errors import (
@@ -192,7 +193,7 @@ def verdict_summary(verdict: dict[str, Any]) -> str:
         return Verdict(dict(verdict)).summary_text()
     except Exception:  # noqa: BLE001 - fall back to the minimal rendering below
         pass
-    lines = [f"batch {verdict.get('batch_id') or '?'} ({verdict.get('flow') or '?'} flow): "
+    lines = [f"batch {verdict.get(F.BATCH_ID) or '?'} ({verdict.get('flow') or '?'} flow): "
              f"{'healthy' if verdict.get('healthy') else verdict.get('status') or 'not healthy'}"]
     state = verdict.get("current_state")
     step = verdict.get("current_step")
@@ -360,7 +361,7 @@ def export_html(notebook_path: str | Path, html_path: str | Path, *, show_code: 
     return out
 
 
-def require_id_in_bundle(bundle: Bundle, id: str) -> None:
+def require_id_in_bundle(bundle: Bundle, any_id: str) -> None:
     """Refuse an id before any notebook runs (a kernel start costs seconds): a malformed id, or one that
     no table row and no log line of ``bundle`` mentions.
 
@@ -368,13 +369,13 @@ def require_id_in_bundle(bundle: Bundle, id: str) -> None:
     (cheap, no parsing). The notebook's own scope discovery remains the judge of anything that passes.
 
     Raises:
-        ConfigError: ``id`` is empty or does not look like an id.
-        ScopeError: nothing in the bundle mentions ``id``.
+        ConfigError: ``any_id`` is empty or does not look like an id.
+        ScopeError: nothing in the bundle mentions ``any_id``.
     """
     from .safety import check_id
     from .scope import ids_from_rows, normalise_id
 
-    raw = check_id(id)
+    raw = check_id(any_id)
     rid = normalise_id(raw) or ""
     for key in bundle.tables():
         frame = bundle.table(*key)
@@ -418,16 +419,16 @@ def _iso(value: datetime | str | None, name: str) -> str | None:
     return t.isoformat() if t else None
 
 
-def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
+def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
                notebook: str | Path = "batch_investigation", since: datetime | str | None = None,
                until: datetime | str | None = None, timeout_s: float = 600,
                progress: bool = False, show_code: bool = False, check: bool = True,
                plotly_js_dir: str | Path | None = None) -> ReportResult:
-    """Execute the investigation notebook for ``id`` on ``bundle`` and write the report into ``out_dir``.
+    """Execute the investigation notebook for ``any_id`` on ``bundle`` and write the report into ``out_dir``.
 
     Args:
         bundle: a bundle directory or an opened :class:`~huledu_forensics.bundle.Bundle`.
-        id: the batch, correlation or essay id to investigate.
+        any_id: the batch, correlation or essay id to investigate.
         out_dir: the report directory (created; earlier report files in it are replaced).
         notebook: a packaged notebook name or an ``.ipynb`` path.
         since / until: optional window, aware datetimes or ISO strings (passed as ISO strings).
@@ -444,7 +445,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
     Raises:
         BundleNotFound / BundleInvalid: the bundle cannot be opened (nothing is executed).
         ConfigError: a bad ``since``/``until`` or empty id.
-        ScopeError: the notebook found nothing for ``id`` (the notebook and HTML are still written).
+        ScopeError: the notebook found nothing for ``any_id`` (the notebook and HTML are still written).
         ReportError: the notebook has unknown parameters, a cell failed (the partly executed notebook
             and its HTML are still written), or no verdict was written.
     """
@@ -454,7 +455,7 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
 
-    no_id = not id or not str(id).strip()
+    no_id = not any_id or not str(any_id).strip()
     # a whole-stack notebook (one that also takes a `scan`, e.g. stuck_batches) runs without an id
     if no_id and "scan" not in _parameters_cell(resolve_notebook(notebook))[1]:
         raise ConfigError("No id given. Pass a batch, correlation or essay id with --id.")
@@ -462,13 +463,13 @@ def run_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
         raise ConfigError(f"The timeout must be a positive number of seconds, not {timeout_s!r}.")
     opened = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     if check and not no_id:
-        require_id_in_bundle(opened, str(id))
+        require_id_in_bundle(opened, str(any_id))
     nb_path = resolve_notebook(notebook)
     out = Path(out_dir)
     check_report_dir(out)
     params = {
         "bundle": str(Path(opened.path).resolve()),
-        "id": None if no_id else str(id).strip(),
+        "id": None if no_id else str(any_id).strip(),
         "since": _iso(since, "since"),
         "until": _iso(until, "until"),
     }
