@@ -563,10 +563,10 @@ class PostgresSource:
             queries.append((everything.where(where).limit(self.row_limit + 1), params))
         cached = self._window_rows(table, cols, [k for k in filters if "->" in k or k.endswith("[]")]) \
             if json_conds else None
-        if cached is not None:
+        if cached is not None and all(k in cached[0] for k, _ in json_values):
             # the window's rows were projected once: match the ids here, fetch the hits by primary key
             pos = {k: j + 1 for j, k in enumerate(cached[0])}
-            wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values if k in pos]
+            wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values]
             hits = []
             for r in cached[1]:
                 for j, vals, array in wanted:
