@@ -59,7 +59,7 @@ def _world(make: Databases, n: int, say: Callable[[str], None], n_stuck: int | N
 
 def _pull(dsns: dict[str, str]) -> int:
     """The baseline: every table of the three databases read into pandas (what a notebook would do)."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, select, table, text
 
     rows = 0
     for dsn in dsns.values():
@@ -69,7 +69,7 @@ def _pull(dsns: dict[str, str]) -> int:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
                 "AND table_type = 'BASE TABLE'"))]
             for t in tables:
-                rows += len(pd.read_sql(text(f'SELECT * FROM "{t}"'), conn))
+                rows += len(pd.read_sql(select(text("*")).select_from(table(t)), conn))
         eng.dispose()
     return rows
 
@@ -118,8 +118,11 @@ def bench_db(work: Path, n_batches: int, repeat: int, add: Callable[..., None], 
             snapshot(profile, target, out, progress=False, log_sources=[], state_source=None)
             return time.perf_counter() - t
 
-        s8 = min(snap(p_small) for _ in range(repeat))
-        sn = min(snap(p_big) for _ in range(repeat))
+        # a snapshot takes about a second even at 100k batches: best of at least 3, the sizes interleaved,
+        # so load from other processes hits both alike
+        s8, sn = float("inf"), float("inf")
+        for _ in range(max(3, repeat)):
+            s8, sn = min(s8, snap(p_small)), min(sn, snap(p_big))
         r = sn / s8
         add(f"single-batch snapshot on {result.total} vs 8 batches (time)", f"{sn:.2f} s", f"{s8:.2f} s", r,
             "<= 2x", r <= 2)

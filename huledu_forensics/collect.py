@@ -7,8 +7,10 @@ the model's service containers (only lines that mention a scope id) and of the d
 (every line in the window: PostgreSQL's own lines carry no ids, yet they hold errors such as
 ``invalid input value for enum``), the container states, and writes it all to a bundle atomically.
 
-Once the scope has reached a batch, a row or log line about *another* batch is never followed (a
-shared correlation id cannot pull a second batch in), matching :func:`huledu_forensics.scope.discover`.
+Which rows and log lines belong, and which of their ids are followed, is decided by
+:class:`huledu_forensics.scope.ScopeWalk`, the rule :func:`huledu_forensics.scope.discover` replays a
+bundle with: once the scope has reached a batch, a row or log line about *another* batch is never
+followed (a shared correlation id cannot pull a second batch in).
 
 Parts that cannot be read (a database down, no Docker engine) become gaps in the bundle with the
 reason; they never abort the collection.
@@ -24,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
 from . import _fields as F
 from . import model
@@ -35,7 +38,7 @@ from .model import columns as C
 from .model import names as N
 from .profiles import Profile
 from .safety import printable
-from .scope import ID_KINDS, normalise_id, row_ids
+from .scope import ID_KINDS, ScopeWalk, normalise_id, row_ids
 from .sources.base import LogLine, LogSource, StateSource, Window
 from .sources.docker import DockerSource
 from .sources.files import FilesSource
@@ -63,56 +66,35 @@ class _Progress:
 
 @dataclass
 class _ScopeState:
-    """Ids known so far and the rows matched so far."""
+    """The scope walked so far (:class:`~huledu_forensics.scope.ScopeWalk`, the rule replay uses too)
+    and the rows it admitted, per table."""
 
     requested: str
-    ids: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in ID_KINDS})
-    batch: str | None = None
-    other_batches: set[str] = field(default_factory=set)
+    walk: ScopeWalk = field(init=False)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = field(default_factory=dict)
-    asked: dict[tuple[str, str], dict[str, set[str]]] = field(default_factory=dict)
+    asked: dict[tuple[str, str], tuple[dict[str, set[str]], bool]] = field(default_factory=dict)
     json_since: datetime | None = None  # lower bound for JSON-payload scans once the batch is known
+
+    def __post_init__(self) -> None:
+        self.walk = ScopeWalk(self.requested)
 
     def values_for(self, kinds: Iterable[str]) -> set[str]:
         out = {self.requested}
         for k in kinds:
-            out |= self.ids.get(k, set())
+            out |= self.walk.ids.get(k, set())
         return out
 
-    def all_ids(self) -> set[str]:
-        return {self.requested}.union(*self.ids.values())
-
-    def accept(self, pairs: list[tuple[str, str]]) -> bool:
-        """Whether an item with these ids belongs to the scope (not about another batch)."""
-        batches = {v for k, v in pairs if k == "batch"}
-        if self.batch is not None and batches and self.batch not in batches:
-            self.other_batches |= batches - {self.batch}
-            return False
-        return True
-
-    def add(self, pairs: list[tuple[str, str]]) -> int:
-        """Add the ids of an accepted item; return how many were new."""
-        new = 0
-        if self.batch is None:
-            batches = sorted({v for k, v in pairs if k == "batch"})
-            if self.requested in batches:
-                self.batch = self.requested
-            elif batches:
-                self.batch = batches[0]
-                self.other_batches |= set(batches[1:])
-        for k, v in pairs:
-            if k not in self.ids:
-                continue
-            if k == "batch" and self.batch is not None and v != self.batch:
-                self.other_batches.add(v)
-                continue
-            if v not in self.ids[k]:
-                self.ids[k].add(v)
-                new += 1
-        return new
-
     def scope_json(self) -> dict[str, list[str]]:
-        return {k: sorted(v) for k, v in self.ids.items() if v}
+        return {k: sorted(v) for k, v in self.walk.ids.items() if v}
+
+
+def _json_filters(spec: model.Table) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """The table's JSON-path filter keys, each with the id kinds it is searched with."""
+    for col, path, kind in spec.json_id_paths:
+        if kind == "essay_list":
+            yield filter_key(col, path, array=True), ("essay",)
+        elif kind in ID_KINDS:
+            yield filter_key(col, path), (kind,)
 
 
 def _filters(spec: model.Table, state: _ScopeState) -> dict[str, set[str]]:
@@ -121,22 +103,30 @@ def _filters(spec: model.Table, state: _ScopeState) -> dict[str, set[str]]:
         kinds = _COLUMN_SEARCH.get(kind)
         if kinds:
             filters[col] = state.values_for(kinds)
-    for col, path, kind in spec.json_id_paths:
-        if kind == "essay_list":
-            filters[filter_key(col, path, array=True)] = state.values_for(("essay",))
-        elif kind in ID_KINDS:
-            filters[filter_key(col, path)] = state.values_for((kind,))
+    for key, kinds in _json_filters(spec):
+        filters[key] = state.values_for(kinds)
     return filters
 
 
+def _prefetch_json_windows(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
+    """Once the JSON window is known, start every table's window projection in the background."""
+    for db, src in sources.items():
+        _bound_json_scans(src, state)
+        present = set(src.tables())
+        src.prefetch_windows({t: [k for k, _ in _json_filters(spec)] for (d, t), spec in model.TABLES.items()
+                              if d == db and t in present and spec.json_id_paths})
+
+
 def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
-              state: _ScopeState, progress: _Progress, round_no: int) -> int:
-    """Query every model table of every reachable database once; return the number of new ids."""
+              state: _ScopeState, progress: _Progress, round_no: str, *, net: bool) -> int:
+    """Query every model table of every reachable database once; return the number of new ids.
+    Without ``net``, filters no index serves are left for a later round with ``net``."""
     new = 0
     lost: list[str] = []
     for db, src in sources.items():
+        src.defer_unindexed = not net
         try:
-            new += _db_round_one(db, src, reports[db], state, progress, round_no)
+            new += _db_round_one(db, src, reports[db], state, progress, round_no, net)
         except SourceUnavailable as exc:  # the database went away mid-collection
             reports[db].warn(f"collection stopped in round {round_no}: {exc}")
             progress(f"round {round_no}: {db}: lost ({exc})")
@@ -147,7 +137,7 @@ def _db_round(sources: dict[str, PostgresSource], reports: dict[str, SourceRepor
 
 
 def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _ScopeState,
-                  progress: _Progress, round_no: int) -> int:
+                  progress: _Progress, round_no: str, net: bool) -> int:
     """Query every model table of one database; keep rows in scope; return the number of new ids."""
     new = 0
     present = set(src.tables())
@@ -157,19 +147,17 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
             continue
         _bound_json_scans(src, state)
         filters = _filters(spec, state)
-        if state.asked.get((db, tname)) == filters:
+        if state.asked.get((db, tname)) == (filters, net):
             counts.append(f"{tname} =")
             continue  # no new id of a kind this table is searched by
-        state.asked[(db, tname)] = filters
+        state.asked[(db, tname)] = (filters, net)
         frame = src.rows(tname, filters)
         if not frame.empty:
             keep = []
             for row in frame.to_dict("records"):
-                pairs = list(row_ids(db, tname, row))  # type: ignore[arg-type]  # stubs: record keys are Hashable; ours are str
-                ok = state.accept(pairs)
-                keep.append(ok)
-                if ok:
-                    new += state.add(pairs)
+                got = state.walk.admit(row_ids(db, tname, row))  # type: ignore[arg-type]  # stubs: record keys are Hashable; ours are str
+                keep.append(got is not None)
+                new += len(got or ())
             frame = frame[pd.Series(keep, index=frame.index)]
         state.frames.setdefault((db, tname), []).append(frame)
         _note_registration(state, (db, tname), frame)
@@ -187,12 +175,13 @@ _JSON_BOUND_MARGIN = pd.Timedelta(hours=1)
 
 def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataFrame) -> None:
     """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
-    if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
+    batch = state.walk.batch
+    if batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
         return
     idcol = C.ID if key == N.BATCHES else C.BATCH_ID
     if idcol not in frame.columns or C.CREATED_AT not in frame.columns:
         return
-    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, C.CREATED_AT].dropna()
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == batch, C.CREATED_AT].dropna()
     if hit.empty:
         return
     t = parse_utc(hit.min())
@@ -211,9 +200,11 @@ def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) ->
         cols = src.columns(table) if src is not None else None
         if src is None or not cols or key not in cols or C.CREATED_AT not in cols:
             continue
-        cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
+        tab = sa.table(table, *(sa.column(c) for c in (key, alt, C.CREATED_AT) if c and c in cols))
+        rid: sa.BindParameter[str] = sa.bindparam("id")
+        cond = sa.or_(tab.c[key] == rid, *([tab.c[alt] == rid] if alt and alt in cols else []))
         try:
-            df = src.query(f'SELECT min("created_at") AS t FROM "{table}" WHERE {cond}',
+            df = src.query(sa.select(sa.func.min(tab.c[C.CREATED_AT]).label("t")).where(cond),
                            {"id": state.requested}, doing="look up the registration time in")
         except SourceUnavailable:
             continue
@@ -382,6 +373,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
                 writer.gap(f"tables/{db}/{t}", "the table does not exist in this database", source=rep)
             say(f"{db}: connected, {len(tables)} tables")
         _prime_json_bound(sources, state)
+        _prefetch_json_windows(sources, state)
         rounds = _discover(sources, reports, state, say, max_rounds, start=1)
 
         # -- logs ------------------------------------------------------------------------------------
@@ -424,7 +416,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
         kept_src: dict[str, LogSource] = {}
 
         def scan_services() -> int:
-            ids = state.all_ids()
+            ids = state.walk.all_ids()
             pred = _prefilter(ids)
             found = 0
             for c in service_containers:
@@ -449,10 +441,10 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
                     for ln in _lines(ls, c, window, ids if search else None, follow=search):
                         text = ln.text
                         if pred(text):
-                            pairs = line_ids(text)
-                            if state.accept(pairs):
+                            got = state.walk.admit(line_ids(text))
+                            if got is not None:
                                 accepted.append(ln)
-                                found += state.add(pairs)
+                                found += len(got)
                                 last_scoped = (True, _stamp_s(text))
                             else:
                                 last_scoped = (False, None)
@@ -562,25 +554,39 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
             raise ScopeError(f"No row or log line mentions '{printable(any_id, 80)}' in profile '{profile.name}'{extra}. "
                              "Check the id, the profile, and the time window.", id=str(any_id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
-            f"{sum(len(v) for v in state.ids.values())} id(s)")
+            f"{sum(len(v) for v in state.walk.ids.values())} id(s)")
         return writer.finish(
             scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
-                   F.BATCH_ID: state.batch, "other_batches": sorted(state.other_batches),
+                   F.BATCH_ID: state.walk.batch, "other_batches": sorted(state.walk.other_batches),
                    "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),
             origin={"kind": "live", "profile": profile.describe()})
 
 
+# Filters no index serves (unindexed correlation_id columns) are asked once discovery through the
+# indexed ones has settled, with every id known by then, instead of scanning their tables every round.
+_DEFER_UNINDEXED = True
+
+
 def _discover(sources: dict[str, PostgresSource], reports: dict[str, SourceReport],
               state: _ScopeState, say: _Progress, max_rounds: int, *, start: int) -> int:
-    """Run database rounds until no new id appears or ``max_rounds``; return the rounds run."""
+    """Run database rounds until no new id appears or ``max_rounds``; return the rounds run.
+
+    A round first asks the filters an index serves; only when those find no new id are the others
+    asked (the net), and the rounds go on if that finds any. tests/test_collect_fastpaths.py checks
+    that this collects the rows of asking every filter every round.
+    """
     if not sources:
         return 0
-    n = 0
-    for n in range(start, start + max_rounds):
-        new = _db_round(sources, reports, state, say, n)
-        if not new:
-            return n - start + 1
+    n = start
+    for i in range(max_rounds):
+        n = start + i
+        if _db_round(sources, reports, state, say, str(n), net=not _DEFER_UNINDEXED):
+            continue
+        if not _DEFER_UNINDEXED or not _db_round(sources, reports, state, say, f"{n} (unindexed)", net=True):
+            return i + 1
+    if _DEFER_UNINDEXED:  # cut by the cap: the unindexed filters are still asked for the ids found
+        _db_round(sources, reports, state, say, f"{n} (unindexed)", net=True)
     say(f"scope discovery stopped after {max_rounds} rounds with ids still appearing")
     for rep in reports.values():
         if rep.completeness != "missing":

@@ -321,7 +321,10 @@ _OUTBOX_COLS = [F.BATCH_ID, "topic", "published", C.RETRY_COUNT]
 
 
 def _q(key: tuple[str, str]) -> str:
-    return '"' + key[1] + '"'
+    """The table of a model ``(database, table)`` key as an SQL identifier, quoted by SQLAlchemy."""
+    from .sources.postgres import quote_identifier
+
+    return quote_identifier(key[1])
 
 
 def _naive(t: datetime) -> datetime:
@@ -503,7 +506,7 @@ FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY ba
                                     "read uploads of", _FILE_COLS))
 
     def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
-        ob = '"' + model.OUTBOX_TABLE + '"'
+        ob = _q((db, model.OUTBOX_TABLE))
         sql = (f"SELECT aggregate_id AS batch_id, topic, published_at IS NOT NULL AS published, retry_count "
                f"FROM {ob} WHERE topic = ANY(CAST(:topics AS text[])) AND aggregate_id = ANY(CAST(:ids AS text[]))")
         return self._run(db, sql, {"ids": ids, "topics": topics}, "read the outbox of", _OUTBOX_COLS)

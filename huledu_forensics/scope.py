@@ -5,6 +5,10 @@ its two correlation ids (registration and pipeline request), an essay id, a text
 upload id, an outbox row id or an envelope event id. Discovery is a breadth-first walk over an index of
 "which row or log line mentions which id"; once the batch is known, other batches' ids are recorded but
 never followed, so a shared correlation id cannot pull a second batch into the scope.
+
+That rule lives in one place, :class:`ScopeWalk`: replay (:func:`discover`, over a bundle's index) and
+live collection (:mod:`huledu_forensics.collect`, over database rounds and log lines) both hand it each
+item's ids and follow what it returns, so the two cannot disagree on which items and ids belong.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ._frames import is_missing, records
 from .errors import ScopeError
 from .model import columns as C
 
-__all__ = ["ID_KINDS", "Scope", "ScopeIndex", "build_index", "discover", "ids_from_rows",
+__all__ = ["ID_KINDS", "Scope", "ScopeIndex", "ScopeWalk", "build_index", "discover", "ids_from_rows",
            "normalise_id", "row_ids"]
 
 ID_KINDS = ("batch", "correlation", "essay", "text_storage", "file_upload", "event", "outbox")
@@ -153,6 +157,49 @@ class Scope:
                 "other_batches": sorted(self.other_batches)}
 
 
+@dataclass
+class ScopeWalk:
+    """Which items (table rows, log lines) and ids belong to the investigation of ``requested``.
+
+    Feed it each reached item's ``(kind, id)`` pairs with :meth:`admit`. The batch is the requested id
+    when an item names it as a batch, else the first batch an admitted item names (the smallest id when
+    one item names several). Once the batch is known, an item about other batches only is refused; the
+    other batches an item names (refused or admitted) are recorded in :attr:`other_batches`, never
+    followed.
+    """
+
+    requested: str
+    batch: str | None = None
+    ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    kind_of: dict[str, str] = field(default_factory=dict)  # an id's first kind seen
+    other_batches: set[str] = field(default_factory=set)
+
+    def admit(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        """Take in an item's ids: ``None`` if the item is about another batch (refused), else the
+        ``(kind, id)`` pairs new to the scope, which are the ones to follow."""
+        pairs = [(k, v) for k, v in pairs if k != "unknown"]
+        batches = {v for k, v in pairs if k == "batch"}
+        if self.batch is not None and batches and self.batch not in batches:
+            self.other_batches |= batches
+            return None
+        if self.batch is None and batches:
+            self.batch = self.requested if self.requested in batches else min(batches)
+        new = []
+        for k, v in pairs:
+            first = self.kind_of.setdefault(v, k)
+            if (k == "batch" or first == "batch" or v in self.other_batches) and v != self.batch:
+                self.other_batches.add(v)
+                continue
+            if v not in self.ids[k]:
+                self.ids[k].add(v)
+                new.append((k, v))
+        return new
+
+    def all_ids(self) -> set[str]:
+        """The requested id and every id admitted so far."""
+        return {self.requested}.union(*self.ids.values())
+
+
 class ScopeIndex:
     """Which evidence item mentions which id: items are ``(part, key)`` pairs. Build once per
     bundle with :func:`build_index` and reuse it for every id."""
@@ -226,42 +273,29 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | No
             "correlation id, essay id, text storage id or file upload id), and the time window.",
             id=requested_id)
 
-    kinds: dict[str, str] = {}
-    found_in: dict[str, set[str]] = defaultdict(set)
+    requested_kind = "unknown"
     for item in index.by_id[rid]:
-        for k, v in index.item_ids[item]:
-            if v == rid and k != "unknown":
-                kinds.setdefault(rid, k)
-    requested_kind = kinds.get(rid, "unknown")
-    batch: str | None = rid if requested_kind == "batch" else None
-    other_batches: set[str] = set()
+        kind = next((k for k, v in index.item_ids[item] if v == rid and k != "unknown"), None)
+        if kind is not None:
+            requested_kind = kind
+            break
+    walk = ScopeWalk(rid, batch=rid if requested_kind == "batch" else None)
+    walk.kind_of[rid] = requested_kind
+    found_in: dict[str, set[str]] = defaultdict(set)
     seen = {rid}
     queue: deque[str] = deque([rid])
     while queue and len(seen) < max_ids:
         cur = queue.popleft()
         for item in index.by_id.get(cur, ()):
             found_in[cur].add(str(item[0]))
-            pairs = index.item_ids[item]
-            item_batches = {v for k, v in pairs if k == "batch"}
-            if batch is not None and item_batches and batch not in item_batches:
-                continue  # an item about another batch: note it, do not follow
-            for k, v in pairs:
-                if k != "unknown":
-                    kinds.setdefault(v, k)
-                if v in seen:
-                    continue
-                if kinds.get(v) == "batch":
-                    if batch is None:
-                        batch = v
-                    elif v != batch:
-                        other_batches.add(v)
-                        continue
-                seen.add(v)
-                queue.append(v)
+            for _, v in walk.admit(index.item_ids[item]) or ():
+                if v not in seen:
+                    seen.add(v)
+                    queue.append(v)
     ids: dict[str, set[str]] = defaultdict(set)
     for v in seen:
-        k = kinds.get(v, "unknown")
+        k = walk.kind_of.get(v, "unknown")
         if k == "unknown":
             k = "essay" if len(v) == 36 else "text_storage"
         ids[k].add(v)
-    return Scope(rid, requested_kind, batch, dict(ids), dict(found_in), other_batches)
+    return Scope(rid, requested_kind, walk.batch, dict(ids), dict(found_in), walk.other_batches)

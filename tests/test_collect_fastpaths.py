@@ -2,21 +2,26 @@
 
 ``PostgresSource`` finds rows through ``(aggregate_type, aggregate_id)``-style indexes by listing the
 leading column's values, and matches JSON-payload filters against one projection of the table's rows
-inside the collection window instead of scanning the table once per round. Both are optimisations
-only: with them switched off (no index knowledge, no window projection) every query is the plain
-filter, and the bundle must hold the same rows, table by table.
+inside the collection window instead of scanning the table once per round (read in the background
+from the start, once the window is known); filters no index serves are asked once, when the indexed
+ones find nothing new, instead of every round. All are optimisations only: with them switched off (no
+index knowledge, no window projection, every filter every round) every query is the plain filter, and
+the bundle must hold the same rows, table by table.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
-from huledu_forensics import model
+from huledu_forensics import collect, model
 from huledu_forensics.bundle import Bundle
 from huledu_forensics.collect import snapshot
 from huledu_forensics.simulate import build_world
@@ -36,14 +41,18 @@ def _rows(bundle: Bundle) -> dict[tuple[str, str], pd.DataFrame]:
     return out
 
 
-@pytest.mark.parametrize("world", ["outbox_poisoned", "seed_variant_a", "validation_failure"])
-def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, make_pg_database: Callable[..., str],
+@pytest.mark.parametrize(("world", "requested"), [
+    ("outbox_poisoned", "batch_id"), ("seed_variant_a", "batch_id"), ("validation_failure", "batch_id"),
+    # only JSON payloads and unindexed correlation_id columns hold it: discovery starts in the net
+    ("outbox_poisoned", "registration_correlation_id")])
+def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, requested: str,
+                                                           make_pg_database: Callable[..., str],
                                                            tmp_path: Path, monkeypatch: Any) -> None:
     w = build_world(world)
     dsns = load_world_into_postgres(w, make_pg_database)
     # other batches around the target (copies earlier in time), so the window holds foreign rows too
     inflate_world_into_postgres(dsns, 24, at=w.collected_at)
-    target = str(w.target["batch_id"])
+    target = str(w.target[requested])
     profile = profile_for(dsns)
 
     fast = snapshot(profile, target, tmp_path / "fast", progress=False, log_sources=[], state_source=None)
@@ -55,12 +64,34 @@ def test_fast_paths_collect_the_same_rows_as_plain_queries(world: str, make_pg_d
         calls.append("cache" if got is not None else "none")
         return got
 
+    read_by: list[str] = []
+    real_read = PostgresSource._read_window
+
+    def read(self: PostgresSource, *a: Any, **k: Any) -> Any:
+        read_by.append(threading.current_thread().name)
+        return real_read(self, *a, **k)
+
+    deferred: list[str] = []
+    real_indexed = PostgresSource._indexed
+
+    def indexed(self: PostgresSource, table: str, key: str, cols: dict[str, str]) -> bool:
+        got = real_indexed(self, table, key, cols)
+        if not got:
+            deferred.append(f"{table}.{key}")
+        return got
+
     monkeypatch.setattr(PostgresSource, "_window_rows", counted)
+    monkeypatch.setattr(PostgresSource, "_read_window", read)
+    monkeypatch.setattr(PostgresSource, "_indexed", indexed)
     fast2 = snapshot(profile, target, tmp_path / "fast2", progress=False, log_sources=[], state_source=None)
     assert "cache" in calls, "the window projection was never used: this test would not test it"
+    if requested == "batch_id":  # the registration time is looked up first, so the window is known up front
+        assert any(n.startswith("hf-") for n in read_by), "no window projection was read in the background"
+    assert any(d.endswith(".correlation_id") for d in deferred), "no unindexed filter was left to the net"
 
     monkeypatch.setattr(PostgresSource, "_window_rows", lambda *a, **k: None)
     monkeypatch.setattr(PostgresSource, "_indexes", lambda self: ({}, {}))
+    monkeypatch.setattr(collect, "_DEFER_UNINDEXED", False)  # every filter asked in every round
     plain = snapshot(profile, target, tmp_path / "plain", progress=False, log_sources=[], state_source=None)
 
     a, a2, b = _rows(fast), _rows(fast2), _rows(plain)
@@ -91,11 +122,12 @@ def test_window_projection_matches_each_json_filter_like_sql(make_pg_database: C
         for col, path, kind in spec.json_id_paths:
             key = (col + "".join(f"->{p}" for p in path) + "[]" if kind in ("essay_list", "essay_refs")
                    else col + "".join(f"->{p}" for p in path[:-1]) + f"->>{path[-1]}") if path else col + "[]"
-            expr = fast._json_projection(key, cols)
-            if expr is None:
+            if cols.get(col) not in ("json", "jsonb"):
                 continue
+            expr = fast._json_projection(key, sa.cast(sa.column(col), JSONB))
             values: set[str] = set()
-            for (x,) in fast._query(f'SELECT {expr} FROM "{table}" WHERE {expr} IS NOT NULL', doing="t"):
+            stmt = sa.select(expr).select_from(sa.table(table)).where(expr.is_not(None))
+            for (x,) in fast._query(stmt, doing="t"):
                 values.update(e for e in x if isinstance(e, str)) if isinstance(x, list) else values.add(str(x))
             if not values:
                 continue

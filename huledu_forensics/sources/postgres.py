@@ -4,7 +4,7 @@
 and psycopg 3. Every session is a ``READ ONLY`` transaction (the connection also starts with
 ``default_transaction_read_only=on``) with ``statement_timeout`` and ``lock_timeout`` set; every value
 is a bound parameter; identifiers come only from the model or from ``information_schema`` and are
-quoted. The schema is introspected first, so a table or column that does not exist (Alembic-built and
+quoted by SQLAlchemy (statements are built with SQLAlchemy Core: ``table()``, ``column()``, ``select()``). The schema is introspected first, so a table or column that does not exist (Alembic-built and
 ``create_all``-built databases differ) becomes a warning in :attr:`PostgresSource.warnings`, never a
 failed query. psycopg and SQLAlchemy errors are translated once, here, into
 :class:`~huledu_forensics.errors.SourceUnavailable` with a one-line message that never holds the
@@ -19,15 +19,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Executable,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    column,
+    create_engine,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, JSONB, UUID
+from sqlalchemy.dialects.postgresql.psycopg import dialect as _psycopg_dialect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.expression import TableClause
 
 from .. import model
 from .._time import to_utc_series
@@ -41,6 +64,7 @@ __all__ = [
     "PostgresSource",
     "filter_key",
     "mask_url",
+    "quote_identifier",
 ]
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 15_000
@@ -48,7 +72,6 @@ DEFAULT_LOCK_TIMEOUT_MS = 2_000
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_ROW_LIMIT = 50_000
 
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEXT_TYPES = {"json", "jsonb", "uuid", "USER-DEFINED", "ARRAY", "inet", "interval", "xml", "bytea"}
 _INT_TYPES = {"smallint", "integer", "bigint"}
 _TS_TYPES = {"timestamp without time zone", "timestamp with time zone"}
@@ -74,14 +97,37 @@ def mask_url(url: str | URL) -> str:
     return u.render_as_string(hide_password=True)
 
 
-def _quote(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
+_PREPARER = _psycopg_dialect().identifier_preparer  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it unannotated
 
 
-def _literal_key(key: str) -> str:
-    if not _IDENT_RE.match(key):
-        raise ValueError(f"JSON path element {key!r} is not a plain name")
-    return "'" + key + "'"
+def quote_identifier(name: str) -> str:
+    """``name`` as PostgreSQL reads it, quoted by SQLAlchemy's PostgreSQL dialect where it must be (for
+    SQL that Core cannot express, e.g. :mod:`huledu_forensics.scan`'s aggregate queries)."""
+    return str(_PREPARER.quote(name))
+
+
+def _table(name: str, cols: Iterable[str] = ()) -> TableClause:
+    """A Core table clause: SQLAlchemy quotes the table and column names wherever they need it."""
+    return table(name, *(column(c) for c in cols))
+
+
+def _any(col: ColumnElement[Any], pname: str, of: Any) -> ColumnElement[bool]:
+    """``col = ANY(CAST(:pname AS of[]))``: the values bound as one array, compared in the column's type."""
+    return col == any_(cast(bindparam(pname), ARRAY(of)))
+
+
+def _path(expr: ColumnElement[Any], path: Iterable[str], last: str | None = None) -> ColumnElement[Any]:
+    """``expr -> 'a' -> 'b'`` (then ``->> last``), the path keys bound as text."""
+    for p in path:
+        expr = expr.op("->")(literal(p, Text))
+    return expr.op("->>")(literal(last, Text)) if last is not None else expr
+
+
+def _split(key: str) -> tuple[str, list[str], bool]:
+    """A filter key (``col``, ``col->a->>b``, ``col->a[]``) as its column, JSON path and array flag."""
+    array = key.endswith("[]")
+    parts = re.split(r"->>|->", key[:-2] if array else key)
+    return parts[0], parts[1:], array
 
 
 class PostgresSource:
@@ -131,6 +177,10 @@ class PostgresSource:
         # incremental: rows() asks each filter only for ids it was not asked before (live collection,
         # which keeps every round's rows, sets this); _asked remembers (table, filter key) -> ids
         self.incremental = False
+        # defer_unindexed: rows() leaves out the plain-column filters no btree index serves (each would
+        # scan its table); they are not marked asked, so a later call without it asks them, once, with
+        # every id known by then (live collection's "net" round)
+        self.defer_unindexed = False
         self._asked: dict[tuple[str, str], set[str]] = {}
         self._columns: dict[str, dict[str, str]] | None = None
         self._empty: dict[str, pd.DataFrame] = {}
@@ -140,6 +190,9 @@ class PostgresSource:
         self._distinct: dict[tuple[str, str], list[str]] = {}
         # JSON-payload projections of the rows inside json_window: (table, window) -> (keys, rows)
         self._window_cache: dict[tuple[str, Any], tuple[list[str], list[tuple[Any, ...]]] | None] = {}
+        # window projections being read in the background (prefetch_windows), by the same cache key
+        self._pending: dict[tuple[str, Any], Future[Any]] = {}
+        self._prefetcher: ThreadPoolExecutor | None = None
         options = (f"-c default_transaction_read_only=on -c statement_timeout={self.statement_timeout_ms}"
                    f" -c lock_timeout={self.lock_timeout_ms} -c TimeZone=UTC")
         # one pooled connection, reused by every session (each session is its own READ ONLY transaction)
@@ -191,28 +244,31 @@ class PostgresSource:
             except SQLAlchemyError:  # pragma: no cover - connection already gone
                 pass
 
-    def _query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str) -> list[Any]:
+    def _query(self, sql: str | Executable, params: dict[str, Any] | None = None, *, doing: str) -> list[Any]:
         try:
             with self.session() as conn:
-                return list(conn.execute(text(sql), params or {}).all())
+                return list(conn.execute(text(sql) if isinstance(sql, str) else sql, params or {}).all())
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, doing) from exc
 
-    def query(self, sql: str, params: dict[str, Any] | None = None, *, doing: str = "query") -> pd.DataFrame:
-        """Run one read-only ``SELECT`` with bound parameters; return its rows as a frame.
-
-        Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
+    def query(self, sql: str | Executable, params: dict[str, Any] | None = None, *,
+              doing: str = "query") -> pd.DataFrame:
+        """Run one read-only ``SELECT`` (text or a Core statement) with bound parameters; return its rows
+        as a frame. Used by :mod:`huledu_forensics.scan` for SQL that aggregates in the database.
         """
         try:
             with self.session() as conn:
-                result = conn.execute(text(sql), params or {})
+                result = conn.execute(text(sql) if isinstance(sql, str) else sql, params or {})
                 cols = list(result.keys())
                 return pd.DataFrame.from_records([tuple(r) for r in result.all()], columns=cols)
         except SQLAlchemyError as exc:
             raise self._unavailable(exc, doing) from exc
 
     def close(self) -> None:
-        """Release the engine."""
+        """Release the engine (after any background read has stopped)."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
+            self._prefetcher = None
         self._engine.dispose()
 
     # -- introspection ----------------------------------------------------------------------------
@@ -289,37 +345,57 @@ class PostgresSource:
         probe per distinct value, so ``column = ANY(those) AND second = ANY(ids)`` can use the index."""
         key = (table, column)
         if key not in self._distinct:
-            t, c = _quote(table), _quote(column)
-            rows = self._query(
-                f"WITH RECURSIVE v(x) AS (SELECT min({c}) FROM {t} UNION ALL "
-                f"SELECT (SELECT min({c}) FROM {t} WHERE {c} > v.x) FROM v WHERE v.x IS NOT NULL) "
-                "SELECT x FROM v WHERE x IS NOT NULL", doing=f"list the {column} values of {table} in")
+            c = _table(table, [column]).c[column]
+            v = select(func.min(c).label("x")).cte("v", recursive=True)
+            nxt = select(func.min(c)).where(c > v.c.x).scalar_subquery()
+            v = v.union_all(select(nxt).select_from(v).where(v.c.x.is_not(None)))
+            rows = self._query(select(v.c.x).where(v.c.x.is_not(None)),
+                               doing=f"list the {column} values of {table} in")
             self._distinct[key] = [str(r[0]) for r in rows]
         return self._distinct[key]
 
-    def _json_projection(self, key: str, cols: dict[str, str]) -> str | None:
-        """SQL giving, per row, what a JSON-path filter ``key`` compares: the text at the path, or for
-        ``[]`` keys the array's string elements (``jsonb_exists_any`` matches only those)."""
-        array = key.endswith("[]")
-        parts = re.split(r"->>|->", key[:-2] if array else key)
-        column, path = parts[0], parts[1:]
-        if column not in cols or cols[column] not in ("json", "jsonb") or not (path or array):
-            return None
-        col = _quote(column)
+    @staticmethod
+    def _json_projection(key: str, doc: ColumnElement[Any]) -> ColumnElement[Any]:
+        """What a JSON-path filter ``key`` compares, read from ``doc`` (its column as ``jsonb``): the text
+        at the path, or for ``[]`` keys the array (``jsonb_exists_any`` matches its string elements)."""
+        _, path, array = _split(key)
         if array:
-            expr = f"CAST({col} AS jsonb)" if cols[column] == "json" else col
-            for p in path:
-                expr += f" -> {_literal_key(p)}"
-            # the array itself (matched in Python on its string elements): a subquery here would keep
-            # PostgreSQL from scanning in parallel
-            return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN {expr} END"
-        expr = col
-        for p in path[:-1]:
-            expr += f" -> {_literal_key(p)}"
-        return f"({expr} ->> {_literal_key(path[-1])})"
+            arr = _path(doc, path)
+            return case((func.jsonb_typeof(arr) == "array", arr))
+        return _path(doc, path[:-1], path[-1])
 
     WINDOW_CACHE_ROWS = 20_000
     """At most this many rows of a table's JSON window are projected once and matched in Python."""
+
+    @staticmethod
+    def _window_keys(cols: dict[str, str], keys: Iterable[str]) -> list[str]:
+        """The filter keys a window projection can serve: JSON paths into JSON columns (of ``cols``)."""
+        out = []
+        for k in keys:
+            col, path, array = _split(k)
+            if cols.get(col) in ("json", "jsonb") and (path or array):
+                out.append(k)
+        return out
+
+    def prefetch_windows(self, keys: Mapping[str, Iterable[str]]) -> None:
+        """Start reading the JSON-window projections of these tables (``{table: filter keys}``) in one
+        background thread, so their scans (tables HuleEdu does not index by time are read whole) overlap
+        with the indexed queries of discovery. The same statements run as without it; :meth:`rows`
+        waits for a table's projection when it needs it, and a failure surfaces there."""
+        if self.json_window == (None, None):
+            return
+        for name, ks in keys.items():
+            cols = self.columns(name)
+            spec = model.TABLES.get((self.database, name))
+            if cols is None or spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
+                continue
+            wanted = self._window_keys(cols, ks)
+            ck = (name, self.json_window)
+            if not wanted or ck in self._window_cache or ck in self._pending:
+                continue
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hf-{self.database}")
+            self._pending[ck] = self._prefetcher.submit(self._read_window, name, cols, wanted)
 
     def _window_rows(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
         """The primary key and every JSON-path filter's value of each row inside :attr:`json_window`,
@@ -328,97 +404,107 @@ class PostgresSource:
         spec = model.TABLES.get((self.database, table))
         if spec is None or len(spec.key) != 1 or spec.key[0] not in cols:
             return None
-        since, until = self.json_window
-        if since is None and until is None:
+        if self.json_window == (None, None):
             return None
-        projections: list[tuple[str, str]] = []
-        for k in keys:
-            expr = self._json_projection(k, cols)
-            if expr is not None:
-                projections.append((k, expr))
+        keys = self._window_keys(cols, keys)
         ck = (table, self.json_window)
+        pending = self._pending.pop(ck, None)
+        if pending is not None:
+            pending.result()  # the background read fills the cache (or raises its error here)
         if ck in self._window_cache:
             got = self._window_cache[ck]
-            if got is None or all(k in got[0] for k, _ in projections):
+            if got is None or all(k in got[0] for k in keys):
                 return got
-        window, wparams = self._window_condition(table, cols)
-        if not window or not projections:
+        return self._read_window(table, cols, keys)
+
+    def _read_window(self, table: str, cols: dict[str, str], keys: list[str]) -> tuple[list[str], list[Any]] | None:
+        """Read and cache one window projection (see :meth:`_window_rows`).
+
+        Each JSON column is parsed once per row (cast to ``jsonb`` in a subquery the planner keeps, as
+        it has a ``LIMIT``), not once per path: on ``json`` columns every ``->`` parses the document.
+        """
+        spec = model.TABLES[(self.database, table)]
+        ck = (table, self.json_window)
+        window = self._window_condition(table, cols)
+        if not window or not keys:
             return None
-        pk = _quote(spec.key[0])
-        sql = (f"SELECT CAST({pk} AS text), " + ", ".join(e for _, e in projections)
-               + f" FROM {_quote(table)} WHERE {window[len(' AND '):]} LIMIT {self.WINDOW_CACHE_ROWS + 1}")
-        rows = self._query(sql, wparams, doing=f"read table '{table}' of")
-        out = None if len(rows) > self.WINDOW_CACHE_ROWS else ([k for k, _ in projections], [tuple(r) for r in rows])
+        docs = sorted({_split(k)[0] for k in keys})
+        t = _table(table, cols)
+        inner = select(cast(t.c[spec.key[0]], Text).label("pk"),
+                       *(cast(t.c[d], JSONB).label(f"doc{i}") for i, d in enumerate(docs))) \
+            .where(*window).limit(self.WINDOW_CACHE_ROWS + 1).subquery("w")
+        stmt = select(inner.c.pk, *(self._json_projection(k, inner.c[f"doc{docs.index(_split(k)[0])}"])
+                                    for k in keys))
+        rows = self._query(stmt, doing=f"read table '{table}' of")
+        out = None if len(rows) > self.WINDOW_CACHE_ROWS else (keys, [tuple(r) for r in rows])
         self._window_cache[ck] = out
         return out
 
     # -- rows ---------------------------------------------------------------------------------------
-    def _condition(self, table: str, key: str, cols: dict[str, str], pname: str,
-                   values: list[str]) -> tuple[str, list[Any], bool] | None:
-        """SQL for one filter, its bound values and whether it reads JSON (no index: time-bounded).
+    def _indexed(self, table: str, key: str, cols: dict[str, str]) -> bool:
+        """Whether the filter ``key`` is answered without scanning the table: a column that leads a
+        btree index or follows a NOT NULL text column that does (see :meth:`rows`), or a JSON path (those
+        are matched against the window projection, read once)."""
+        if "->" in key or key.endswith("[]"):
+            return True
+        lead, seconds = self._indexes()
+        second = seconds.get(table, {}).get(key)
+        return key in lead.get(table, set()) or (second is not None and second[1]
+                                                 and cols.get(second[0]) in _STR_TYPES)
+
+    def _condition(self, t: TableClause, key: str, cols: dict[str, str], pname: str,
+                   values: list[str]) -> tuple[ColumnElement[bool], list[Any], bool] | None:
+        """The condition for one filter, its bound values and whether it reads JSON (no index:
+        time-bounded).
 
         Values are compared in the column's own type (``uuid = ANY(uuid[])``, ``varchar = ANY(text[])``,
         ``int = ANY(bigint[])``) and JSON paths are written as ``col -> 'a' ->> 'b'``, the form HuleEdu's
         queries use, so the planner can use an index on the column; a value that cannot be of the
         column's type (a non-UUID against a uuid column) cannot match and is left out.
         """
-        array = key.endswith("[]")
-        body = key[:-2] if array else key
-        parts = re.split(r"->>|->", body)
-        column, path = parts[0], parts[1:]
-        if column not in cols:
-            self.warnings.append(f"{self.database}.{table} has no column '{column}'; filter '{key}' "
+        column_, path, array = _split(key)
+        if column_ not in cols:
+            self.warnings.append(f"{self.database}.{t.name} has no column '{column_}'; filter '{key}' "
                                  "skipped")
             return None
-        col = _quote(column)
-        ctype = cols[column]
+        col = t.c[column_]
+        ctype = cols[column_]
         if not path and not array:
             if ctype == "uuid":
                 vals: list[Any] = [v for v in values if _UUID_RE.match(v)]
-                return (f"{col} = ANY(CAST(:{pname} AS uuid[]))", vals, False) if vals else None
+                return (_any(col, pname, UUID()), vals, False) if vals else None
             if ctype in _STR_TYPES:
-                return f"{col} = ANY(CAST(:{pname} AS text[]))", values, False
+                return _any(col, pname, Text()), values, False
             if ctype in _INT_TYPES:
                 ints = [int(v) for v in values if re.fullmatch(r"-?\d{1,18}", v)]
-                return (f"{col} = ANY(CAST(:{pname} AS bigint[]))", ints, False) if ints else None
-            return f"CAST({col} AS text) = ANY(CAST(:{pname} AS text[]))", values, False
+                return (_any(col, pname, BIGINT()), ints, False) if ints else None
+            return _any(cast(col, Text), pname, Text()), values, False
         if ctype not in ("json", "jsonb"):
-            self.warnings.append(f"{self.database}.{table}.{column} is {ctype}, not JSON; "
+            self.warnings.append(f"{self.database}.{t.name}.{column_} is {ctype}, not JSON; "
                                  f"filter '{key}' skipped")
             return None
         if array:
-            expr = f"CAST({col} AS jsonb)" if ctype == "json" else col
-            for p in path:
-                expr += f" -> {_literal_key(p)}"
-            return (f"(jsonb_typeof({expr}) = 'array' AND "
-                    f"jsonb_exists_any({expr}, CAST(:{pname} AS text[])))", values, True)
-        expr = col
-        for p in path[:-1]:
-            expr += f" -> {_literal_key(p)}"
-        expr += f" ->> {_literal_key(path[-1])}"
-        return f"({expr}) = ANY(CAST(:{pname} AS text[]))", values, True
+            arr = _path(cast(col, JSONB) if ctype == "json" else col, path)
+            return (and_(func.jsonb_typeof(arr) == "array",
+                         func.jsonb_exists_any(arr, cast(bindparam(pname), ARRAY(Text())))), values, True)
+        return _any(_path(col, path[:-1], path[-1]), pname, Text()), values, True
 
-    def _window_condition(self, table: str, cols: dict[str, str]) -> tuple[str, dict[str, Any]]:
-        """``AND`` clause bounding a JSON scan by :attr:`json_window` on the table's time column."""
+    def _window_condition(self, table: str, cols: dict[str, str]) -> list[ColumnElement[bool]]:
+        """Conditions bounding a JSON scan by :attr:`json_window` on the table's time column."""
         since, until = self.json_window
         spec = model.TABLES.get((self.database, table))
         tcol = spec.time_column if spec is not None else None
         if tcol is None or tcol not in cols or (since is None and until is None):
-            return "", {}
-        naive = cols[tcol] == "timestamp without time zone"
+            return []
+        aware = cols[tcol] != "timestamp without time zone"
 
-        def bound(t: datetime) -> datetime:
+        def bound(name: str, t: datetime) -> Any:
             t = t.astimezone(UTC)
-            return t.replace(tzinfo=None) if naive else t
+            return bindparam(name, t if aware else t.replace(tzinfo=None), type_=DateTime(timezone=aware))
 
-        sql, params = "", {}
-        if since is not None:
-            sql += f" AND {_quote(tcol)} >= :w_since"
-            params["w_since"] = bound(since)
-        if until is not None:
-            sql += f" AND {_quote(tcol)} <= :w_until"
-            params["w_until"] = bound(until)
-        return sql, params
+        c: ColumnElement[Any] = column(tcol)
+        return ([c >= bound("w_since", since)] if since is not None else []) + \
+            ([c <= bound("w_until", until)] if until is not None else [])
 
     def rows(self, table: str, filters: Mapping[str, Iterable[str]]) -> pd.DataFrame:
         """Rows of ``table`` matching any filter (column or JSON path → ids), with the kit's dtypes.
@@ -439,14 +525,16 @@ class PostgresSource:
             missing = [c for c in (*spec.key, *spec.id_columns) if c not in cols]
             if missing:
                 self.warnings.append(f"{self.database}.{table} lacks column(s) {', '.join(missing)}")
-        queries: list[tuple[str, dict[str, Any]]] = []
-        select = ", ".join(
-            f"CAST({_quote(c)} AS text) AS {_quote(c)}" if t in _TEXT_TYPES else _quote(c)
-            for c, t in cols.items())
-        json_conds: list[str] = []
+        t = _table(table, cols)
+        everything = select(*(cast(t.c[c], Text).label(c) if ct in _TEXT_TYPES else t.c[c]
+                              for c, ct in cols.items()))
+        queries: list[tuple[Select[Any], dict[str, Any]]] = []
+        json_conds: list[ColumnElement[bool]] = []
         json_params: dict[str, Any] = {}
         json_values: list[tuple[str, list[str]]] = []
         for i, (key, ids) in enumerate(filters.items()):
+            if self.defer_unindexed and not self._indexed(table, key, cols):
+                continue
             values = sorted({str(v) for v in ids if v is not None and str(v) != ""})
             if self.incremental:  # only ids not asked before: earlier calls returned their rows already
                 asked = self._asked.setdefault((table, key), set())
@@ -454,7 +542,7 @@ class PostgresSource:
                 asked.update(values)
             if not values:
                 continue
-            cond = self._condition(table, key, cols, f"p{i}", values)
+            cond = self._condition(t, key, cols, f"p{i}", values)
             if cond is None:
                 continue
             where, bound, is_json = cond
@@ -470,13 +558,12 @@ class PostgresSource:
                     and cols.get(second[0]) in _STR_TYPES:
                 # e.g. aggregate_id behind aggregate_type in (aggregate_type, aggregate_id): every
                 # aggregate_type (NOT NULL) is listed, so the same rows come back through the index
-                where = f"{_quote(second[0])} = ANY(CAST(:l{i} AS text[])) AND {where}"
+                where = and_(_any(t.c[second[0]], f"l{i}", Text()), where)
                 params[f"l{i}"] = self._distinct_values(table, second[0])
-            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            params))
+            queries.append((everything.where(where).limit(self.row_limit + 1), params))
         cached = self._window_rows(table, cols, [k for k in filters if "->" in k or k.endswith("[]")]) \
             if json_conds else None
-        if cached is not None:
+        if cached is not None and all(k in cached[0] for k, _ in json_values):
             # the window's rows were projected once: match the ids here, fetch the hits by primary key
             pos = {k: j + 1 for j, k in enumerate(cached[0])}
             wanted = [(pos[k], set(v), k.endswith("[]")) for k, v in json_values]
@@ -490,16 +577,14 @@ class PostgresSource:
                         break
             if hits:
                 pk = spec.key[0]  # type: ignore[union-attr]
-                cond = self._condition(table, pk, cols, "pk", hits[: self.row_limit + 1])
+                cond = self._condition(t, pk, cols, "pk", hits[: self.row_limit + 1])
                 if cond is not None:
-                    queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {cond[0]}", {"pk": cond[1]}))
+                    queries.append((everything.where(cond[0]), {"pk": cond[1]}))
             json_conds = []
         if json_conds:
-            window, wparams = self._window_condition(table, cols)
             # the cheap time bound first, so rows outside the window are never parsed as JSON
-            where = (window[len(" AND "):] + " AND " if window else "") + "(" + " OR ".join(json_conds) + ")"
-            queries.append((f"SELECT {select} FROM {_quote(table)} WHERE {where} LIMIT {self.row_limit + 1}",
-                            {**json_params, **wparams}))
+            queries.append((everything.where(*self._window_condition(table, cols), or_(*json_conds))
+                            .limit(self.row_limit + 1), json_params))
         if not queries:
             return self._frame(table, cols, [])
         names = list(cols)
@@ -508,8 +593,8 @@ class PostgresSource:
         cut = False
         try:
             with self.session() as conn:
-                for sql, params in queries:
-                    got = [tuple(r) for r in conn.execute(text(sql), params).all()]
+                for stmt, params in queries:
+                    got = [tuple(r) for r in conn.execute(stmt, params).all()]
                     if len(got) > self.row_limit:
                         got, cut = got[: self.row_limit], True
                     for rec in got:

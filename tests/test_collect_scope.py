@@ -1,0 +1,60 @@
+"""Live collection and replay share one scope rule (:class:`huledu_forensics.scope.ScopeWalk`): the scope a
+snapshot discovers against the live databases and logs is the scope the investigation discovers again
+from the written bundle, id for id, batch included (rows refused live are not in the bundle, so replay can
+only name fewer other batches)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from huledu_forensics.collect import snapshot
+from huledu_forensics.investigation import investigate
+from huledu_forensics.scope import ScopeWalk
+from huledu_forensics.world import load_world_dir
+from tests.support.corpus import CORPUS_DIR
+from tests.support.pg_world import load_world_into_postgres, profile_for
+
+pytestmark = pytest.mark.postgres
+
+WORLD = CORPUS_DIR / "seed-variant-a"
+BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
+REG_CORRELATION = "9437fe03-1195-4241-b532-91d36df0b1c2"
+ESSAY = "62431c17-f141-444a-b709-6c08e7c6eff2"
+ELS = "huleedu_essay_lifecycle"
+
+
+@pytest.mark.parametrize("requested", [BATCH, REG_CORRELATION, ESSAY])
+def test_live_collection_and_replay_discover_the_same_scope(requested: str, make_pg_database: Callable[..., str],
+                                                            tmp_path: Path) -> None:
+    dsns = load_world_into_postgres(load_world_dir(str(WORLD)), make_pg_database)
+    admin = make_url(dsns[ELS]).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:  # another batch sharing the registration correlation
+        conn.execute("INSERT INTO batch_pending_content (batch_id, text_storage_id, content_metadata) "
+                     "VALUES ('other-batch', 'other-storage', %s::jsonb)",
+                     (f'{{"correlation_id": "{REG_CORRELATION}"}}',))
+    bundle = snapshot(profile_for(dsns, logs_dir=WORLD / "logs"), requested, tmp_path / "b", progress=False)
+    live = bundle.manifest["scope"]
+    replay = investigate(bundle, requested).scope
+
+    assert live["batch_id"] == replay.batch_id == BATCH
+    # the row about the other batch was refused live, so the bundle (and its replay) never holds it
+    assert set(live["other_batches"]) == {"other-batch"} and replay.other_batches <= {"other-batch"}
+    live_ids = set().union(*map(set, live["ids"].values())) | {requested}
+    assert live_ids == replay.all_ids
+    assert "other-storage" not in replay.all_ids
+
+
+def test_the_walk_refuses_items_about_another_batch_once_the_batch_is_known() -> None:
+    walk = ScopeWalk("corr-1")
+    assert walk.admit([("correlation", "corr-1"), ("essay", "e1")]) == [("correlation", "corr-1"), ("essay", "e1")]
+    assert walk.admit([("batch", "b2"), ("batch", "b1"), ("correlation", "corr-1")]) is not None
+    assert walk.batch == "b1" and walk.other_batches == {"b2"}  # the smallest id when one item names two
+    assert walk.admit([("batch", "b3"), ("essay", "e9"), ("correlation", "corr-1")]) is None
+    assert "e9" not in walk.all_ids() and walk.other_batches == {"b2", "b3"}
+    assert walk.admit([("correlation", "b3"), ("essay", "e1")]) == []  # a known other batch is never followed
+    assert walk.admit([("batch", "b1"), ("essay", "e2")]) == [("essay", "e2")]
