@@ -26,7 +26,7 @@ from .scope import Scope, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "service_logs"]
+__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent", "service_logs"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
@@ -123,7 +123,9 @@ def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     return bundle.cache.handler_runs
 
 
-def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
+def log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
+    """Per container whose logs the bundle holds: its number of service-log lines and the last line's
+    time (the ``log_extent`` :func:`outcomes.consumption` weighs), once per bundle."""
     cached = bundle.cache.log_extent
     if cached is None:
         lg = service_logs(bundle)
@@ -304,7 +306,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
                   recognised=recognised_containers(all_handler_runs(b)),
-                  log_extent=_log_extent(b))
+                  log_extent=log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))
     completeness_df, completeness = _completeness(b, present)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from huledu_forensics import model
-from huledu_forensics.investigation import all_handler_runs
+from huledu_forensics.investigation import all_handler_runs, log_extent
 from huledu_forensics.logs import parse_lines
 from huledu_forensics.model import handlers as H
 from huledu_forensics.outcomes import consumption, handler_runs, recognised_containers
@@ -43,8 +43,8 @@ def _runs(service: str, lines: list[str]) -> pd.DataFrame:
 
 def _consumption(service: str, topic: str, lines: list[str]) -> tuple[str, str, pd.DataFrame]:
     runs = _runs(service, lines)
-    c = consumption(runs, topic, service, published_at=T0, containers=[], has_logs=True,
-                    container_lines=len(lines), container_last=T0 + timedelta(seconds=60),
+    c = consumption(runs, topic, service, published_at=T0, containers=[],
+                    log_extent={H.CONSUMER_LOOPS[service].container: (len(lines), T0 + timedelta(seconds=60))},
                     recognised=recognised_containers(runs))
     return c.state, c.reason, runs
 
@@ -202,7 +202,7 @@ def test_a_consumer_that_handled_other_events_but_not_this_one_did_not_consume_i
 
 def test_without_knowledge_the_answer_stays_unknown() -> None:
     c = consumption(pd.DataFrame(), "huleedu.resource.consumption.v1", "entitlements", published_at=T0,
-                    containers=[], has_logs=True, container_lines=1, container_last=T0, recognised=())
+                    containers=[], log_extent={}, recognised=())
     assert c.state == "unknown" and "no handler knowledge" in c.reason
 
 
@@ -214,8 +214,7 @@ def test_corpus_cj_lines_unlike_huleedus_source_give_unknown_not_a_wrong_no() ->
     runs = all_handler_runs(b)
     assert not (runs["container"] == container).any()
     c = consumption(runs, "huleedu.els.cj_assessment.requested.v1", "cj", published_at=None,
-                    containers=list(b.containers), has_logs=True, container_lines=100, container_last=None,
-                    recognised=recognised_containers(runs))
+                    containers=list(b.containers), log_extent=log_extent(b), recognised=recognised_containers(runs))
     assert c.state == "unknown" and "recognises no handling" in c.reason
 
 
