@@ -233,3 +233,24 @@ def test_bos_validation_errors_reported_at_error_level_are_a_handled_event() -> 
     failing = [*lines[:1], _line(0.1, logger, "Error handling BatchValidationErrors message: boom", "error")]
     (run,) = _runs("bos", failing).to_dict("records")
     assert (run["outcome"], run["cause"]) == ("failed", H.EXCEPTION)
+
+
+def test_bos_student_associations_for_a_batch_past_validation_are_dropped_not_handled() -> None:
+    """BOS's StudentAssociationsConfirmed handler warns and returns when the batch is no longer
+    awaiting student validation (services/batch_orchestrator_service/implementations/
+    student_associations_confirmed_handler.py): a wrong-state drop, not a handling."""
+    logger = "bos.handlers.student_associations_confirmed"
+    topic = "huleedu.class.student.associations.confirmed.v1"
+    lines = [_line(0, logger, f"Processing student associations for batch {BATCH}", correlation_id=CID),
+             _line(0.1, logger, f"Batch {BATCH} is not in AWAITING_STUDENT_VALIDATION status", "warning",
+                   correlation_id=CID, current_status="ready_for_pipeline_execution",
+                   expected_status="awaiting_student_validation"),
+             _line(0.2, logger, "Current status: ready_for_pipeline_execution", "warning", batch_id=BATCH)]
+    state, _reason, runs = _consumption("bos", topic, lines)
+    assert state == "yes"
+    (run,) = runs.to_dict("records")
+    assert (run["topic"], run["outcome"], run["cause"]) == (topic, "dropped", H.WRONG_STATE)
+    assert "AWAITING_STUDENT_VALIDATION" in run["detail"]
+    # the same handling without the refusal is handled
+    (ok,) = _runs("bos", lines[:1]).to_dict("records")
+    assert ok["outcome"] == "handled"
