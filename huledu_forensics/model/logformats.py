@@ -101,13 +101,14 @@ EMOJI_LEVELS: tuple[tuple[str, str], ...] = (
     ("📊", "info"),
     ("🎉", "info"),
     ("🔧", "info"),
+    ("⚙", "info"),  # its configuration line, "⚙️  Config: N retries, ..."
     ("⚠", "warning"),
     ("❌", "error"),
     ("💥", "error"),
 )
 """Leading emoji of the Kafka topic bootstrap prints (``huleedu_kafka_topic_setup``) → level: its
 ``print`` lines in scripts/kafka_topic_bootstrap.py [code] (❌ on failures, ⚠ on retries and skips, the
-others on progress); 🔧 and 💥 are not in that script [corpus]."""
+others on progress and its configuration line); 🔧 and 💥 are not in that script [corpus]."""
 
 
 @dataclass(frozen=True)
