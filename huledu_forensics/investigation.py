@@ -93,27 +93,25 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
 
 
+def _parsed_logs(bundle: Bundle, *, databases: bool) -> pd.DataFrame:
+    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
+              if (c in _DB_CONTAINERS) == databases]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+
+
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.service_logs is not None:
-        return bundle.cache.service_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
-              if c not in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle.cache.service_logs = out
-    return out
+    if bundle.cache.service_logs is None:
+        bundle.cache.service_logs = _parsed_logs(bundle, databases=False)
+    return bundle.cache.service_logs
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.db_logs is not None:
-        return bundle.cache.db_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle.cache.db_logs = out
-    return out
+    if bundle.cache.db_logs is None:
+        bundle.cache.db_logs = _parsed_logs(bundle, databases=True)
+    return bundle.cache.db_logs
 
 
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from .errors import ConfigError, ScopeError
 from .evidence import payload, records
 from .investigation import all_handler_runs, log_extent, service_logs
 from .model import columns as C
+from .model.topics import topic_by_event
 from .outcomes import consumption, recognised_containers
 from .scope import normalise_id
 
@@ -70,11 +71,8 @@ def _outboxes() -> list[tuple[str, tuple[str, str]]]:
 
 def _topic_of(row: dict[str, object]) -> str:
     t = _str(row.get(C.TOPIC)) or _str(row.get(C.EVENT_TYPE)) or "?"
-    if t not in model.TOPICS:
-        for name, topic in model.TOPICS.items():
-            if topic.short_event_type and topic.short_event_type == t:
-                return name
-    return t
+    known = topic_by_event(t)
+    return known.name if known else t
 
 
 def _event_name(topic: str) -> str:
