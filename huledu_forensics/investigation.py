@@ -26,7 +26,7 @@ from .scope import Scope, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "service_logs"]
+__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent", "service_logs"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
@@ -93,27 +93,25 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
 
 
+def _parsed_logs(bundle: Bundle, *, databases: bool) -> pd.DataFrame:
+    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
+              if (c in _DB_CONTAINERS) == databases]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+
+
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.service_logs is not None:
-        return bundle.cache.service_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
-              if c not in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle.cache.service_logs = out
-    return out
+    if bundle.cache.service_logs is None:
+        bundle.cache.service_logs = _parsed_logs(bundle, databases=False)
+    return bundle.cache.service_logs
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.db_logs is not None:
-        return bundle.cache.db_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle.cache.db_logs = out
-    return out
+    if bundle.cache.db_logs is None:
+        bundle.cache.db_logs = _parsed_logs(bundle, databases=True)
+    return bundle.cache.db_logs
 
 
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
@@ -123,7 +121,9 @@ def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     return bundle.cache.handler_runs
 
 
-def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
+def log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
+    """Per container whose logs the bundle holds: its number of service-log lines and the last line's
+    time (the ``log_extent`` :func:`outcomes.consumption` weighs), once per bundle."""
     cached = bundle.cache.log_extent
     if cached is None:
         lg = service_logs(bundle)
@@ -304,7 +304,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
                   recognised=recognised_containers(all_handler_runs(b)),
-                  log_extent=_log_extent(b))
+                  log_extent=log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))
     completeness_df, completeness = _completeness(b, present)

@@ -28,7 +28,6 @@ from .scope import normalise_id
 __all__ = ["LEDGER_COLUMNS", "PLACES", "content_ledger", "ledger_counts"]
 
 PLACES = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
-FINAL = ("slot", "validation_failure")
 LEDGER_COLUMNS = (F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID, "upload_status", "provisioned", "published",
                   "place", F.ESSAY_ID, "essay_status", "refs")
 

@@ -29,7 +29,7 @@ consumer's whole log, so the kit cannot tell silence from a log format it does n
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -320,21 +320,31 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 
 
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
-                published_at: datetime | None, containers: list[object], has_logs: bool,
-                container_lines: int, container_last: datetime | None,
+                published_at: datetime | None, containers: Sequence[object],
+                log_extent: Mapping[str, tuple[int, datetime | None]],
                 recognised: Collection[str]) -> Consumption:
-    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's; ``recognised`` is
-    :func:`recognised_containers` of the whole bundle)? See the module doc."""
+    """Did ``consumer`` consume ``topic`` (see the module doc)? The one place that decides it:
+    progress (the awaited event) and the correlation trace (every event) both ask here.
+
+    Args:
+        runs: the handling runs that concern the question (the scope's, or one correlation id's).
+        published_at: when the relay published the event (``None``: any run counts).
+        containers: the bundle's container states (:class:`~huledu_forensics.world.ContainerState`).
+        log_extent: per container whose logs the bundle holds, its number of lines and the last
+            line's time; a container missing here has no logs in the bundle.
+        recognised: :func:`recognised_containers` of the whole bundle's runs.
+    """
     if topic is None or consumer is None:
         return Consumption("unknown", "no consumer for this event in the model")
     if topic not in H.handlers_for(consumer):
         return Consumption("unknown", f"the kit has no handler knowledge for {consumer} on {topic}")
     container = consumer_container(consumer) or ""
-    ran, why = container_ran(containers, container)
+    ran, why = container_ran(list(containers), container)
     if ran is False:
         return Consumption("unknown", why)
-    if not has_logs:
+    if container not in log_extent:
         return Consumption("unknown", f"no logs of {container} in the bundle")
+    container_lines, container_last = log_extent[container]
     if container_lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
     mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs

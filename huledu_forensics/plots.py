@@ -49,7 +49,6 @@ OFFLINE_RENDERER = "huledu_offline"
 _ERROR_LEVELS = {"error", "critical", "fatal", "exception"}
 _WARNING_LEVELS = {"warning", "warn"}
 _SOURCE_SYMBOLS = {"table": "square", "outbox": "diamond", "log": "circle", "container": "triangle-up"}
-_STATE_COLOURS = {"done": "#2e7d32", "current": "#1565c0", "stuck": "#c62828", "pending": "#9e9e9e"}
 _MAX_HOVER_LABEL = 160
 _NO_ROW = "no ELS row (slot never created)"
 
@@ -540,16 +539,6 @@ def _check(flag: Any) -> str:
     if flag is False:
         return "✗"
     return "?"
-
-
-def _awaited_text(awaited: Any) -> str:
-    if awaited is None:
-        return ""
-    return (f"awaiting {_text(getattr(awaited, 'topic', None)) or '?'}: "
-            f"produced {_check(getattr(awaited, 'produced', False))} · "
-            f"published {_check(getattr(awaited, 'published', False))} · "
-            f"consumed {_check(getattr(awaited, 'consumed', False))} · "
-            f"waited {_duration(getattr(awaited, 'waited_s', None))}")
 
 
 def _expected_count(inv: Investigation) -> int | None:

@@ -23,7 +23,7 @@ from .evidence import Evidence, payload, records
 from .ledger import content_ledger, ledger_counts
 from .model import columns as C
 from .model import names as N
-from .outcomes import Consumption, consumer_container, consumption
+from .outcomes import Consumption, consumption
 
 __all__ = ["AwaitedTransition", "Progress", "compute_progress"]
 
@@ -124,12 +124,8 @@ def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[st
 
 
 def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
-    container = consumer_container(aw.consumer)
-    count, last = ev.log_extent.get(container or "", (0, None))
     return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
-                       containers=list(ev.containers),
-                       has_logs=bool(container) and ev.has(f"logs:{container}"),
-                       container_lines=count, container_last=last, recognised=ev.recognised)
+                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised)
 
 
 def compute_progress(ev: Evidence) -> Progress:

@@ -15,7 +15,6 @@ not go through an outbox (the API gateway's pipeline request) appear with no ``w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypedDict, cast
@@ -29,37 +28,31 @@ from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
 from .evidence import payload, records
-from .investigation import all_handler_runs, service_logs
+from .investigation import all_handler_runs, log_extent, service_logs
 from .model import columns as C
+from .model.topics import topic_by_event
+from .outcomes import consumption, recognised_containers
 from .scope import normalise_id
 
 __all__ = ["OUTCOMES", "TRACE_COLUMNS", "correlation_trace", "trace_figure"]
 
 TRACE_COLUMNS = ("topic", "event", "producer", "consumer", "written_at", "relayed_at", "consumed_at",
-                 "handled_at", "outcome", "detail", "refs")
+                 "handled_at", "outcome", "consumed", "detail", "refs")
 """The columns of :func:`correlation_trace`, in order."""
 
 OUTCOMES = ("ok", "dropped", "failed", "not published", "not consumed", "unknown")
 """``ok``: the handler handled it (or published to a topic nobody consumes); ``dropped``: the handler
 refused it (wrong state, duplicate, unknown type; ``detail`` starts with the cause); ``failed``: the
 handler raised or returned False; ``not published``: the outbox row has no ``published_at``; ``not consumed``:
-published but no handler line of the consumer; ``unknown``: the consumer's logs are not in the bundle."""
+published, and the consumer's logs cover the time and hold no handling of it; ``unknown``: the kit
+cannot tell whether the consumer handled it (``detail`` says why: its logs are not in the bundle, its
+container never ran, or the kit recognises no handling at all in its logs).
+
+Whether an event was consumed is decided by the kit's one detector, :func:`outcomes.consumption`, the
+same that decides it for the verdict's awaited event; the ``consumed`` column holds its answer
+(``yes``/``no``/``unknown``; empty for a topic no service consumes)."""
 
 _RELAY_PUBLISHING = model.logformats.M_RELAY_PUBLISHING
-_SKEW_S = 1.0
-
-
-@dataclass
-class _Consumption:
-    """One handling run (:mod:`huledu_forensics.outcomes`) as the trace shows it."""
-
-    topic: str
-    container: str
-    start: pd.Timestamp
-    end: pd.Timestamp
-    outcome: str
-    detail: str = ""
-    refs: list[str] = field(default_factory=list)
 
 
 def _str(v: object) -> str | None:
@@ -78,11 +71,8 @@ def _outboxes() -> list[tuple[str, tuple[str, str]]]:
 
 def _topic_of(row: dict[str, object]) -> str:
     t = _str(row.get(C.TOPIC)) or _str(row.get(C.EVENT_TYPE)) or "?"
-    if t not in model.TOPICS:
-        for name, topic in model.TOPICS.items():
-            if topic.short_event_type and topic.short_event_type == t:
-                return name
-    return t
+    known = topic_by_event(t)
+    return known.name if known else t
 
 
 def _event_name(topic: str) -> str:
@@ -125,27 +115,22 @@ def _relay_lines(lg: pd.DataFrame, ids: set[str]) -> dict[str, dict[str, object]
     return out
 
 
-def _consumptions(b: Bundle, cid: str) -> list[_Consumption]:
-    """The handling runs (the kit's one detector, :func:`outcomes.handler_runs`) of events carrying
-    ``cid``."""
+def _runs_carrying(b: Bundle, cid: str) -> pd.DataFrame:
+    """The bundle's handling runs (:func:`outcomes.handler_runs`) of events carrying ``cid``."""
     runs = all_handler_runs(b)
-    out: list[_Consumption] = []
-    for r in records(runs):
-        if cid not in r["correlation_ids"]:  # type: ignore[operator]
-            continue
-        outcome = {"handled": "ok"}.get(str(r["outcome"]), str(r["outcome"]))
-        detail = str(r["detail"] or "")
-        if r["outcome"] == "dropped" and r["cause"]:
-            detail = f"{r['cause']}: {detail}"
-        out.append(_Consumption(str(r["topic"]), str(r["container"]), pd.Timestamp(cast(datetime, r["started_at"])),
-                                pd.Timestamp(cast(datetime, r["ended_at"])), outcome, detail,
-                                [str(x) for x in cast(list[object], r["refs"])]))
-    return out
+    if runs.empty:
+        return runs
+    return runs[[cid in ids for ids in runs["correlation_ids"]]].reset_index(drop=True)
 
 
-def _consumer_has_logs(b_containers: set[str], consumer: str) -> bool:
-    svc = model.SERVICES.get(consumer)
-    return bool(svc and set(svc.containers) & b_containers)
+def _handled(run: dict[str, object]) -> dict[str, object]:
+    """The trace columns a handling run fills: its times, outcome, detail and refs."""
+    detail = str(run["detail"] or "")
+    if run["outcome"] == "dropped" and run["cause"]:
+        detail = f"{run['cause']}: {detail}"
+    return {"consumed_at": run["started_at"], "handled_at": run["ended_at"],
+            "outcome": {"handled": "ok"}.get(str(run["outcome"]), str(run["outcome"])), "consumed": "yes",
+            "detail": detail, "refs": [str(x) for x in cast(list[object], run["refs"])]}
 
 
 def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
@@ -155,7 +140,8 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     One row per (event, consumer) the correlation id travelled on, earliest first, with the columns
     of :data:`TRACE_COLUMNS`: ``topic`` and ``event`` (HuleEdu's event class), ``producer`` and
     ``consumer`` (service keys of the model), the four times (aware UTC, ``NaT`` when not seen),
-    ``outcome`` (one of :data:`OUTCOMES`), ``detail`` (the first error line, if any) and ``refs``
+    ``outcome`` (one of :data:`OUTCOMES`), ``consumed`` (the detector's yes/no/unknown), ``detail``
+    (the handler's first error line, the outbox row's last error, or why consumption is no/unknown) and ``refs``
     (bundle evidence refs, ``; ``-separated: the outbox row, the relay line, the handler lines).
 
     Args:
@@ -176,77 +162,62 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     lg = service_logs(b)
     events = _outbox_events(b, cid)
     relays = _relay_lines(lg, {normalise_id(e["row"].get(C.ID)) or "" for e in events})
-    consumptions = _consumptions(b, cid)
-    containers = {c for c, _s, _p in b.log_files()}
-    if not events and not consumptions:
+    runs = _runs_carrying(b, cid)
+    if not events and runs.empty:
         raise ScopeError(f"No outbox row or consumer log line in bundle {b.path} carries correlation id "
                          f"'{correlation_id}'. Pass a correlation id the batch used (see the scope of "
                          "an investigation of its batch id).")
+    extent, recognised = log_extent(b), recognised_containers(all_handler_runs(b))
 
     rows: list[dict[str, object]] = []
-    used: set[int] = set()
+    used: set[str] = set()  # first_ref of the runs already paired with an event
     events.sort(key=lambda e: (_ts(e["row"].get(C.CREATED_AT)) or pd.Timestamp.max.tz_localize("UTC")))
     for ev in events:
         row = ev["row"]
         topic = str(ev["topic"])
         t = model.TOPICS.get(topic)
-        producer = t.producer if t else str(ev["service"])
         oid = normalise_id(row.get(C.ID)) or ""
         db, table = ev["key"]
-        base_refs = [f"tables/{db}/{table}.parquet#id={oid}"]
-        written = _ts(row.get(C.CREATED_AT))
-        relayed = _ts(row.get(C.PUBLISHED_AT))
+        refs = [f"tables/{db}/{table}.parquet#id={oid}"]
         relay = relays.get(oid)
         if relay is not None:
-            base_refs.append(f"{relay.get('source_file')}#L{relay.get('line_no')}")
-        consumers = list(t.consumers) if t else []
-        with_logs = [c for c in consumers if _consumer_has_logs(containers, c)]
-        if not consumers or not with_logs:
-            outcome = "not published" if relayed is None else ("ok" if not consumers else "unknown")
-            detail = _str(row.get(C.LAST_ERROR)) or ("" if consumers else "no consumer in the model")
-            if consumers and relayed is not None:
-                detail = "no logs of " + ", ".join(consumers) + " in the bundle"
-            rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
-                         "consumer": ", ".join(consumers), "written_at": written, "relayed_at": relayed,
-                         "consumed_at": None, "handled_at": None, "outcome": outcome, "detail": detail,
-                         "refs": "; ".join(base_refs)})
+            refs.append(f"{relay.get('source_file')}#L{relay.get('line_no')}")
+        relayed = _ts(row.get(C.PUBLISHED_AT))
+        base = {"topic": topic, "event": _event_name(topic), "producer": t.producer if t else str(ev["service"]),
+                "written_at": _ts(row.get(C.CREATED_AT)), "relayed_at": relayed, "consumed_at": None,
+                "handled_at": None}
+        last_error = _str(row.get(C.LAST_ERROR)) or ""
+        if not (t and t.consumers):
+            rows.append({**base, "consumer": "", "outcome": "not published" if relayed is None else "ok",
+                         "consumed": "", "detail": last_error or "no consumer in the model",
+                         "refs": "; ".join(refs)})
             continue
-        for consumer in with_logs:
-            svc = model.SERVICES[consumer]
-            sent = relayed or written
-            match = None
-            for i, c in enumerate(consumptions):
-                if i in used or c.topic != topic or c.container not in svc.containers:
-                    continue
-                if sent is not None and (c.start - sent).total_seconds() < -_SKEW_S:
-                    continue
-                match = i
-                break
-            if match is not None:
-                used.add(match)
-                c = consumptions[match]
-                outcome = c.outcome
-                rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
-                             "consumer": consumer, "written_at": written, "relayed_at": relayed,
-                             "consumed_at": c.start, "handled_at": c.end, "outcome": outcome,
-                             "detail": c.detail, "refs": "; ".join(base_refs + c.refs)})
-            else:
-                outcome = "not published" if relayed is None else "not consumed"
-                detail = _str(row.get(C.LAST_ERROR)) or ""
-                rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
-                             "consumer": consumer, "written_at": written, "relayed_at": relayed,
-                             "consumed_at": None, "handled_at": None, "outcome": outcome, "detail": detail,
-                             "refs": "; ".join(base_refs)})
+        for consumer in t.consumers:
+            # the kit's one detector decides; the trace only pairs the event with one of its runs
+            c = consumption(runs, topic, consumer, published_at=relayed, containers=b.containers,
+                            log_extent=extent, recognised=recognised)
+            if c.state == "yes":
+                run = next((r for r in c.runs if r["first_ref"] not in used), None)
+                handled = _handled(run or cast(dict[str, object], c.run))  # "yes" always has its run
+                if run is None:  # more events of this topic than handlings: the logs cannot tell them apart
+                    handled["detail"] = f"{handled['detail']} (a handling also paired with an earlier {topic} event)"
+                else:
+                    used.add(str(run["first_ref"]))
+                rows.append({**base, "consumer": consumer, **handled,
+                             "refs": "; ".join(refs + cast(list[str], handled["refs"]))})
+                continue
+            outcome = "not published" if relayed is None else ("not consumed" if c.state == "no" else "unknown")
+            rows.append({**base, "consumer": consumer, "outcome": outcome, "consumed": c.state,
+                         "detail": last_error or c.reason, "refs": "; ".join(refs)})
     # events consumed with this correlation id that no outbox row in the bundle explains
-    for i, c in enumerate(consumptions):
-        if i in used:
+    for run in records(runs):
+        if run["first_ref"] in used:
             continue
-        t = model.TOPICS.get(c.topic)
-        rows.append({"topic": c.topic, "event": _event_name(c.topic), "producer": t.producer if t else "?",
-                     "consumer": model.services.service_for_container(c.container) or c.container,
-                     "written_at": None, "relayed_at": None, "consumed_at": c.start, "handled_at": c.end,
-                     "outcome": c.outcome, "detail": c.detail,
-                     "refs": "; ".join(c.refs)})
+        t = model.TOPICS.get(str(run["topic"]))
+        handled = _handled(run)
+        rows.append({"topic": run["topic"], "event": _event_name(str(run["topic"])),
+                     "producer": t.producer if t else "?", "consumer": run["service"], "written_at": None,
+                     "relayed_at": None, **handled, "refs": "; ".join(cast(list[str], handled["refs"]))})
     df = pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
     for col in ("written_at", "relayed_at", "consumed_at", "handled_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
@@ -271,8 +242,8 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     Grey: the event waited in the producer's outbox (written → relayed); blue: on Kafka (relayed →
     consumed); green/orange/red: the consumer's handler ran (consumed → handled), orange when it dropped
     the event, red when it failed. A red
-    ✗ marks an event that was never published or never consumed, a grey ○ one whose consumer's logs
-    are not in the bundle. Hover a bar for its evidence refs.
+    ✗ marks an event that was never published or never consumed, a grey ○ one whose consumption the
+    kit cannot tell (the row's ``detail`` says why). Hover a bar for its evidence refs.
     """
     fig = go.Figure()
     if trace is None or trace.empty:

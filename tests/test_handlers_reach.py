@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from huledu_forensics import model
-from huledu_forensics.investigation import all_handler_runs
+from huledu_forensics.investigation import all_handler_runs, log_extent
 from huledu_forensics.logs import parse_lines
 from huledu_forensics.model import handlers as H
 from huledu_forensics.outcomes import consumption, handler_runs, recognised_containers
@@ -43,8 +43,8 @@ def _runs(service: str, lines: list[str]) -> pd.DataFrame:
 
 def _consumption(service: str, topic: str, lines: list[str]) -> tuple[str, str, pd.DataFrame]:
     runs = _runs(service, lines)
-    c = consumption(runs, topic, service, published_at=T0, containers=[], has_logs=True,
-                    container_lines=len(lines), container_last=T0 + timedelta(seconds=60),
+    c = consumption(runs, topic, service, published_at=T0, containers=[],
+                    log_extent={H.CONSUMER_LOOPS[service].container: (len(lines), T0 + timedelta(seconds=60))},
                     recognised=recognised_containers(runs))
     return c.state, c.reason, runs
 
@@ -202,7 +202,7 @@ def test_a_consumer_that_handled_other_events_but_not_this_one_did_not_consume_i
 
 def test_without_knowledge_the_answer_stays_unknown() -> None:
     c = consumption(pd.DataFrame(), "huleedu.resource.consumption.v1", "entitlements", published_at=T0,
-                    containers=[], has_logs=True, container_lines=1, container_last=T0, recognised=())
+                    containers=[], log_extent={}, recognised=())
     assert c.state == "unknown" and "no handler knowledge" in c.reason
 
 
@@ -214,8 +214,7 @@ def test_corpus_cj_lines_unlike_huleedus_source_give_unknown_not_a_wrong_no() ->
     runs = all_handler_runs(b)
     assert not (runs["container"] == container).any()
     c = consumption(runs, "huleedu.els.cj_assessment.requested.v1", "cj", published_at=None,
-                    containers=list(b.containers), has_logs=True, container_lines=100, container_last=None,
-                    recognised=recognised_containers(runs))
+                    containers=list(b.containers), log_extent=log_extent(b), recognised=recognised_containers(runs))
     assert c.state == "unknown" and "recognises no handling" in c.reason
 
 
@@ -234,3 +233,24 @@ def test_bos_validation_errors_reported_at_error_level_are_a_handled_event() -> 
     failing = [*lines[:1], _line(0.1, logger, "Error handling BatchValidationErrors message: boom", "error")]
     (run,) = _runs("bos", failing).to_dict("records")
     assert (run["outcome"], run["cause"]) == ("failed", H.EXCEPTION)
+
+
+def test_bos_student_associations_for_a_batch_past_validation_are_dropped_not_handled() -> None:
+    """BOS's StudentAssociationsConfirmed handler warns and returns when the batch is no longer
+    awaiting student validation (services/batch_orchestrator_service/implementations/
+    student_associations_confirmed_handler.py): a wrong-state drop, not a handling."""
+    logger = "bos.handlers.student_associations_confirmed"
+    topic = "huleedu.class.student.associations.confirmed.v1"
+    lines = [_line(0, logger, f"Processing student associations for batch {BATCH}", correlation_id=CID),
+             _line(0.1, logger, f"Batch {BATCH} is not in AWAITING_STUDENT_VALIDATION status", "warning",
+                   correlation_id=CID, current_status="ready_for_pipeline_execution",
+                   expected_status="awaiting_student_validation"),
+             _line(0.2, logger, "Current status: ready_for_pipeline_execution", "warning", batch_id=BATCH)]
+    state, _reason, runs = _consumption("bos", topic, lines)
+    assert state == "yes"
+    (run,) = runs.to_dict("records")
+    assert (run["topic"], run["outcome"], run["cause"]) == (topic, "dropped", H.WRONG_STATE)
+    assert "AWAITING_STUDENT_VALIDATION" in run["detail"]
+    # the same handling without the refusal is handled
+    (ok,) = _runs("bos", lines[:1]).to_dict("records")
+    assert ok["outcome"] == "handled"

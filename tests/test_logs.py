@@ -611,7 +611,8 @@ def test_a_line_docker_split_into_pieces_is_rejoined() -> None:
 )
 def test_logger_routing(logger: str, service: str | None, container: str | None) -> None:
     assert logformats.service_for_logger(logger) == service
-    assert logformats.container_for_logger(logger) == container
+    route = logformats.route_logger(logger)
+    assert (route.container if route else None) == container
 
 
 def test_service_names_and_level_maps() -> None:

@@ -36,7 +36,7 @@ def _with_secret_in_a_log(world):  # type: ignore[no-untyped-def]
     lines = world.logs[container]["stdout"]
     for i, line in enumerate(lines):
         stamp, _, body = line.partition(" ")
-        if N.M_HANDLER_ERRORS[0] in body and SEED_REG_CORR in body:
+        if any(m in body for m in model.handlers.CONSUMER_LOOPS["els"].failed) and SEED_REG_CORR in body:
             rec = json.loads(body)
             rec["extra"]["error"] = (rec["extra"].get("error", "") + f" (postgresql://huleedu:{SECRETS[0]}"
                                      f"@els_db:5432/x password={SECRETS[1]})")

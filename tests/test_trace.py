@@ -10,13 +10,17 @@ import pandas as pd
 import pytest
 
 from huledu_forensics import model, report
+from huledu_forensics._time import parse_utc
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.errors import ConfigError, ScopeError
-from huledu_forensics.evidence import payload
+from huledu_forensics.evidence import payload, records
+from huledu_forensics.investigation import investigate
 from huledu_forensics.model import names as N
+from huledu_forensics.outcomes import consumption
+from huledu_forensics.scope import normalise_id
 from huledu_forensics.simulate import build_world
 from huledu_forensics.trace import OUTCOMES, TRACE_COLUMNS, correlation_trace, trace_figure
-from tests.support.corpus import corpus_bundle
+from tests.support.corpus import CORPUS_TARGETS, corpus_bundle
 
 SEED_REG_CORR = "9437fe03-1195-4241-b532-91d36df0b1c2"
 SEED_PIPE_CORR = "7242c19e-039b-43d3-b37f-b144133706c9"
@@ -64,7 +68,7 @@ def test_join_is_not_on_event_id(bundles: dict[str, Bundle]) -> None:
     row = out[out["event_data"].map(lambda d: payload(d).get("correlation_id") == SEED_REG_CORR)].iloc[0]
     envelope_id = payload(row["event_data"])["event_id"]
     tr = correlation_trace(b, SEED_REG_CORR)
-    linked = tr[tr["refs"].str.contains(str(row["id"]))]
+    linked = tr[tr["refs"].str.contains(str(row["id"])) & (tr["consumer"] == "els")]
     assert len(linked) == 1 and pd.notna(linked.iloc[0]["consumed_at"])
     assert envelope_id not in linked.iloc[0]["refs"]
 
@@ -113,7 +117,7 @@ def test_window_limits_the_trace(bundles: dict[str, Bundle]) -> None:
 def test_corpus_seed_trace_finds_the_same_failure() -> None:
     """On the independently made corpus world, in the real log format."""
     tr = correlation_trace(corpus_bundle("seed-variant-a"), SEED_REG_CORR)
-    reg = tr[tr["topic"] == N.T_REGISTERED]
+    reg = tr[(tr["topic"] == N.T_REGISTERED) & (tr["consumer"] == "els")]
     assert list(reg["outcome"]) == ["failed"]
     assert "DBAPIError" in reg.iloc[0]["detail"]
     assert set(tr.loc[tr["topic"] == N.T_CONTENT_PROVISIONED, "outcome"]) == {"ok"}
@@ -162,3 +166,58 @@ def test_correlation_trace_notebook_runs_through_the_report_runner(
     assert res.verdict["status"] == "stuck" and res.exit_code == report.EXIT_FINDINGS
     html = res.html_path.read_text(encoding="utf-8")
     assert "Waterfall across services" in html and "DBAPIError" in html
+
+
+def _outbox_id(refs: str) -> str | None:
+    first = refs.split("; ")[0]
+    return first.split("#id=")[1] if first.startswith("tables/") and "#id=" in first else None
+
+
+@pytest.mark.parametrize("world", sorted(CORPUS_TARGETS))
+def test_every_trace_row_says_what_the_verdicts_consumption_detector_says(world: str) -> None:
+    """The trace never decides consumption itself: for every event of every batch of the corpus world,
+    its trace row's ``consumed`` is the answer of the detector the verdict reads (outcomes.consumption
+    on the batch's evidence, as progress asks it), and the batch's awaited event reads the same."""
+    b = corpus_bundle(world)
+    traces: dict[str, pd.DataFrame] = {}
+    checked: set[tuple[str, str]] = set()
+    batches = b.table(*N.BATCHES)
+    assert batches is not None
+    for bid in batches["id"]:
+        inv = investigate(b, str(bid))
+        ev, aw = inv.evidence, inv.progress.awaited
+        for key in N.OUTBOXES.values():
+            for row in records(ev.rows(key)):
+                t = model.TOPICS.get(str(row["topic"]))
+                cid = normalise_id(payload(row["event_data"]).get("correlation_id"))
+                if t is None or not cid:
+                    continue
+                tr = traces.get(cid)
+                if tr is None:
+                    tr = traces[cid] = correlation_trace(b, cid)
+                mine = tr[[_outbox_id(r) == str(row["id"]) for r in tr["refs"]]]
+                published = parse_utc(row["published_at"])
+                for consumer in t.consumers:
+                    (got,) = mine.loc[mine["consumer"] == consumer, "consumed"]
+                    want = consumption(ev.runs, t.name, consumer, published_at=published,
+                                       containers=ev.containers, log_extent=ev.log_extent,
+                                       recognised=ev.recognised)
+                    assert got == want.state, (bid, t.name, consumer, want.reason)
+                    checked.add((str(row["id"]), consumer))
+                    if aw is not None and (aw.topic, aw.consumer, aw.published_at) == (t.name, consumer, published):
+                        assert got == aw.consumed_state
+    # every trace row that follows an outbox row to a consumer was checked against a batch's verdict
+    rows = [(_outbox_id(r["refs"]), str(r["consumer"])) for tr in traces.values() for r in records(tr)
+            if r["consumer"] and _outbox_id(r["refs"])]
+    assert rows and set(rows) <= checked
+
+
+def test_corpus_cj_request_the_kit_cannot_read_is_unknown_with_the_reason() -> None:
+    """The corpus CJ container logs its handling in lines the kit does not recognise: the trace says
+    unknown and why, as the verdict's detector does, never "not consumed"."""
+    tr = correlation_trace(corpus_bundle("healthy-guest"), "5e066a50-2f89-45af-801b-647f9ffbf7ff")
+    (cj,) = records(tr[tr["consumer"] == "cj"])
+    assert cj["topic"] == "huleedu.els.cj_assessment.requested.v1"
+    assert (cj["outcome"], cj["consumed"]) == ("unknown", "unknown")
+    assert cj["detail"].startswith("the kit recognises no handling of any event in the logs of "
+                                   + model.SERVICES["cj"].consumer_container)

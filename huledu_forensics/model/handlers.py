@@ -226,8 +226,10 @@ HANDLERS: tuple[Handler, ...] = (
       ("Processing content provisioning completed for batch",), _WRONG_STATE),
     H("bos", "huleedu.class.student.associations.confirmed.v1",
       ("bos.handlers.student_associations_confirmed",),
-      ("Processing student associations for batch",), _WRONG_STATE,
-      source=f"SYSTEM.md §4.1; {_BOS_IMPL}student_associations_confirmed_handler.py [code]"),
+      ("Processing student associations for batch",),
+      # a batch past AWAITING_STUDENT_VALIDATION: the handler warns and returns (a redelivery, it assumes)
+      (*_WRONG_STATE, ("is not in AWAITING_STUDENT_VALIDATION status", WRONG_STATE)),
+      source=f"SYSTEM.md §4.1; {_BOS_IMPL}student_associations_confirmed_handler.py@a938fd0c [code]"),
     H("bos", "huleedu.els.batch.essays.ready.v1", ("bos.handlers.batch_essays_ready",),
       ("Received BatchEssaysReady for batch",), _WRONG_STATE,
       source=f"SYSTEM.md §4.1; {_BOS_IMPL}batch_essays_ready_handler.py [code]"),

@@ -27,10 +27,8 @@ __all__ = [
     "POSTGRES_CONTINUATION_KEYWORDS",
     "POSTGRES_SEVERITY_LEVELS",
     "SERVICE_NAME_TO_KEY",
-    "SHARED_LOGGERS",
     "LoggerRoute",
     "PlainMessageFact",
-    "container_for_logger",
     "normalise_level",
     "route_logger",
     "service_for_logger",
@@ -101,13 +99,14 @@ EMOJI_LEVELS: tuple[tuple[str, str], ...] = (
     ("📊", "info"),
     ("🎉", "info"),
     ("🔧", "info"),
+    ("⚙", "info"),  # its configuration line, "⚙️  Config: N retries, ..."
     ("⚠", "warning"),
     ("❌", "error"),
     ("💥", "error"),
 )
 """Leading emoji of the Kafka topic bootstrap prints (``huleedu_kafka_topic_setup``) → level: its
 ``print`` lines in scripts/kafka_topic_bootstrap.py [code] (❌ on failures, ⚠ on retries and skips, the
-others on progress); 🔧 and 💥 are not in that script [corpus]."""
+others on progress and its configuration line); 🔧 and 💥 are not in that script [corpus]."""
 
 
 @dataclass(frozen=True)
@@ -293,11 +292,6 @@ LOGGER_ROUTES: tuple[LoggerRoute, ...] = (
 """Ordered rules; the first match wins."""
 del _R
 
-SHARED_LOGGERS: frozenset[str] = frozenset(
-    {"outbox.event_relay_worker", "outbox_repository", "shared.outbox_manager", "idempotency-v2"}
-)
-"""Shared-library loggers: they say nothing about which service wrote the line."""
-
 OUTBOX_ROW_ID_LOGGERS: frozenset[str] = frozenset({"outbox.event_relay_worker", "outbox_repository"})
 """Loggers whose ``extra.event_id`` is the outbox **row id** (``event_outbox.id``), not an envelope
 event id (SYSTEM.md §2.1, §2.3). ``outbox_repository`` uses ``outbox_id`` on "Added event to outbox" but
@@ -313,12 +307,6 @@ def route_logger(name: str | None) -> LoggerRoute | None:
         if route.matches(name):
             return route
     return None
-
-
-def container_for_logger(name: str | None) -> str | None:
-    """Return the container a logger name routes to, or ``None`` (unknown, shared or ambiguous)."""
-    route = route_logger(name)
-    return route.container if route else None
 
 
 def service_for_logger(name: str | None) -> str | None:

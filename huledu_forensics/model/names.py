@@ -27,7 +27,6 @@ OUTBOXES = {"bos": BOS_OUTBOX, "els": ELS_OUTBOX, "file": FILE_OUTBOX}
 # ---- topics
 T_REGISTERED = "huleedu.batch.essays.registered.v1"
 T_CONTENT_PROVISIONED = "huleedu.file.essay.content.provisioned.v1"
-T_VALIDATION_FAILED = "huleedu.file.essay.validation.failed.v1"
 T_CONTENT_COMPLETED = "huleedu.batch.content.provisioning.completed.v1"
 T_EXCESS_CONTENT = "huleedu.els.excess.content.provisioned.v1"
 T_PIPELINE_REQUEST = "huleedu.commands.batch.pipeline.v1"
@@ -38,7 +37,6 @@ T_PIPELINE_COMPLETED = "huleedu.batch.pipeline.completed.v1"
 S_AWAITING_CONTENT = "awaiting_content_validation"
 S_READY = "ready_for_pipeline_execution"
 ESSAY_EMPTY_SLOT = "uploaded"
-ESSAY_ASSIGNED = "ready_for_processing"
 PHASE_DONE_STATUSES = ("completed_successfully", "completed_with_partial_success",
                        "completed_with_failures")
 PHASE_FAILED_STATUSES = ("failed", "skipped_due_to_dependency_failure")
@@ -59,8 +57,6 @@ BOS_AGGREGATE_TYPES = ("batch", "pipeline", "unknown")
 RELAY_MAX_POLL_S = 30.0  # production poll 5 s + error back-off 30 s (SYSTEM.md §2.3)
 
 # ---- log messages (exact texts or stable prefixes)
-M_HANDLER_ERRORS = ("Error routing event", "Event processing failed", "Unexpected error processing message",
-                    "Error handling message from topic", "Error processing message in BOS")
 M_OFFSET_NOT_COMMITTED = "Message processing failed - offset not committed"
 M_NOT_READY = "not ready for pipeline execution"
 M_PIPELINE_REQUEST = "Processing client pipeline request"

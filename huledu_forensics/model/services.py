@@ -12,7 +12,6 @@ from . import schema
 from .schema import Column
 
 __all__ = [
-    "COLUMN_ID_KINDS",
     "CONTAINERS",
     "DATABASES",
     "OUTBOX_TABLE",
@@ -22,11 +21,7 @@ __all__ = [
     "Database",
     "Service",
     "Table",
-    "container",
-    "database",
-    "service",
     "service_for_container",
-    "table",
 ]
 
 
@@ -297,32 +292,6 @@ CONTAINERS: dict[str, Container] = {
         Container("huleedu_kafka_topic_setup", "infra", "oneshot", "kafka_topic_setup"),
     )
 }
-
-# What an id column value means, for scope discovery.
-COLUMN_ID_KINDS = (
-    "batch", "correlation", "essay", "text_storage", "file_upload", "event", "outbox",
-)
-
-
-def service(key: str) -> Service:
-    """Return the service with kit key ``key`` (``bos``, ``els``, ``file``, ...)."""
-    return SERVICES[key]
-
-
-def database(name: str) -> Database:
-    """Return the database called ``name``."""
-    return DATABASES[name]
-
-
-def table(db: str, name: str) -> Table:
-    """Return the table ``name`` in database ``db``."""
-    return TABLES[(db, name)]
-
-
-def container(name: str) -> Container:
-    """Return the container called ``name``."""
-    return CONTAINERS[name]
-
 
 def service_for_container(name: str) -> str | None:
     """Return the service key that owns container ``name``, or ``None`` if unknown."""

@@ -16,7 +16,6 @@ from .services import BOS_DB, ELS_DB
 __all__ = [
     "ALEMBIC_INITIAL_ENUMS",
     "ENUM_WRITES",
-    "ESSAY_FLOW",
     "FILE_PROCESSING_STATUSES",
     "FLOWS",
     "PIPELINE_EXECUTION_STATUSES",
@@ -25,7 +24,6 @@ __all__ = [
     "EnumWrite",
     "Flow",
     "Step",
-    "flow",
 ]
 
 
@@ -147,19 +145,6 @@ PIPELINE_EXECUTION_STATUSES = (
 # (SYSTEM.md §1.4 [code]).
 FILE_PROCESSING_STATUSES = ("pending", "in_progress", "completed", "failed", "PENDING")
 
-# ELS essay status flow up to ready_for_processing, then per phase (SYSTEM.md §4.4 [code]).
-ESSAY_FLOW: tuple[tuple[str, str], ...] = (
-    ("uploaded", "essay row created on BatchEssaysRegistered (an empty slot)"),
-    ("ready_for_processing", "content assigned to the slot (Option B assignment)"),
-    ("awaiting_spellcheck", "spellcheck commanded"),
-    ("spellchecking_in_progress", "spellcheck requested"),
-    ("spellchecked_success", "spellcheck result"),
-    ("awaiting_cj_assessment", "cj_assessment commanded"),
-    ("cj_assessment_processing_in_progress", "cj_assessment requested"),
-    ("cj_assessment_success", "cj_assessment result"),
-    ("all_processing_completed", "every phase done"),
-)
-
 _PHASE_QUARTETS = ("spellcheck", "nlp", "ai_feedback", "editor_revision", "grammar_check", "cj_assessment")
 
 
@@ -254,8 +239,3 @@ ENUM_WRITES: tuple[EnumWrite, ...] = (
               "awaiting_student_validation", "huleedu.batch.content.provisioning.completed.v1",
               "phase_status_log inserts for student_matching fail", "[inferred]"),
 )
-
-
-def flow(name: str) -> Flow:
-    """Return the ``GUEST`` or ``REGULAR`` flow."""
-    return FLOWS[name.upper()]
