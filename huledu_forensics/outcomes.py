@@ -228,6 +228,9 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
             continue
         if cur.conflicts(row) or not logger:
             continue  # another batch's line, or a library's bare line (aiokafka), not the handler's
+        if cur.specific and any(msg.startswith(m) for m in loop.duplicate):
+            close()  # the idempotency skip of a redelivery comes before any handler: once the
+            continue  # handler has run, it belongs to a later delivery, not to this handling
         cur.add(row)
         if any(msg.startswith(m) for m in loop.handled):
             close()  # the loop's success line ends the handling

@@ -257,7 +257,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
         exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
         exp = None
-    out = ledger_counts(ledger, exp)
+    out = ledger_counts(ledger, exp, uploads_known=ev.has(N.FILE_UPLOADS))
     essays = _essays(ev)
     out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], C.CURRENT_STATUS]
                             .value_counts().items()} if not essays.empty else {})

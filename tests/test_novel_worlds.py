@@ -99,13 +99,26 @@ def _cut_at(world: World, t: pd.Timestamp) -> None:
     for streams in world.logs.values():
         for stream, lines in streams.items():
             streams[stream] = [ln for ln in lines if _stamp(ln) <= t]
+    # the relay's retry columns as its own lines up to ``t`` left them (SYSTEM.md §2.3)
+    retries: dict[str, tuple[int, str]] = {}
+    for streams in world.logs.values():
+        for ln in streams.get("combined", []):
+            if "Incremented retry count for outbox event" in ln:
+                extra = json.loads(ln.split(" ", 1)[1])["extra"]
+                retries[extra["event_id"]] = (int(extra["new_retry_count"]), str(extra["error"]))
+    for img in world.databases.values():
+        ob = img.tables.get("event_outbox")
+        if ob is not None:
+            for i in ob.index[ob["published_at"].isna()]:
+                n, err = retries.get(str(ob.at[i, "id"]), (0, None))
+                ob.at[i, "retry_count"], ob.at[i, "last_error"] = n, err
     world.collected_at = t.to_pydatetime()
 
 
-def _reset_retries(world: World) -> None:
-    """The poisoned row as a relay that never tried it would leave it: no retries, no error."""
+def _reset_retries(world: World, row_id: str | None = None) -> None:
+    """ELS outbox rows (or one) as a relay that never tried them leaves them: no retry, no error."""
     ob = world.databases[ELS].tables["event_outbox"]
-    row = ob["id"].astype(str) == POISONED_ROW
+    row = ob["id"].astype(str) == row_id if row_id else ob["published_at"].isna()
     ob.loc[row, "retry_count"] = 0
     ob.loc[row, "last_error"] = None
 
@@ -118,7 +131,6 @@ def test_a_batch_inside_its_expected_dwell_is_not_stuck(tmp_path: Path) -> None:
     world = _corpus("outbox-poisoned")
     created = world.databases[ELS].tables["event_outbox"].set_index("id").loc[POISONED_ROW, "created_at"]
     _cut_at(world, pd.Timestamp(created) + pd.Timedelta(milliseconds=100))
-    _reset_retries(world)
     v = _verdict(world, POISONED_BATCH, tmp_path)
     aw = v["awaited"]
     assert v["awaited_event"] == COMPLETED and aw["produced"] is True and aw["published"] is False
@@ -127,7 +139,7 @@ def test_a_batch_inside_its_expected_dwell_is_not_stuck(tmp_path: Path) -> None:
 
 
 def test_an_unpublished_row_without_its_relay_log_has_no_cause_named(tmp_path: Path) -> None:
-    """outbox-poisoned with the ELS worker's log (the relay's only voice) gone and the row's retry
+    """outbox-poisoned with the ELS worker's log (the relay's only voice) gone and the rows' retry
     columns blank: the row says produced and unpublished 44 s later, nothing says why. Must: produced
     yes, published no (published_at NULL is the DB's word), the missing log named. Must not: call it
     poisoned (no retry, no error anywhere), nor say ELS did not consume anything (its log is gone)."""
@@ -144,6 +156,22 @@ def test_an_unpublished_row_without_its_relay_log_has_no_cause_named(tmp_path: P
         assert not (f["id"].startswith("consumer.") and f["facts"].get("service") == "els"), f
 
 
+def test_a_poisoned_sibling_row_does_not_explain_the_awaited_rows_silence(tmp_path: Path) -> None:
+    """As above, but only the awaited row's retry columns are blank: the batch's slot-assigned rows
+    still read retry_count 5, 'Exceeded max retries' (poisoned, the DB's word). Nothing says why the
+    provisioning.completed row, a different row, is unpublished (the relay fetches every unpublished
+    row each poll: a poisoned sibling does not hold it back, SYSTEM.md §2.3). Must: report the
+    poisoned siblings; must not make them the cause of the awaited row's non-publication."""
+    world = _corpus("outbox-poisoned")
+    del world.logs[ELS_WORKER]
+    _reset_retries(world, POISONED_ROW)
+    v = _verdict(world, POISONED_BATCH, tmp_path)
+    poisoned = [f for f in v["findings"] if f["id"] == "outbox.poisoned"]
+    assert poisoned and all(f["facts"]["outbox_id"] != POISONED_ROW for f in poisoned)
+    assert (v["root_cause"] or {}).get("finding") != "outbox.poisoned"
+    assert "outbox.poisoned" not in [c["finding"] for c in v["chain"]]
+
+
 def test_without_the_outbox_table_the_relay_log_alone_speaks_for_publication(tmp_path: Path) -> None:
     """outbox-poisoned without ELS's event_outbox table. The relay's log still shows the row added
     and every publish attempt failing. Must: never say published=yes; never claim produced=no (the log
@@ -153,11 +181,11 @@ def test_without_the_outbox_table_the_relay_log_alone_speaks_for_publication(tmp
     v = _verdict(world, POISONED_BATCH, tmp_path)
     aw = v["awaited"]
     assert aw["published"] is not True and aw["produced"] is not False
-    assert v["completeness"].get(f"{ELS}.event_outbox") != "complete"
-    rc = v["root_cause"]
-    if rc is not None:
-        f = next(f for f in v["findings"] if f["id"] == rc["finding"])
-        assert all("event_outbox.parquet" not in str(e.get("ref")) for e in f["evidence"]), f
+    assert v["completeness"][f"database:{ELS}"] == "partial"
+    assert any(f"{ELS}/event_outbox" in n["reason"] for n in v["not_evaluated"])
+    # the kit has no rule reading the relay's lines alone: the cause is unknown, and an effect of
+    # the wait (the rejected pipeline request) is not promoted to cause
+    assert v["root_cause"] is None and v["status"] == "stuck"
 
 
 def test_without_the_file_service_database_the_content_ledger_is_unknown(tmp_path: Path) -> None:
@@ -171,7 +199,7 @@ def test_without_the_file_service_database_the_content_ledger_is_unknown(tmp_pat
     c = v["content"]
     assert c["lost"] == 0 and c["not_provisioned"] == 0
     assert c["items"] is None or c["unknown"] == c["expected"], c  # the count is unknown, not zero
-    assert any(k.startswith(FILE_DB) and s != "complete" for k, s in v["completeness"].items())
+    assert v["completeness"].get(f"database:{FILE_DB}") == "missing"
     assert v["root_cause"]["finding"] == "validation.failures_block_completion"
 
 
@@ -248,6 +276,7 @@ def test_a_correlation_id_two_batches_share_is_refused_not_guessed(tmp_path: Pat
     with both batch ids in the message."""
     world = _corpus("healthy-guest")
     corr = "8f0d9bbd-0c64-4940-b025-a8c4efb706b3"  # the target's registration correlation id
+    assert _verdict(world, corr, tmp_path / "unique")["batch_id"] == GUEST_BATCH  # unique: answered
     bos_out = world.databases["huleedu_batch_orchestrator"].tables["event_outbox"]
     other = next(r for r in bos_out.to_dict("records")
                  if r["event_type"] == "huleedu.batch.essays.registered.v1" and r["aggregate_id"] != GUEST_BATCH)
