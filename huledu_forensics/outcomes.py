@@ -341,6 +341,7 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
     if container_lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
     mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs
+    before = mine
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:
@@ -353,6 +354,12 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
             return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
                                f"{container}: {consumer} never handled anything, or its handlers log "
                                "differently from the kit's knowledge (model/handlers.py)")
+        if not before.empty:  # two clocks are being compared: a handling before publication is an
+            # earlier delivery or a clock running behind; either way "not consumed" is not shown
+            return Consumption("unknown", f"{container} logged handling {topic} for this batch at "
+                               f"{pd.Timestamp(before['started_at'].max()).isoformat()}, before its "
+                               f"publication at {pd.Timestamp(published_at).isoformat()}: an earlier "
+                               "delivery, or its clock runs behind the producer's")
         return Consumption("no", f"{container} logged no handling of {topic} for this batch"
                            + (" after its publication" if published_at is not None else ""))
     rs = records(mine)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,12 +207,19 @@ def test_without_the_file_service_database_the_content_ledger_is_unknown(tmp_pat
 def _shift(lines: list[str], by: pd.Timedelta) -> list[str]:
     """The lines as a container whose clock runs ``by`` off would print them (Docker's stamp and the
     JSON ``timestamp`` both)."""
+    def moved(m: re.Match[str]) -> str:
+        return m.group(1) + (pd.Timestamp(m.group(2)) + by).strftime("%Y-%m-%dT%H:%M:%S.%f") + m.group(3)
+
     out = []
     for ln in lines:
         stamp, _, rest = ln.partition(" ")
         new = (pd.Timestamp(stamp) + by).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        out.append(f"{new} {rest}")
+        out.append(f"{new} {_TS_FIELD.sub(moved, rest)}")
+    assert out == lines or any(_TS_FIELD.search(ln) for ln in lines)  # the JSON field did move
     return out
+
+
+_TS_FIELD = re.compile(r'("timestamp": ")(\d{4}-\d\d-\d\dT[\d:.]+)((?:Z|\+00:00)?")')
 
 
 def test_a_consumer_clock_minutes_behind_makes_no_ordering_claim(tmp_path: Path) -> None:
@@ -225,6 +233,32 @@ def test_a_consumer_clock_minutes_behind_makes_no_ordering_claim(tmp_path: Path)
     v = _verdict(world, batch, tmp_path)
     assert v["status"] == "healthy" and v["root_cause"] is None
     assert not [f["id"] for f in v["findings"] if f["severity"] != "info"]
+
+
+def test_a_handling_that_a_skewed_clock_puts_before_publication_is_not_absent(tmp_path: Path) -> None:
+    """healthy-guest as collected ten minutes after BOS handled provisioning.completed, with BOS's
+    status write lost (still awaiting_content_validation, no pipeline yet) and BOS's clock 4 minutes
+    behind. BOS's log shows the handling for this batch; by its clock it ran before ELS published the
+    event, and its log runs on past the publication. Must: consumed is yes or unknown, never no; no
+    finding says BOS did not consume it."""
+    world = _corpus("healthy-guest")
+    later = [ln for ln in world.logs[BOS]["combined"] if _stamp(ln) > pd.Timestamp("2025-12-15T09:53:45Z")
+             and GUEST_BATCH not in ln and "32826395" not in ln]  # BOS's lines about other work
+    _cut_at(world, pd.Timestamp("2025-12-15T09:53:45Z"))  # after the handling, before the pipeline
+    world.logs[BOS]["combined"] += later  # BOS kept logging past the publication
+    batches = world.databases["huleedu_batch_orchestrator"].tables["batches"]
+    row = batches["id"].astype(str) == GUEST_BATCH
+    batches.loc[row, "status"] = "awaiting_content_validation"
+    batches.loc[row, "pipeline_configuration"] = json.dumps(
+        {"batch_id": GUEST_BATCH, "requested_pipelines": ["spellcheck"]})
+    world.collected_at = (pd.Timestamp("2025-12-15T10:03:45Z")).to_pydatetime()
+    for stream, lines in world.logs[BOS].items():
+        world.logs[BOS][stream] = _shift(lines, pd.Timedelta(minutes=-4))
+    v = _verdict(world, GUEST_BATCH, tmp_path)
+    aw = v["awaited"]
+    assert v["awaited_event"] == COMPLETED and aw["published"] is True
+    assert aw["consumed"] is not False, aw
+    assert "event.not_consumed" not in {f["id"] for f in v["findings"]}
 
 
 def _dup_lines(after: str, corr: str) -> list[str]:
