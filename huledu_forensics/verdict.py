@@ -111,6 +111,8 @@ class Verdict:
         rc = d.get("root_cause")
         if isinstance(rc, dict):
             lines.append(f"  root cause: [{rc.get('finding')}] {rc.get('summary')}")
+        elif d.get("status") == "stuck":  # stuck, and nothing found explains it: say so, not silence
+            lines.append("  root cause: unknown (no evidence in the bundle explains the wait)")
         chain = d.get("chain") or []
         if isinstance(chain, list) and len(chain) > 1:
             lines.append("  chain: " + " -> ".join(str(c.get("finding")) for c in chain))

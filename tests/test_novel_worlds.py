@@ -179,7 +179,8 @@ def test_without_the_outbox_table_the_relay_log_alone_speaks_for_publication(tmp
     shows it added); name the missing table; any root cause must cite only evidence in the bundle."""
     world = _corpus("outbox-poisoned")
     del world.databases[ELS].tables["event_outbox"]
-    v = _verdict(world, POISONED_BATCH, tmp_path)
+    verdict = investigate(write_world_bundle(world, tmp_path / "bundle"), POISONED_BATCH).verdict
+    v = verdict.to_json()
     aw = v["awaited"]
     assert aw["published"] is not True and aw["produced"] is not False
     assert v["completeness"][f"database:{ELS}"] == "partial"
@@ -187,6 +188,7 @@ def test_without_the_outbox_table_the_relay_log_alone_speaks_for_publication(tmp
     # the kit has no rule reading the relay's lines alone: the cause is unknown, and an effect of
     # the wait (the rejected pipeline request) is not promoted to cause
     assert v["root_cause"] is None and v["status"] == "stuck"
+    assert "root cause: unknown" in verdict.summary_text()
 
 
 def test_without_the_file_service_database_the_content_ledger_is_unknown(tmp_path: Path) -> None:
