@@ -203,8 +203,12 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
                 if h.start and _logger_in(logger, h.loggers) and msg.startswith(h.start):
                     topic, specific = h.topic, True
                     break
+        # the idempotency skip of a redelivery comes before any handler: once the handler has run,
+        # a duplicate line belongs to a later delivery, not to this handling
+        redelivery = bool(cur is not None and cur.specific
+                          and any(msg.startswith(m) for m in loop.duplicate))
         if topic is None and (cur is None or (ts - cur.last).total_seconds() > _GAP_S
-                              or cur.topic != _named_topic(row)):
+                              or cur.topic != _named_topic(row) or redelivery):
             topic = _refusal_topic(row, msg, loop, handlers)
         if topic is not None:
             if (specific and cur is not None and cur.topic == topic and not cur.specific
@@ -228,9 +232,9 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
             continue
         if cur.conflicts(row) or not logger:
             continue  # another batch's line, or a library's bare line (aiokafka), not the handler's
-        if cur.specific and any(msg.startswith(m) for m in loop.duplicate):
-            close()  # the idempotency skip of a redelivery comes before any handler: once the
-            continue  # handler has run, it belongs to a later delivery, not to this handling
+        if redelivery:  # (naming no topic, it cannot open the later delivery's handling)
+            close()
+            continue
         cur.add(row)
         if any(msg.startswith(m) for m in loop.handled):
             close()  # the loop's success line ends the handling
@@ -354,8 +358,9 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
             return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
                                f"{container}: {consumer} never handled anything, or its handlers log "
                                "differently from the kit's knowledge (model/handlers.py)")
-        if not before.empty:  # two clocks are being compared: a handling before publication is an
-            # earlier delivery or a clock running behind; either way "not consumed" is not shown
+        if published_at is not None and not before.empty:
+            # two clocks are compared: a handling before publication is an earlier delivery or a
+            # clock running behind; either way "not consumed" is not shown
             return Consumption("unknown", f"{container} logged handling {topic} for this batch at "
                                f"{pd.Timestamp(before['started_at'].max()).isoformat()}, before its "
                                f"publication at {pd.Timestamp(published_at).isoformat()}: an earlier "

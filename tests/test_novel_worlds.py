@@ -297,7 +297,10 @@ def test_a_duplicate_delivery_after_success_is_not_a_drop(tmp_path: Path) -> Non
     assert v["status"] == "healthy" and not [f for f in v["findings"] if f["severity"] != "info"]
     runs = inv.handlings()
     mine = runs[(runs["topic"] == COMPLETED) & (runs["service"] == "bos")]
-    assert "handled" in set(mine["outcome"]), mine[["started_at", "outcome", "cause"]]
+    # the first delivery was handled; the redelivery is its own (dropped, duplicate) handling
+    assert list(zip(mine["outcome"], mine["cause"].fillna(""))) == [("handled", ""), ("dropped", "duplicate")], \
+        mine[["started_at", "outcome", "cause"]]
+    assert v["differential"]["divergence"] is None
 
 
 def test_an_essay_id_leads_to_its_batch_verdict(tmp_path: Path) -> None:
