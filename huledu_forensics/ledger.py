@@ -9,7 +9,9 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 - ``validation_failure``: the file failed validation (File ``failed`` or ELS ``batch_validation_failures``);
 - ``lost``: provisioned, but ELS holds it nowhere (the handler failed and the event was skipped);
 - ``not_provisioned``: uploaded, but the File Service never produced the provisioned event;
-- ``unknown``: the ELS tables that would show its place are not in the bundle.
+- ``unknown``: the ELS tables that would show its place are not in the bundle; without the File
+  Service's ``file_uploads`` the items themselves cannot be listed, and the expected count that the
+  ledger cannot account for is counted ``unknown`` (never as a ledger of zero items).
 """
 
 from __future__ import annotations
@@ -116,8 +118,12 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
     return pd.DataFrame(list(items.values()), columns=list(LEDGER_COLUMNS))
 
 
-def ledger_counts(ledger: pd.DataFrame, expected: int | None) -> dict[str, object]:
-    """Counts per place against the batch's ``expected_count``."""
+def ledger_counts(ledger: pd.DataFrame, expected: int | None, *, uploads_known: bool = True
+                  ) -> dict[str, object]:
+    """Counts per place against the batch's ``expected_count``. ``uploads_known`` is False when the
+    uploads could not be read: the expected items the ledger does not hold are then ``unknown``."""
     counts = {p: int((ledger["place"] == p).sum()) for p in PLACES} if not ledger.empty else \
         dict.fromkeys(PLACES, 0)
+    if not uploads_known and expected is not None:
+        counts["unknown"] += max(expected - int(len(ledger)), 0)
     return {"expected": expected, "items": int(len(ledger)), **counts}

@@ -203,8 +203,12 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
                 if h.start and _logger_in(logger, h.loggers) and msg.startswith(h.start):
                     topic, specific = h.topic, True
                     break
+        # the idempotency skip of a redelivery comes before any handler: once the handler has run,
+        # a duplicate line belongs to a later delivery, not to this handling
+        redelivery = bool(cur is not None and cur.specific
+                          and any(msg.startswith(m) for m in loop.duplicate))
         if topic is None and (cur is None or (ts - cur.last).total_seconds() > _GAP_S
-                              or cur.topic != _named_topic(row)):
+                              or cur.topic != _named_topic(row) or redelivery):
             topic = _refusal_topic(row, msg, loop, handlers)
         if topic is not None:
             if (specific and cur is not None and cur.topic == topic and not cur.specific
@@ -228,6 +232,9 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
             continue
         if cur.conflicts(row) or not logger:
             continue  # another batch's line, or a library's bare line (aiokafka), not the handler's
+        if redelivery:  # (naming no topic, it cannot open the later delivery's handling)
+            close()
+            continue
         cur.add(row)
         if any(msg.startswith(m) for m in loop.handled):
             close()  # the loop's success line ends the handling
@@ -348,6 +355,7 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
     if container_lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
     mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs
+    before = mine
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:
@@ -360,6 +368,13 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
             return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
                                f"{container}: {consumer} never handled anything, or its handlers log "
                                "differently from the kit's knowledge (model/handlers.py)")
+        if published_at is not None and not before.empty:
+            # two clocks are compared: a handling before publication is an earlier delivery or a
+            # clock running behind; either way "not consumed" is not shown
+            return Consumption("unknown", f"{container} logged handling {topic} for this batch at "
+                               f"{pd.Timestamp(before['started_at'].max()).isoformat()}, before its "
+                               f"publication at {pd.Timestamp(published_at).isoformat()}: an earlier "
+                               "delivery, or its clock runs behind the producer's")
         return Consumption("no", f"{container} logged no handling of {topic} for this batch"
                            + (" after its publication" if published_at is not None else ""))
     rs = records(mine)

@@ -224,9 +224,13 @@ def compute_progress(ev: Evidence) -> Progress:
     steps_df = pd.DataFrame(steps)
     steps_df["entered_at"] = pd.to_datetime(steps_df["entered_at"], utc=True)
     nxt_times = list(steps_df["entered_at"].iloc[1:]) + [pd.Timestamp(collected)]
-    steps_df["dwell_s"] = [((n - e).total_seconds() if pd.notna(e) and pd.notna(n) else None)
-                           if r else None for e, n, r in
-                           zip(steps_df["entered_at"], nxt_times, steps_df["reached"])]
+    dwells = [((n - e).total_seconds() if pd.notna(e) and pd.notna(n) else None) if r else None
+              for e, n, r in zip(steps_df["entered_at"], nxt_times, steps_df["reached"])]
+    if any(d is not None and d < 0 for d in dwells):  # entry times come from several clocks (DB
+        # rows, each container's log): a step entered after the next one shows they disagree
+        notes.append("Step entry times are out of order (the sources' clocks disagree): the dwell "
+                     "of the steps around them is unknown.")
+    steps_df["dwell_s"] = [d if d is None or d >= 0 else None for d in dwells]
 
     phase_rows = [{"phase": p, "status": d.get("status"), "started_at": d.get("started_at"),
                    C.COMPLETED_AT: d.get(C.COMPLETED_AT), "requested": p in requested}
@@ -253,7 +257,7 @@ def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
         exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
         exp = None
-    out = ledger_counts(ledger, exp)
+    out = ledger_counts(ledger, exp, uploads_known=ev.has(N.FILE_UPLOADS))
     essays = _essays(ev)
     out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], C.CURRENT_STATUS]
                             .value_counts().items()} if not essays.empty else {})

@@ -259,7 +259,8 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | No
         max_ids: a safety stop; a scope larger than this is cut and the cut is visible in the result.
 
     Raises:
-        ScopeError: no row or log line mentions the id.
+        ScopeError: no row or log line mentions the id, or it is not a batch id and rows of more
+            than one batch carry it (a shared correlation id names no one batch).
     """
     rid = normalise_id(requested_id)
     if not rid:
@@ -279,6 +280,17 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | No
         if kind is not None:
             requested_kind = kind
             break
+    if requested_kind != "batch":  # an id rows of two batches each carry names no one batch: refuse
+        owners = {next(iter(b)) for item in index.by_id[rid]
+                  if len(b := {v for k, v in index.item_ids[item] if k == "batch"}) == 1}
+        # an essay-level outbox row's aggregate id reads as a batch: an id any row calls an essay
+        # is not one
+        owners = {o for o in owners
+                  if not any(("essay", o) in index.item_ids[it] for it in index.by_id.get(o, ()))}
+        if len(owners) > 1:
+            raise ScopeError(f"'{requested_id}' ({requested_kind} id) belongs to {len(owners)} batches: "
+                             f"{', '.join(sorted(owners))}. Pass one of those batch ids.",
+                             id=requested_id)
     walk = ScopeWalk(rid, batch=rid if requested_kind == "batch" else None)
     walk.kind_of[rid] = requested_kind
     found_in: dict[str, set[str]] = defaultdict(set)

@@ -111,6 +111,8 @@ class Verdict:
         rc = d.get("root_cause")
         if isinstance(rc, dict):
             lines.append(f"  root cause: [{rc.get('finding')}] {rc.get('summary')}")
+        elif d.get("status") == "stuck":  # stuck, and nothing found explains it: say so, not silence
+            lines.append("  root cause: unknown (no evidence in the bundle explains the wait)")
         chain = d.get("chain") or []
         if isinstance(chain, list) and len(chain) > 1:
             lines.append("  chain: " + " -> ".join(str(c.get("finding")) for c in chain))
@@ -120,21 +122,80 @@ class Verdict:
         return "\n".join(lines)
 
 
-def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
+# The rule that answers each stage of the awaited event's life: when progress leaves the stage
+# unknown (its evidence is not in the bundle), that rule could not decide.
+_STAGE_RULES = {"produced": "event.not_produced", "published": "event.not_published",
+                "consumed": "event.not_consumed"}
+# Facts that name the one thing a finding is about: a cause explains an effect only when they agree
+# on it (a poisoned outbox row explains only its own row's non-publication, not a sibling's). A
+# fact may hold one value or a list.
+IDENTITY_FACTS = ("outbox_id",)
+
+
+def _undecided(progress: Progress, not_evaluated: list[dict[str, str]]) -> set[str]:
+    """The rules that could not decide: not evaluated (a source missing), or the awaited event's
+    stage they answer left unknown by the evidence."""
+    out = {str(n.get("rule")) for n in not_evaluated}
+    aw = progress.awaited
+    if aw is not None and aw.topic is not None:
+        out |= {r for stage, r in _STAGE_RULES.items() if getattr(aw, stage) is None}
+    return out
+
+
+def _same_subject(cause: Finding, effect: Finding) -> bool:
+    def ids(f: Finding, k: str) -> set[str]:
+        v = f.facts.get(k)
+        return {str(x) for x in v} if isinstance(v, (list, tuple, set)) else {str(v)} if v else set()
+    return all(not ids(cause, k) or not ids(effect, k) or ids(cause, k) & ids(effect, k)
+               for k in IDENTITY_FACTS)
+
+
+def _reached(cause: Finding, findings: list[Finding]) -> set[int]:
+    """The findings (by ``id()``) that ``cause`` explains: along the rules' ``explains``, through rules
+    that did not fire (steps not observed), and through a finding that did only when it is about the
+    same subject; a path stops at a finding about something else."""
+    g = _graph()
+    by_rule: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_rule.setdefault(f.id, []).append(f)
+    out: set[int] = set()
+    seen: set[tuple[str, int]] = set()
+    stack: list[tuple[str, Finding]] = [(cause.id, cause)]
+    while stack:
+        rid, via = stack.pop()
+        for e in g.get(rid, ()):
+            found = by_rule.get(e)
+            for nxt in ([f for f in found if _same_subject(via, f)] if found else [via]):
+                if (e, id(nxt)) not in seen:
+                    seen.add((e, id(nxt)))
+                    stack.append((e, nxt))
+                    if found:
+                        out.add(id(nxt))
+    return out
+
+
+def _pick_root(findings: list[Finding], progress: Progress,
+               not_evaluated: list[dict[str, str]] | None = None) -> Finding | None:
     """Among the serious, linked findings that no other serious, linked finding explains, the one with
     the strongest link to the batch; then the one that explains more of what was found, then the one
-    about the awaited event, then severity, then the earliest evidence."""
-    serious = [f for f in findings if _SEV_RANK[f.severity] <= 1 and _link(f) > 0]
+    about the awaited event, then severity, then the earliest evidence.
+
+    A finding that a rule which could not decide might explain is an effect whose cause is unknown,
+    never the root cause: with the awaited event's publication unknown, a rejected pipeline request
+    says nothing about why."""
+    undecided = _undecided(progress, not_evaluated or [])
+    by = explained_by()
+    serious = [f for f in findings if _SEV_RANK[f.severity] <= 1 and _link(f) > 0
+               and not (by.get(f.id, set()) & undecided)]
     if not serious:
         return None
-    by = explained_by()
-    present = {f.id for f in findings if _SEV_RANK[f.severity] <= 2}
-    g_down = {c: {e for e, causes in by.items() if c in causes} for c in _graph()}
+    relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
+    reached = {id(f): _reached(f, relevant) for f in serious}
 
     def covered(f: Finding) -> bool:
         # only a cause the batch actually met can explain what was observed: a write that is still
         # ahead of the batch ("awaited") explains nothing yet
-        return any(o is not f and o.id in by.get(f.id, set()) and _link(o) >= LINK_STRENGTH["path"]
+        return any(o is not f and id(f) in reached[id(o)] and _link(o) >= LINK_STRENGTH["path"]
                    for o in serious)
 
     cands = [f for f in serious if not covered(f)] or serious
@@ -145,7 +206,7 @@ def _pick_root(findings: list[Finding], progress: Progress) -> Finding | None:
         return min(ts) if ts else float("inf")
 
     def key(f: Finding) -> tuple[int, int, int, int, float]:
-        reach = len(g_down.get(f.id, set()) & present)
+        reach = len({o.id for o in relevant if id(o) in reached[id(f)]})
         on_awaited = int(bool(aw_topic) and f.facts.get("topic") == aw_topic)
         # a cause shows before its effects: among equals, the earliest evidence wins
         return (-_link(f), -reach, -on_awaited, _SEV_RANK[f.severity], first_seen(f))
@@ -173,20 +234,20 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                   not_evaluated: list[dict[str, str]], completeness: dict[str, str],
                   gaps: list[dict[str, str]], bundle: str, collected_at: str) -> Verdict:
     """Pick the root cause, order the causal chain and assemble ``verdict.json``."""
-    root = _pick_root(findings, progress)
+    root = _pick_root(findings, progress, not_evaluated)
     relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
     state_known = progress.current_state is not None
     stuck = progress.stuck or root is not None
     healthy = state_known and not relevant and not progress.stuck
     order = causal_order()
-    by = explained_by()
+    explained = _reached(root, relevant) if root else set()
     chain_findings: list[Finding] = [root] if root else []
     unexplained: list[Finding] = []
     for f in sorted(relevant, key=lambda f: (order.index(f.id) if f.id in order else 99,
                                              _SEV_RANK[f.severity])):
         if f is root or f.id in {c.id for c in chain_findings + unexplained}:
             continue
-        if root is not None and root.id in by.get(f.id, set()):
+        if id(f) in explained:
             chain_findings.append(f)
         else:
             unexplained.append(f)

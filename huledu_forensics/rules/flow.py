@@ -46,19 +46,21 @@ def not_produced(ctx: Context) -> list[Finding]:
 def not_published(ctx: Context) -> list[Finding]:
     """The awaited event was written to the outbox but never relayed to Kafka.
 
-    **Fires when** the trigger event's outbox row exists with ``published_at`` NULL.
+    **Fires when** the trigger event's outbox row exists with ``published_at`` NULL and the wait is
+    abnormal (a row the relay has not polled yet is the normal first moment of every event).
     **Evidence** the outbox row.
     **Usually means** a poisoned row or a stopped relay (see the outbox findings).
     """
     aw = ctx.progress.awaited
-    if aw is None or not aw.produced or aw.published is not False:
+    if aw is None or not aw.produced or aw.published is not False or not _blocked(ctx):
         return []
     return [Finding(
         id="event.not_published", severity="error", title="Awaited event never published",
         summary=(f"{aw.topic} for batch {ctx.ev.scope.batch_id} sits in the {aw.producer} outbox "
                  "unpublished, so its consumer never received it."),
         evidence=[EvidenceRef.parse(e) for e in aw.evidence],
-        facts={"topic": aw.topic, "producer": aw.producer, "produced": True, "published": False},
+        facts={"topic": aw.topic, "producer": aw.producer, "produced": True, "published": False,
+               "outbox_id": [e.partition("#id=")[2] for e in aw.evidence if "#id=" in e]},
     )]
 
 
