@@ -93,6 +93,8 @@ def _json_filters(spec: model.Table) -> Iterator[tuple[str, tuple[str, ...]]]:
     for col, path, kind in spec.json_id_paths:
         if kind == "essay_list":
             yield filter_key(col, path, array=True), ("essay",)
+        elif kind == "entity":  # an entity_id: a batch, essay or file upload id (scope.row_ids)
+            yield filter_key(col, path), _COLUMN_SEARCH["aggregate"]
         elif kind in ID_KINDS:
             yield filter_key(col, path), (kind,)
 

@@ -38,6 +38,7 @@ _LOG_ID_COLUMNS = {
     "outbox_id": "outbox",
 }
 _AGGREGATE_KINDS = {"batch": "batch", "file_upload": "file_upload", "essay": "essay"}
+"""``aggregate_type`` / ``entity_type`` values → id kind."""
 
 
 def normalise_id(value: object) -> str | None:
@@ -95,9 +96,15 @@ def row_ids(database: str, table: str, row: dict[str, object]) -> Iterator[tuple
         if kind in ID_KINDS:
             yield kind, v
     for col, path, kind in spec.json_id_paths:
-        val = _walk(_json(row.get(col)), path)
+        doc = _json(row.get(col))
+        val = _walk(doc, path)
         if val is None:
             continue
+        if kind == "entity":  # the payload says what its entity_id is (model.Table)
+            named = _walk(doc, (*path[:-1], "entity_type")) or _walk(doc, (*path[:-1], "metadata", "entity_type"))
+            kind = _AGGREGATE_KINDS.get(str(named), "") if named else "batch"
+            if not kind:
+                continue
         if kind == "essay_list":
             for e in val if isinstance(val, list) else ():
                 if (n := normalise_id(e)) is not None:

@@ -51,7 +51,10 @@ class Table:
     """One table the kit snapshots.
 
     ``id_columns`` maps a column to the id kind it holds (``batch``, ``essay``, ``correlation``,
-    ``text_storage``, ``file_upload``, ``event``, ``outbox``, ``essay_list``). ``columns`` are the
+    ``text_storage``, ``file_upload``, ``event``, ``outbox``, ``essay_list``); in ``json_id_paths`` the kind
+    ``entity`` is an ``entity_id`` whose kind the payload names beside it (``entity_type``, or
+    ``metadata.entity_type``): a batch for registration and File events, an essay for per-essay requests
+    (SYSTEM.md §3.3), a batch when the payload names none. ``columns`` are the
     table's columns with their PostgreSQL types (:mod:`.schema`, the one declaration of them); the JSON
     and timestamp columns are read from those types. ``key`` is the primary key.
     """
@@ -199,7 +202,7 @@ _OUTBOX_ID_PATHS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("event_data", ("correlation_id",), "correlation"),
         ("event_data", ("event_id",), "event"),
         ("event_data", ("data", "batch_id"), "batch"),
-        ("event_data", ("data", "entity_id"), "batch"),
+        ("event_data", ("data", "entity_id"), "entity"),
         ("event_data", ("data", "essay_id"), "essay"),
         ("event_data", ("data", "essay_ids"), "essay_list"),
         ("event_data", ("data", "text_storage_id"), "text_storage"),
