@@ -325,7 +325,10 @@ def _iso(value: Any) -> str | None:
         if len(value) > 6 and ((value[-6] in "+-" and value[-3] == ":") or value[-5] in "+-"):
             return value
         return value + "Z"  # naive: HuleEdu stamps are UTC (SYSTEM.md §5.1)
-    dt = parse_utc(value)
+    try:
+        dt = parse_utc(value)
+    except (OverflowError, OSError, ValueError):  # e.g. "timestamp": 1e30: no time at all
+        return None
     return dt.isoformat() if dt else None
 
 
@@ -1075,33 +1078,67 @@ def _service_for_unknown_container(container: str) -> str | None:
 # Frames
 
 
-def _utc(values: Iterable[str | None]) -> pd.Series:
-    s = pd.Series(list(values), dtype=object)
+def _utc(values: Iterable[str | None] | pa.Array) -> pd.Series:
+    if isinstance(values, pa.Array):
+        s = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+    else:
+        s = pd.Series(list(values), dtype=object)
     out = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
     bad = out.isna() & s.notna()
     if bad.any():
-        out = out.astype(_DT)
+        out = _ns(out)
         out[bad] = to_utc_series(s[bad])
-    return out.astype(_DT)
+    return _ns(out)
+
+
+def _ns(out: pd.Series) -> pd.Series:
+    """``out`` as ``datetime64[ns, UTC]``. pandas may parse at microsecond resolution, where year 9999
+    fits; outside the nanosecond range a time becomes NaT (as in ``to_utc_series``), never an error."""
+    try:
+        return out.astype(_DT)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+        return out.where((out >= lo) & (out <= hi)).astype(_DT)
 
 
 _STR_DTYPE = pd.Series([], dtype="str").dtype
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def _str_column(values: Iterable[Any]) -> Any:
     """A pandas ``str`` column from Python str/None values (built through Arrow: ~4x faster)."""
+    if isinstance(values, pa.Array):
+        return pd.array(values.cast(pa.large_string()), dtype=_STR_DTYPE)
     seq = values if isinstance(values, (list, tuple)) else list(values)
     try:
         return pd.array(pa.array(seq, type=pa.large_string()), dtype=_STR_DTYPE)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-        return pd.array([None if v is None else str(v) for v in seq], dtype=_STR_DTYPE)  # type: ignore[misc, arg-type]  # stubs: str dtype
+        # str() of odd values; a lone surrogate (a JSON "\\ud800" escape) has no UTF-8 form: U+FFFD,
+        # as for undecodable bytes in the file
+        return pd.array([None if v is None else _LONE_SURROGATE_RE.sub("\ufffd", str(v)) for v in seq],  # type: ignore[misc]  # stubs: str dtype
+                        dtype=_STR_DTYPE)  # type: ignore[arg-type]
+
+
+def _int_column(values: Any) -> Any:
+    if isinstance(values, pa.Array):
+        if values.null_count == len(values):
+            return pd.array([None] * len(values), dtype="Int64")
+        nulls = np.asarray(values.is_null())
+        return pd.arrays.IntegerArray(np.asarray(values.fill_null(0), dtype=np.int64), nulls)
+    return pd.array(values, dtype="Int64")
 
 
 def _frame(rows: list[tuple[Any, ...]], container: str, stream: str, source_file: str) -> pd.DataFrame:
     if not rows:
         return empty_frame()
     cols = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
-    n = len(rows)
+    return _frame_from_columns(cols, len(rows), container, stream, source_file)
+
+
+def _frame_from_columns(cols: dict[str, Any], n: int, container: str, stream: str, source_file: str
+                        ) -> pd.DataFrame:
+    """The frame of ``n`` rows from one sequence (tuple, list or Arrow array) per :data:`_ROW_FIELDS`
+    column; the per-line parser and the columnar path (:mod:`._logcols`) both end here."""
     data: dict[str, Any] = {}
     docker = _utc(cols["docker_ts"])
     ts = _utc(cols["ts"])
@@ -1117,7 +1154,7 @@ def _frame(rows: list[tuple[Any, ...]], container: str, stream: str, source_file
         elif name == "source_file":
             data[name] = _str_column([source_file] * n)
         elif name in _INT_COLUMNS:
-            data[name] = pd.array(cols[name], dtype="Int64")
+            data[name] = _int_column(cols[name])
         elif name == "parsed":
             data[name] = np.array(cols[name], dtype=bool)
         elif name == "line_no":
@@ -1229,6 +1266,9 @@ def iter_parse_file(
     )
     chunk = max(1, int(chunk_lines))
     feed = parser.feed
+    if prefilter is None and docker_prefixed:
+        yield from _iter_blocks(p, parser, chunk)
+        return
     with _open_text(p) as fh:
         for line in fh:
             feed(line)
@@ -1237,6 +1277,82 @@ def iter_parse_file(
     parser.finish()
     if parser.rows:
         yield parser.take()
+
+
+_BLOCK_BYTES = 16 << 20  # bytes read at a time by the full parse
+
+
+def _read_blocks(fh: Any, size: int) -> Iterator[bytes]:
+    """Whole lines from a binary file, about ``size`` bytes at a time (the last may lack its newline)."""
+    tail = b""
+    while True:
+        data = fh.read(size)
+        if not data:
+            if tail:
+                yield tail
+            return
+        if tail:
+            data = tail + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data
+            continue
+        yield data[:cut] if cut < len(data) else data
+        tail = data[cut:]
+
+
+def _iter_blocks(p: Path, parser: _Parser, chunk: int) -> Iterator[pd.DataFrame]:
+    """The full parse by blocks: runs of Docker-stamped JSON lines go through the columnar path
+    (:mod:`._logcols`, the same rows as the per-line parser), everything else line by line."""
+    from . import _logcols
+
+    with open(p, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    with gzip.open(p, "rb") if gz else open(p, "rb") as fh:
+        for block in _read_blocks(fh, _BLOCK_BYTES):
+            for fast, piece, n_lines in _logcols.split_runs(block, chunk, _DOCKER_SPLIT):
+                if fast:
+                    parser._close_all()  # what the run's first JSON line does in the per-line parser
+                    yield from _columnar_run(piece, n_lines, parser, chunk, [2 * len(piece)])
+                else:
+                    yield from _feed_piece(piece, parser, chunk)
+    parser.finish()
+    if parser.rows:
+        yield parser.take()
+
+
+def _columnar_run(piece: bytes, n_lines: int, parser: _Parser, chunk: int, budget: list[int]
+                  ) -> Iterator[pd.DataFrame]:
+    """Frames of a run of JSON lines. A run the columnar path refuses (a number where an id belongs,
+    ...) is halved until the lines it refuses are left to the per-line parser with few others; the
+    bytes of refused reads are bounded by ``budget`` (twice the run), so a run that is refused
+    everywhere costs at most two more reads before it goes line by line."""
+    from . import _logcols
+
+    frame = _logcols.parse_run(piece, n_lines, parser.n + 1, parser)
+    if frame is not None:
+        if parser.rows:
+            yield parser.take()
+        parser.n += n_lines
+        yield frame
+        return
+    budget[0] -= len(piece)
+    half = n_lines // 2
+    if half >= max(1, _logcols.MIN_RUN_LINES) and budget[0] > 0:
+        cut = int(_logcols._line_bounds(piece)[0][half])
+        yield from _columnar_run(piece[:cut], half, parser, chunk, budget)
+        yield from _columnar_run(piece[cut:], n_lines - half, parser, chunk, budget)
+        return
+    yield from _feed_piece(piece, parser, chunk)
+
+
+def _feed_piece(piece: bytes, parser: _Parser, chunk: int) -> Iterator[pd.DataFrame]:
+    feed = parser.feed
+    # newline="\n": only LF ends a line, as in _open_text
+    for line in io.StringIO(piece.decode("utf-8", "replace"), newline="\n"):
+        feed(line)
+        if len(parser.rows) >= chunk:
+            yield parser.take()
 
 
 def parse_file(
