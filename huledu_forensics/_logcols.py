@@ -17,6 +17,7 @@ message-text ids) are computed by the per-line helpers for those rows only.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ MIN_RUN_LINES = 64
 """Shorter runs of JSON lines are left to the per-line parser (the Arrow read has a fixed cost)."""
 _DEEP_BRACKETS: Final = 400  # the per-line decoders give up near 1000 levels; fewer brackets cannot
 _LONG_LINE: Final = 2 * _DEEP_BRACKETS
-_NONFINITE_RE = re.compile(rb"[:\[,]\s*-?(?:Inf|NaN)")
+_BEFORE_INF = np.frombuffer(b":[,-+ \t\r", dtype=np.uint8)
 _UUID_CLASS = bytes(
     ord("h") if chr(i) in "0123456789abcdefABCDEF" else (ord("-") if i == 45 else ord(".")) for i in range(256)
 )
@@ -129,13 +130,24 @@ def _eligible(block: bytes, starts: np.ndarray, ends: np.ndarray, docker_split: 
 
     if b"\r" in block:
         drop(np.flatnonzero(arr == 13).tolist())
-    if b"Inf" in block or b"NaN" in block:
-        drop([m.start() for m in _NONFINITE_RE.finditer(block)])
+    # RapidJSON (Arrow) reads Inf and -Inf as numbers where Python's json refuses the line; NaN and
+    # Infinity both read (and a line keeps them only in keys the parser ignores)
+    cap = np.flatnonzero(arr[1:-2] == 73) + 1  # "I", with a byte before and two after
+    cap = cap[(arr[cap + 1] == 110) & (arr[cap + 2] == 102) & np.isin(arr[cap - 1], _BEFORE_INF)]
+    drop([p for p in cap.tolist() if _is_json_value_start(block, p)])
     for i in np.flatnonzero(ok & (length > _LONG_LINE)).tolist():
         a, b = int(starts[i]), int(ends[i])
         if block.count(b"[", a, b) + block.count(b"{", a, b) >= _DEEP_BRACKETS:
             ok[i] = False
     return ok
+
+
+def _is_json_value_start(block: bytes, p: int) -> bool:
+    """Whether ``block[p:]`` may be read as a JSON value: after ``:``, ``[`` or ``,``, a sign and blanks."""
+    q = p - 1
+    while q >= 0 and block[q] in b" \t\r-+":
+        q -= 1
+    return q >= 0 and block[q] in b":[,"
 
 
 def split_runs(block: bytes, max_lines: int, docker_split: int) -> Iterator[tuple[bool, bytes, int]]:
@@ -206,23 +218,35 @@ def _scan_ids(buf: bytes, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return lines[order], at[order], size[order]
 
 
-def _ids_column(buf: bytes, starts: np.ndarray, n: int) -> tuple[pa.Array, np.ndarray]:
-    """The ``ids`` column (lower-case, each once, space-separated) and a per-line "has an id" mask."""
-    lines, at, size = _scan_ids(buf, starts)
-    if not len(lines):
-        return pa.nulls(n, pa.large_string()), np.zeros(n, dtype=bool)
-    low = np.frombuffer(buf.lower(), dtype=np.uint8)  # ASCII lower-casing: str.lower() on hex and "-"
-    tok_off = np.concatenate(([0], np.cumsum(size)))
-    data = low[np.repeat(at - tok_off[:-1], size) + np.arange(tok_off[-1])]
-    tokens = pa.Array.from_buffers(pa.large_string(), len(at), [None, pa.py_buffer(tok_off), pa.py_buffer(data)])
-    first = ~pd.DataFrame({"l": lines, "t": tokens.to_numpy(zero_copy_only=False)}).duplicated().to_numpy()
-    lines = lines[first]
-    counts = np.bincount(lines, minlength=n)
-    list_off = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(list_off), tokens.filter(pa.array(first))),
-                            pa.scalar(" ", pa.large_string()))
-    has = counts > 0
-    return pc.if_else(pa.array(has), joined, pa.scalar(None, pa.large_string())), has
+class _Ids:
+    """The ids of a run's lines: the ``ids`` column and, per line, the ids as written."""
+
+    def __init__(self, buf: bytes, starts: np.ndarray, n: int) -> None:
+        self.buf = buf
+        self.lines, self.at, self.size = _scan_ids(buf, starts)
+        self._index: tuple[list[int], list[int], list[int]] | None = None
+        self.has = np.zeros(n, dtype=bool)
+        if not len(self.lines):
+            self.column: pa.Array = pa.nulls(n, pa.large_string())
+            return
+        low = buf.lower()  # ASCII lower-casing: str.lower() on hex digits and "-"
+        toks = [low[p : p + k] for p, k in zip(self.at.tolist(), self.size.tolist())]
+        first = ~pd.DataFrame({"l": self.lines, "t": toks}).duplicated().to_numpy()
+        kept = self.lines[first]
+        counts = np.bincount(kept, minlength=n)
+        offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+        values = pa.array(toks, type=pa.large_binary()).filter(pa.array(first)).cast(pa.large_string())
+        joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, values), pa.scalar(" ", pa.large_string()))
+        self.has = counts > 0
+        self.column = pc.if_else(pa.array(self.has), joined, pa.scalar(None, pa.large_string()))
+
+    def written(self, line: int) -> list[str]:
+        """The ids of one line as written (``logs._find_ids`` of its text)."""
+        if self._index is None:
+            self._index = (self.lines.tolist(), self.at.tolist(), self.size.tolist())
+        lines, at, size = self._index
+        lo, hi = bisect.bisect_left(lines, line), bisect.bisect_right(lines, line)
+        return [self.buf[at[j] : at[j] + size[j]].decode("ascii") for j in range(lo, hi)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,18 +398,16 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
     exception = pc.coalesce(top["exception"], e["stack_trace"])
 
     # ids: every UUID and 32-hex id of the raw text; message-text ids where the message holds one
-    ids, has_id = _ids_column(run, starts, n_lines)
+    found = _Ids(run, starts, n_lines)
     loose = np.asarray(pc.match_substring_regex(message, _LOOSE_ID).fill_null(False))
-    cand = np.flatnonzero(loose & has_id).tolist()
+    cand = np.flatnonzero(loose & found.has).tolist()
     if cand:
         idx = pa.array(cand, type=pa.int64())
         msgs = message.take(idx).to_pylist()
-        raws = raw.take(idx).to_pylist()
         cur = {c: slots[c].take(idx).to_pylist() for c in L._ID_COLUMNS}
         changed: dict[str, tuple[list[int], list[Any]]] = {}
-        for k, (r, m, rw) in enumerate(zip(cand, msgs, raws)):
-            found = L._find_ids(rw)
-            if not any(f in m for f in found):
+        for k, (r, m) in enumerate(zip(cand, msgs)):
+            if not any(f in m for f in found.written(r)):
                 continue
             vals = [cur[c][k] for c in L._ID_COLUMNS]
             L._ids_from_message(m, vals)
@@ -417,7 +439,7 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
 
     cols: dict[str, Any] = {
         "ts": ts, "docker_ts": dstamp, "service": service, "format": ["json"] * n_lines, "level": level,
-        "logger": logger, "message": message, **slots, "ids": ids, "event_type": event_type, "topic": topic,
+        "logger": logger, "message": message, **slots, "ids": found.column, "event_type": event_type, "topic": topic,
         "partition": partition, "offset": offset, "error": error, "exception": exception,
         "detail": pa.nulls(n_lines, pa.large_string()), "parent_line": pa.nulls(n_lines, pa.int64()),
         "parsed": np.ones(n_lines, dtype=bool), "raw": raw,
