@@ -18,6 +18,7 @@ message-text ids) are computed by the per-line helpers for those rows only.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -58,27 +59,24 @@ _LOOSE_ID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 _PY_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "  # str.strip()'s ASCII whitespace
 _NID_SLOW = rf"^[{re.escape(_PY_SPACE)}]|[{re.escape(_PY_SPACE)}]$|^UUID\("
 
-_SLOT_COLUMNS = tuple(ID_KEY_COLUMNS)
-_EXTRA_STR = (
-    "event_type", "topic", "kafka_topic", "aggregate_id", "aggregate_type", "error", "error_message",
-    "last_error", "stack_trace",
-)
-_EXTRA_INT = ("partition", "kafka_partition", "offset", "kafka_offset")
-_TOP_STR = (
-    "logger_name", "logger", "event", "message", "msg", "level", "levelname", "timestamp", "service.name",
-    "event_type", "topic", "error", "exception",
-)
+# Top-level keys ``logs._json`` reads besides the ones ``logs._fields`` reads (``logs._TOP_KEYSET``).
+_RECORD_KEYS = ("logger_name", "logger", "event", "message", "msg", "level", "levelname", "timestamp", "service.name")
 
 
-def _schema() -> pa.Schema:
-    id_keys = list(dict.fromkeys(k for keys in ID_KEY_COLUMNS.values() for k in keys))
-    extra = [(k, pa.string()) for k in dict.fromkeys(id_keys + list(_EXTRA_STR))]
-    extra += [(k, pa.int64()) for k in _EXTRA_INT] + [("essay_ids", pa.list_(pa.string()))]
-    top = [(k, pa.string()) for k in dict.fromkeys(list(_TOP_STR) + id_keys)]
-    return pa.schema([*top, ("extra", pa.struct(extra))])
+@functools.cache
+def _parse_options() -> pj.ParseOptions:
+    """Arrow reads exactly the keys the per-line parser reads, typed as it uses them: strings (ids,
+    messages, levels, ...), ints (Kafka partition and offset) and a list of strings (``essay_ids``); a
+    value of another type fails the read, so the run goes to the per-line parser. Other keys are parsed
+    (the line must be valid JSON) but not kept."""
+    from . import logs as L
 
-
-_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=_schema(), unexpected_field_behavior="ignore")
+    ints = {L._K_PARTITION, L._K_KAFKA_PARTITION, L._K_OFFSET, L._K_KAFKA_OFFSET}
+    extra = [(k, pa.int64() if c in ints else pa.list_(pa.string()) if c == L._K_ESSAY_IDS else pa.string())
+             for k, c in L._EXTRA_CODES.items()]
+    top = [(k, pa.string()) for k in dict.fromkeys((*_RECORD_KEYS, *sorted(L._TOP_KEYSET)))]
+    schema = pa.schema([*top, ("extra", pa.struct(extra))])
+    return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +316,7 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
     try:
         table = pj.read_json(pa.BufferReader(pa.py_buffer(body)),
                              read_options=pj.ReadOptions(block_size=max(1 << 20, len(run) // 2 + 1)),
-                             parse_options=_PARSE_OPTIONS)
+                             parse_options=_parse_options())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
     del body

@@ -26,8 +26,10 @@ and ``UUID('…')`` reprs are unwrapped. ``ids`` lists every UUID and every bare
 (storage ids, and OTel trace ids, which have the same shape), space-separated, each once.
 
 Rows come in line order, except that a PostgreSQL continuation line written between other backends'
-lines follows its own head. Performance: JSON lines take one ``json`` decode each (``orjson`` when it
-is installed), ids come from one fast scan of the raw line, and frames are built once per chunk.
+lines follows its own head. Performance: :func:`parse_file` reads the file in blocks and hands each
+run of Docker-stamped JSON lines to :mod:`._logcols` (one Arrow read, column-wise rules, the same rows
+as the per-line parser); other lines, and runs that path refuses, go line by line (one ``json`` decode
+each, ``orjson`` when it is installed; ids from one fast scan of the raw line).
 
 Typical use::
 
@@ -55,6 +57,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import _logcols
 from ._time import parse_utc, to_utc_series
 from .model.logformats import (
     AGGREGATE_ID_COLUMNS,
@@ -1241,8 +1244,10 @@ def iter_parse_file(
 ) -> Iterator[pd.DataFrame]:
     """Stream a log file (plain or gzip, detected by its magic bytes) as frames of parsed rows.
 
-    The file is read line by line and never held whole. A frame is yielded once about
-    ``chunk_lines`` rows have accumulated; a head line and its continuation lines (traceback, PostgreSQL
+    The file is read in blocks of 16 MiB and never held whole; without a ``prefilter``, runs of
+    Docker-stamped JSON lines are parsed column-wise (see the module docstring), with the same rows.
+    A frame is yielded once about ``chunk_lines`` rows have accumulated (a JSON run: at most
+    ``chunk_lines``); a head line and its continuation lines (traceback, PostgreSQL
     ``CONTEXT``/``STATEMENT``/``DETAIL``) always land in the same frame.
 
     Args:
@@ -1304,8 +1309,6 @@ def _read_blocks(fh: Any, size: int) -> Iterator[bytes]:
 def _iter_blocks(p: Path, parser: _Parser, chunk: int) -> Iterator[pd.DataFrame]:
     """The full parse by blocks: runs of Docker-stamped JSON lines go through the columnar path
     (:mod:`._logcols`, the same rows as the per-line parser), everything else line by line."""
-    from . import _logcols
-
     with open(p, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     with gzip.open(p, "rb") if gz else open(p, "rb") as fh:
@@ -1327,8 +1330,6 @@ def _columnar_run(piece: bytes, n_lines: int, parser: _Parser, chunk: int, budge
     ...) is halved until the lines it refuses are left to the per-line parser with few others; the
     bytes of refused reads are bounded by ``budget`` (twice the run), so a run that is refused
     everywhere costs at most two more reads before it goes line by line."""
-    from . import _logcols
-
     frame = _logcols.parse_run(piece, n_lines, parser.n + 1, parser)
     if frame is not None:
         if parser.rows:
