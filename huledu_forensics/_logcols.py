@@ -18,6 +18,7 @@ message-text ids) are computed by the per-line helpers for those rows only.
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import functools
 import itertools
 import re
@@ -313,12 +314,16 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
         return None
     body = np.frombuffer(run, dtype=np.uint8).copy()
     body[(starts[:, None] + np.arange(_PREFIX)).ravel()] = 32  # stamps to blanks: JSON whitespace
-    try:
-        table = pj.read_json(pa.BufferReader(pa.py_buffer(body)),
-                             read_options=pj.ReadOptions(block_size=max(1 << 20, len(run) // 2 + 1)),
-                             parse_options=_parse_options())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-        return None
+    # Arrow decodes in its own threads without the GIL while this thread scans the raw text for ids
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(pj.read_json, pa.BufferReader(pa.py_buffer(body)),
+                              read_options=pj.ReadOptions(block_size=max(1 << 20, len(run) // 2 + 1)),
+                              parse_options=_parse_options())
+        found = _Ids(run, starts, n_lines)
+        try:
+            table = reading.result()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+            return None
     del body
     if table.num_rows != n_lines:
         return None
@@ -396,7 +401,6 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
     exception = pc.coalesce(top["exception"], e["stack_trace"])
 
     # ids: every UUID and 32-hex id of the raw text; message-text ids where the message holds one
-    found = _Ids(run, starts, n_lines)
     loose = np.asarray(pc.match_substring_regex(message, _LOOSE_ID).fill_null(False))
     cand = np.flatnonzero(loose & found.has).tolist()
     if cand:
