@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -41,6 +40,8 @@ from .model.logformats import (
 from .model.topics import topic_by_event
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .logs import _Parser
 
 _STAMP: Final = 30  # "2025-11-20T18:40:21.518775924Z": docker logs --timestamps, fixed nine digits
@@ -231,7 +232,11 @@ class _Ids:
             return
         low = buf.lower()  # ASCII lower-casing: str.lower() on hex digits and "-"
         toks = [low[p : p + k] for p, k in zip(self.at.tolist(), self.size.tolist())]
-        first = ~pd.DataFrame({"l": self.lines, "t": toks}).duplicated().to_numpy()
+        key = np.empty(len(toks), dtype=[("line", np.int64), ("id", "S36")])
+        key["line"] = self.lines
+        key["id"] = toks
+        first = np.zeros(len(toks), dtype=bool)
+        first[np.unique(key, return_index=True)[1]] = True  # each id once per line, first place kept
         kept = self.lines[first]
         counts = np.bincount(kept, minlength=n)
         offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
