@@ -30,10 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from . import _fields as F
+from .model import columns as C
 from .model.logformats import (
     AGGREGATE_ID_COLUMNS,
     ID_KEY_COLUMNS,
     LEVEL_ALIASES,
+    M_FROM_TOPIC,
     OUTBOX_ROW_ID_LOGGERS,
     normalise_level,
 )
@@ -374,10 +377,10 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
         slots[col] = _norm_ids(chosen, L._nid)
 
     topic = pc.coalesce(e["topic"], top["topic"], e["kafka_topic"])
-    event_type = pc.coalesce(e["event_type"], top["event_type"])
-    agg = e["aggregate_id"]
+    event_type = pc.coalesce(e[C.EVENT_TYPE], top[C.EVENT_TYPE])
+    agg = e[C.AGGREGATE_ID]
     if agg.null_count < n_lines:
-        agg_type = e["aggregate_type"]
+        agg_type = e[C.AGGREGATE_TYPE]
         rows = np.flatnonzero(np.asarray(agg.is_valid())).tolist()
         a_ids = agg.take(pa.array(rows, type=pa.int64())).to_pylist()
         a_types = agg_type.take(pa.array(rows, type=pa.int64())).to_pylist()
@@ -397,13 +400,13 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
             slots[col] = _replace_rows(slots[col], rr, vv)
     essays = e["essay_ids"]
     if essays.null_count < n_lines:
-        one = pc.and_(pc.equal(pc.list_value_length(essays), 1), pc.is_null(slots["essay_id"]))
+        one = pc.and_(pc.equal(pc.list_value_length(essays), 1), pc.is_null(slots[F.ESSAY_ID]))
         rows = np.flatnonzero(np.asarray(one.fill_null(False))).tolist()
         firsts = pc.list_element(essays.take(pa.array(rows, type=pa.int64())), 0).to_pylist() if rows else []
-        slots["essay_id"] = _replace_rows(slots["essay_id"], rows, [L._nid(v) for v in firsts])
+        slots[F.ESSAY_ID] = _replace_rows(slots[F.ESSAY_ID], rows, [L._nid(v) for v in firsts])
     partition = pc.coalesce(e["partition"], e["kafka_partition"])
     offset = pc.coalesce(e["offset"], e["kafka_offset"])
-    error = pc.coalesce(e["error"], top["error"], e["error_message"], e["last_error"])
+    error = pc.coalesce(e["error"], top["error"], e[C.ERROR_MESSAGE], e[C.LAST_ERROR])
     exception = pc.coalesce(top["exception"], e["stack_trace"])
 
     # ids: every UUID and 32-hex id of the raw text; message-text ids where the message holds one
@@ -426,7 +429,7 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
                     changed[c][1].append(v)
         for c, (rr, vv) in changed.items():
             slots[c] = _replace_rows(slots[c], rr, vv)
-    no_topic = np.flatnonzero(np.asarray(pc.and_(pc.is_null(topic), pc.match_substring(message, "from topic"))
+    no_topic = np.flatnonzero(np.asarray(pc.and_(pc.is_null(topic), pc.match_substring(message, M_FROM_TOPIC))
                                          .fill_null(False))).tolist()
     if no_topic:
         found_topics = []
@@ -447,7 +450,7 @@ def parse_run(run: bytes, n_lines: int, first_line: int, parser: _Parser) -> pd.
 
     cols: dict[str, Any] = {
         "ts": ts, "docker_ts": dstamp, "service": service, "format": ["json"] * n_lines, "level": level,
-        "logger": logger, "message": message, **slots, "ids": found.column, "event_type": event_type, "topic": topic,
+        "logger": logger, "message": message, **slots, "ids": found.column, F.EVENT_TYPE: event_type, "topic": topic,
         "partition": partition, "offset": offset, "error": error, "exception": exception,
         "detail": pa.nulls(n_lines, pa.large_string()), "parent_line": pa.nulls(n_lines, pa.int64()),
         "parsed": np.ones(n_lines, dtype=bool), "raw": raw,

@@ -31,19 +31,24 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import _fields as F
 from ._time import parse_utc, utcnow
 from ._version import __version__
 from .errors import BundleInvalid, BundleNotFound
 from .world import ContainerState, World
 
+if TYPE_CHECKING:
+    from .scope import ScopeIndex
+
 __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
     "Bundle",
+    "BundleCache",
     "BundleWriter",
     "SourceReport",
     "write_world_bundle",
@@ -203,7 +208,7 @@ class BundleWriter:
             "format_version": BUNDLE_FORMAT_VERSION,
             "tool": "huledu-forensics",
             "tool_version": __version__,
-            "created_at": utcnow().isoformat(),
+            F.CREATED_AT: utcnow().isoformat(),
             "collected_at": (collected_at or utcnow()).isoformat(),
             "scope": scope,
             "window": {"since": since.isoformat() if since else None,
@@ -298,12 +303,38 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class BundleCache:
+    """What the analysis derives from one opened bundle, kept with it so that investigating several ids
+    of one bundle parses its logs and indexes its rows once. Filled by
+    :mod:`huledu_forensics.investigation`; a bundle is read-only, so nothing here goes stale.
+    """
+
+    service_logs: pd.DataFrame | None = None
+    """Every service-container log line, parsed."""
+    db_logs: pd.DataFrame | None = None
+    """Every database-container log line, parsed."""
+    handler_runs: pd.DataFrame | None = None
+    """Every handling run of the bundle's consumers."""
+    log_extent: dict[str, tuple[int, datetime | None]] | None = None
+    """Per container: lines held and the last line's time."""
+    scope_index: ScopeIndex | None = None
+    """The id index scope discovery walks."""
+
+
 class Bundle:
-    """A bundle opened for reading. Open with :meth:`Bundle.open`; everything is read lazily."""
+    """A bundle opened for reading. Open with :meth:`Bundle.open`; everything is read lazily.
+
+    Attributes:
+        path: the bundle directory.
+        manifest: the parsed ``manifest.json``.
+        cache: what the analysis derived from this bundle so far (:class:`BundleCache`).
+    """
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
+        self.cache = BundleCache()
         self._tables: dict[tuple[str, str], pd.DataFrame] = {}
 
     @classmethod

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import _fields as F
+
 __all__ = ["Html", "completeness_table", "findings_table", "overview_card", "parameters_table", "table", "verdict_card"]
 
 _STATUS_COLOURS = {
@@ -24,7 +26,7 @@ _STATUS_COLOURS = {
 }
 _SEVERITY_COLOURS = {"critical": "#b71c1c", "error": "#d32f2f", "warning": "#ef6c00", "info": "#607d8b"}
 _KNOWN_FIELDS = {
-    "tool", "tool_version", "batch_id", "requested_id", "flow", "healthy", "status", "current_state",
+    "tool", "tool_version", F.BATCH_ID, "requested_id", "flow", "healthy", "status", "current_state",
     "current_step", "waited_s", "awaited_transition", "awaited_event", "awaited", "root_cause", "chain",
     "findings", "not_evaluated", "completeness", "gaps", "scope", "bundle", "collected_at",
     "responsible_service", "content", "differential", "unexplained",
@@ -279,7 +281,7 @@ def verdict_card(source: Any) -> Html:
     status = _status(v)
     total, bad = _completeness(v)
     colour = _STATUS_COLOURS.get(status, "#c62828" if v.get("healthy") is False else "#616161")
-    batch = _plain(v.get("batch_id")) or "unknown batch"
+    batch = _plain(v.get(F.BATCH_ID)) or "unknown batch"
     flow = _plain(v.get("flow"))
     text_lines = [f"{status.upper()}: batch {batch}" + (f" ({flow})" if flow else "")]
     rows: list[tuple[str, str]] = []
@@ -397,7 +399,7 @@ def verdict_card(source: Any) -> Html:
     meta = " · ".join(x for x in (
         f"flow <b>{_e(flow)}</b>" if flow else "",
         f"requested id <code>{_e(v.get('requested_id'))}</code>"
-        if v.get("requested_id") and v.get("requested_id") != v.get("batch_id") else "",
+        if v.get("requested_id") and v.get("requested_id") != v.get(F.BATCH_ID) else "",
         f"collected {_e(v.get('collected_at'))}" if v.get("collected_at") else "") if x)
     body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
             f"<h2><span class='hf-badge' style='background:{colour}'>{_e(status)}</span>"
@@ -559,9 +561,17 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
     the longest wait, and the batch to open first.
 
     Args:
-        overview: the frame of :func:`huledu_forensics.overview.batch_overview` (any of its columns may
-            be absent; a status that is not known is counted as *unknown*).
+        overview: the frame of :func:`huledu_forensics.overview.batch_overview` or ``scan_overview``
+            (any of its columns may be absent; a status that is not known is counted as *unknown*); from
+            a scan, the card also says how many batches were scanned and which were investigated.
     """
+    scanned = overview.attrs.get("scanned") if overview is not None else None
+    if overview is not None and overview.empty and isinstance(scanned, int) and scanned:
+        colour = _STATUS_COLOURS.get("healthy", "#2e7d32")
+        return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
+                    f"style='background:{colour}'>healthy</span>No batch stuck</h2>The scan examined "
+                    f"<b>{scanned}</b> batch(es); none is past its step's expected dwell or failed.</div>",
+                    f"scanned {scanned} batches, none stuck")
     if overview is None or overview.empty:
         return Html("<div class='hf-card'><h2>No batches</h2>The bundle holds no batch.</div>", "No batches.")
     statuses = [(_plain(s) or "unknown") for s in overview.get("status", pd.Series(["unknown"] * len(overview)))]
@@ -582,20 +592,35 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
             rows.append(("Root causes", "<br>".join(f"<code>{_e(c)}</code> — {n} batch(es)" for c, n in top.items())))
             text.append("root causes: " + ", ".join(f"{c} ({n})" for c, n in top.items()))
     first = overview.iloc[0]
-    if _plain(first.get("batch_id")):
+    if _plain(first.get(F.BATCH_ID)):
         waited = _duration(first.get("waited_s"))
-        rows.append(("Open first", f"<code>{_e(first.get('batch_id'))}</code> — {_e(first.get('status'))}"
+        rows.append(("Open first", f"<code>{_e(first.get(F.BATCH_ID))}</code> — {_e(first.get('status'))}"
                      + (f" in <code>{_e(first.get('current_state'))}</code>" if _plain(first.get("current_state")) else "")
                      + (f" for <b>{_e(waited)}</b>" if waited else "")
                      + (f", waiting for <code>{_e(first.get('awaited_event'))}</code>"
                         if _plain(first.get("awaited_event")) else "")))
-        text.append(f"open first: {first.get('batch_id')}")
+        text.append(f"open first: {first.get(F.BATCH_ID)}")
+    if isinstance(scanned, int):  # from a scan: only its stuck batches are rows
+        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck"))
+        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck")
+    if "root_cause_of" in overview.columns:
+        investigated = int((overview["root_cause_of"] == overview[F.BATCH_ID]).sum())
+        shared = int(((overview["root_cause_of"] != overview[F.BATCH_ID]) & (overview["root_cause_of"] != "")).sum())
+        groups = overview.attrs.get("groups")
+        per = ("one per signature group" if not isinstance(groups, int) or investigated >= groups
+               else f"one for each of {investigated} of the {groups} signature groups")
+        rows.append(("Investigated", f"<b>{investigated}</b> batch(es), {per}"
+                     + (f"; the other {shared} share their group's signature and root cause and were not "
+                        "investigated themselves" if shared else "")
+                     if investigated else "none: no evidence bundle, the scan's error class stands in"))
+        text.append(f"investigated {investigated} batch(es), {per}")
     unknown = counts.get("unknown", 0)
     if unknown:
         rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be investigated</span> "
                      "(see <code>error</code> below): their status is unknown, not healthy."))
     body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
             f"<h2><span class='hf-badge' style='background:{colour}'>{_e(worst)}</span>"
-            f"{len(overview)} batch(es) in the bundle</h2><div class='hf-grid'>"
+            f"{len(overview)} {'stuck ' if isinstance(scanned, int) else ''}batch(es) in the bundle</h2>"
+            "<div class='hf-grid'>"
             + "".join(f"<div>{_e(k)}</div><div>{val}</div>" for k, val in rows) + "</div></div>")
     return Html(body, "\n".join(text))

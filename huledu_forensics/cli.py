@@ -134,7 +134,7 @@ def _print_result(result: _report.ReportResult) -> None:
         click.echo(f"bundle:   {result.bundle_path}")
 
 
-def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeout: float,
+def _run_report(bundle: Path, any_id: str, out: Path, since: Any, until: Any, timeout: float,
                 notebook: str = "batch_investigation", redact_ids: bool = False, show_code: bool = False) -> int:
     # the command's deadline (--timeout) is the limit; a cell's own timeout is a backstop just past it, so
     # the deadline always fires first with its one-line message (nbclient's cell timeout would race it)
@@ -145,9 +145,9 @@ def _run_report(bundle: Path, id: str, out: Path, since: Any, until: Any, timeou
     if redact_ids:
         from . import redact
 
-        result = redact.run_redacted_report(bundle, id, out, **kw)
+        result = redact.run_redacted_report(bundle, any_id, out, **kw)
     else:
-        result = _report.run_report(bundle, id, out, **kw)
+        result = _report.run_report(bundle, any_id, out, **kw)
     _print_result(result)
     return int(result.exit_code)
 
@@ -323,6 +323,27 @@ def report(bundle: Path | None, profile: str | None, config_file: Path | None, i
     sys.exit(code)
 
 
+LIVE_GROUPS_INVESTIGATED = 10
+"""``report --notebook stuck_batches --profile``: how many signature groups (the largest) get one batch
+collected and investigated; the other groups show the scan's error class only."""
+
+
+def _collect_representatives(prof: Any, result: Any, scan_dir: Path, since: Any, budget_s: float) -> None:
+    """Collect one bundle per signature group of a live scan (its example batch, the largest groups first)
+    beside ``scan.json``, so the notebook investigates one batch per group and never every batch."""
+    from . import collect
+    from .overview import REPRESENTATIVES_DIR
+
+    examples = [str(b) for b in result.groups["example_batch"].head(LIVE_GROUPS_INVESTIGATED)]
+    for i, bid in enumerate(examples, start=1):
+        click.echo(f"[report] collecting group {i}/{len(examples)}'s example batch {bid}", err=True)
+        try:
+            collect.snapshot(prof, bid, scan_dir / REPRESENTATIVES_DIR / bid, since=since, progress=True,
+                             deadline_s=budget_s / len(examples))
+        except ForensicsError as exc:  # the group keeps the scan's error class; the report says so
+            click.echo(f"[report] batch {bid} not collected: {_one_line(exc)}", err=True)
+
+
 def _run_stack_report(bundle: Path | None, profile: str | None, config_file: Path | None, out: Path,
                       since: Any, timeout: float, notebook: str) -> int:
     """``report`` without ``--id``: a whole-stack notebook on a bundle, or on a live scan (--profile)."""
@@ -335,6 +356,7 @@ def _run_stack_report(bundle: Path | None, profile: str | None, config_file: Pat
         result = _scan.scan_profile(prof, since=since, progress=True)
         scan_dir = out / "scan"
         result.write(scan_dir)
+        _collect_representatives(prof, result, scan_dir, since, timeout * COLLECT_SHARE)
         rep = _scan.run_scan_report(scan_dir, out, notebook=notebook, timeout_s=timeout,
                                     progress=sys.stderr.isatty())
         click.echo(result.render().splitlines()[0])

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, ScopeError, SourceUnavailable
 from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
+from .model import columns as C
 from .model import names as N
 from .profiles import Profile
 from .safety import printable
@@ -187,10 +189,10 @@ def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataF
     """Once the batch's BOS row or ELS tracker is in, remember its registration time (minus a margin)."""
     if state.batch is None or frame.empty or key not in (N.BATCHES, N.TRACKERS):
         return
-    idcol = "id" if key == N.BATCHES else "batch_id"
-    if idcol not in frame.columns or "created_at" not in frame.columns:
+    idcol = C.ID if key == N.BATCHES else C.BATCH_ID
+    if idcol not in frame.columns or C.CREATED_AT not in frame.columns:
         return
-    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, "created_at"].dropna()
+    hit = frame.loc[frame[idcol].astype(str).str.lower() == state.batch, C.CREATED_AT].dropna()
     if hit.empty:
         return
     t = parse_utc(hit.min())
@@ -202,12 +204,12 @@ def _note_registration(state: _ScopeState, key: tuple[str, str], frame: pd.DataF
 def _prime_json_bound(sources: dict[str, PostgresSource], state: _ScopeState) -> None:
     """When the requested id is a batch id (or BOS's batch correlation), read its registration time up
     front with indexed lookups, so even the first round's JSON-payload scans are time-bounded."""
-    lookups = ((N.BATCHES, "id", "correlation_id"), (N.TRACKERS, "batch_id", None))
+    lookups = ((N.BATCHES, C.ID, C.CORRELATION_ID), (N.TRACKERS, C.BATCH_ID, None))
     times = []
     for (db, table), key, alt in lookups:
         src = sources.get(db)
         cols = src.columns(table) if src is not None else None
-        if src is None or not cols or key not in cols or "created_at" not in cols:
+        if src is None or not cols or key not in cols or C.CREATED_AT not in cols:
             continue
         cond = f'"{key}" = :id' + (f' OR "{alt}" = :id' if alt and alt in cols else "")
         try:
@@ -292,7 +294,7 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 def _lines(src: LogSource, container: str, window: Window,
            contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
-    if follow:  # files: byte-level search, only the stretches around matches are read
+    if follow:  # files, Loki: search for the ids, only the stretches around matches are read
         return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
                                    follow=True))
     return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
@@ -313,15 +315,15 @@ def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],
     return n
 
 
-def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | str | None = None,
+def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime | str | None = None,
              until: datetime | str | None = None, progress: bool = True, overwrite: bool = False,
              log_sources: list[LogSource] | None = None, state_source: StateSource | None = None,
              max_rounds: int = MAX_ROUNDS, deadline_s: float | None = None) -> Bundle:
-    """Collect the evidence about ``id`` from the stack ``profile`` points at, into bundle ``out``.
+    """Collect the evidence about ``any_id`` from the stack ``profile`` points at, into bundle ``out``.
 
     Args:
         profile: where the databases, Docker engine, Loki and log files are.
-        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        any_id: a batch id, either correlation id, an essay, text storage or file upload id.
         out: the bundle directory to create.
         since: start of the log window (aware UTC datetime or ISO text); ``None``: open.
         until: end of the log window; ``None``: open.
@@ -342,10 +344,10 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
         ConfigError: the window is inverted or unparseable.
     """
     say = _Progress(progress)
-    requested = normalise_id(id)
+    requested = normalise_id(any_id)
     if not requested:
         raise ScopeError("An empty id was given. Pass a batch id, correlation id, essay id, text storage "
-                         "id or file upload id.", id=str(id))
+                         "id or file upload id.", id=str(any_id))
     t_since, t_until = parse_option_time(since, "since"), parse_option_time(until, "until")
     if t_since and t_until and t_until < t_since:
         raise ConfigError(f"The window ends ({t_until.isoformat()}) before it starts "
@@ -436,16 +438,15 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                         writer.gap(f"logs/{c}", "not read: the collection's deadline had passed",
                                    source=rep)
                     continue
-                # Loki filters server-side; other sources stream everything and the kit keeps the
-                # scoped lines plus the id-less warning/error lines right after one (e.g. "offset not
-                # committed"), exactly as the offline investigation links them.
-                pushdown = ids if getattr(ls, "kind", "") == "loki" else None
+                # files and Loki search for the ids and yield the stretches around the matches; Docker
+                # streams everything. Either way the kit keeps the scoped lines plus the id-less
+                # warning/error lines right after one (e.g. "offset not committed"), exactly as the
+                # offline investigation links them.
                 accepted = []
                 last_scoped: tuple[bool, float | None] = (False, None)
                 try:
-                    kind = getattr(ls, "kind", "")
-                    for ln in _lines(ls, c, window, ids if kind == "files" else pushdown,
-                                     follow=kind == "files"):
+                    search = getattr(ls, "kind", "") in ("files", "loki")
+                    for ln in _lines(ls, c, window, ids if search else None, follow=search):
                         text = ln.text
                         if pred(text):
                             pairs = line_ids(text)
@@ -554,17 +555,17 @@ def snapshot(profile: Profile, id: str, out: str | Path, *, since: datetime | st
                 # the bundle records what could not be read
                 say(f"done: nothing found{extra}; the bundle records the missing sources")
                 return writer.finish(
-                    scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
-                           "batch_id": None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
+                    scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
+                           F.BATCH_ID: None, "other_batches": [], "found": {"rows": 0, "service_lines": 0}},
                     window=(t_since, t_until), collected_at=utcnow(),
                     origin={"kind": "live", "profile": profile.describe()})
-            raise ScopeError(f"No row or log line mentions '{printable(id, 80)}' in profile '{profile.name}'{extra}. "
-                             "Check the id, the profile, and the time window.", id=str(id))
+            raise ScopeError(f"No row or log line mentions '{printable(any_id, 80)}' in profile '{profile.name}'{extra}. "
+                             "Check the id, the profile, and the time window.", id=str(any_id))
         say(f"done: {n_rows} row(s), {n_service_lines} service log line(s), "
             f"{sum(len(v) for v in state.ids.values())} id(s)")
         return writer.finish(
-            scope={"requested_id": id, "ids": state.scope_json(), "mode": "scoped",
-                   "batch_id": state.batch, "other_batches": sorted(state.other_batches),
+            scope={"requested_id": any_id, "ids": state.scope_json(), "mode": "scoped",
+                   F.BATCH_ID: state.batch, "other_batches": sorted(state.other_batches),
                    "found": {"rows": n_rows, "service_lines": n_service_lines}},
             window=(t_since, t_until), collected_at=utcnow(),
             origin={"kind": "live", "profile": profile.describe()})

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import model
 from ._frames import records
+from .model import columns as C
 from .model import names as N
 from .scope import normalise_id
 
@@ -59,12 +60,12 @@ def differential(runs: pd.DataFrame, batches: pd.DataFrame | None, batch_id: str
     if batch_id is None or batches is None or batches.empty or runs.empty:
         out["text"] = "No handling runs or no BOS batches in the bundle: nothing to compare with."
         return out
-    b = batches.assign(_id=batches["id"].map(normalise_id))
-    regular = b["class_id"].notna() if "class_id" in b else pd.Series(False, index=b.index)
+    b = batches.assign(_id=batches[C.ID].map(normalise_id))
+    regular = b[C.CLASS_ID].notna() if C.CLASS_ID in b else pd.Series(False, index=b.index)
     same = b[(regular if flow == "REGULAR" else ~regular) & (b["_id"] != batch_id)
-             & (b["status"].astype(str) == N.S_READY)]
-    if "created_at" in same:
-        same = same.sort_values("created_at", kind="stable")
+             & (b[C.STATUS].astype(str) == N.S_READY)]
+    if C.CREATED_AT in same:
+        same = same.sort_values(C.CREATED_AT, kind="stable")
     mine = handling_sequence(runs, batch_id)
     ref_seq: list[dict[str, object]] = []
     ref_id = None

@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import model
 from ._frames import records
+from .model import columns as C
 from .model import names as N
 from .scope import Scope
 from .world import ContainerState
@@ -37,7 +38,8 @@ class Evidence:
     ``tables`` hold only the rows in scope; ``logs`` the scoped log rows; ``db_logs`` every database
     container line in the investigation window; ``enums`` the collected enum label sets; ``present``
     the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
-    ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``log_extent`` per
+    ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``recognised`` the consumer
+    containers with at least one recognised handling anywhere in the bundle; ``log_extent`` per
     container the number of its lines in the bundle and the time of the last one.
     """
 
@@ -50,6 +52,7 @@ class Evidence:
     collected_at: datetime
     present: set[object] = field(default_factory=set)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recognised: frozenset[str] = frozenset()
     log_extent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
 
     # ---- tables
@@ -62,7 +65,7 @@ class Evidence:
         """Whether the bundle holds ``part`` (see ``present``)."""
         return part in self.present
 
-    def batch_rows(self, key: tuple[str, str], column: str = "batch_id") -> pd.DataFrame:
+    def batch_rows(self, key: tuple[str, str], column: str = C.BATCH_ID) -> pd.DataFrame:
         """Scoped rows of ``key`` whose ``column`` is the scope's batch."""
         df = self.rows(key)
         if df.empty or column not in df.columns or self.scope.batch_id is None:
@@ -72,7 +75,7 @@ class Evidence:
 
     def batch(self) -> dict[str, object] | None:
         """The BOS ``batches`` row of the scope's batch, or ``None``."""
-        df = self.batch_rows(N.BATCHES, "id")
+        df = self.batch_rows(N.BATCHES, C.ID)
         return None if df.empty else records(df)[0]
 
     def tracker(self) -> dict[str, object] | None:
@@ -91,10 +94,10 @@ class Evidence:
                 continue
             df = df.assign(service=svc)
             if topic is not None:
-                t = df["topic"].where(df["topic"].notna(), df["event_type"]) if "topic" in df else \
-                    df["event_type"]
+                t = df[C.TOPIC].where(df[C.TOPIC].notna(), df[C.EVENT_TYPE]) if C.TOPIC in df else \
+                    df[C.EVENT_TYPE]
                 short = model.TOPICS[topic].short_event_type if topic in model.TOPICS else None
-                df = df[(t == topic) | ((df["event_type"] == short) if short else False)]
+                df = df[(t == topic) | ((df[C.EVENT_TYPE] == short) if short else False)]
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -107,11 +110,11 @@ class Evidence:
         b = self.scope.batch_id
 
         def about(row: dict[str, object]) -> bool:
-            if str(row.get("aggregate_id") or "").lower() == b:
+            if str(row.get(C.AGGREGATE_ID) or "").lower() == b:
                 return True
-            data = payload(row.get("event_data")).get("data")
+            data = payload(row.get(C.EVENT_DATA)).get("data")
             if isinstance(data, dict):
-                return any(str(data.get(k) or "").lower() == b for k in ("batch_id", "entity_id"))
+                return any(str(data.get(k) or "").lower() == b for k in (C.BATCH_ID, "entity_id"))
             return False
 
         return df[[about(r) for r in df.pipe(records)]]

@@ -11,6 +11,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from . import _fields as F
 from . import logs as logmod
 from . import model
 from ._time import parse_utc
@@ -18,10 +19,10 @@ from .bundle import Bundle
 from .differential import differential
 from .evidence import Evidence, records
 from .model import names as N
-from .outcomes import handler_runs, runs_for_scope
+from .outcomes import handler_runs, recognised_containers, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
-from .scope import Scope, ScopeIndex, build_index, discover, row_ids
+from .scope import Scope, build_index, discover, row_ids
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
@@ -94,40 +95,36 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
 
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached: pd.DataFrame | None = getattr(bundle, "_hf_service_logs", None)
-    if cached is not None:
-        return cached
+    if bundle.cache.service_logs is not None:
+        return bundle.cache.service_logs
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
               if c not in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle._hf_service_logs = out  # type: ignore[attr-defined]
+    bundle.cache.service_logs = out
     return out
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    cached: pd.DataFrame | None = getattr(bundle, "_hf_db_logs", None)
-    if cached is not None:
-        return cached
+    if bundle.cache.db_logs is not None:
+        return bundle.cache.db_logs
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
     out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
-    bundle._hf_db_logs = out  # type: ignore[attr-defined]
+    bundle.cache.db_logs = out
     return out
 
 
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     """Every handling run of the bundle's consumers (:func:`outcomes.handler_runs`), once per bundle."""
-    cached = getattr(bundle, "_hf_handler_runs", None)
-    if cached is None:
-        cached = handler_runs(service_logs(bundle))
-        bundle._hf_handler_runs = cached  # type: ignore[attr-defined]
-    return cached
+    if bundle.cache.handler_runs is None:
+        bundle.cache.handler_runs = handler_runs(service_logs(bundle))
+    return bundle.cache.handler_runs
 
 
 def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
-    cached = getattr(bundle, "_hf_log_extent", None)
+    cached = bundle.cache.log_extent
     if cached is None:
         lg = service_logs(bundle)
         cached = {}
@@ -136,7 +133,7 @@ def _log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
                 cached[str(c)] = (int(len(grp)), parse_utc(grp["ts"].max()))
         for c, _s, _p in bundle.log_files():
             cached.setdefault(c, (0, None))
-        bundle._hf_log_extent = cached  # type: ignore[attr-defined]
+        bundle.cache.log_extent = cached
     return cached
 
 
@@ -157,7 +154,7 @@ def _scope_logs(all_logs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     if all_logs.empty:
         return all_logs
     ids = scope.all_ids
-    typed = [c for c in ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id",
+    typed = [c for c in (F.BATCH_ID, F.CORRELATION_ID, F.ESSAY_ID, F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID,
                          "event_id", "outbox_id") if c in all_logs.columns]
     lg = all_logs.reset_index(drop=True)
     keyed = pd.Series(False, index=lg.index)
@@ -255,19 +252,19 @@ def _completeness(bundle: Bundle, present: set[object]) -> tuple[pd.DataFrame, d
     return pd.DataFrame(rows, columns=["source", "kind", "completeness", "warnings"]), summary
 
 
-def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str | None = None,
+def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | str | None = None,
                 until: datetime | str | None = None) -> Investigation:
-    """Investigate ``id`` in ``bundle``: scope, timeline, state progress, findings and verdict.
+    """Investigate ``any_id`` in ``bundle``: scope, timeline, state progress, findings and verdict.
 
     Args:
         bundle: a bundle directory or an opened :class:`~huledu_forensics.bundle.Bundle`.
-        id: a batch id, either correlation id, an essay, text storage or file upload id.
+        any_id: a batch id, either correlation id, an essay, text storage or file upload id.
         since: only evidence at or after this time (aware UTC or ISO text); ``None`` = no bound.
         until: only evidence up to this time; ``None`` = the bundle's collection time.
 
     Raises:
         BundleNotFound, BundleInvalid: the bundle cannot be read.
-        ScopeError: nothing in the bundle mentions ``id``.
+        ScopeError: nothing in the bundle mentions ``any_id``.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     since_t = parse_utc(since) if since is not None else None
@@ -291,12 +288,11 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
 
     # scope discovery over every table row and every service log line
     svc_logs = service_logs(b)
-    index: ScopeIndex | None = getattr(b, "_hf_scope_index", None)
+    index = b.cache.scope_index
     if index is None:
-        index = build_index(tables, svc_logs)
-        b._hf_scope_index = index  # type: ignore[attr-defined]
-    scope = discover(id, index=index)
-    log.info("scope of %s: batch %s, %d ids", id, scope.batch_id, len(scope.all_ids))
+        index = b.cache.scope_index = build_index(tables, svc_logs)
+    scope = discover(any_id, index=index)
+    log.info("scope of %s: batch %s, %d ids", any_id, scope.batch_id, len(scope.all_ids))
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
     db_logs = _in_window(database_logs(b), since_t, until_t)
@@ -307,6 +303,7 @@ def investigate(bundle: str | Path | Bundle, id: str, *, since: datetime | str |
                   present=present,
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
+                  recognised=recognised_containers(all_handler_runs(b)),
                   log_extent=_log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))

@@ -18,8 +18,10 @@ from typing import cast
 
 import pandas as pd
 
+from . import _fields as F
 from ._frames import is_missing
 from .evidence import Evidence, payload, records
+from .model import columns as C
 from .model import names as N
 from .scope import normalise_id
 
@@ -27,11 +29,11 @@ __all__ = ["LEDGER_COLUMNS", "PLACES", "content_ledger", "ledger_counts"]
 
 PLACES = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
 FINAL = ("slot", "validation_failure")
-LEDGER_COLUMNS = ("text_storage_id", "file_upload_id", "upload_status", "provisioned", "published",
-                  "place", "essay_id", "essay_status", "refs")
+LEDGER_COLUMNS = (F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID, "upload_status", "provisioned", "published",
+                  "place", F.ESSAY_ID, "essay_status", "refs")
 
 
-def _ref(key: tuple[str, str], row: dict[str, object], col: str = "id") -> str:
+def _ref(key: tuple[str, str], row: dict[str, object], col: str = C.ID) -> str:
     return f"tables/{key[0]}/{key[1]}.parquet#{col}={row.get(col)}"
 
 
@@ -47,27 +49,27 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
             alias = f"upload:{fuid}"
             if tsid and alias in items:
                 items[key] = items.pop(alias)
-                items[key]["text_storage_id"] = tsid
-        it = items.setdefault(key, {"text_storage_id": tsid, "file_upload_id": fuid,
+                items[key][F.TEXT_STORAGE_ID] = tsid
+        it = items.setdefault(key, {F.TEXT_STORAGE_ID: tsid, F.FILE_UPLOAD_ID: fuid,
                                     "upload_status": None, "provisioned": False, "published": False,
-                                    "place": None, "essay_id": None, "essay_status": None,
+                                    "place": None, F.ESSAY_ID: None, "essay_status": None,
                                     "refs": []})
-        if fuid and not it["file_upload_id"]:
-            it["file_upload_id"] = fuid
+        if fuid and not it[F.FILE_UPLOAD_ID]:
+            it[F.FILE_UPLOAD_ID] = fuid
         return it
 
     for r in ev.batch_rows(N.FILE_UPLOADS).pipe(records):
-        it = item(normalise_id(r.get("text_storage_id")), normalise_id(r.get("file_upload_id")))
+        it = item(normalise_id(r.get(C.TEXT_STORAGE_ID)), normalise_id(r.get(C.FILE_UPLOAD_ID)))
         if it is not None:
-            it["upload_status"] = r.get("processing_status")
+            it["upload_status"] = r.get(C.PROCESSING_STATUS)
             cast(list[str], it["refs"]).append(_ref(N.FILE_UPLOADS, r))
     for r in ev.outbox_for_batch(N.T_CONTENT_PROVISIONED, "file").pipe(records):
-        data = payload(r.get("event_data")).get("data")
+        data = payload(r.get(C.EVENT_DATA)).get("data")
         data = data if isinstance(data, dict) else {}
-        it = item(normalise_id(data.get("text_storage_id")), normalise_id(data.get("file_upload_id")))
+        it = item(normalise_id(data.get(C.TEXT_STORAGE_ID)), normalise_id(data.get(C.FILE_UPLOAD_ID)))
         if it is not None:
             it["provisioned"] = True
-            it["published"] = not is_missing(r.get("published_at"))
+            it["published"] = not is_missing(r.get(C.PUBLISHED_AT))
             cast(list[str], it["refs"]).append(_ref(N.FILE_OUTBOX, r))
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
@@ -75,28 +77,28 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
     have_els = ev.has(N.ESSAY_STATES) and ev.has(N.PENDING_CONTENT)
     essays = ev.rows(N.ESSAY_STATES)
     by_tsid = {}
-    if not essays.empty and "text_storage_id" in essays:
+    if not essays.empty and C.TEXT_STORAGE_ID in essays:
         for r in essays.pipe(records):
-            t = normalise_id(r.get("text_storage_id"))
+            t = normalise_id(r.get(C.TEXT_STORAGE_ID))
             if t:
                 by_tsid[t] = r
-    pend = {normalise_id(r.get("text_storage_id")): r for r in ev.batch_rows(N.PENDING_CONTENT).pipe(records)}
-    failed_uploads = {normalise_id(r.get("file_upload_id")): r
+    pend = {normalise_id(r.get(C.TEXT_STORAGE_ID)): r for r in ev.batch_rows(N.PENDING_CONTENT).pipe(records)}
+    failed_uploads = {normalise_id(r.get(C.FILE_UPLOAD_ID)): r
                       for r in ev.batch_rows(N.VALIDATION_FAILURES).pipe(records)}
     excess = {}
     for r in ev.outbox_for_batch(N.T_EXCESS_CONTENT, "els").pipe(records):
-        data = payload(r.get("event_data")).get("data")
-        t = normalise_id(data.get("text_storage_id")) if isinstance(data, dict) else None
+        data = payload(r.get(C.EVENT_DATA)).get("data")
+        t = normalise_id(data.get(C.TEXT_STORAGE_ID)) if isinstance(data, dict) else None
         if t:
             excess[t] = r
     for it in items.values():
-        tsid, fuid = it["text_storage_id"], it["file_upload_id"]
+        tsid, fuid = it[F.TEXT_STORAGE_ID], it[F.FILE_UPLOAD_ID]
         refs = cast(list[str], it["refs"])
         if tsid in by_tsid:
             e = by_tsid[tsid]
-            it.update(place="slot", essay_id=e.get("essay_id"), essay_status=e.get("current_status"))
-            refs.append(_ref(N.ESSAY_STATES, e, "essay_id"))
-        elif it["upload_status"] == "failed" or fuid in failed_uploads:
+            it.update(place="slot", essay_id=e.get(C.ESSAY_ID), essay_status=e.get(C.CURRENT_STATUS))
+            refs.append(_ref(N.ESSAY_STATES, e, C.ESSAY_ID))
+        elif it["upload_status"] == N.FILE_FAILED_STATUS or fuid in failed_uploads:
             it["place"] = "validation_failure"
             if fuid in failed_uploads:
                 refs.append(_ref(N.VALIDATION_FAILURES, failed_uploads[fuid]))

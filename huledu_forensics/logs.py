@@ -57,13 +57,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import _fields as F
 from . import _logcols
 from ._time import parse_utc, to_utc_series
+from .model import columns as C
 from .model.logformats import (
     AGGREGATE_ID_COLUMNS,
     EMOJI_LEVELS,
     ID_KEY_COLUMNS,
     LEVEL_ALIASES,
+    M_ESSAY_RECORDS_FOR_BATCH,
+    M_FROM_TOPIC,
+    M_PLAINTEXT_STORAGE_ID,
     OUTBOX_ROW_ID_LOGGERS,
     PLAIN_LEVEL_PREFIXES,
     PLAIN_MESSAGE_FACTS,
@@ -74,7 +79,7 @@ from .model.logformats import (
     service_for_service_name,
 )
 from .model.services import CONTAINERS, SERVICES
-from .model.topics import topic_by_event
+from .model.topics import TOPIC_PREFIX, topic_by_event
 
 _fast_loads: Callable[[str | bytes], Any] | None
 try:  # optional: orjson decodes a log line ~2.5x faster than the standard library
@@ -105,16 +110,16 @@ LOG_COLUMNS: tuple[str, ...] = (
     "level",
     "logger",
     "message",
-    "batch_id",
-    "correlation_id",
-    "essay_id",
-    "text_storage_id",
-    "file_upload_id",
+    F.BATCH_ID,
+    F.CORRELATION_ID,
+    F.ESSAY_ID,
+    F.TEXT_STORAGE_ID,
+    F.FILE_UPLOAD_ID,
     "event_id",
     "outbox_id",
     "trace_id",
     "ids",
-    "event_type",
+    F.EVENT_TYPE,
     "topic",
     "partition",
     "offset",
@@ -134,11 +139,11 @@ _INT_COLUMNS = ("partition", "offset", "parent_line")
 # Columns of a row tuple, in order (container, stream and source_file are constant per call).
 _ROW_FIELDS = tuple(c for c in LOG_COLUMNS if c not in ("container", "stream", "source_file"))
 _ID_COLUMNS = (
-    "batch_id",
-    "correlation_id",
-    "essay_id",
-    "text_storage_id",
-    "file_upload_id",
+    F.BATCH_ID,
+    F.CORRELATION_ID,
+    F.ESSAY_ID,
+    F.TEXT_STORAGE_ID,
+    F.FILE_UPLOAD_ID,
     "event_id",
     "outbox_id",
     "trace_id",
@@ -150,7 +155,7 @@ _ID_KEYS: tuple[tuple[int, tuple[str, ...]], ...] = tuple(
 )
 _EVENT_IDX = _ID_INDEX["event_id"]
 _OUTBOX_IDX = _ID_INDEX["outbox_id"]
-_ESSAY_IDX = _ID_INDEX["essay_id"]
+_ESSAY_IDX = _ID_INDEX[F.ESSAY_ID]
 _NO_IDS = (None,) * len(_ID_COLUMNS)
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ _ID_FULL_RE = re.compile(rf"{_U}|{_H}")
 _UUID_REPR_RE = re.compile(r"""UUID\(\s*['"]([^'"]*)['"]\s*\)""")
 # Ids named by the message text (f-strings; SYSTEM.md §5.1 "regex UUIDs out of event as well").
 _MSG_ID_RE = re.compile(
-    rf"essay records for batch (?P<elb>{_U})[^\[]*\[(?P<elist>[^\]]*)\]"
+    rf"{re.escape(M_ESSAY_RECORDS_FOR_BATCH)} (?P<elb>{_U})[^\[]*\[(?P<elist>[^\]]*)\]"
     rf"|(?i:\bbatch(?:_id)?(?:\s+context\s+for)?)[\s=:]+(?:UUID\(')?(?P<batch>{_U})"
     rf"|/batch(?:es)?/(?P<bpath>{_U})"
     rf"|(?i:\bessay(?:_id)?)[\s=:]+(?:UUID\(')?(?P<essay>{_U})"
@@ -182,19 +187,19 @@ _MSG_ID_RE = re.compile(
     rf"|\bevent_id[\s=:]+(?P<event>{_U})"
     rf"|\bfile_upload_id[\s=:]+(?P<fu>{_U})"
     rf"|\btext_storage_id[\s=:]+(?P<tsid>{_H})"
-    rf"|\(type: extracted_plaintext\), storage_id:\s*(?P<tsid2>{_H})"
+    rf"|{re.escape(M_PLAINTEXT_STORAGE_ID)}\s*(?P<tsid2>{_H})"
 )
 _MSG_GROUP_INDEX = {
-    "batch": _ID_INDEX["batch_id"],
-    "bpath": _ID_INDEX["batch_id"],
+    "batch": _ID_INDEX[F.BATCH_ID],
+    "bpath": _ID_INDEX[F.BATCH_ID],
     "essay": _ESSAY_IDX,
-    "corr": _ID_INDEX["correlation_id"],
+    "corr": _ID_INDEX[F.CORRELATION_ID],
     "event": _EVENT_IDX,
-    "fu": _ID_INDEX["file_upload_id"],
-    "tsid": _ID_INDEX["text_storage_id"],
-    "tsid2": _ID_INDEX["text_storage_id"],
+    "fu": _ID_INDEX[F.FILE_UPLOAD_ID],
+    "tsid": _ID_INDEX[F.TEXT_STORAGE_ID],
+    "tsid2": _ID_INDEX[F.TEXT_STORAGE_ID],
 }
-_TOPIC_IN_MSG_RE = re.compile(r"\bfrom topic (huleedu\.[\w.\-]+)")
+_TOPIC_IN_MSG_RE = re.compile(rf"\b{re.escape(M_FROM_TOPIC)} ({re.escape(TOPIC_PREFIX)}[\w.\-]+)")
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CONSOLE_RE = re.compile(
@@ -461,22 +466,22 @@ _KEY_RANK: dict[str, tuple[int, int]] = {
  _K_STACK_TRACE) = range(100, 114)
 _EXTRA_CODES: dict[str, int] = {
     **{key: idx for key, (idx, _rank) in _KEY_RANK.items()},
-    "event_type": _K_EVENT_TYPE,
+    C.EVENT_TYPE: _K_EVENT_TYPE,
     "topic": _K_TOPIC,
     "kafka_topic": _K_KAFKA_TOPIC,
-    "aggregate_id": _K_AGG_ID,
-    "aggregate_type": _K_AGG_TYPE,
+    C.AGGREGATE_ID: _K_AGG_ID,
+    C.AGGREGATE_TYPE: _K_AGG_TYPE,
     "essay_ids": _K_ESSAY_IDS,
     "partition": _K_PARTITION,
     "kafka_partition": _K_KAFKA_PARTITION,
     "offset": _K_OFFSET,
     "kafka_offset": _K_KAFKA_OFFSET,
     "error": _K_ERROR,
-    "error_message": _K_ERROR_MESSAGE,
-    "last_error": _K_LAST_ERROR,
+    C.ERROR_MESSAGE: _K_ERROR_MESSAGE,
+    C.LAST_ERROR: _K_LAST_ERROR,
     "stack_trace": _K_STACK_TRACE,
 }
-_TOP_KEYSET = frozenset(_KEY_RANK) | {"event_type", "topic", "error", "exception"}
+_TOP_KEYSET = frozenset(_KEY_RANK) | {C.EVENT_TYPE, "topic", "error", "exception"}
 
 
 def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: list[str]) -> tuple[Any, ...]:
@@ -555,7 +560,7 @@ def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: l
             if rank < ranks[idx]:
                 vals[idx] = v
                 ranks[idx] = rank
-        elif key == "event_type":
+        elif key == C.EVENT_TYPE:
             event_type = event_type or v
         elif key == "topic":
             topic = topic or v
@@ -593,7 +598,7 @@ def _fields(d: dict[str, Any], logger: str | None, message: str | None, found: l
             if f in message:
                 _ids_from_message(message, vals)
                 break
-    if topic is None and message and "from topic" in message:
+    if topic is None and message and M_FROM_TOPIC in message:
         m = _TOPIC_IN_MSG_RE.search(message)
         if m:
             topic = m.group(1)
@@ -618,8 +623,8 @@ def _ids_from_message(message: str, vals: list[Any]) -> None:
     for m in _MSG_ID_RE.finditer(message):
         group = m.lastgroup
         if group == "elist":
-            if vals[_ID_INDEX["batch_id"]] is None:
-                vals[_ID_INDEX["batch_id"]] = m.group("elb").lower()
+            if vals[_ID_INDEX[F.BATCH_ID]] is None:
+                vals[_ID_INDEX[F.BATCH_ID]] = m.group("elb").lower()
             essays.extend(e.lower() for e in re.findall(_U, m.group("elist")))
             continue
         idx = _MSG_GROUP_INDEX.get(group or "")
@@ -1444,11 +1449,11 @@ def make_id_prefilter(ids: Iterable[str]) -> Callable[[str], bool]:
 # One line's typed ids (shared by the parser's users and live collection)
 
 ID_COLUMN_KINDS: dict[str, str] = {
-    "batch_id": "batch",
-    "correlation_id": "correlation",
-    "essay_id": "essay",
-    "text_storage_id": "text_storage",
-    "file_upload_id": "file_upload",
+    F.BATCH_ID: "batch",
+    F.CORRELATION_ID: "correlation",
+    F.ESSAY_ID: "essay",
+    F.TEXT_STORAGE_ID: "text_storage",
+    F.FILE_UPLOAD_ID: "file_upload",
     "event_id": "event",
     "outbox_id": "outbox",
 }

@@ -14,28 +14,36 @@ outcome:
 - ``dropped``: the handler refused the event (``wrong_state``, ``duplicate``, ``unknown_type``,
   ``denied``);
 - ``failed``: an exception or a False return (``exception``, ``no_slot``), usually with the offset
-  not committed.
+  not committed (not for loops that commit after a failure, ``ConsumerLoop.commits_on_failure``).
+
+A loop-level duplicate or failure line that names one of the loop's topics opens a run of its own
+when no run of that topic is open: the idempotency check refuses a redelivered event before its
+handler logs anything.
 
 :func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
 published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
 run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
-empty or ending before the publication).
+empty or ending before the publication, or not one handling of any event recognised in the
+consumer's whole log, so the kit cannot tell silence from a log format it does not know).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
-__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "runs_for_scope"]
+__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "recognised_containers",
+           "runs_for_scope"]
 
 OUTCOMES = ("handled", "dropped", "failed")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
@@ -44,7 +52,7 @@ RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
-_ID_COLS = ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id")
+_ID_COLS = F.ID_FIELDS
 
 
 def _s(v: object) -> str:
@@ -73,14 +81,14 @@ class _Run:
             v = normalise_id(row.get(c))
             if v:
                 self.ids.add(v)
-                if c == "batch_id":
+                if c == F.BATCH_ID:
                     self.batch_ids.add(v)
-                elif c == "correlation_id":
+                elif c == F.CORRELATION_ID:
                     self.correlation_ids.add(v)
 
     def conflicts(self, row: dict[str, object]) -> bool:
-        b = normalise_id(row.get("batch_id"))
-        c = normalise_id(row.get("correlation_id"))
+        b = normalise_id(row.get(F.BATCH_ID))
+        c = normalise_id(row.get(F.CORRELATION_ID))
         return bool((b and self.batch_ids and b not in self.batch_ids)
                     or (c and self.correlation_ids and c not in self.correlation_ids))
 
@@ -112,6 +120,8 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
                 outcome, cause, detail = "failed", hit, msg
         if any(msg.startswith(m) for m in loop.offset_not_committed):
             offset_line = offset_line or r
+        if handler is not None and any(frag in msg for frag in handler.reported_errors):
+            continue  # an error-level line that reports the event's content, not a failure
         swallowed = next((c for frag, c in loop.swallowed if msg.startswith(frag)), None)
         if swallowed:
             if outcome == "handled" and cause is None:
@@ -144,10 +154,27 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
             "outcome": outcome, "cause": cause, "detail": detail[:300],
             "batch_ids": tuple(sorted(run.batch_ids)), "correlation_ids": tuple(sorted(run.correlation_ids)),
             "ids": frozenset(run.ids), "partition": part, "offset": off,
-            "offset_not_committed": offset_line is not None or (outcome == "failed"
-                                                                and not loop.offset_not_committed),
+            "offset_not_committed": offset_line is not None or (
+                outcome == "failed" and not loop.offset_not_committed and not loop.commits_on_failure),
             "refs": refs, "ref_times": [r.get("ts") for r in keep], "first_ref": refs[0],
             "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines]}
+
+
+def _named_topic(row: dict[str, object]) -> str:
+    return _s(row.get("topic")) or _s(row.get(F.EVENT_TYPE))
+
+
+def _refusal_topic(row: dict[str, object], msg: str, loop: H.ConsumerLoop,
+                   handlers: dict[str, H.Handler]) -> str | None:
+    """The topic of a loop-level duplicate or failure line that names one of the loop's topics: the
+    idempotency check and the consumer loop refuse or fail an event before (or without) its handler's
+    start line, so such a line opens the handling itself."""
+    topic = _named_topic(row)
+    if topic not in handlers:
+        return None
+    if any(msg.startswith(m) for m in (*loop.duplicate, *loop.failed)):
+        return topic
+    return None
 
 
 def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, object]]:
@@ -169,13 +196,16 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
         specific = False
         if (loop.generic_start and msg.strip() == loop.generic_start
                 and _logger_in(logger, loop.generic_loggers)):
-            et = _s(row.get("event_type")) or _s(row.get("topic"))
+            et = _s(row.get(F.EVENT_TYPE)) or _s(row.get("topic"))
             topic = et if et in handlers else None
         else:
             for h in handlers.values():
                 if h.start and _logger_in(logger, h.loggers) and msg.startswith(h.start):
                     topic, specific = h.topic, True
                     break
+        if topic is None and (cur is None or (ts - cur.last).total_seconds() > _GAP_S
+                              or cur.topic != _named_topic(row)):
+            topic = _refusal_topic(row, msg, loop, handlers)
         if topic is not None:
             if (specific and cur is not None and cur.topic == topic and not cur.specific
                     and (ts - cur.start).total_seconds() <= _JOIN_S):
@@ -231,6 +261,14 @@ def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("started_at", kind="stable").reset_index(drop=True)
 
 
+def recognised_containers(all_runs: pd.DataFrame) -> frozenset[str]:
+    """The consumer containers in which the kit recognised at least one handling of any event (of any
+    batch): ``all_runs`` is :func:`handler_runs` of the whole bundle, before any scoping."""
+    if all_runs.empty:
+        return frozenset()
+    return frozenset(str(c) for c in all_runs["container"].unique())
+
+
 def runs_for_scope(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     """The runs that concern the scope's batch: they carry one of its ids and no other batch's id
     instead of its own."""
@@ -283,8 +321,10 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
                 published_at: datetime | None, containers: list[object], has_logs: bool,
-                container_lines: int, container_last: datetime | None) -> Consumption:
-    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's)? See the module doc."""
+                container_lines: int, container_last: datetime | None,
+                recognised: Collection[str]) -> Consumption:
+    """Did ``consumer`` consume ``topic`` (``runs`` are already the scope's; ``recognised`` is
+    :func:`recognised_containers` of the whole bundle)? See the module doc."""
     if topic is None or consumer is None:
         return Consumption("unknown", "no consumer for this event in the model")
     if topic not in H.handlers_for(consumer):
@@ -304,6 +344,12 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         if (published_at is not None and container_last is not None
                 and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
             return Consumption("unknown", f"the logs of {container} end before the event was published")
+        if container not in recognised:
+            # not one handling of any event in the whole log: the consumer never got an event, or this
+            # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess
+            return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
+                               f"{container}: {consumer} never handled anything, or its handlers log "
+                               "differently from the kit's knowledge (model/handlers.py)")
         return Consumption("no", f"{container} logged no handling of {topic} for this batch"
                            + (" after its publication" if published_at is not None else ""))
     rs = records(mine)

@@ -4,6 +4,11 @@
 ELS or the File Service (trackers, essay rows, pending content, uploads: a batch BOS never
 registered, or one whose BOS row was not collected), runs :func:`~huledu_forensics.investigate` on
 each and returns one row per batch, stuck ones first.
+
+:func:`scan_overview` is the fleet-sized form the stuck-batches report uses: the scan
+(:mod:`huledu_forensics.scan`) finds the stuck batches and groups them by signature, and only one
+batch per group (plus the batch asked about) is investigated; the others are marked as sharing its
+signature, not as investigated.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,26 +25,40 @@ from typing import Any, TextIO
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing
 from .bundle import Bundle
 from .errors import ForensicsError
 from .evidence import records
 from .investigation import investigate
+from .model import columns as C
 from .model import names as N
 from .scope import normalise_id
 
-__all__ = ["OVERVIEW_COLUMNS", "batch_ids", "batch_overview", "overview_figure", "overview_verdict",
-           "root_cause_counts", "write_overview_verdict"]
+__all__ = [
+    "OVERVIEW_COLUMNS",
+    "REPRESENTATIVES_DIR",
+    "batch_ids",
+    "batch_overview",
+    "bundles_beside",
+    "overview_figure",
+    "overview_verdict",
+    "root_cause_counts",
+    "scan_overview",
+    "signature_groups",
+    "write_overview_verdict",
+]
 
-OVERVIEW_COLUMNS = ("batch_id", "flow", "status", "current_state", "current_step", "awaited_event",
+OVERVIEW_COLUMNS = (F.BATCH_ID, "flow", "status", "current_state", "current_step", "awaited_event",
                     "waited_s", "root_cause", "root_cause_summary", "findings", "registered_at",
                     "known_to", "error")
 """The columns of :func:`batch_overview`, in order."""
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_STATUS_ORDER = {"stuck": 0, "degraded": 1, "unknown": 2, "healthy": 3}
-_COLOURS = {"stuck": "#e53935", "degraded": "#fb8c00", "unknown": "#9e9e9e", "healthy": "#43a047"}
+_STATUS_ORDER = {"stuck": 0, "failed": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+_COLOURS = {"stuck": "#e53935", "failed": "#b71c1c", "degraded": "#fb8c00", "unknown": "#9e9e9e",
+            "healthy": "#43a047"}
 _PROGRESS_MIN = 5  # show the counter line from this many batches on
 
 
@@ -71,10 +91,10 @@ def batch_ids(bundle: str | Path | Bundle) -> dict[str, set[str]]:
 
 def _registered_at(b: Bundle, bid: str) -> pd.Timestamp | None:
     df = b.table(*N.BATCHES)
-    if df is None or df.empty or "created_at" not in df.columns:
+    if df is None or df.empty or C.CREATED_AT not in df.columns:
         return None
-    hit = df[df["id"].astype(str).str.lower() == bid]
-    return None if hit.empty else hit["created_at"].iloc[0]
+    hit = df[df[C.ID].astype(str).str.lower() == bid]
+    return None if hit.empty else hit[C.CREATED_AT].iloc[0]
 
 
 def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
@@ -107,33 +127,150 @@ def batch_overview(bundle: str | Path | Bundle, *, since: datetime | str | None 
         if show:
             out.write(f"\rinvestigating batch {i}/{len(ids)} …")
             out.flush()
-        row: dict[str, object] = {"batch_id": bid, "known_to": ", ".join(sorted(dbs)),
-                                  "registered_at": _registered_at(b, bid), "error": ""}
-        try:
-            v: dict[str, Any] = investigate(b, bid, since=since, until=until).verdict.to_json()
-        except ForensicsError as exc:
-            row.update(status="unknown", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            rows.append(row)
-            continue
-        rc = v.get("root_cause") if isinstance(v.get("root_cause"), dict) else None
-        findings = [f for f in (v.get("findings") or []) if isinstance(f, dict)
-                    and f.get("severity") in ("critical", "error", "warning")]
-        row.update(flow=v.get("flow"), status=v.get("status"), current_state=v.get("current_state"),
-                   current_step=v.get("current_step"), awaited_event=v.get("awaited_event"),
-                   waited_s=v.get("waited_s"), root_cause=rc.get("finding") if rc else None,
-                   root_cause_summary=rc.get("summary") if rc else None, findings=len(findings))
-        rows.append(row)
+        row, _v = _investigated_row(b, bid, since=since, until=until)
+        rows.append({**row, "known_to": ", ".join(sorted(dbs))})
     if show:
         out.write(f"\rinvestigated {len(ids)} batches.          \n")
         out.flush()
-    df = pd.DataFrame(rows, columns=list(OVERVIEW_COLUMNS))
+    return _ordered(rows, list(OVERVIEW_COLUMNS))
+
+
+def _investigated_row(b: Bundle | None, bid: str, *, since: datetime | str | None,
+                      until: datetime | str | None) -> tuple[dict[str, object], dict[str, Any] | None]:
+    """One :func:`batch_overview` row for ``bid`` (and its verdict, ``None`` when it could not be
+    investigated: status ``unknown``, the reason in ``error``)."""
+    assert b is not None
+    row: dict[str, object] = {F.BATCH_ID: bid, "registered_at": _registered_at(b, bid), "error": ""}
+    try:
+        v: dict[str, Any] = investigate(b, bid, since=since, until=until).verdict.to_json()
+    except ForensicsError as exc:
+        row.update(status="unknown", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return row, None
+    rc = v.get("root_cause") if isinstance(v.get("root_cause"), dict) else None
+    findings = [f for f in (v.get("findings") or []) if isinstance(f, dict)
+                and f.get("severity") in ("critical", "error", "warning")]
+    row.update(flow=v.get("flow"), status=v.get("status"), current_state=v.get("current_state"),
+               current_step=v.get("current_step"), awaited_event=v.get("awaited_event"),
+               waited_s=v.get("waited_s"), root_cause=rc.get("finding") if rc else None,
+               root_cause_summary=rc.get("summary") if rc else None, findings=len(findings))
+    return row, v
+
+
+REPRESENTATIVES_DIR = "bundles"
+"""Beside a live scan's ``scan.json``: one bundle per investigated batch (``bundles/<batch_id>``),
+collected by ``huledu-forensics report --notebook stuck_batches --profile P`` (see :func:`bundles_beside`)."""
+
+
+def bundles_beside(scan_json: str | Path) -> dict[str, Path] | None:
+    """The bundles collected beside a live scan for its investigated batches, by batch id (``None``: none)."""
+    d = Path(scan_json).parent / REPRESENTATIVES_DIR
+    found = {p.name: p for p in sorted(d.iterdir()) if p.is_dir()} if d.is_dir() else {}
+    return found or None
+
+
+def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Path | Bundle] | None = None, *,
+                  id: str | None = None, since: datetime | str | None = None,
+                  until: datetime | str | None = None) -> pd.DataFrame:
+    """The scan's stuck batches, one row each, with one batch per signature group investigated.
+
+    A scan (:func:`huledu_forensics.scan.scan_bundle` or ``scan_profile``) classifies every batch and
+    groups the stuck ones by signature (state + awaited event + error class). Investigating every batch
+    of a fleet costs a full investigation each; batches with one signature share one cause, so only the
+    group's example batch is investigated (or ``id`` when it is in the group, so that it is never
+    investigated twice), plus ``id`` itself when the scan did not list it.
+
+    ``bundle`` is one bundle holding every batch (a bundle scan), or, for a live scan, a mapping from
+    batch id to the bundle collected for it (:func:`bundles_beside`): then each group's investigated
+    batch is one that has a bundle, and a group without one is not investigated. ``None``: nothing is
+    investigated and the scan's error class stands in for the root cause.
+
+    Returns:
+        :data:`OVERVIEW_COLUMNS` plus ``root_cause_of``: the investigated batch whose root cause the row
+        shows (itself for an investigated batch; the group's investigated batch for the others, whose
+        ``root_cause_summary`` says so; empty without a bundle, where the error class stands in).
+        ``attrs["scanned"]`` is how many batches the scan examined and ``attrs["verdicts"]`` the verdict
+        of every investigated batch, by id (:func:`write_overview_verdict` reuses them).
+    """
+    from .scan import overview_frame
+
+    rows = {str(r[F.BATCH_ID]): {**r, "root_cause_of": ""} for r in records(overview_frame(scan))}
+    verdicts: dict[str, dict[str, Any]] = {}
+    representatives: dict[str, str] = {}
+    evidence = _evidence(bundle)
+    want = normalise_id(id) if id else None
+    key = scan.batches[["state", "awaited_event", "error_class"]].fillna("-").astype(str)
+    for g in records(scan.groups):
+        sig = (str(g["state"]), str(g["awaited_event"]), str(g["error_class"]))
+        ids = [str(x) for x in scan.batches.loc[(key == sig).all(axis=1), F.BATCH_ID]]
+        can = [i for i in ids if evidence(i) is not None]
+        if not can:
+            continue
+        rep = want if want in can else can[0]
+        representatives[str(g["signature"])] = rep
+        found, v = _investigated_row(evidence(rep), rep, since=since, until=until)
+        if v is not None:
+            verdicts[rep] = v
+        rows[rep].update(found, root_cause_of=rep)
+        for other in ids:
+            if other != rep:
+                rows[other].update(root_cause=found.get("root_cause") or rows[other]["root_cause"],
+                                   root_cause_of=rep, root_cause_summary=(
+                    f"not investigated itself: same signature ({' | '.join(sig)}) as {rep}, whose root cause "
+                    "this is; open this batch's own report to confirm"))
+    alone = evidence(want) if want and want not in verdicts else None
+    if want and alone is not None:
+        _row, v = _investigated_row(alone, want, since=since, until=until)
+        if v is not None:
+            verdicts[want] = v
+    df = _ordered(list(rows.values()), [*OVERVIEW_COLUMNS, "root_cause_of"])
+    df.attrs.update(scanned=int(scan.total), groups=len(scan.groups), verdicts=verdicts,
+                    representatives=representatives)
+    return df
+
+
+def _evidence(bundle: str | Path | Bundle | Mapping[str, str | Path | Bundle] | None) -> Callable[[str], Bundle | None]:
+    """``batch id -> the bundle to investigate it from`` (``None`` when there is none), opened once each."""
+    if bundle is None:
+        return lambda bid: None
+    if not isinstance(bundle, Mapping):
+        one = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+        return lambda bid: one
+    where = {normalise_id(k): v for k, v in bundle.items()}
+    opened: dict[str, Bundle] = {}
+
+    def get(bid: str) -> Bundle | None:
+        if bid not in opened and bid in where:
+            b = where[bid]
+            opened[bid] = b if isinstance(b, Bundle) else Bundle.open(b)
+        return opened.get(bid)
+
+    return get
+
+
+def _ordered(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Overview rows as a typed frame: stuck first, then longest wait first."""
+    df = pd.DataFrame(rows, columns=columns)
     df["waited_s"] = pd.to_numeric(df["waited_s"], errors="coerce")
     df["findings"] = pd.to_numeric(df["findings"], errors="coerce").astype("Int64")
     df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
     rank = df["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
     df = df.assign(_rank=rank, _wait=-df["waited_s"].fillna(-1.0)).sort_values(
-        ["_rank", "_wait", "batch_id"], kind="stable")
+        ["_rank", "_wait", F.BATCH_ID], kind="stable")
     return df.drop(columns=["_rank", "_wait"]).reset_index(drop=True)
+
+
+def signature_groups(scan: Any, overview: pd.DataFrame) -> pd.DataFrame:
+    """The scan's signature groups with the batch investigated for each (``investigated_batch``) and
+    the root cause found on it (both empty when nothing was investigated)."""
+    groups: pd.DataFrame = scan.groups
+    reps = overview.attrs.get("representatives") or {}
+    if groups.empty or not reps:
+        return groups.drop(columns=["signature"], errors="ignore")
+    rep = [reps.get(str(sig), "") for sig in groups["signature"]]
+    causes = overview.set_index(F.BATCH_ID)["root_cause"]
+    return groups.drop(columns=["signature"]).assign(
+        investigated_batch=rep, root_cause=pd.Series([causes.get(r) if r else None for r in rep],
+                                                     index=groups.index, dtype=object))
 
 
 def _json_value(x: object) -> object:
@@ -156,12 +293,15 @@ def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> di
     batches = []
     for r in records(overview):
         batches.append({k: _json_value(r[k])
-                        for k in ("batch_id", "flow", "status", "current_state", "awaited_event",
+                        for k in (F.BATCH_ID, "flow", "status", "current_state", "awaited_event",
                                   "waited_s", "root_cause", "registered_at")})
+    counts = {s: statuses.count(s) for s in dict.fromkeys([*_STATUS_ORDER, *statuses]) if s in statuses}
+    scanned = overview.attrs.get("scanned")  # a scan lists only its stuck batches (scan_overview)
+    if isinstance(scanned, int) and scanned > len(statuses):
+        counts["not stuck"] = scanned - len(statuses)
     return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,
             "healthy": all(s == "healthy" for s in statuses), "status": worst,
-            "counts": {s: statuses.count(s) for s in _STATUS_ORDER if s in statuses},
-            "batch_summaries": batches}
+            "counts": counts, "batch_summaries": batches}
 
 
 def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +315,7 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     d = overview.assign(root_cause=overview["root_cause"].fillna("-"))
     g = d.groupby(["root_cause", "status"], dropna=False, sort=False).agg(
-        batch_count=("batch_id", "size"), longest_wait_s=("waited_s", "max"), example_batch=("batch_id", "first"))
+        batch_count=(F.BATCH_ID, "size"), longest_wait_s=("waited_s", "max"), example_batch=(F.BATCH_ID, "first"))
     g = g.reset_index()
     rank = g["status"].map(lambda s: _STATUS_ORDER.get(str(s), 2))
     return g.assign(_r=rank).sort_values(["_r", "batch_count"], ascending=[True, False], kind="stable")[
@@ -183,19 +323,20 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bundle: str | Path | Bundle,
-                           id: str | None = None, *, since: datetime | str | None = None,
+                           any_id: str | None = None, *, since: datetime | str | None = None,
                            until: datetime | str | None = None) -> str | None:
     """Write ``verdict.json`` for the stuck-batches report; returns the path, or ``None`` when not asked.
 
-    With ``id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
+    With ``any_id`` the file is that batch's own verdict (so the report's exit code is about it) plus an
     ``overview`` entry (:func:`overview_verdict`); without, it is the bundle-wide :func:`overview_verdict`.
     """
     if not path:
         return None
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     summary = overview_verdict(overview, bundle=str(b.path))
-    if id:
-        data = dict(investigate(b, id, since=since, until=until).verdict.to_json())
+    if any_id:
+        known = (overview.attrs.get("verdicts") or {}).get(normalise_id(any_id))  # investigated once only
+        data = dict(known or investigate(b, any_id, since=since, until=until).verdict.to_json())
         data["overview"] = summary
     else:
         data = summary
@@ -218,13 +359,13 @@ def overview_figure(df: pd.DataFrame) -> go.Figure:
         fig.update_layout(title="Batches: none in this bundle")
         return fig
     d = df.iloc[::-1]  # stuck first at the top
-    labels = [f"{str(b)[:8]}… {f or ''}".strip() for b, f in zip(d["batch_id"], d["flow"])]
+    labels = [f"{str(b)[:8]}… {f or ''}".strip() for b, f in zip(d[F.BATCH_ID], d["flow"])]
     for status in _STATUS_ORDER:
         part = d[d["status"] == status]
         if part.empty:
             continue
         lab = [lbl for lbl, s in zip(labels, d["status"]) if s == status]
-        hover = [f"{r['batch_id']}<br>{status}: {r['current_state'] or '?'} (step {r['current_step'] or '?'})"
+        hover = [f"{r[F.BATCH_ID]}<br>{status}: {r['current_state'] or '?'} (step {r['current_step'] or '?'})"
                  f"<br>awaiting: {r['awaited_event'] or '-'}<br>root cause: {r['root_cause'] or '-'}"
                  for r in records(part)]
         fig.add_trace(go.Bar(y=lab, x=part["waited_s"].fillna(0.0).clip(lower=0.5), orientation="h",

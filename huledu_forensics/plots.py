@@ -14,16 +14,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import NotebookRenderer
 
+from . import _fields as F
 from . import model
 from ._fastimport import without_iri_checker
 from ._time import parse_utc
+from .model import columns as C
+
+if TYPE_CHECKING:  # annotations only: the plots read an investigation, they never build one
+    from .investigation import Investigation
 
 __all__ = [
     "OFFLINE_RENDERER",
@@ -148,7 +153,7 @@ def _level_class(level: Any) -> str:
     return "normal"
 
 
-def _collected_at(inv: Any) -> datetime | None:
+def _collected_at(inv: Investigation) -> datetime | None:
     bundle = getattr(inv, "bundle", None)
     try:
         return bundle.collected_at if bundle is not None else None
@@ -156,7 +161,7 @@ def _collected_at(inv: Any) -> datetime | None:
         return None
 
 
-def _stuck_since(inv: Any) -> tuple[datetime | None, str]:
+def _stuck_since(inv: Investigation) -> tuple[datetime | None, str]:
     progress = getattr(inv, "progress", None)
     steps = _frame(progress, "steps")
     if not steps.empty and "state" in steps.columns:
@@ -182,7 +187,7 @@ _SEVERITY_STYLE = {"warning": ("#ef6c00", "triangle-down", "warnings"), "error":
 _FOLDED_LANE = "(folded: lanes quiet in the window)"
 
 
-def incident_window(inv: Any) -> tuple[datetime, datetime] | None:
+def incident_window(inv: Investigation) -> tuple[datetime, datetime] | None:
     """Return the window the swimlane opens on: from the scope's first event to its last event (or the
     stuck point, whichever is later), padded by 5 % (at least half a second) on each side.
 
@@ -219,7 +224,7 @@ def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
     topics = tl[[bool(_text(t)) for t in tl["topic"]]]
     if topics.empty:
         return xs, ys, hover
-    keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics["correlation_id"])]
+    keys = [(_text(t), _text(c)) for t, c in zip(topics["topic"], topics[F.CORRELATION_ID])]
     topics = topics.assign(v_key=keys)  # type: ignore[arg-type]  # stubs: a list of tuples is a column
     for key, part in topics.sort_values("ts").groupby("v_key", sort=False):
         topic, corr = cast(tuple[str, str], key)
@@ -237,7 +242,7 @@ def _event_links(tl: pd.DataFrame) -> tuple[list[Any], list[Any], list[str]]:
     return xs, ys, hover
 
 
-def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
+def swimlane(inv: Investigation, *, focus: bool = True) -> go.Figure:
     """Draw the cross-service timeline: one lane per container or database, one marker per event.
 
     Opens on the incident window (:func:`incident_window`); the buttons above the plot switch to the
@@ -265,7 +270,7 @@ def swimlane(inv: Any, *, focus: bool = True) -> go.Figure:
     tl = tl[tl["ts"].notna()]
     if tl.empty:
         return _empty_figure(title, "Timeline rows have no usable timestamps.")
-    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service", "correlation_id"):
+    for col in ("lane", "source", "kind", "level", "label", "topic", "ref", "service", F.CORRELATION_ID):
         if col not in tl.columns:
             tl[col] = None
     tl["lane"] = [(_text(v) or "(unknown)") for v in tl["lane"]]
@@ -389,7 +394,7 @@ def _wrap(text: str, width: int, seps: str = "_.") -> str:
 
 
 def _short_topic(topic: str) -> str:
-    t = topic[len("huleedu."):] if topic.startswith("huleedu.") else topic
+    t = topic[len(model.topics.TOPIC_PREFIX):] if topic.startswith(model.topics.TOPIC_PREFIX) else topic
     for suffix in (".v1", ".v2"):
         if t.endswith(suffix):
             t = t[: -len(suffix)]
@@ -403,7 +408,7 @@ def _documented_only(flow: str, steps: pd.DataFrame) -> list[str]:
     return [d for d in documented if d not in written]
 
 
-def state_graph(inv: Any) -> go.Figure:
+def state_graph(inv: Investigation) -> go.Figure:
     """Draw the batch's implemented state machine as a graph, with the path this batch took.
 
     One node per step of the flow as implemented (left to right), each edge labelled with the event that
@@ -547,9 +552,9 @@ def _awaited_text(awaited: Any) -> str:
             f"waited {_duration(getattr(awaited, 'waited_s', None))}")
 
 
-def _expected_count(inv: Any) -> int | None:
+def _expected_count(inv: Investigation) -> int | None:
     progress = getattr(inv, "progress", None)
-    for attr in ("expected_count", "expected_essay_count", "expected_essays"):
+    for attr in (C.EXPECTED_COUNT, "expected_essay_count", "expected_essays"):
         v = getattr(progress, attr, None)
         if v is not None and not isinstance(v, (pd.DataFrame, list, set, dict)):
             try:
@@ -557,7 +562,7 @@ def _expected_count(inv: Any) -> int | None:
             except (TypeError, ValueError):
                 pass
     bundle = getattr(inv, "bundle", None)
-    batch_id = getattr(getattr(inv, "scope", None), "batch_id", None)
+    batch_id = getattr(getattr(inv, "scope", None), F.BATCH_ID, None)
     if bundle is None or not batch_id:
         return None
     for (db, name), tbl in model.TABLES.items():
@@ -570,7 +575,7 @@ def _expected_count(inv: Any) -> int | None:
             continue
         if frame is None or frame.empty:
             continue
-        count_cols = [c for c in ("expected_count", "expected_essay_count") if c in frame.columns]
+        count_cols = [c for c in (C.EXPECTED_COUNT, "expected_essay_count") if c in frame.columns]
         if not count_cols:
             continue
         rows = frame[frame[batch_cols[0]].astype(str) == str(batch_id)]
@@ -579,7 +584,7 @@ def _expected_count(inv: Any) -> int | None:
     return None
 
 
-def essay_slots(inv: Any) -> go.Figure:
+def essay_slots(inv: Investigation) -> go.Figure:
     """Draw each essay's status (ELS ``current_status``, the truth), pending content and the count.
 
     One marker per essay, placed on its status; content that arrived but is parked as pending (no slot
@@ -596,7 +601,7 @@ def essay_slots(inv: Any) -> go.Figure:
     essays = _frame(progress, "essays")
     pending = _frame(progress, "pending")
     expected = _expected_count(inv)
-    n_essays = int(essays["current_status"].notna().sum()) if "current_status" in essays.columns else 0
+    n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
     title = (f"Essays and slots — ELS holds {n_essays} essay row(s), "
              f"expected {expected if expected is not None else '?'}, pending content {len(pending)}")
     if essays.empty and pending.empty:
@@ -608,11 +613,11 @@ def essay_slots(inv: Any) -> go.Figure:
     categories: list[str] = []
     if not essays.empty:
         essays = essays.reset_index(drop=True).copy()
-        for col in ("essay_id", "current_status", "text_storage_id", "created_at", "updated_at"):
+        for col in (C.ESSAY_ID, C.CURRENT_STATUS, C.TEXT_STORAGE_ID, C.CREATED_AT, C.UPDATED_AT):
             if col not in essays.columns:
                 essays[col] = None
-        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays["current_status"]]
-        essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays["essay_id"]]
+        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays[C.CURRENT_STATUS]]
+        essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays[C.ESSAY_ID]]
         essays["v_hover"] = [
             "<br>".join((f"<b>essay {_text(r.essay_id)}</b>", f"status: {r.v_status}",
                          f"text_storage_id: {_text(r.text_storage_id) or '(none)'}",
@@ -630,13 +635,13 @@ def essay_slots(inv: Any) -> go.Figure:
                 hoverinfo="text"))
     if not pending.empty:
         pending = pending.reset_index(drop=True).copy()
-        for col in ("text_storage_id", "created_at", "file_upload_id"):
+        for col in (C.TEXT_STORAGE_ID, C.CREATED_AT, C.FILE_UPLOAD_ID):
             if col not in pending.columns:
                 pending[col] = None
         label = "pending content (no slot)"
         categories.append(label)
         xs = [f"{_text(t)[:8]}…" if len(_text(t)) > 9 else (_text(t) or f"#{i}")
-              for i, t in enumerate(pending["text_storage_id"])]
+              for i, t in enumerate(pending[C.TEXT_STORAGE_ID])]
         fig.add_trace(go.Scatter(
             x=xs, y=[label] * len(pending), mode="markers", name="pending content",
             marker={"size": 14, "symbol": "diamond-open", "color": "#ef6c00", "line": {"width": 2}},
@@ -658,7 +663,7 @@ def essay_slots(inv: Any) -> go.Figure:
 
 
 # -- tables -------------------------------------------------------------------------------------
-def awaited_checks(inv: Any) -> pd.DataFrame:
+def awaited_checks(inv: Investigation) -> pd.DataFrame:
     """Tabulate the transition the batch waits for: each trigger check with its time and result.
 
     Returns a frame ``[check, ok, at, detail]`` with rows ``produced`` (outbox row written),
@@ -686,7 +691,7 @@ def awaited_checks(inv: Any) -> pd.DataFrame:
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
          "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
-        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, "published_at", None)),
+        {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, F.PUBLISHED_AT, None)),
          "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
         {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
          "detail": _consumed_detail(awaited, consumer, topic)},
@@ -730,7 +735,7 @@ def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:
     return out
 
 
-def _bundle_line(inv: Any, container: str, stream: str, line_no: int) -> dict[str, Any] | None:
+def _bundle_line(inv: Investigation, container: str, stream: str, line_no: int) -> dict[str, Any] | None:
     """Parse line ``line_no`` of a bundle log file (for cited lines outside the scoped logs)."""
     bundle = getattr(inv, "bundle", None)
     if bundle is None or not hasattr(bundle, "iter_log_lines"):
@@ -748,7 +753,7 @@ def _bundle_line(inv: Any, container: str, stream: str, line_no: int) -> dict[st
     return None
 
 
-def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
+def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     """Return the log lines behind the findings: ``[finding, ts, container, level, message, ref]``.
 
     Lines are those the findings' evidence cites (``logs/<container>/<stream>.log#L<n>``), looked up
@@ -796,7 +801,7 @@ def evidence_log_lines(inv: Any, *, limit: int = 60) -> pd.DataFrame:
 _ROW_TEXT_COLUMNS = ("text", "content", "essay_text", "content_data")  # never shown: could hold essay text
 
 
-def evidence_rows(inv: Any, *, limit: int = 40) -> pd.DataFrame:
+def evidence_rows(inv: Investigation, *, limit: int = 40) -> pd.DataFrame:
     """Return the database rows and enum label sets the findings cite: ``[finding, ref, row]``.
 
     ``ref`` is the evidence ref as the findings give it (``tables/<db>/<table>.parquet#<col>=<value>``
@@ -852,7 +857,7 @@ def _row_text(bundle: Any, part: str, key: str) -> str:
         return "(could not be read from the bundle)"
 
 
-def shown_refs(inv: Any) -> list[str]:
+def shown_refs(inv: Investigation) -> list[str]:
     """Every evidence ref whose line or row the report shows (:func:`evidence_log_lines`,
     :func:`evidence_rows`): the findings table links these."""
     refs = list(evidence_log_lines(inv)["ref"]) + list(evidence_rows(inv)["ref"])

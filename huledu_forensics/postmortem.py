@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing
 from ._version import __version__
@@ -36,6 +37,7 @@ from .bundle import Bundle
 from .errors import ConfigError
 from .evidence import payload, records
 from .investigation import Investigation, investigate
+from .model import columns as C
 from .model import names as N
 from .rules import Finding
 from .safety import markdown_safe, printable
@@ -55,83 +57,9 @@ FIGURES = {"state_graph": "State machine: the implemented flow and the path this
 
 _BROWSERS = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-NEXT_STEPS: dict[str, str] = {
-    "enum.label_missing": (
-        "Add the missing label with an Alembic migration (`ALTER TYPE <enum> ADD VALUE IF NOT EXISTS "
-        "'<label>'`), deploy it before the code that writes the value, and add a startup or CI check that "
-        "compares every PostgreSQL enum (`pg_enum`) with the service's Python enum so drift fails fast. "
-        "Then re-drive the stuck batches (re-register, or replay the registration event)."),
-    "db.enum_value_rejected": (
-        "Fix the enum drift in the database named by the rejection (see the enum finding), then replay the "
-        "rejected events. Surface PostgreSQL's error text in the service log: today only the exception "
-        "class reaches it."),
-    "consumer.handler_failed": (
-        "Fix the handler's failure, then re-deliver the event: the offset was not committed, but the "
-        "consumer skips it as soon as a later message on the partition succeeds, so it will not retry "
-        "by itself. Make the handler fail loudly (dead-letter or alert) instead of returning False."),
-    "tracker.missing": (
-        "ELS never kept a batch tracker for this batch: replay `BatchEssaysRegistered` once the cause of "
-        "the rejected registration is fixed."),
-    "tracker.registered_without_essays": (
-        "The registration committed the tracker but not the essay rows: make tracker, essay rows and "
-        "slots one transaction, and re-run essay creation for the batch after the fix."),
-    "pending.orphaned_content": (
-        "Content is parked in pending storage with no slot to take it: after the registration is "
-        "repaired, re-process the pending content for the batch (or re-upload the files)."),
-    "validation.failures_block_completion": (
-        "Failed files leave their slots empty, so content provisioning never completes: count validation "
-        "failures toward completion (publish BatchContentProvisioningCompleted with the failures) and "
-        "tell the user which files failed."),
-    "outbox.poisoned": (
-        "The relay gave up on an outbox row (retry limit reached, `published_at` NULL): fix the Kafka "
-        "cause in `last_error`, then reset the row's `retry_count` to 0 so the relay publishes it. "
-        "Alert on rows with `retry_count >= 5`."),
-    "outbox.unpublished": (
-        "Outbox rows wait unpublished: check the relay worker of the producing service is running and "
-        "can reach Kafka; alert on outbox age."),
-    "event.not_produced": (
-        "The awaited event was never written to the producer's outbox: follow the producer's handler "
-        "(see the chain above); once fixed, re-drive the step that produces it."),
-    "event.not_published": (
-        "The awaited event sits in the producer's outbox unpublished: check the relay and Kafka."),
-    "event.not_consumed": (
-        "The awaited event was published but the consumer never logged handling it: check the consumer "
-        "group, its lag and the consumer container's health."),
-    "event.dropped": (
-        "The consumer received the awaited event and dropped it (see the cause: wrong state, duplicate, "
-        "unknown type): this is not consumer lag. For a wrong-state drop, the events arrived out of "
-        "order; re-publish the event once the batch is in the state the handler expects, and make the "
-        "handler tolerate the order (or defer instead of dropping)."),
-    "pipeline.phase_failed": (
-        "A requested pipeline phase failed: read the phase's error_info in pipeline_configuration and "
-        "the ELS and service logs of that phase, fix the cause, then request the pipeline again."),
-    "event.handled_no_transition": (
-        "The consumer handled the awaited event but the batch did not move: follow the handler's "
-        "state write for this status (swallowed errors, rolled-back transactions, silent guards), then "
-        "set the status by hand or re-publish the event."),
-    "container.not_running": (
-        "The container of the service the batch waits on was not running (never started, exited, "
-        "restarting or OOM-killed): start it, read its last logs for the cause, then check whether the "
-        "awaited event is still on its topic for the consumer group."),
-    "status.write_failed": (
-        "BOS swallowed a failed status write and committed the offset: fix the database cause (often a "
-        "missing enum label), then set the batch's status by hand; make update_batch_status failures "
-        "fail the handler."),
-    "content.unplaced": (
-        "Some of the batch's files reached no slot (lost after a failed handling, or never provisioned): "
-        "fix the handler's cause, then re-publish EssayContentProvisionedV1 for each listed "
-        "text_storage_id."),
-    "content.excess_unconsumed": (
-        "ELS announced excess content that no service consumes: tell the user which files were not "
-        "taken into the batch, or add a consumer for the excess-content topic."),
-    "pipeline.request_rejected": (
-        "BOS rejected the pipeline request because the batch was not ready: re-send the request after "
-        "the batch reaches ready_for_pipeline_execution; clients should wait for readiness."),
-    "state.dwell_exceeded": (
-        "The batch stayed in its step longer than expected: alert on batches whose dwell exceeds the "
-        "expected time so a stuck batch is seen before a user reports it."),
-}
-"""A short recommendation per rule id, used in the Next steps section."""
+NEXT_STEPS: dict[str, str] = model.remediation.REMEDIATION
+"""A short recommendation per rule id (its failure class, declared in the model), used in the Next steps
+section."""
 
 _SECRET_RES = (
     (re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?P<post>@)", re.I), r"\g<pre>***\g<post>"),
@@ -177,7 +105,7 @@ def default_id(bundle: str | Path | Bundle) -> str:
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     scope = b.manifest.get("scope") or {}
     target = scope.get("target") or {}
-    for v in (target.get("batch_id") if isinstance(target, dict) else None, scope.get("requested_id")):
+    for v in (target.get(F.BATCH_ID) if isinstance(target, dict) else None, scope.get("requested_id")):
         if v:
             return str(v)
     raise ConfigError(f"Bundle {b.path} names no target id in its manifest; pass --id with a batch, "
@@ -190,15 +118,15 @@ def _correlations(inv: Investigation) -> tuple[list[str], list[str]]:
     ev = inv.evidence
     reg: list[str] = []
     tr = ev.tracker()
-    if tr and tr.get("correlation_id"):
-        reg.append(str(tr["correlation_id"]).lower())
+    if tr and tr.get(C.CORRELATION_ID):
+        reg.append(str(tr[C.CORRELATION_ID]).lower())
     for key in (N.FILE_UPLOADS,):
         df = ev.batch_rows(key)
-        if not df.empty and "correlation_id" in df.columns:
-            reg += [str(c).lower() for c in df["correlation_id"].dropna().unique()]
+        if not df.empty and C.CORRELATION_ID in df.columns:
+            reg += [str(c).lower() for c in df[C.CORRELATION_ID].dropna().unique()]
     reg_outbox = ev.outbox_for_batch(N.T_REGISTERED)
     for r in records(reg_outbox) if not reg_outbox.empty else []:
-        c = payload(r.get("event_data")).get("correlation_id")
+        c = payload(r.get(C.EVENT_DATA)).get(C.CORRELATION_ID)
         if c:
             reg.append(str(c).lower())
     reg = list(dict.fromkeys(reg))
@@ -246,9 +174,9 @@ def _key_events(inv: Investigation) -> pd.DataFrame:
     ref = t["ref"].astype(object).fillna("").astype(str) if "ref" in t.columns else pd.Series("", index=t.index)
     kind = t["kind"].astype(str)
     level = t["level"].astype(str)
-    keyed = t["batch_id"].notna() | t["correlation_id"].notna()
+    keyed = t[F.BATCH_ID].notna() | t[F.CORRELATION_ID].notna()
     structural = kind.isin(["row", "outbox_created", "outbox_published"]) & (
-        t["batch_id"].notna() | t["topic"].notna())
+        t[F.BATCH_ID].notna() | t["topic"].notna())
     bad = level.isin(["error", "critical"])
     head_msgs = tuple(m for h in model.handlers.HANDLERS for m in h.start)
     label = t["label"].astype(object).fillna("").astype(str)
@@ -355,7 +283,7 @@ def _docker_logs(inv: Investigation, container: str, row: dict[str, Any] | None)
     scope_ids = inv.scope.all_ids
     needle = None
     if row is not None:
-        for col in ("batch_id", "correlation_id", "essay_id", "text_storage_id", "file_upload_id"):
+        for col in F.ID_FIELDS:
             v = row.get(col)
             if isinstance(v, str) and v.lower() in scope_ids:
                 needle = v.lower()
@@ -706,14 +634,14 @@ def _write_figures(inv: Investigation, fig_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def write_postmortem(bundle: str | Path | Bundle, id: str | None, out_dir: str | Path, *,
+def write_postmortem(bundle: str | Path | Bundle, any_id: str | None, out_dir: str | Path, *,
                      since: datetime | str | None = None, until: datetime | str | None = None,
                      figures: bool = True) -> Path:
-    """Investigate ``id`` in ``bundle`` and write ``postmortem.md`` (and ``figures/*.png``) to ``out_dir``.
+    """Investigate ``any_id`` in ``bundle`` and write ``postmortem.md`` (and ``figures/*.png``) to ``out_dir``.
 
     Args:
         bundle: a bundle directory or an opened bundle.
-        id: a batch, correlation or essay id; ``None`` = the bundle's target (:func:`default_id`).
+        any_id: a batch, correlation or essay id; ``None`` = the bundle's target (:func:`default_id`).
         out_dir: the directory to write into (created).
         since / until: optional analysis window (aware datetimes or ISO text).
         figures: render the PNG figures (needs kaleido and a Chromium; on failure the document says so).
@@ -724,10 +652,10 @@ def write_postmortem(bundle: str | Path | Bundle, id: str | None, out_dir: str |
     Raises:
         BundleNotFound, BundleInvalid: the bundle cannot be read.
         ConfigError: no id given and the bundle names no target.
-        ScopeError: nothing in the bundle mentions ``id``.
+        ScopeError: nothing in the bundle mentions ``any_id``.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-    target = id if id else default_id(b)
+    target = any_id if any_id else default_id(b)
     inv = investigate(b, target, since=since, until=until)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

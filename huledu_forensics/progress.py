@@ -15,11 +15,13 @@ from typing import cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing
 from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .ledger import content_ledger, ledger_counts
+from .model import columns as C
 from .model import names as N
 from .outcomes import Consumption, consumer_container, consumption
 
@@ -61,7 +63,7 @@ class AwaitedTransition:
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict."""
         d = asdict(self)
-        for k in ("produced_at", "published_at", "consumed_at"):
+        for k in ("produced_at", F.PUBLISHED_AT, "consumed_at"):
             d[k] = d[k].isoformat() if d[k] is not None else None
         return d
 
@@ -93,13 +95,13 @@ def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
     notes: list[str] = []
     b = ev.batch()
     if b is not None:
-        return ("REGULAR" if b.get("class_id") else "GUEST"), notes
+        return ("REGULAR" if b.get(C.CLASS_ID) else "GUEST"), notes
     reg = ev.outbox_for_batch(N.T_REGISTERED)
     for r in reg.pipe(records):
-        data = payload(r.get("event_data")).get("data")
+        data = payload(r.get(C.EVENT_DATA)).get("data")
         if isinstance(data, dict):
             notes.append("No BOS batches row; flow taken from the BatchEssaysRegistered payload.")
-            return ("REGULAR" if data.get("class_id") else "GUEST"), notes
+            return ("REGULAR" if data.get(C.CLASS_ID) else "GUEST"), notes
     notes.append("No BOS batches row and no registration event: the flow is unknown (the steps are "
                  "laid out as GUEST's).")
     return "GUEST", notes
@@ -109,14 +111,14 @@ def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[st
     b = ev.batch()
     if b is None:
         return {}, []
-    cfg = b.get("pipeline_configuration")
+    cfg = b.get(C.PIPELINE_CONFIGURATION)
     try:
         conf = json.loads(cfg) if isinstance(cfg, str) else (cfg or {})
     except ValueError:
         conf = {}
     if not isinstance(conf, dict):
         return {}, []
-    requested = [p for p in conf.get("requested_pipelines") or [] if isinstance(p, str)]
+    requested = [p for p in conf.get(C.REQUESTED_PIPELINES) or [] if isinstance(p, str)]
     phases = {p: conf[p] for p in model.PIPELINE_PHASES if isinstance(conf.get(p), dict)}
     return phases, requested
 
@@ -127,7 +129,7 @@ def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
     return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
                        containers=list(ev.containers),
                        has_logs=bool(container) and ev.has(f"logs:{container}"),
-                       container_lines=count, container_last=last)
+                       container_lines=count, container_last=last, recognised=ev.recognised)
 
 
 def compute_progress(ev: Evidence) -> Progress:
@@ -135,7 +137,7 @@ def compute_progress(ev: Evidence) -> Progress:
     flow_name, notes = _flow_of(ev)
     flow = model.FLOWS[flow_name]
     b = ev.batch()
-    status = str(b["status"]) if b and b.get("status") is not None else None
+    status = str(b[C.STATUS]) if b and b.get(C.STATUS) is not None else None
     phases, requested = _pipeline_state(ev)
     plog = ev.batch_rows(N.PHASE_STATUS_LOG)
     status_order = [s.batch_status for s in flow.steps]
@@ -143,7 +145,7 @@ def compute_progress(ev: Evidence) -> Progress:
     reached: dict[str, datetime | None] = {}
     reg_rows = ev.outbox_for_batch(N.T_REGISTERED, "bos")
     if b is not None or not reg_rows.empty:
-        reached["registered"] = parse_utc(b.get("created_at")) if b else parse_utc(reg_rows["created_at"].min())
+        reached["registered"] = parse_utc(b.get(C.CREATED_AT)) if b else parse_utc(reg_rows[C.CREATED_AT].min())
     # status steps: BOS statuses only move forward along the flow
     if status in status_order:
         cur_i = status_order.index(status)
@@ -154,25 +156,25 @@ def compute_progress(ev: Evidence) -> Progress:
             at = parse_utc(lines["ts"].min()) if not lines.empty else None
             if at is None and s.trigger_topic:
                 ob = ev.outbox_for_batch(s.trigger_topic)
-                if not ob.empty and ob["published_at"].notna().any():
-                    at = parse_utc(ob["published_at"].min())
-            reached[s.id] = at or (parse_utc(b.get("updated_at")) if b else None)
+                if not ob.empty and ob[C.PUBLISHED_AT].notna().any():
+                    at = parse_utc(ob[C.PUBLISHED_AT].min())
+            reached[s.id] = at or (parse_utc(b.get(C.UPDATED_AT)) if b else None)
     # pipeline steps
     active = {p: d for p, d in phases.items() if d.get("status") not in N.PHASE_INACTIVE_STATUSES
-              and d.get("status") != "pending_dependencies"}
+              and d.get("status") != N.PHASE_WAITING_STATUS}
     if active or not plog.empty:
         starts = [parse_utc(d.get("started_at")) for d in active.values() if d.get("started_at")]
         if not plog.empty:
-            starts.append(parse_utc(plog["created_at"].min()))
+            starts.append(parse_utc(plog[C.CREATED_AT].min()))
         known = [s for s in starts if s is not None]
         reached["pipeline_requested"] = min(known) if known else None
     done_ob = ev.outbox_for_batch(N.T_PIPELINE_COMPLETED, "bos")
     wanted = [p for p in requested if p in phases] or list(active)
     all_done = bool(wanted) and all(phases[p].get("status") in N.PHASE_DONE_STATUSES for p in wanted)
     if not done_ob.empty or all_done:
-        reached["pipeline_completed"] = (parse_utc(done_ob["created_at"].min()) if not done_ob.empty else
-                                         max((cast(datetime, parse_utc(phases[p].get("completed_at"))) for p in wanted
-                                              if phases[p].get("completed_at")), default=None))
+        reached["pipeline_completed"] = (parse_utc(done_ob[C.CREATED_AT].min()) if not done_ob.empty else
+                                         max((cast(datetime, parse_utc(phases[p].get(C.COMPLETED_AT))) for p in wanted
+                                              if phases[p].get(C.COMPLETED_AT)), default=None))
     current = None
     for s in flow.steps:
         if s.id in reached:
@@ -194,7 +196,7 @@ def compute_progress(ev: Evidence) -> Progress:
         if pending_phase is not None:
             cmd, outcome = model.PIPELINE_PHASES[pending_phase]
             st = phases[pending_phase].get("status")
-            topic = outcome if st == "dispatch_initiated" else (cmd or None)
+            topic = outcome if st == N.PHASE_DISPATCHED_STATUS else (cmd or None)
             t = model.TOPICS.get(topic) if topic else None
             awaited = AwaitedTransition(f"phase:{pending_phase}", f"{pending_phase} phase outcome",
                                         topic, t.producer if t else None,
@@ -231,11 +233,11 @@ def compute_progress(ev: Evidence) -> Progress:
                            zip(steps_df["entered_at"], nxt_times, steps_df["reached"])]
 
     phase_rows = [{"phase": p, "status": d.get("status"), "started_at": d.get("started_at"),
-                   "completed_at": d.get("completed_at"), "requested": p in requested}
+                   C.COMPLETED_AT: d.get(C.COMPLETED_AT), "requested": p in requested}
                   for p, d in phases.items()]
-    phases_df = pd.DataFrame(phase_rows, columns=["phase", "status", "started_at", "completed_at",
+    phases_df = pd.DataFrame(phase_rows, columns=["phase", "status", "started_at", C.COMPLETED_AT,
                                                   "requested"])
-    for c in ("started_at", "completed_at"):
+    for c in ("started_at", C.COMPLETED_AT):
         phases_df[c] = pd.to_datetime(phases_df[c], utc=True, errors="coerce")
 
     return Progress(
@@ -250,14 +252,14 @@ def compute_progress(ev: Evidence) -> Progress:
 def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
     """Ledger counts against the batch's expected count, and essay_states by status."""
     tr, b = ev.tracker(), ev.batch()
-    expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
+    expected = (tr or {}).get(C.EXPECTED_COUNT) or (b or {}).get(C.TOTAL_ESSAYS)
     try:
         exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
         exp = None
     out = ledger_counts(ledger, exp)
     essays = _essays(ev)
-    out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], "current_status"]
+    out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], C.CURRENT_STATUS]
                             .value_counts().items()} if not essays.empty else {})
     return out
 
@@ -272,12 +274,12 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
             rows = ev.outbox_for_batch(aw.topic, aw.producer)
             aw.produced = not rows.empty
             if not rows.empty:
-                aw.produced_at = parse_utc(rows["created_at"].min())
-                pub = rows[rows["published_at"].notna()]
+                aw.produced_at = parse_utc(rows[C.CREATED_AT].min())
+                pub = rows[rows[C.PUBLISHED_AT].notna()]
                 aw.published = not pub.empty
-                aw.published_at = parse_utc(pub["published_at"].min()) if not pub.empty else None
+                aw.published_at = parse_utc(pub[C.PUBLISHED_AT].min()) if not pub.empty else None
                 aw.evidence += [f"tables/{producer_outbox[0]}/{producer_outbox[1]}.parquet#id={i}"
-                                for i in rows["id"]]
+                                for i in rows[C.ID]]
             else:
                 aw.published = False
     c = _consumption(ev, aw)
@@ -293,36 +295,36 @@ def _trigger_checks(ev: Evidence, aw: AwaitedTransition) -> None:
 
 
 def _essays(ev: Evidence) -> pd.DataFrame:
-    cols = ["essay_id", "current_status", "text_storage_id", "created_at", "updated_at", "has_row"]
+    cols = [C.ESSAY_ID, C.CURRENT_STATUS, C.TEXT_STORAGE_ID, C.CREATED_AT, C.UPDATED_AT, "has_row"]
     expected: list[str] = []
     tr = ev.tracker()
     if tr is not None:
         try:
-            expected = [str(e).lower() for e in json.loads(str(tr.get("expected_essay_ids") or "[]"))]
+            expected = [str(e).lower() for e in json.loads(str(tr.get(C.EXPECTED_ESSAY_IDS) or "[]"))]
         except ValueError:
             expected = []
     if not expected:
         b = ev.batch()
-        meta = payload(b.get("processing_metadata")) if b else {}
+        meta = payload(b.get(C.PROCESSING_METADATA)) if b else {}
         listed = meta.get("essay_ids")
         expected = [str(e).lower() for e in listed] if isinstance(listed, list) else []
     if not expected:
         for r in ev.outbox_for_batch(N.T_REGISTERED, "bos").pipe(records):
-            data = payload(r.get("event_data")).get("data")
+            data = payload(r.get(C.EVENT_DATA)).get("data")
             if isinstance(data, dict) and isinstance(data.get("essay_ids"), list):
                 expected = [str(e).lower() for e in data["essay_ids"]]
     es = ev.rows(N.ESSAY_STATES)
     if not es.empty:
         ids = set(expected) | ev.scope.ids.get("essay", set())
-        es = es[es["essay_id"].astype(str).str.lower().isin(ids) |
-                (es["batch_id"].astype(object).map(lambda v: str(v).lower() if v else "")
+        es = es[es[C.ESSAY_ID].astype(str).str.lower().isin(ids) |
+                (es[C.BATCH_ID].astype(object).map(lambda v: str(v).lower() if v else "")
                  == (ev.scope.batch_id or "-"))]
     rows = [{**{c: r.get(c) for c in cols[:-1]}, "has_row": True} for r in es.pipe(records)]
-    seen = {str(r["essay_id"]).lower() for r in rows}
-    rows += [{"essay_id": e, "current_status": None, "text_storage_id": None, "created_at": None,
-              "updated_at": None, "has_row": False} for e in expected if e not in seen]
+    seen = {str(r[C.ESSAY_ID]).lower() for r in rows}
+    rows += [{C.ESSAY_ID: e, C.CURRENT_STATUS: None, C.TEXT_STORAGE_ID: None, C.CREATED_AT: None,
+              C.UPDATED_AT: None, "has_row": False} for e in expected if e not in seen]
     df = pd.DataFrame(rows, columns=cols)
-    for c in ("created_at", "updated_at"):
+    for c in (C.CREATED_AT, C.UPDATED_AT):
         df[c] = pd.to_datetime(df[c], utc=True, errors="coerce")
     return df
 
@@ -330,12 +332,12 @@ def _essays(ev: Evidence) -> pd.DataFrame:
 def _pending(ev: Evidence) -> pd.DataFrame:
     df = ev.batch_rows(N.PENDING_CONTENT)
     out = pd.DataFrame({
-        "text_storage_id": df["text_storage_id"] if not df.empty else [],
-        "created_at": df["created_at"] if not df.empty else [],
-        "file_upload_id": [payload(m).get("file_upload_id") for m in df["content_metadata"]]
-        if not df.empty and "content_metadata" in df else [],
+        C.TEXT_STORAGE_ID: df[C.TEXT_STORAGE_ID] if not df.empty else [],
+        C.CREATED_AT: df[C.CREATED_AT] if not df.empty else [],
+        C.FILE_UPLOAD_ID: [payload(m).get(C.FILE_UPLOAD_ID) for m in df[C.CONTENT_METADATA]]
+        if not df.empty and C.CONTENT_METADATA in df else [],
         "ref": [f"tables/{N.PENDING_CONTENT[0]}/{N.PENDING_CONTENT[1]}.parquet#id={i}"
-                for i in df["id"]] if not df.empty else [],
+                for i in df[C.ID]] if not df.empty else [],
     })
-    out["created_at"] = pd.to_datetime(out["created_at"], utc=True, errors="coerce")
+    out[C.CREATED_AT] = pd.to_datetime(out[C.CREATED_AT], utc=True, errors="coerce")
     return out

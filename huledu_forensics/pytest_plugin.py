@@ -51,6 +51,7 @@ from typing import Any
 import pluggy
 import pytest
 
+from . import _fields as F
 from ._time import utcnow
 
 __all__ = [
@@ -79,7 +80,7 @@ PROPERTY_NAMES = (
 )
 """The JUnit properties of a failed test with a report (plus ``forensics_note`` /
 ``forensics_warning`` when there is no report)."""
-_PRIMARY_ORDER = ("batch_id", "correlation_id", "pipeline_correlation_id")
+_PRIMARY_ORDER = (F.BATCH_ID, F.CORRELATION_ID, "pipeline_correlation_id")
 
 
 # -- the fixture -----------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class ForensicsRecorder:
         Raises:
             TypeError: a value is not a string, UUID or list of them.
         """
-        for name, value in {"batch_id": batch_id, "correlation_id": correlation_id,
+        for name, value in {F.BATCH_ID: batch_id, F.CORRELATION_ID: correlation_id,
                             "pipeline_correlation_id": pipeline_correlation_id, **more}.items():
             values = value if isinstance(value, (list, tuple, set)) else [value]
             for v in values:

@@ -37,6 +37,7 @@ from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import BundleInvalid, ConfigError, ForensicsError
@@ -58,29 +59,32 @@ __all__ = [
     "scrub_secrets",
 ]
 
-USER_KEYS = ("user_id",)
-"""Keys (columns, JSON keys, log fields) whose values are user ids."""
-ORG_KEYS = ("org_id",)
-"""Keys whose values are organisation ids."""
-FILE_NAME_KEYS = ("filename", "original_file_name", "file_name")
-"""Keys whose values are uploaded file names. A ``filename`` ending in ``.py`` is structlog's call
-site (the Python module that logged), not an upload, and is kept."""
-ESSAY_TEXT_FIELDS = ("text", "content", "essay_text", "content_data")
-"""Payload and log fields that could hold essay text; their values are removed."""
+USER_KEYS = model.privacy.USER_KEYS
+"""Keys (columns, JSON keys, log fields) whose values are user ids (declared in the model)."""
+ORG_KEYS = model.privacy.ORG_KEYS
+"""Keys whose values are organisation ids (declared in the model)."""
+FILE_NAME_KEYS = model.privacy.FILE_NAME_KEYS
+"""Keys whose values are uploaded file names (declared in the model). A ``filename`` ending in ``.py`` is
+structlog's call site (the Python module that logged), not an upload, and is kept."""
+ESSAY_TEXT_FIELDS = model.privacy.ESSAY_TEXT_FIELDS
+"""Payload and log fields that could hold essay text (declared in the model); their values are removed."""
 REDACTED_TEXT = "[removed: possible essay text]"
 """What replaces the value of an :data:`ESSAY_TEXT_FIELDS` field in a log line."""
 SECRET_MASK = "***"
 
 _MIN_SUBSTRING = 4  # shorter values are replaced only where a key names them, never as substrings
+_PERSONAL_KEYS = "|".join(map(re.escape, USER_KEYS + ORG_KEYS + FILE_NAME_KEYS))
+_ESSAY_TEXT_KEYS = "|".join(map(re.escape, ESSAY_TEXT_FIELDS))
 _KEY_VALUE_RE = re.compile(
-    r"""(?P<q>["'])(?P<key>user_id|org_id|filename|original_file_name|file_name)(?P=q)\s*:\s*"""
+    rf"""(?P<q>["'])(?P<key>{_PERSONAL_KEYS})(?P=q)\s*:\s*"""
     r"""(?P<vq>["'])(?P<value>(?:\\.|(?!(?P=vq)).)*?)(?P=vq)""")
-_KV_PLAIN_RE = re.compile(r"(?<![\w.])(?P<key>user_id|org_id|filename|original_file_name|file_name)="
+_KV_PLAIN_RE = re.compile(rf"(?<![\w.])(?P<key>{_PERSONAL_KEYS})="
                           r"(?P<value>[^\s,'\"}]+)")
 _TEXT_FIELD_RE = re.compile(
-    r"""(?P<head>(?P<q>["'])(?:text|content|essay_text|content_data)(?P=q)\s*:\s*)"""
+    rf"""(?P<head>(?P<q>["'])(?:{_ESSAY_TEXT_KEYS})(?P=q)\s*:\s*)"""
     r"""(?P<vq>["'])(?:\\.|(?!(?P=vq)).)*(?P=vq)""")
-_BATCH_NAME_RE = re.compile(r"^(?P<course>.*) - (?P<user>\S+)$")
+# columns whose text embeds personal values, by table: (column, pattern whose user/org/file groups hold them)
+_COMPOSED = {c.table: (c.column, re.compile(c.pattern)) for c in model.privacy.COMPOSED_NAMES}
 _KIND_BY_KEY = {**{k: "user" for k in USER_KEYS}, **{k: "org" for k in ORG_KEYS},
                 **{k: "file" for k in FILE_NAME_KEYS}}
 
@@ -255,16 +259,16 @@ class Redactor:
                         self.learn_text(v)
                 else:
                     self.learn_text(v)
-        if (database, table) in _BATCH_TABLES and "name" in df.columns:
-            for v in df["name"].dropna():
-                m = _BATCH_NAME_RE.match(str(v))
-                if m and self.hash_ids:
-                    self.learn("user", m.group("user"))
+        column, pattern = _COMPOSED.get((database, table), ("", None))
+        if pattern is not None and column in df.columns:
+            for v in df[column].dropna():
+                m = pattern.match(str(v))
+                for kind, value in (m.groupdict() if m else {}).items():
+                    if kind in self.counts:
+                        self.learn(kind, value)
 
 
 _TOKEN_RE = re.compile(r"(user|org)-[0-9a-f]{8}|file-[0-9a-f]{8}(\.[a-z0-9]{1,8})?")
-# BOS's batch table (its primary key is the batch id); its ``name`` is "<course> - <user_id>"
-_BATCH_TABLES = {(db, t) for (db, t), spec in model.TABLES.items() if spec.id_columns.get("id") == "batch"}
 
 
 def _looks_json(s: pd.Series) -> bool:
@@ -404,7 +408,7 @@ def redact_bundle(src: str | Path | Bundle, dst: str | Path, *, hash_ids: bool =
             "org_ids": red.counts["org"],
             "file_names": red.counts["file"],
             "essay_text_fields_removed": red.dropped_fields,
-            "source_bundle_created_at": manifest.get("created_at"),
+            "source_bundle_created_at": manifest.get(F.CREATED_AT),
         }
         scope = json.loads(red.text(json.dumps(manifest.get("scope") or {})))
         out = w.finish(scope=scope, window=bundle.window, collected_at=bundle.collected_at, origin=origin)
@@ -418,7 +422,7 @@ def is_redacted(bundle: str | Path | Bundle) -> bool:
     return bool(((b.manifest.get("origin") or {}).get("redaction") or {}).get("redacted"))
 
 
-def run_redacted_report(bundle: str | Path | Bundle, id: str, out_dir: str | Path, *,
+def run_redacted_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
                         hash_ids: bool = True, key: str = "", **kw: Any) -> Any:
     """Redact ``bundle`` into ``<out_dir>/bundle``, then run the report on that copy.
 
@@ -445,7 +449,7 @@ def run_redacted_report(bundle: str | Path | Bundle, id: str, out_dir: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     red = redact_bundle(bundle, dest, hash_ids=hash_ids, key=key, overwrite=True,
                         progress=bool(kw.get("progress", False)))
-    return run_report(red, id, out, **kw)
+    return run_report(red, any_id, out, **kw)
 
 
 # -- secrets ----------------------------------------------------------------------------------------

@@ -30,10 +30,12 @@ from typing import Any, cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle
 from .errors import ConfigError, SourceUnavailable
+from .model import columns as C
 from .model import names as N
 from .model.services import BOS_DB, ELS_DB, FILE_DB
 from .model.states import PHASE_EXPECTED_DWELL_S
@@ -41,7 +43,7 @@ from .model.states import PHASE_EXPECTED_DWELL_S
 __all__ = ["BATCH_COLUMNS", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "load_scan", "scan_bundle",
            "scan_profile"]
 
-BATCH_COLUMNS = ("batch_id", "flow", "state", "step", "awaited_event", "producer", "outbox_row",
+BATCH_COLUMNS = (F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "outbox_row",
                  "entered_at", "age_s", "expected_dwell_s", "essays_expected", "essays", "essays_assigned",
                  "pending_content", "validation_failures", "files", "files_failed", "error_class",
                  "known_to")
@@ -142,7 +144,7 @@ class ScanResult:
         if not self.batches.empty:
             lines.append("")
             b = self.batches.head(limit)
-            rows = [(str(r["batch_id"]), str(r["flow"] or "?"), str(r["state"] or "?"), str(r["step"] or "?"),
+            rows = [(str(r[F.BATCH_ID]), str(r["flow"] or "?"), str(r["state"] or "?"), str(r["step"] or "?"),
                      _age(r["age_s"], r["expected_dwell_s"]), str(r["outbox_row"]), str(r["error_class"]))
                     for _, r in b.iterrows()]
             lines += _table(("BATCH", "FLOW", "STATE", "STEP", "AGE/DWELL", "OUTBOX", "ERROR CLASS"), rows)
@@ -310,12 +312,12 @@ class _Facts:
         raise NotImplementedError
 
 
-_BOS_CAND_COLS = ["batch_id", "flow", "state", "step", "awaited_event", "producer", "entered_at", "age_s",
-                  "expected_dwell_s", "essays_expected", "created_at"]
-_ELS_COLS = ["batch_id", "tracker", "tracker_created_at", "essays_expected", "essays", "essays_assigned",
+_BOS_CAND_COLS = [F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "entered_at", "age_s",
+                  "expected_dwell_s", "essays_expected", C.CREATED_AT]
+_ELS_COLS = [F.BATCH_ID, "tracker", "tracker_created_at", "essays_expected", "essays", "essays_assigned",
              "pending_content", "validation_failures", "failure_code"]
-_FILE_COLS = ["batch_id", "files", "files_failed", "files_stalled", "file_error_code", "first_upload_at"]
-_OUTBOX_COLS = ["batch_id", "topic", "published", "retry_count"]
+_FILE_COLS = [F.BATCH_ID, "files", "files_failed", "files_stalled", "file_error_code", "first_upload_at"]
+_OUTBOX_COLS = [F.BATCH_ID, "topic", "published", C.RETRY_COUNT]
 
 
 def _q(key: tuple[str, str]) -> str:
@@ -479,7 +481,7 @@ HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
                f"CAST(status AS text) AS state, updated_at AS entered_at, total_essays AS essays_expected "
                f"FROM {_q(N.BATCHES)} WHERE id = ANY(CAST(:ids AS text[]))")
         df = self._run(BOS_DB, sql, {"ids": ids}, "read batches of",
-                       ["batch_id", "flow", "state", "entered_at", "essays_expected"])
+                       [F.BATCH_ID, "flow", "state", "entered_at", "essays_expected"])
         if not df.empty:
             df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
         return df
@@ -488,7 +490,7 @@ HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
         sql = (self._els_select("t.batch_id = ANY(CAST(:ids AS text[]))") + " UNION ALL "
                + self._els_orphans("p.batch_id = ANY(CAST(:ids AS text[]))"))
         df = _norm_els(self._run(ELS_DB, sql, {"ids": ids}, "read trackers of", _ELS_COLS))
-        return df.sort_values("tracker", ascending=False).drop_duplicates("batch_id")
+        return df.sort_values("tracker", ascending=False).drop_duplicates(F.BATCH_ID)
 
     def file_details(self, ids: list[str]) -> pd.DataFrame:
         sql = f"""
@@ -518,23 +520,23 @@ FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY ba
 
 def _norm_bos(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reindex(columns=_BOS_CAND_COLS) if not df.empty else pd.DataFrame(columns=_BOS_CAND_COLS)
-    for c in ("entered_at", "created_at"):
+    for c in ("entered_at", C.CREATED_AT):
         df[c] = pd.to_datetime(df[c], utc=True)
     df["age_s"] = pd.to_numeric(df["age_s"], errors="coerce").astype(float)
-    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    df[F.BATCH_ID] = df[F.BATCH_ID].astype(str).str.lower()
     return df
 
 
 def _norm_els(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reindex(columns=_ELS_COLS) if not df.empty else pd.DataFrame(columns=_ELS_COLS)
-    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    df[F.BATCH_ID] = df[F.BATCH_ID].astype(str).str.lower()
     df["tracker_created_at"] = pd.to_datetime(df["tracker_created_at"], utc=True)
     return df
 
 
 def _norm_file(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reindex(columns=_FILE_COLS) if not df.empty else pd.DataFrame(columns=_FILE_COLS)
-    df["batch_id"] = df["batch_id"].astype(str).str.lower()
+    df[F.BATCH_ID] = df[F.BATCH_ID].astype(str).str.lower()
     df["first_upload_at"] = pd.to_datetime(df["first_upload_at"], utc=True)
     return df
 
@@ -559,13 +561,13 @@ class _BundleFacts(_Facts):
     def _batches(self, since: datetime | None) -> pd.DataFrame:
         b = self._t(N.BATCHES)
         if b is None or b.empty:
-            return pd.DataFrame(columns=["id", "state", "flow", "created_at", "updated_at", "total_essays"])
-        b = b.assign(id=b["id"].astype(str).str.lower(), state=b["status"].astype(str),
-                     flow=b["class_id"].map(lambda v: "GUEST" if v is None or pd.isna(v) else "REGULAR"),
-                     created_at=pd.to_datetime(b["created_at"], utc=True),
-                     updated_at=pd.to_datetime(b["updated_at"], utc=True))
+            return pd.DataFrame(columns=[C.ID, "state", "flow", C.CREATED_AT, C.UPDATED_AT, C.TOTAL_ESSAYS])
+        b = b.assign(id=b[C.ID].astype(str).str.lower(), state=b[C.STATUS].astype(str),
+                     flow=b[C.CLASS_ID].map(lambda v: "GUEST" if v is None or pd.isna(v) else "REGULAR"),
+                     created_at=pd.to_datetime(b[C.CREATED_AT], utc=True),
+                     updated_at=pd.to_datetime(b[C.UPDATED_AT], utc=True))
         if since is not None:
-            b = b[b["created_at"] >= pd.Timestamp(since)]
+            b = b[b[C.CREATED_AT] >= pd.Timestamp(since)]
         return b
 
     def bos_total(self, since: datetime | None) -> int:
@@ -580,25 +582,25 @@ class _BundleFacts(_Facts):
         psl = self._t(N.PHASE_STATUS_LOG)
         ob = self._t(N.BOS_OUTBOX)
         done = set() if ob is None or ob.empty else set(
-            ob.loc[ob["topic"] == N.T_PIPELINE_COMPLETED, "aggregate_id"].astype(str).str.lower())
+            ob.loc[ob[C.TOPIC] == N.T_PIPELINE_COMPLETED, C.AGGREGATE_ID].astype(str).str.lower())
         last: dict[str, tuple[str, pd.Timestamp]] = {}
         if psl is not None and not psl.empty:
-            p = psl.assign(batch_id=psl["batch_id"].astype(str).str.lower(),
-                           at=pd.to_datetime(psl["updated_at"], utc=True).fillna(
-                               pd.to_datetime(psl["created_at"], utc=True)))
-            for r in p.sort_values("id").to_dict("records"):
-                last[r["batch_id"]] = (str(r["status"]), r["at"])
+            p = psl.assign(batch_id=psl[C.BATCH_ID].astype(str).str.lower(),
+                           at=pd.to_datetime(psl[C.UPDATED_AT], utc=True).fillna(
+                               pd.to_datetime(psl[C.CREATED_AT], utc=True)))
+            for r in p.sort_values(C.ID).to_dict("records"):
+                last[r[C.BATCH_ID]] = (str(r[C.STATUS]), r["at"])
         for r in b.to_dict("records"):
             s = steps.get((r["flow"], r["state"]))
-            base = {"batch_id": r["id"], "flow": r["flow"], "state": r["state"], "essays_expected": r["total_essays"],
-                    "created_at": r["created_at"]}
-            if (s is not None and s.dwell is not None and r["updated_at"] < now - pd.Timedelta(seconds=s.dwell)) \
+            base = {F.BATCH_ID: r[C.ID], "flow": r["flow"], "state": r["state"], "essays_expected": r[C.TOTAL_ESSAYS],
+                    C.CREATED_AT: r[C.CREATED_AT]}
+            if (s is not None and s.dwell is not None and r[C.UPDATED_AT] < now - pd.Timedelta(seconds=s.dwell)) \
                     or r["state"] in N.BATCH_FAILED_STATUSES:
                 rows.append({**base, "step": s.step if s else None, "awaited_event": s.awaited if s else None,
-                             "producer": s.producer if s else None, "entered_at": r["updated_at"],
+                             "producer": s.producer if s else None, "entered_at": r[C.UPDATED_AT],
                              "expected_dwell_s": s.dwell if s else None})
-            elif r["state"] == N.S_READY and r["id"] in last and r["id"] not in done:
-                status, at = last[r["id"]]
+            elif r["state"] == N.S_READY and r[C.ID] in last and r[C.ID] not in done:
+                status, at = last[r[C.ID]]
                 if (status in N.PHASE_LOG_OPEN_STATUSES and at < now - pd.Timedelta(seconds=ph.dwell or 0)) \
                         or status == N.PHASE_LOG_FAILED_STATUS:
                     rows.append({**base, "step": ph.step, "awaited_event": ph.awaited, "producer": ph.producer,
@@ -618,36 +620,36 @@ class _BundleFacts(_Facts):
             if df is None or df.empty:
                 return pd.Series(dtype="int64")
             d = df if mask is None else df[mask(df)]
-            return d["batch_id"].dropna().astype(str).str.lower().value_counts()
+            return d[C.BATCH_ID].dropna().astype(str).str.lower().value_counts()
 
         ne = counts(e)
-        na = counts(e, lambda d: d["text_storage_id"].notna())
+        na = counts(e, lambda d: d[C.TEXT_STORAGE_ID].notna())
         npc = counts(p)
         nf = counts(f)
-        code = (f.assign(batch_id=f["batch_id"].astype(str).str.lower()).groupby("batch_id")[
-            "validation_error_code"].min() if f is not None and not f.empty else pd.Series(dtype=object))
+        code = (f.assign(batch_id=f[C.BATCH_ID].astype(str).str.lower()).groupby(C.BATCH_ID)[
+            C.VALIDATION_ERROR_CODE].min() if f is not None and not f.empty else pd.Series(dtype=object))
         rows = []
         tracked = set()
         if t is not None and not t.empty:
             for r in t.to_dict("records"):
-                bid = str(r["batch_id"]).lower()
+                bid = str(r[C.BATCH_ID]).lower()
                 tracked.add(bid)
-                rows.append({"batch_id": bid, "tracker": True, "tracker_created_at": r["created_at"],
-                             "completed_at": r.get("completed_at"), "essays_expected": r["expected_count"],
+                rows.append({F.BATCH_ID: bid, "tracker": True, "tracker_created_at": r[C.CREATED_AT],
+                             C.COMPLETED_AT: r.get(C.COMPLETED_AT), "essays_expected": r[C.EXPECTED_COUNT],
                              "essays": int(ne.get(bid, 0)), "essays_assigned": int(na.get(bid, 0)),
                              "pending_content": int(npc.get(bid, 0)), "validation_failures": int(nf.get(bid, 0)),
                              "failure_code": code.get(bid)})
         if p is not None and not p.empty:
-            p = p.assign(batch_id=p["batch_id"].astype(str).str.lower(),
-                         created_at=pd.to_datetime(p["created_at"], utc=True))
-            for pending_bid, g in p[~p["batch_id"].isin(tracked)].groupby("batch_id"):
-                rows.append({"batch_id": pending_bid, "tracker": False, "tracker_created_at": None, "completed_at": None,
+            p = p.assign(batch_id=p[C.BATCH_ID].astype(str).str.lower(),
+                         created_at=pd.to_datetime(p[C.CREATED_AT], utc=True))
+            for pending_bid, g in p[~p[C.BATCH_ID].isin(tracked)].groupby(C.BATCH_ID):
+                rows.append({F.BATCH_ID: pending_bid, "tracker": False, "tracker_created_at": None, C.COMPLETED_AT: None,
                              "essays_expected": None, "essays": 0, "essays_assigned": 0,
                              "pending_content": len(g), "validation_failures": 0, "failure_code": None,
-                             "_first": g["created_at"].min()})
-        df = pd.DataFrame(rows, columns=_ELS_COLS + ["completed_at", "_first"])
+                             "_first": g[C.CREATED_AT].min()})
+        df = pd.DataFrame(rows, columns=_ELS_COLS + [C.COMPLETED_AT, "_first"])
         df["tracker_created_at"] = pd.to_datetime(df["tracker_created_at"], utc=True)
-        df["completed_at"] = pd.to_datetime(df["completed_at"], utc=True)
+        df[C.COMPLETED_AT] = pd.to_datetime(df[C.COMPLETED_AT], utc=True)
         for c in ("essays_expected", "essays", "essays_assigned", "pending_content", "validation_failures"):
             df[c] = pd.to_numeric(df[c], errors="coerce")
         return df
@@ -662,7 +664,7 @@ class _BundleFacts(_Facts):
         ok = created < limit
         if since is not None:
             ok &= created >= pd.Timestamp(since)
-        bad = (~tr) | (df["completed_at"].isna() & (
+        bad = (~tr) | (df[C.COMPLETED_AT].isna() & (
             (df["essays_assigned"] < df["essays_expected"]) | (df["essays"] == 0) | (df["pending_content"] > 0)
             | (df["validation_failures"] > 0)))
         return _norm_els(df[ok & bad])
@@ -671,15 +673,15 @@ class _BundleFacts(_Facts):
         fu = self._t(N.FILE_UPLOADS)
         if fu is None or fu.empty:
             return pd.DataFrame(columns=_FILE_COLS)
-        fu = fu.assign(batch_id=fu["batch_id"].astype(str).str.lower(),
-                       upload_timestamp=pd.to_datetime(fu["upload_timestamp"], utc=True))
+        fu = fu.assign(batch_id=fu[C.BATCH_ID].astype(str).str.lower(),
+                       upload_timestamp=pd.to_datetime(fu[C.UPLOAD_TIMESTAMP], utc=True))
         limit = pd.Timestamp(self.now) - pd.Timedelta(seconds=_REGISTERED_DWELL)
-        fu["_failed"] = fu["processing_status"] == N.FILE_FAILED_STATUS
-        fu["_stalled"] = fu["processing_status"].isin(N.FILE_OPEN_STATUSES) & (fu["upload_timestamp"] < limit)
-        g = fu.groupby("batch_id").agg(files=("batch_id", "size"), files_failed=("_failed", "sum"),
+        fu["_failed"] = fu[C.PROCESSING_STATUS] == N.FILE_FAILED_STATUS
+        fu["_stalled"] = fu[C.PROCESSING_STATUS].isin(N.FILE_OPEN_STATUSES) & (fu[C.UPLOAD_TIMESTAMP] < limit)
+        g = fu.groupby(C.BATCH_ID).agg(files=(C.BATCH_ID, "size"), files_failed=("_failed", "sum"),
                                        files_stalled=("_stalled", "sum"),
-                                       file_error_code=("validation_error_code", "min"),
-                                       first_upload_at=("upload_timestamp", "min")).reset_index()
+                                       file_error_code=(C.VALIDATION_ERROR_CODE, "min"),
+                                       first_upload_at=(C.UPLOAD_TIMESTAMP, "min")).reset_index()
         return _norm_file(g)
 
     def file_candidates(self, since: datetime | None) -> pd.DataFrame:
@@ -690,26 +692,26 @@ class _BundleFacts(_Facts):
 
     def bos_rows(self, ids: list[str]) -> pd.DataFrame:
         b = self._batches(None)
-        b = b[b["id"].isin(ids)]
-        return pd.DataFrame({"batch_id": b["id"], "flow": b["flow"], "state": b["state"],
-                             "entered_at": b["updated_at"], "essays_expected": b["total_essays"]})
+        b = b[b[C.ID].isin(ids)]
+        return pd.DataFrame({F.BATCH_ID: b[C.ID], "flow": b["flow"], "state": b["state"],
+                             "entered_at": b[C.UPDATED_AT], "essays_expected": b[C.TOTAL_ESSAYS]})
 
     def els_details(self, ids: list[str]) -> pd.DataFrame:
         df = self._els_frame()
-        return _norm_els(df[df["batch_id"].isin(ids)])
+        return _norm_els(df[df[F.BATCH_ID].isin(ids)])
 
     def file_details(self, ids: list[str]) -> pd.DataFrame:
         g = self._file_frame()
-        return g[g["batch_id"].isin(ids)]
+        return g[g[F.BATCH_ID].isin(ids)]
 
     def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
         ob = self._t((db, model.OUTBOX_TABLE))
         if ob is None or ob.empty:
             return pd.DataFrame(columns=_OUTBOX_COLS)
-        ob = ob.assign(batch_id=ob["aggregate_id"].astype(str).str.lower())
-        ob = ob[ob["topic"].isin(topics) & ob["batch_id"].isin(ids)]
-        return pd.DataFrame({"batch_id": ob["batch_id"], "topic": ob["topic"],
-                             "published": ob["published_at"].notna(), "retry_count": ob["retry_count"]})
+        ob = ob.assign(batch_id=ob[C.AGGREGATE_ID].astype(str).str.lower())
+        ob = ob[ob[C.TOPIC].isin(topics) & ob[F.BATCH_ID].isin(ids)]
+        return pd.DataFrame({F.BATCH_ID: ob[F.BATCH_ID], "topic": ob[C.TOPIC],
+                             "published": ob[C.PUBLISHED_AT].notna(), C.RETRY_COUNT: ob[C.RETRY_COUNT]})
 
     def enums(self) -> dict[str, dict[str, list[str]]]:
         return self.b.enums
@@ -735,42 +737,42 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     files = facts.file_candidates(since)
     say(f"File Service: {len(files)} batch(es) with failed or stalled uploads")
 
-    cand = list(dict.fromkeys([*bos["batch_id"], *els["batch_id"], *files["batch_id"]]))
-    in_bos = set(bos["batch_id"])
+    cand = list(dict.fromkeys([*bos[F.BATCH_ID], *els[F.BATCH_ID], *files[F.BATCH_ID]]))
+    in_bos = set(bos[F.BATCH_ID])
     other = [i for i in cand if i not in in_bos]
     # an id ELS or the File Service flags but BOS holds and does not flag: BOS is authoritative
-    bos_known = facts.bos_rows(other) if other and facts.has(BOS_DB) else pd.DataFrame(columns=["batch_id"])
-    healthy_in_bos = set(bos_known["batch_id"].astype(str).str.lower())
+    bos_known = facts.bos_rows(other) if other and facts.has(BOS_DB) else pd.DataFrame(columns=[F.BATCH_ID])
+    healthy_in_bos = set(bos_known[F.BATCH_ID].astype(str).str.lower())
     only_elsewhere = [i for i in other if i not in healthy_in_bos]
-    ids = [*bos["batch_id"], *only_elsewhere]
+    ids = [*bos[F.BATCH_ID], *only_elsewhere]
     total += len(only_elsewhere)
     say(f"joining {len(ids)} candidate(s) across the databases …")
     if not ids:
         return pd.DataFrame(columns=list(BATCH_COLUMNS)), total
 
-    ed = {r["batch_id"]: r for r in _dict_rows(facts.els_details(ids))} if facts.has(ELS_DB) else {}
-    fd = {r["batch_id"]: r for r in _dict_rows(facts.file_details(ids))} if facts.has(FILE_DB) else {}
+    ed = {r[F.BATCH_ID]: r for r in _dict_rows(facts.els_details(ids))} if facts.has(ELS_DB) else {}
+    fd = {r[F.BATCH_ID]: r for r in _dict_rows(facts.file_details(ids))} if facts.has(FILE_DB) else {}
     awaited: dict[tuple[str, str], tuple[bool, int]] = {}
     by_prod: dict[str, tuple[list[str], set[str]]] = {}
     for r in _dict_rows(bos):
         db = _PRODUCER_DB.get(str(r["producer"]))
         if db and r["awaited_event"]:
-            by_prod.setdefault(db, ([], set()))[0].append(r["batch_id"])
+            by_prod.setdefault(db, ([], set()))[0].append(r[F.BATCH_ID])
             by_prod[db][1].add(r["awaited_event"])
     for db, (bids, topics) in by_prod.items():
         if not facts.has(db):
             continue
         ob = facts.outbox(db, bids, sorted(topics))
         for o in ob.to_dict("records"):
-            k = (str(o["batch_id"]).lower(), str(o["topic"]))
+            k = (str(o[F.BATCH_ID]).lower(), str(o["topic"]))
             pub, retries = awaited.get(k, (False, 0))
-            awaited[k] = (pub or bool(o["published"]), max(retries, _int(o["retry_count"]) or 0))
+            awaited[k] = (pub or bool(o["published"]), max(retries, _int(o[C.RETRY_COUNT]) or 0))
     enums = facts.enums()
 
     rows = []
-    elsewhere: list[dict[str, Any]] = [{"batch_id": i} for i in only_elsewhere]
+    elsewhere: list[dict[str, Any]] = [{F.BATCH_ID: i} for i in only_elsewhere]
     for r in [*_dict_rows(bos), *elsewhere]:
-        bid = r["batch_id"]
+        bid = r[F.BATCH_ID]
         e = ed.get(bid) or {}
         f = fd.get(bid) or {}
         row: dict[str, Any] = {c: r.get(c) for c in BATCH_COLUMNS if c in r}
@@ -804,7 +806,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     df = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
     df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
     df = _typed(df)
-    return df.sort_values(["entered_at", "batch_id"], kind="stable", na_position="first").reset_index(drop=True), total
+    return df.sort_values(["entered_at", F.BATCH_ID], kind="stable", na_position="first").reset_index(drop=True), total
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -827,7 +829,7 @@ def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: d
     if missing:
         return missing
     if row["outbox_row"] == "unpublished":
-        hit = awaited.get((row["batch_id"], str(r.get("awaited_event"))))
+        hit = awaited.get((row[F.BATCH_ID], str(r.get("awaited_event"))))
         exhausted = hit is not None and hit[1] >= N.OUTBOX_MAX_RETRIES
         return "outbox.unpublished" + (".retries_exhausted" if exhausted else "")
     if row["outbox_row"] == "published":
@@ -856,8 +858,8 @@ def _groups(batches: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(GROUP_COLUMNS))
     d = batches.assign(_aw=batches["awaited_event"].fillna("-"), _st=batches["state"].fillna("-"))
     g = d.groupby(["_st", "_aw", "error_class"], sort=False, dropna=False).agg(
-        count=("batch_id", "size"), first_at=("entered_at", "min"), last_at=("entered_at", "max"),
-        oldest_age_s=("age_s", "max"), example_batch=("batch_id", "first")).reset_index()
+        count=(F.BATCH_ID, "size"), first_at=("entered_at", "min"), last_at=("entered_at", "max"),
+        oldest_age_s=("age_s", "max"), example_batch=(F.BATCH_ID, "first")).reset_index()
     g = g.rename(columns={"_st": "state", "_aw": "awaited_event"})
     g["signature"] = g["state"] + " | " + g["awaited_event"] + " | " + g["error_class"]
     g = g.sort_values(["count", "first_at"], ascending=[False, True], kind="stable")
@@ -958,7 +960,7 @@ def overview_frame(result: ScanResult) -> pd.DataFrame:
 
     b = result.batches
     df = pd.DataFrame({
-        "batch_id": b["batch_id"], "flow": b["flow"],
+        F.BATCH_ID: b[F.BATCH_ID], "flow": b["flow"],
         "status": ["failed" if str(s) in N.BATCH_FAILED_STATUSES else "stuck" for s in b["state"]],
         "current_state": b["state"], "current_step": b["step"], "awaited_event": b["awaited_event"],
         "waited_s": b["age_s"], "root_cause": b["error_class"], "root_cause_summary": None,
@@ -1001,16 +1003,17 @@ def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str 
     Raises:
         ReportError: the notebook has no ``scan`` parameter or a cell failed.
     """
-    import papermill as pm
+    from . import report as R
+
+    R._papermill()
     from papermill.exceptions import PapermillExecutionError
 
-    from . import report as R
     from .errors import ReportError
 
     scan_json = Path(scan_dir) / SCAN_FILES["json"] if Path(scan_dir).is_dir() else Path(scan_dir)
     load_scan(scan_json)  # bad input fails here, before a kernel starts
     nb_path = R.resolve_notebook(notebook)
-    _, declared = R._parameters_cell(nb_path)
+    declared = R.notebook_parameters(nb_path)
     if "scan" not in declared:
         raise ReportError(f"Notebook '{nb_path.name}' has no 'scan' parameter, so it cannot run on a scan; "
                           "use --notebook stuck_batches or pass --id.", notebook=str(nb_path))
@@ -1023,10 +1026,7 @@ def run_scan_report(scan_dir: str | Path, out_dir: str | Path, *, notebook: str 
         (out / name).unlink(missing_ok=True)
     params = {"scan": str(scan_json.resolve()), "verdict_path": str(result.verdict_path.resolve())}
     try:
-        with R._kernel_stderr(out / R.KERNEL_LOG, enabled=not progress):
-            pm.execute_notebook(str(nb_path), str(result.notebook_path), parameters=params, kernel_name="python3",
-                                execution_timeout=int(timeout_s), progress_bar=progress, log_output=False,
-                                cwd=str(out), request_save_on_cell_execute=True)
+        R.execute_notebook(nb_path, result, params, timeout_s=timeout_s, progress=progress)
     except PapermillExecutionError as exc:
         R._try_export(result)
         raise ReportError(f"Notebook '{nb_path.name}' failed: {exc.ename}: "

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing, records
 from .errors import ScopeError
+from .model import columns as C
 
 __all__ = ["ID_KINDS", "Scope", "ScopeIndex", "build_index", "discover", "ids_from_rows",
            "normalise_id", "row_ids"]
@@ -27,8 +29,8 @@ __all__ = ["ID_KINDS", "Scope", "ScopeIndex", "build_index", "discover", "ids_fr
 ID_KINDS = ("batch", "correlation", "essay", "text_storage", "file_upload", "event", "outbox")
 _UUID_REPR = re.compile(r"^UUID\('([^']+)'\)$")
 _LOG_ID_COLUMNS = {
-    "batch_id": "batch", "correlation_id": "correlation", "essay_id": "essay",
-    "text_storage_id": "text_storage", "file_upload_id": "file_upload", "event_id": "event",
+    F.BATCH_ID: "batch", F.CORRELATION_ID: "correlation", F.ESSAY_ID: "essay",
+    F.TEXT_STORAGE_ID: "text_storage", F.FILE_UPLOAD_ID: "file_upload", "event_id": "event",
     "outbox_id": "outbox",
 }
 _AGGREGATE_KINDS = {"batch": "batch", "file_upload": "file_upload", "essay": "essay"}
@@ -81,7 +83,7 @@ def row_ids(database: str, table: str, row: dict[str, object]) -> Iterator[tuple
         if v is None:
             continue
         if kind == "aggregate":
-            kind = _AGGREGATE_KINDS.get(str(row.get("aggregate_type") or ""), "")
+            kind = _AGGREGATE_KINDS.get(str(row.get(C.AGGREGATE_TYPE) or ""), "")
             if not kind:
                 continue
         if kind == "batch_correlation":  # batches.correlation_id == batches.id (SYSTEM.md §10.1)
@@ -99,9 +101,9 @@ def row_ids(database: str, table: str, row: dict[str, object]) -> Iterator[tuple
         elif kind == "essay_refs":
             for item in val if isinstance(val, list) else ():
                 if isinstance(item, dict):
-                    if (n := normalise_id(item.get("essay_id"))) is not None:
+                    if (n := normalise_id(item.get(C.ESSAY_ID))) is not None:
                         yield "essay", n
-                    if (n := normalise_id(item.get("text_storage_id"))) is not None:
+                    if (n := normalise_id(item.get(C.TEXT_STORAGE_ID))) is not None:
                         yield "text_storage", n
         elif (n := normalise_id(val)) is not None:
             yield kind, n
@@ -146,7 +148,7 @@ class Scope:
     def to_json(self) -> dict[str, object]:
         """JSON-ready form for verdicts and manifests."""
         return {"requested_id": self.requested_id, "requested_kind": self.requested_kind,
-                "batch_id": self.batch_id,
+                C.BATCH_ID: self.batch_id,
                 "ids": {k: sorted(v) for k, v in self.ids.items() if v},
                 "other_batches": sorted(self.other_batches)}
 

@@ -8,28 +8,30 @@ from typing import Any, cast
 
 import pandas as pd
 
+from . import _fields as F
 from . import model
 from ._frames import is_missing, records
+from .model import columns as C
 from .world import ContainerState
 
 __all__ = ["TIMELINE_COLUMNS", "build_timeline", "collapse_repeats", "row_ref"]
 
-TIMELINE_COLUMNS = ("ts", "source", "service", "lane", "kind", "level", "label", "topic", "batch_id",
-                    "correlation_id", "essay_id", "ref", "repeat")
+TIMELINE_COLUMNS = ("ts", "source", "service", "lane", "kind", "level", "label", "topic", F.BATCH_ID,
+                    F.CORRELATION_ID, F.ESSAY_ID, "ref", "repeat")
 
 
 def row_ref(database: str, table: str, row: dict[str, object]) -> str:
     """The evidence reference of a table row: ``tables/<db>/<table>.parquet#<key>=<value>``."""
     spec = model.TABLES.get((database, table))
-    keys = spec.key if spec else ("id",)
+    keys = spec.key if spec else (C.ID,)
     key = ",".join(f"{k}={row.get(k)}" for k in keys)
     return f"tables/{database}/{table}.parquet#{key}"
 
 
 def _row_label(table: str, row: dict[str, object]) -> str:
-    for col in ("status", "current_status", "processing_status", "phase"):
+    for col in (C.STATUS, C.CURRENT_STATUS, C.PROCESSING_STATUS, C.PHASE):
         if row.get(col) not in (None, ""):
-            extra = f" {row.get('status')}" if col == "phase" else ""
+            extra = f" {row.get(C.STATUS)}" if col == C.PHASE else ""
             return f"{table}: {col} = {row[col]}{extra}"
     return f"{table} row"
 
@@ -55,29 +57,29 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
         for row in frame.pipe(records):
             ref = row_ref(db, tname, row)
             base = {"service": svc, "lane": lane, "ref": ref,
-                    "batch_id": row.get("batch_id") or (row.get("aggregate_id") if
-                                                        row.get("aggregate_type") == "batch" else None),
-                    "correlation_id": row.get("correlation_id"), "essay_id": row.get("essay_id")}
+                    F.BATCH_ID: row.get(C.BATCH_ID) or (row.get(C.AGGREGATE_ID) if
+                                                        row.get(C.AGGREGATE_TYPE) == "batch" else None),
+                    F.CORRELATION_ID: row.get(C.CORRELATION_ID), F.ESSAY_ID: row.get(C.ESSAY_ID)}
             if outbox:
-                topic = row.get("topic") or row.get("event_type")
+                topic = row.get(C.TOPIC) or row.get(C.EVENT_TYPE)
                 base["topic"] = topic
-                out.append({**base, "ts": row.get("created_at"), "source": "outbox",
+                out.append({**base, "ts": row.get(C.CREATED_AT), "source": "outbox",
                             "kind": "outbox_created", "level": "info",
                             "label": f"outbox row written: {topic}"})
-                if not is_missing(row.get("published_at")):
-                    out.append({**base, "ts": row.get("published_at"), "source": "outbox",
+                if not is_missing(row.get(C.PUBLISHED_AT)):
+                    out.append({**base, "ts": row.get(C.PUBLISHED_AT), "source": "outbox",
                                 "kind": "outbox_published", "level": "info",
                                 "label": f"relayed to Kafka: {topic}"})
-                elif row.get("retry_count") or row.get("last_error"):
-                    out.append({**base, "ts": row.get("created_at"), "source": "outbox",
+                elif row.get(C.RETRY_COUNT) or row.get(C.LAST_ERROR):
+                    out.append({**base, "ts": row.get(C.CREATED_AT), "source": "outbox",
                                 "kind": "outbox_failed", "level": "error",
-                                "label": f"never published (retry_count {row.get('retry_count')}, "
-                                         f"{row.get('last_error')}): {topic}"})
+                                "label": f"never published (retry_count {row.get(C.RETRY_COUNT)}, "
+                                         f"{row.get(C.LAST_ERROR)}): {topic}"})
                 continue
             ts = row.get(spec.time_column) if spec.time_column is not None else None
             out.append({**base, "ts": ts, "source": "table", "kind": "row", "level": "info",
                         "label": _row_label(tname, row)})
-            upd = row.get("updated_at")
+            upd = row.get(C.UPDATED_AT)
             if upd is not None and not is_missing(upd) and not is_missing(ts) and upd != ts:
                 out.append({**base, "ts": upd, "source": "table", "kind": "row_updated",
                             "level": "info", "label": _row_label(tname, row) + " (last update)"})
@@ -87,8 +89,8 @@ def build_timeline(tables: dict[tuple[str, str], pd.DataFrame], logs: pd.DataFra
             "ts": lg["ts"], "source": "log", "service": lg.get("service"), "lane": lg["container"],
             "kind": "log", "level": lg.get("level"), "label": lg["message"].astype(object).map(
                 lambda m: (str(m)[:160] if m is not None else "")),
-            "topic": lg.get("topic"), "batch_id": lg.get("batch_id"),
-            "correlation_id": lg.get("correlation_id"), "essay_id": lg.get("essay_id"),
+            "topic": lg.get("topic"), F.BATCH_ID: lg.get(F.BATCH_ID),
+            F.CORRELATION_ID: lg.get(F.CORRELATION_ID), F.ESSAY_ID: lg.get(F.ESSAY_ID),
             "ref": lg["source_file"].astype(str) + "#L" + lg["line_no"].astype(str),
         })
         if "format" in lg.columns:

@@ -30,6 +30,7 @@ from .bundle import Bundle
 from .errors import ConfigError, ScopeError
 from .evidence import payload, records
 from .investigation import all_handler_runs, service_logs
+from .model import columns as C
 from .scope import normalise_id
 
 __all__ = ["OUTCOMES", "TRACE_COLUMNS", "correlation_trace", "trace_figure"]
@@ -44,7 +45,7 @@ refused it (wrong state, duplicate, unknown type; ``detail`` starts with the cau
 handler raised or returned False; ``not published``: the outbox row has no ``published_at``; ``not consumed``:
 published but no handler line of the consumer; ``unknown``: the consumer's logs are not in the bundle."""
 
-_RELAY_PUBLISHING = "Publishing event from outbox to Kafka"
+_RELAY_PUBLISHING = model.logformats.M_RELAY_PUBLISHING
 _SKEW_S = 1.0
 
 
@@ -76,7 +77,7 @@ def _outboxes() -> list[tuple[str, tuple[str, str]]]:
 
 
 def _topic_of(row: dict[str, object]) -> str:
-    t = _str(row.get("topic")) or _str(row.get("event_type")) or "?"
+    t = _str(row.get(C.TOPIC)) or _str(row.get(C.EVENT_TYPE)) or "?"
     if t not in model.TOPICS:
         for name, topic in model.TOPICS.items():
             if topic.short_event_type and topic.short_event_type == t:
@@ -103,8 +104,8 @@ def _outbox_events(b: Bundle, cid: str) -> list[_OutboxEvent]:
         if df is None or df.empty:
             continue
         for row in records(df):
-            env = payload(row.get("event_data"))
-            if normalise_id(env.get("correlation_id")) != cid:
+            env = payload(row.get(C.EVENT_DATA))
+            if normalise_id(env.get(C.CORRELATION_ID)) != cid:
                 continue
             out.append({"service": svc, "key": key, "row": row, "topic": _topic_of(row)})
     return out
@@ -174,7 +175,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     lg = service_logs(b)
     events = _outbox_events(b, cid)
-    relays = _relay_lines(lg, {normalise_id(e["row"].get("id")) or "" for e in events})
+    relays = _relay_lines(lg, {normalise_id(e["row"].get(C.ID)) or "" for e in events})
     consumptions = _consumptions(b, cid)
     containers = {c for c, _s, _p in b.log_files()}
     if not events and not consumptions:
@@ -184,17 +185,17 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
 
     rows: list[dict[str, object]] = []
     used: set[int] = set()
-    events.sort(key=lambda e: (_ts(e["row"].get("created_at")) or pd.Timestamp.max.tz_localize("UTC")))
+    events.sort(key=lambda e: (_ts(e["row"].get(C.CREATED_AT)) or pd.Timestamp.max.tz_localize("UTC")))
     for ev in events:
         row = ev["row"]
         topic = str(ev["topic"])
         t = model.TOPICS.get(topic)
         producer = t.producer if t else str(ev["service"])
-        oid = normalise_id(row.get("id")) or ""
+        oid = normalise_id(row.get(C.ID)) or ""
         db, table = ev["key"]
         base_refs = [f"tables/{db}/{table}.parquet#id={oid}"]
-        written = _ts(row.get("created_at"))
-        relayed = _ts(row.get("published_at"))
+        written = _ts(row.get(C.CREATED_AT))
+        relayed = _ts(row.get(C.PUBLISHED_AT))
         relay = relays.get(oid)
         if relay is not None:
             base_refs.append(f"{relay.get('source_file')}#L{relay.get('line_no')}")
@@ -202,7 +203,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         with_logs = [c for c in consumers if _consumer_has_logs(containers, c)]
         if not consumers or not with_logs:
             outcome = "not published" if relayed is None else ("ok" if not consumers else "unknown")
-            detail = _str(row.get("last_error")) or ("" if consumers else "no consumer in the model")
+            detail = _str(row.get(C.LAST_ERROR)) or ("" if consumers else "no consumer in the model")
             if consumers and relayed is not None:
                 detail = "no logs of " + ", ".join(consumers) + " in the bundle"
             rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
@@ -231,7 +232,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
                              "detail": c.detail, "refs": "; ".join(base_refs + c.refs)})
             else:
                 outcome = "not published" if relayed is None else "not consumed"
-                detail = _str(row.get("last_error")) or ""
+                detail = _str(row.get(C.LAST_ERROR)) or ""
                 rows.append({"topic": topic, "event": _event_name(topic), "producer": producer,
                              "consumer": consumer, "written_at": written, "relayed_at": relayed,
                              "consumed_at": None, "handled_at": None, "outcome": outcome, "detail": detail,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from . import _fields as F
 from ._version import __version__
 from .progress import Progress
 from .rules import Finding
@@ -97,7 +98,7 @@ class Verdict:
     def summary_text(self) -> str:
         """A short human summary, a few lines."""
         d = self.data
-        lines = [f"batch {d.get('batch_id')} ({d.get('flow')}): {str(d.get('status')).upper()}"]
+        lines = [f"batch {d.get(F.BATCH_ID)} ({d.get('flow')}): {str(d.get('status')).upper()}"]
         lines.append(f"  state: {d.get('current_state')} (step {d.get('current_step')})")
         if d.get("awaited_event"):
             aw = cast(dict[str, Any], d.get("awaited") or {})
@@ -195,7 +196,7 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
     data: dict[str, object] = {
         "tool": "huledu-forensics",
         "tool_version": __version__,
-        "batch_id": scope.batch_id,
+        F.BATCH_ID: scope.batch_id,
         "requested_id": scope.requested_id,
         "flow": progress.flow if progress.flow_known else "unknown",
         "healthy": healthy,

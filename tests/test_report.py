@@ -162,6 +162,26 @@ def test_failing_cell_still_writes_notebook_and_html_then_names_cell(seed_bundle
 
 
 @pytest.mark.slow
+def test_a_cell_cut_off_by_the_timeout_leaves_the_cells_that_ran_in_the_notebook(seed_bundle: Path,
+                                                                                 tmp_path: Path) -> None:
+    # the running notebook is written at most once a second (not before and after every cell), so
+    # what ran must still be there when a later cell never returns
+    v4 = nbformat.v4
+    params = v4.new_code_cell("\n".join(f"{n} = None" for n in report.NOTEBOOK_PARAMETERS),
+                              metadata={"tags": ["parameters"]})
+    nb = v4.new_notebook(cells=[params, v4.new_code_cell("print('first cell ran')"),
+                                v4.new_code_cell("import time\ntime.sleep(60)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, tmp_path / "sleeps.ipynb")
+    with pytest.raises(ReportError, match=r"Running notebook 'sleeps\.ipynb' failed"):
+        report.run_report(seed_bundle, SEED_BATCH, tmp_path / "out", notebook=tmp_path / "sleeps.ipynb",
+                          timeout_s=3)
+    ran = nbformat.read(tmp_path / "out" / "report.ipynb", as_version=4)
+    assert [o.get("text") for c in ran.cells if c.cell_type == "code" for o in c.outputs] == ["first cell ran\n"]
+    assert "first cell ran" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.slow
 def test_forensics_error_in_notebook_is_raised_as_itself(seed_bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(ScopeError, match="No evidence mentions id 'nope'"):
         report.run_report(seed_bundle, "nope", tmp_path, notebook=FIXTURES / "raises_scope_error.ipynb",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from functools import cache
 
@@ -13,6 +14,7 @@ import pytest
 
 from huledu_forensics import model
 from huledu_forensics.simulate import SCENARIOS, build_world, scenario_names
+from huledu_forensics.simulate.scenarios import EXPECTED
 from huledu_forensics.world import World, enums_from_ddl, load_world_dir, save_world_dir
 from tests.support.env import unavailable
 
@@ -70,6 +72,7 @@ def test_scenario_names_and_unknown_name_error() -> None:
     assert scenario_names() == ["healthy_guest", "healthy_regular", "seed_variant_a", "seed_variant_b",
                                 "outbox_poisoned", "validation_failure"]
     assert all(SCENARIOS[n] for n in scenario_names())
+    assert list(EXPECTED) == scenario_names()
     with pytest.raises(ValueError, match=r"Valid scenarios: .*healthy_guest.*validation_failure"):
         build_world("no_such_scenario")
 
@@ -109,24 +112,18 @@ def test_every_id_is_a_valid_uuid_or_storage_hex() -> None:
 # ---------------------------------------------------------------- scenario signatures
 
 @pytest.mark.parametrize("name", scenario_names())
-def test_expected_block(name: str) -> None:
+def test_target_batch_is_in_the_declared_state(name: str) -> None:
+    """The simulator puts the target where EXPECTED says, and the world carries that declaration."""
     w = world(name)
-    e = w.expected
+    e, want = w.expected, EXPECTED[name]
     assert e["batch_id"] == w.target["batch_id"]
     assert set(w.target) == {"batch_id", "registration_correlation_id", "pipeline_correlation_id"}
     assert all(w.target.values())
     batch = rows(w, BOS, "batches", e["batch_id"]).iloc[0]
-    assert e["current_state"] == batch["status"]
+    assert batch["status"] == want.current_state
     assert e["flow"] == ("GUEST" if batch["class_id"] is None else "REGULAR")
     assert e["essay_count"] == batch["total_essays"]
-    if name.startswith("healthy"):
-        assert e == {**e, "healthy": True, "current_state": "ready_for_pipeline_execution", "awaited_event": None,
-                     "root_cause": None}
-    else:
-        roots = {"seed_variant_a": "enum.label_missing", "seed_variant_b": "enum.label_missing",
-                 "outbox_poisoned": "outbox.poisoned", "validation_failure": "validation.failures_block_completion"}
-        assert e == {**e, "healthy": False, "current_state": "awaiting_content_validation",
-                     "awaited_event": COMPLETED, "root_cause": roots[name]}
+    assert {k: e[k] for k in asdict(want)} == asdict(want)
 
 
 @pytest.mark.parametrize("name,flow", [("healthy_guest", "GUEST"), ("healthy_regular", "REGULAR")])
@@ -534,16 +531,16 @@ def test_ddl_and_rows_load_into_postgresql(name: str) -> None:
 
 @pytest.mark.parametrize("name", scenario_names())
 def test_kit_reaches_the_expected_verdict(name: str, tmp_path) -> None:
-    """End to end: the world, written as a bundle, investigates to the scenario's expected verdict."""
+    """End to end: the world, written as a bundle, investigates to the verdict EXPECTED declares."""
     from huledu_forensics.bundle import write_world_bundle
     from huledu_forensics.investigation import investigate
 
     w = world(name)
     write_world_bundle(w, tmp_path / name)
-    v = investigate(tmp_path / name, w.target["batch_id"]).verdict
-    got = v.to_json() if hasattr(v, "to_json") else dict(vars(v))
+    got = investigate(tmp_path / name, w.target["batch_id"]).verdict.to_json()
     root = got["root_cause"]
-    root = root.get("finding") if isinstance(root, dict) else root
-    e = w.expected
-    assert (got["current_state"], got["awaited_event"], root, got["healthy"], got["flow"]) == (
-        e["current_state"], e["awaited_event"], e["root_cause"], e["healthy"], e["flow"])
+    got["root_cause"] = root.get("finding") if isinstance(root, dict) else root
+    want = asdict(EXPECTED[name])
+    assert {k: got[k] for k in want} == want
+    batch = rows(w, BOS, "batches", w.target["batch_id"]).iloc[0]
+    assert got["flow"] == ("GUEST" if batch["class_id"] is None else "REGULAR")

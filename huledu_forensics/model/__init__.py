@@ -6,7 +6,7 @@ table, topic or container names.
 
 from __future__ import annotations
 
-from . import handlers, logformats, names, services, states, topics
+from . import columns, handlers, logformats, names, privacy, remediation, schema, services, states, topics
 from .services import (
     CONTAINERS,
     DATABASES,
@@ -50,9 +50,13 @@ __all__ = [
     "Step",
     "Table",
     "Topic",
+    "columns",
     "handlers",
     "logformats",
     "names",
+    "privacy",
+    "remediation",
+    "schema",
     "services",
     "states",
     "topics",

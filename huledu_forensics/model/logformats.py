@@ -1,8 +1,9 @@
 """Log-format facts: logger-name routing, ``service.name`` values, level maps and line shapes.
 
 Sources: shared/huleedu/SYSTEM.md §5.1-5.4 (logging), §2.3 (relay log lines), §6.5 (PostgreSQL container
-lines), §10 (gotchas), plus what the reference corpus (shared/corpus/*/logs) shows. Entries marked
-``[corpus]`` were read from captured logs rather than from the fact sheet. The parser
+lines), §10 (gotchas); where the fact sheet is silent, HuleEdu's source (``paunchygent/huleedu``, entries
+tagged ``[code]`` with the file) or, for what no HuleEdu file states (third-party library messages),
+the reference corpus (shared/corpus/*/logs, tagged ``[corpus]``). The parser
 (:mod:`huledu_forensics.logs`) reads these tables and never hard-codes them; when HuleEdu's logging
 changes, this module changes.
 """
@@ -104,7 +105,9 @@ EMOJI_LEVELS: tuple[tuple[str, str], ...] = (
     ("❌", "error"),
     ("💥", "error"),
 )
-"""Leading emoji of the Kafka topic bootstrap prints (``huleedu_kafka_topic_setup``) → level [corpus]."""
+"""Leading emoji of the Kafka topic bootstrap prints (``huleedu_kafka_topic_setup``) → level: its
+``print`` lines in scripts/kafka_topic_bootstrap.py [code] (❌ on failures, ⚠ on retries and skips, the
+others on progress); 🔧 and 💥 are not in that script [corpus]."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ PLAIN_MESSAGE_FACTS: tuple[PlainMessageFact, ...] = (
     PlainMessageFact("Heartbeat failed", "aiokafka", "warning"),
     PlainMessageFact("OffsetCommit failed", "aiokafka", "warning"),
     PlainMessageFact("Running on http", "hypercorn", "info"),
-    PlainMessageFact("Attempting to connect to Kafka", "kafka_topic_setup", "info"),
+    PlainMessageFact("Attempting to connect to Kafka", "kafka_topic_setup", "info",
+                     "scripts/kafka_topic_bootstrap.py [code]"),
     PlainMessageFact("PostgreSQL Database directory appears to contain a database", "postgres", "info"),
     PlainMessageFact("PostgreSQL init process complete", "postgres", "info"),
 )
@@ -241,13 +245,15 @@ LOGGER_ROUTES: tuple[LoggerRoute, ...] = (
     _R("exact", "shared.outbox_manager", None, None),
     _R("prefix", "outbox.", None, None),
     _R("prefix", "idempotency", None, None, "SYSTEM.md §5.4 (idempotency loggers)"),
-    _R("exact", "idempotency-v2", None, None, "[corpus]"),
+    _R("exact", "idempotency-v2", None, None,
+       "libs/huleedu_service_libs/src/huleedu_service_libs/idempotency_v2.py [code]"),
     # ELS API before the broader els.* rule.
     _R("exact", "els.app", "els", _ELS_API),
     _R("prefix", "els.api", "els", _ELS_API),
     _R("prefix", "essay_lifecycle_service.api", "els", _ELS_API),
-    # els.startup logs in both ELS containers [corpus]: service known, container ambiguous.
-    _R("exact", "els.startup", "els", None, "[corpus] seen in both huleedu_essay_lifecycle_api and _worker"),
+    # els.startup logs in both ELS containers: service known, container ambiguous.
+    _R("exact", "els.startup", "els", None, "services/essay_lifecycle_service/startup_setup.py [code]; "
+       "[corpus] seen in both huleedu_essay_lifecycle_api and _worker"),
     _R("prefix", "bos.", "bos", _BOS),
     _R("prefix", "batch_orchestrator_service", "bos", _BOS),
     _R("prefix", "file_service", "file", _FILE),
@@ -279,7 +285,8 @@ LOGGER_ROUTES: tuple[LoggerRoute, ...] = (
             "student_association_handler",
         )
     ),
-    _R("exact", "specialized_service_dispatcher", "els", _ELS_WORKER, "[corpus]"),
+    _R("exact", "specialized_service_dispatcher", "els", _ELS_WORKER,
+       "services/essay_lifecycle_service/implementations/service_request_dispatcher.py [code]"),
     _R("suffix", "_command_handler", "els", _ELS_WORKER),
     _R("suffix", "_result_handler", "els", _ELS_WORKER),
 )
@@ -295,7 +302,7 @@ OUTBOX_ROW_ID_LOGGERS: frozenset[str] = frozenset({"outbox.event_relay_worker", 
 """Loggers whose ``extra.event_id`` is the outbox **row id** (``event_outbox.id``), not an envelope
 event id (SYSTEM.md §2.1, §2.3). ``outbox_repository`` uses ``outbox_id`` on "Added event to outbox" but
 ``event_id`` on "Marked outbox event as published/permanently failed" and "Incremented retry count"
-[corpus]."""
+(libs/huleedu_service_libs/src/huleedu_service_libs/outbox/repository.py [code])."""
 
 
 def route_logger(name: str | None) -> LoggerRoute | None:
@@ -343,3 +350,19 @@ AGGREGATE_ID_COLUMNS: dict[str, str] = {
 }
 """Outbox ``aggregate_type`` → the log column its ``aggregate_id`` fills (SYSTEM.md §2.1, §10.3).
 ``cj_batch`` (CJ's integer batch id), ``pipeline`` and ``unknown`` fill nothing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Message texts the parser and the trace read (exact texts or stable fragments; more in .names, .handlers)
+
+M_RELAY_PUBLISHING = "Publishing event from outbox to Kafka"
+"""The relay's line before it sends an outbox row to Kafka (SYSTEM.md §2.3): the row's relay time."""
+
+M_FROM_TOPIC = "from topic"
+"""Consumer-loop messages name the topic they read after this fragment (``... from topic <topic>``)."""
+
+M_ESSAY_RECORDS_FOR_BATCH = "essay records for batch"
+"""BOS's message naming a batch id and then its essay ids in brackets (SYSTEM.md §5.3) [corpus]."""
+
+M_PLAINTEXT_STORAGE_ID = "(type: extracted_plaintext), storage_id:"
+"""The File Service's message naming the text storage id of an extracted plaintext [corpus]."""

@@ -43,6 +43,8 @@ PHASE_DONE_STATUSES = ("completed_successfully", "completed_with_partial_success
                        "completed_with_failures")
 PHASE_FAILED_STATUSES = ("failed", "skipped_due_to_dependency_failure")
 PHASE_INACTIVE_STATUSES = ("skipped_by_user_config", "cancelled")
+PHASE_WAITING_STATUS = "pending_dependencies"  # registered or resolved, not yet dispatched
+PHASE_DISPATCHED_STATUS = "dispatch_initiated"  # commanded; the phase outcome is awaited
 OUTBOX_MAX_RETRIES = 5
 # batch statuses that end a batch badly (BatchStatus, SYSTEM.md §4.1); `scan` reports them as unhealthy
 BATCH_FAILED_STATUSES = ("content_ingestion_failed", "failed_critically", "completed_with_failures")

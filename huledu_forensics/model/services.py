@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import schema
+from .schema import Column
+
 __all__ = [
     "COLUMN_ID_KINDS",
     "CONTAINERS",
@@ -53,22 +56,40 @@ class Table:
     """One table the kit snapshots.
 
     ``id_columns`` maps a column to the id kind it holds (``batch``, ``essay``, ``correlation``,
-    ``text_storage``, ``file_upload``, ``event``, ``outbox``, ``essay_list``). ``json_columns`` are
-    stored as JSON text in bundles. ``naive_timestamps`` are ``timestamp without time zone`` columns
-    HuleEdu writes as UTC; ``aware_timestamps`` are ``timestamptz``.
+    ``text_storage``, ``file_upload``, ``event``, ``outbox``, ``essay_list``). ``columns`` are the
+    table's columns with their PostgreSQL types (:mod:`.schema`, the one declaration of them); the JSON
+    and timestamp columns are read from those types. ``key`` is the primary key.
     """
 
     database: str
     name: str
     key: tuple[str, ...]
     id_columns: dict[str, str] = field(default_factory=dict)
-    json_columns: tuple[str, ...] = ()
-    naive_timestamps: tuple[str, ...] = ()
-    aware_timestamps: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
     time_column: str | None = None  # the column that places a row on the timeline
     # JSON paths (column, path...) whose values are ids of a kind, e.g. outbox payload entity ids
     json_id_paths: tuple[tuple[str, tuple[str, ...], str], ...] = ()
     source: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column, in table order."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def json_columns(self) -> tuple[str, ...]:
+        """Columns stored as JSON text in bundles (``json``/``jsonb``)."""
+        return tuple(c.name for c in self.columns if c.is_json)
+
+    @property
+    def naive_timestamps(self) -> tuple[str, ...]:
+        """``timestamp without time zone`` columns, which HuleEdu writes as UTC."""
+        return tuple(c.name for c in self.columns if c.is_naive_timestamp)
+
+    @property
+    def aware_timestamps(self) -> tuple[str, ...]:
+        """``timestamptz`` columns."""
+        return tuple(c.name for c in self.columns if c.is_aware_timestamp)
 
     @property
     def timestamp_columns(self) -> tuple[str, ...]:
@@ -83,14 +104,19 @@ class Table:
 
 @dataclass(frozen=True)
 class Database:
-    """One service database and the enum types the kit checks in it."""
+    """One service database and the enum types the kit checks in it. Its tables are the
+    :data:`TABLES` entries in it, in declaration order (parents before children)."""
 
     name: str
     service: str
     container: str
     dev_port: int
-    tables: tuple[str, ...]
     enum_types: tuple[str, ...]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The names of the model's tables in this database."""
+        return tuple(t for db, t in TABLES if db == self.name)
 
 
 @dataclass(frozen=True)
@@ -163,14 +189,11 @@ SERVICES: dict[str, Service] = {
 OUTBOX_TABLE = "event_outbox"
 
 
-def _outbox(db: str, *, aware: bool, source: str) -> Table:
-    stamps = ("created_at", "published_at")
+def _outbox(db: str, columns: tuple[Column, ...], *, source: str) -> Table:
     return Table(
         db, OUTBOX_TABLE, ("id",),
         id_columns={"id": "outbox", "aggregate_id": "aggregate"},
-        json_columns=("event_data",),
-        naive_timestamps=() if aware else stamps,
-        aware_timestamps=stamps if aware else (),
+        columns=columns,
         time_column="created_at",
         json_id_paths=_OUTBOX_ID_PATHS,
         source=source,
@@ -197,74 +220,62 @@ TABLES: dict[tuple[str, str], Table] = {
         # ---- BOS (SYSTEM.md §1.2)
         Table(BOS_DB, "batches", ("id",),
               id_columns={"id": "batch", "correlation_id": "batch_correlation"},
-              json_columns=("requested_pipelines", "pipeline_configuration", "processing_metadata",
-                            "error_details"),
-              naive_timestamps=("created_at", "updated_at", "completed_at"), time_column="created_at",
+              columns=schema.BATCHES, time_column="created_at",
               json_id_paths=(("processing_metadata", ("essay_ids",), "essay_list"),),
               source="services/batch_orchestrator_service/models_db.py [code]"),
         Table(BOS_DB, "batch_essays", ("id",), id_columns={"batch_id": "batch", "essay_id": "essay"},
-              json_columns=("content_reference", "student_metadata", "processing_metadata"),
-              naive_timestamps=("created_at", "updated_at"), time_column="created_at",
+              columns=schema.BATCH_ESSAYS, time_column="created_at",
               json_id_paths=(("content_reference", ("text_storage_id",), "text_storage"),),
               source="services/batch_orchestrator_service/models_db.py [code]"),
         Table(BOS_DB, "phase_status_log", ("id",),
               id_columns={"batch_id": "batch", "correlation_id": "correlation"},
-              json_columns=("error_details", "processing_metadata"),
-              naive_timestamps=("phase_started_at", "phase_completed_at", "created_at", "updated_at"),
-              time_column="created_at", source="models_db.py [code]"),
-        _outbox(BOS_DB, aware=True, source="outbox/models.py; BOS variant JSON + timestamptz [code]"),
+              columns=schema.PHASE_STATUS_LOG, time_column="created_at", source="models_db.py [code]"),
+        _outbox(BOS_DB, schema.outbox_columns("json", "timestamptz", id_default=True), source="outbox/models.py; BOS variant JSON + timestamptz [code]"),
         # ---- ELS (SYSTEM.md §1.3)
         Table(ELS_DB, "batch_essay_trackers", ("id",),
               id_columns={"batch_id": "batch", "correlation_id": "correlation"},
-              json_columns=("expected_essay_ids", "available_slots", "batch_metadata"),
-              naive_timestamps=("created_at", "updated_at"), aware_timestamps=("completed_at",),
-              time_column="created_at",
+              columns=schema.BATCH_ESSAY_TRACKERS, time_column="created_at",
               json_id_paths=(("expected_essay_ids", (), "essay_list"),),
               source="services/essay_lifecycle_service/models_db.py [code]"),
         Table(ELS_DB, "essay_states", ("essay_id",),
               id_columns={"essay_id": "essay", "batch_id": "batch", "text_storage_id": "text_storage"},
-              json_columns=("processing_metadata", "timeline", "storage_references"),
-              naive_timestamps=("association_confirmed_at", "created_at", "updated_at"),
-              time_column="created_at", source="models_db.py [code]"),
+              columns=schema.ESSAY_STATES, time_column="created_at", source="models_db.py [code]"),
         Table(ELS_DB, "slot_assignments", ("id",),
               id_columns={"internal_essay_id": "essay", "text_storage_id": "text_storage"},
-              naive_timestamps=("assigned_at",), time_column="assigned_at",
+              columns=schema.SLOT_ASSIGNMENTS, time_column="assigned_at",
               source="models_db.py [code]; stale at HEAD"),
         Table(ELS_DB, "batch_pending_content", ("id",),
               id_columns={"batch_id": "batch", "text_storage_id": "text_storage"},
-              json_columns=("content_metadata",), aware_timestamps=("created_at",),
-              time_column="created_at",
+              columns=schema.BATCH_PENDING_CONTENT, time_column="created_at",
               json_id_paths=(("content_metadata", ("file_upload_id",), "file_upload"),
                              ("content_metadata", ("correlation_id",), "correlation")),
               source="models_db.py [code]"),
         Table(ELS_DB, "batch_validation_failures", ("id",),
               id_columns={"batch_id": "batch", "file_upload_id": "file_upload"},
-              json_columns=("validation_error_detail",), aware_timestamps=("created_at",),
-              time_column="created_at", source="models_db.py [code]"),
-        _outbox(ELS_DB, aware=False,
+              columns=schema.BATCH_VALIDATION_FAILURES, time_column="created_at",
+              source="models_db.py [code]"),
+        _outbox(ELS_DB, schema.outbox_columns("jsonb", "timestamp", id_default=True),
                 source="outbox/models.py; ELS variant JSONB + naive timestamps [code]"),
         # ---- File Service (SYSTEM.md §1.4)
         Table(FILE_DB, "file_uploads", ("id",),
               id_columns={"file_upload_id": "file_upload", "batch_id": "batch",
                           "text_storage_id": "text_storage", "raw_file_storage_id": "raw_storage",
                           "correlation_id": "correlation"},
-              aware_timestamps=("upload_timestamp", "processed_timestamp"),
-              time_column="upload_timestamp", source="services/file_service/models_db.py [code]"),
-        _outbox(FILE_DB, aware=True,
+              columns=schema.FILE_UPLOADS, time_column="upload_timestamp", source="services/file_service/models_db.py [code]"),
+        _outbox(FILE_DB, schema.outbox_columns("json", "timestamptz", id_default=False),
                 source="outbox/models.py; File variant: aggregate_id = file_upload_id [code]"),
     )
 }
 
+for _t in TABLES.values():  # every column a table names is one of its declared columns
+    assert set(_t.key) | set(_t.id_columns) | {p[0] for p in _t.json_id_paths} <= set(_t.column_names), _t.name
+    assert _t.time_column is None or _t.time_column in _t.column_names, _t.name
+
 DATABASES: dict[str, Database] = {
     BOS_DB: Database(BOS_DB, "bos", "huleedu_batch_orchestrator_db", 5438,
-                     ("batches", "batch_essays", "phase_status_log", "event_outbox"),
                      ("batch_status_enum", "pipeline_phase_enum", "phase_status_enum")),
-    ELS_DB: Database(ELS_DB, "els", "huleedu_essay_lifecycle_db", 5433,
-                     ("batch_essay_trackers", "essay_states", "slot_assignments",
-                      "batch_pending_content", "batch_validation_failures", "event_outbox"),
-                     ("essay_status_enum",)),
-    FILE_DB: Database(FILE_DB, "file", "huleedu_file_service_db", 5439,
-                      ("file_uploads", "event_outbox"), ()),
+    ELS_DB: Database(ELS_DB, "els", "huleedu_essay_lifecycle_db", 5433, ("essay_status_enum",)),
+    FILE_DB: Database(FILE_DB, "file", "huleedu_file_service_db", 5439, ()),
 }
 
 CONTAINERS: dict[str, Container] = {

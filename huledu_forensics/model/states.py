@@ -17,7 +17,9 @@ __all__ = [
     "ALEMBIC_INITIAL_ENUMS",
     "ENUM_WRITES",
     "ESSAY_FLOW",
+    "FILE_PROCESSING_STATUSES",
     "FLOWS",
+    "PIPELINE_EXECUTION_STATUSES",
     "PIPELINE_PHASES",
     "PYTHON_ENUMS",
     "EnumWrite",
@@ -134,6 +136,16 @@ PIPELINE_PHASES: dict[str, tuple[str, str]] = {
     "ai_feedback": ("", "huleedu.els.batch.phase.outcome.v1"),
 }
 PHASE_EXPECTED_DWELL_S = 600.0
+
+# A phase's status inside batches.pipeline_configuration: PipelineExecutionStatus (SYSTEM.md §4.3 [code]).
+PIPELINE_EXECUTION_STATUSES = (
+    "requested_by_user", "pending_dependencies", "dispatch_initiated", "in_progress", "completed_successfully",
+    "completed_with_partial_success", "failed", "skipped_due_to_dependency_failure", "skipped_by_user_config",
+    "cancelled")
+
+# file_uploads.processing_status: lower-case ProcessingStatus values, and the upper-case server default
+# (SYSTEM.md §1.4 [code]).
+FILE_PROCESSING_STATUSES = ("pending", "in_progress", "completed", "failed", "PENDING")
 
 # ELS essay status flow up to ready_for_processing, then per phase (SYSTEM.md §4.4 [code]).
 ESSAY_FLOW: tuple[tuple[str, str], ...] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TOPICS", "Topic", "topic", "topic_by_event"]
+__all__ = ["TOPICS", "TOPIC_PREFIX", "Topic", "topic", "topic_by_event"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,10 @@ TOPICS: dict[str, Topic] = {
     )
 }
 del T
+
+TOPIC_PREFIX = "huleedu."
+"""Every HuleEdu topic name starts with this (SYSTEM.md §3.2): how a topic is told apart in free text."""
+assert all(name.startswith(TOPIC_PREFIX) for name in TOPICS), "a topic outside HuleEdu's namespace"
 
 
 def topic(name: str) -> Topic:

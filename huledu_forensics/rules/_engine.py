@@ -103,7 +103,7 @@ class Rule:
 _REGISTRY: dict[str, Rule] = {}
 
 
-def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
+def rule(rule_id: str, *, severity: str, needs: tuple[object, ...] = (),
          explains: tuple[str, ...] | None = None) -> Callable[
         [Callable[[Context], list[Finding]]], Callable[[Context], list[Finding]]]:
     """Register a rule. The docstring's first line is its title; duplicate ids raise at import."""
@@ -111,10 +111,10 @@ def rule(id: str, *, severity: str, needs: tuple[object, ...] = (),
         raise ValueError(f"unknown severity {severity!r}")
 
     def deco(func: Callable[[Context], list[Finding]]) -> Callable[[Context], list[Finding]]:
-        if id in _REGISTRY:
-            raise ValueError(f"duplicate rule id {id!r}")
+        if rule_id in _REGISTRY:
+            raise ValueError(f"duplicate rule id {rule_id!r}")
         doc = (func.__doc__ or "").strip()
-        _REGISTRY[id] = Rule(id, severity, doc.splitlines()[0] if doc else id, needs, func, doc,
+        _REGISTRY[rule_id] = Rule(rule_id, severity, doc.splitlines()[0] if doc else rule_id, needs, func, doc,
                              None if explains is None else tuple(explains))
         return func
 

@@ -10,6 +10,7 @@ import pandas as pd
 from .. import model
 from .._frames import is_missing
 from ..evidence import Evidence, records
+from ..model import columns as C
 from ..model import names as N
 from ._engine import Context, EvidenceRef, Finding, rule
 
@@ -90,7 +91,7 @@ def request_rejected(ctx: Context) -> list[Finding]:
         return []
     rej = rej.sort_values("ts")
     first = rej.iloc[0].to_dict()
-    corr = next((str(c) for c in rej["correlation_id"] if isinstance(c, str) and c), None)
+    corr = next((str(c) for c in rej[C.CORRELATION_ID] if isinstance(c, str) and c), None)
     raw = str(first.get("raw") or "")
     current = ctx.progress.current_state or "unknown"
     return [Finding(
@@ -101,9 +102,9 @@ def request_rejected(ctx: Context) -> list[Finding]:
                  + f" at {pd.Timestamp(first['ts']).isoformat()}: batch {ctx.ev.scope.batch_id} was "
                  f"in {current}, not {N.S_READY}. No failure event is published for this."),
         evidence=[EvidenceRef.parse(Evidence.ref(r), r.get("ts")) for r in rej.pipe(records)],
-        facts={"pipeline_correlation_id": corr, "current_status": current,
+        facts={"pipeline_correlation_id": corr, C.CURRENT_STATUS: current,
                "expected_status": N.S_READY, "lines": int(len(rej)),
-               "has_current_status": "current_status" in raw},
+               "has_current_status": C.CURRENT_STATUS in raw},
     )]
 
 

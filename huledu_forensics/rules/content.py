@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .. import _fields as F
 from .. import model
+from ..model import columns as C
 from ..model import names as N
 from ._engine import Context, EvidenceRef, Finding, rule
 
@@ -40,8 +42,8 @@ def unplaced(ctx: Context) -> list[Finding]:
     counts = led["place"].value_counts().to_dict()
     tr = ctx.ev.tracker()
     b = ctx.ev.batch()
-    expected = (tr or {}).get("expected_count") or (b or {}).get("total_essays")
-    where = "; ".join(f"{r['text_storage_id'] or r['file_upload_id']} {_WHERE[r['place']]}"
+    expected = (tr or {}).get(C.EXPECTED_COUNT) or (b or {}).get(C.TOTAL_ESSAYS)
+    where = "; ".join(f"{r[F.TEXT_STORAGE_ID] or r[F.FILE_UPLOAD_ID]} {_WHERE[r['place']]}"
                       for r in bad.to_dict("records"))
     return [Finding(
         id="content.unplaced", severity="error", title="Content without a final place",
@@ -52,7 +54,7 @@ def unplaced(ctx: Context) -> list[Finding]:
                   for x in r["refs"]],
         facts={"service": "els", "unplaced": int(len(bad)), "items": int(len(led)),
                "expected": expected, "places": {str(k): int(v) for k, v in counts.items()},
-               "text_storage_ids": [str(t) for t in bad["text_storage_id"] if t]},
+               "text_storage_ids": [str(t) for t in bad[C.TEXT_STORAGE_ID] if t]},
     )]
 
 
@@ -78,7 +80,7 @@ def excess_unconsumed(ctx: Context) -> list[Finding]:
                  f"{ctx.ev.scope.batch_id}; "
                  + ("no service consumes this topic, so the content is dropped from the batch."
                     if not consumers else f"its consumers are {', '.join(consumers)}.")),
-        evidence=[EvidenceRef(f"tables/{key[0]}/{key[1]}.parquet", f"id={i}") for i in rows["id"]],
+        evidence=[EvidenceRef(f"tables/{key[0]}/{key[1]}.parquet", f"id={i}") for i in rows[C.ID]],
         facts={"service": "els", "events": int(len(rows)), "consumers": list(consumers),
                "topic": N.T_EXCESS_CONTENT},
     )]

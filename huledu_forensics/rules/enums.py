@@ -14,7 +14,7 @@ from ._engine import Context, EvidenceRef, Finding, rule
 
 __all__ = ["enum_rejections"]
 
-_REJECT = re.compile(r'invalid input value for enum (\w+): "([^"]*)"')
+_REJECT = re.compile(re.escape(model.names.M_PG_INVALID_ENUM) + r' (\w+): "([^"]*)"')
 _LINK_WINDOW_S = 3.0
 
 
@@ -165,7 +165,7 @@ def enum_value_rejected(ctx: Context) -> list[Finding]:
         out.append(Finding(
             id="db.enum_value_rejected", severity=sev,
             title="PostgreSQL rejected an enum value",
-            summary=(f"{first['container']} logged ERROR: invalid input value for enum {enum}: "
+            summary=(f"{first['container']} logged ERROR: {model.names.M_PG_INVALID_ENUM} {enum}: "
                      f"\"{value}\"" + (f" on {table.group(1)}" if table else "")
                      + f" at {pd.Timestamp(first['ts']).isoformat()}"
                      + (" — next to this batch's error" if not linked.empty else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import model
+from ..model import columns as C
 from ..model import names as N
 from ._engine import Context, EvidenceRef, Finding, rule
 
@@ -167,7 +168,7 @@ def phase_failed(ctx: Context) -> list[Finding]:
                  + ", ".join(f"{r['phase']} ({r['status']})" for r in bad.to_dict("records"))
                  + " did not complete."),
         evidence=[EvidenceRef(f"tables/{N.BATCHES[0]}/{N.BATCHES[1]}.parquet",
-                              f"id={ctx.ev.scope.batch_id}", note="pipeline_configuration")],
+                              f"id={ctx.ev.scope.batch_id}", note=C.PIPELINE_CONFIGURATION)],
         facts={"phases": {str(r["phase"]): str(r["status"]) for r in bad.to_dict("records")},
                "service": "els"},
     )]

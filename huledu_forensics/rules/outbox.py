@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..evidence import Evidence, records
+from ..model import columns as C
 from ..model import names as N
 from ..timeline import row_ref
 from ._engine import Context, EvidenceRef, Finding, rule
@@ -30,27 +31,27 @@ def poisoned(ctx: Context) -> list[Finding]:
     ob = ctx.ev.outbox()
     if ob.empty:
         return []
-    bad = ob[ob["published_at"].isna() & ((pd.to_numeric(ob["retry_count"], errors="coerce")
+    bad = ob[ob[C.PUBLISHED_AT].isna() & ((pd.to_numeric(ob[C.RETRY_COUNT], errors="coerce")
                                            .fillna(0) >= N.OUTBOX_MAX_RETRIES)
-                                          | ob["last_error"].notna())]
+                                          | ob[C.LAST_ERROR].notna())]
     out = []
     for r in bad.pipe(records):
-        topic = r.get("topic") or r.get("event_type")
+        topic = r.get(C.TOPIC) or r.get(C.EVENT_TYPE)
         relay = ctx.ev.log_lines((N.M_RELAY_MAX_RETRIES, N.M_RELAY_PUBLISH_FAILED), startswith=True)
-        relay = relay[relay["outbox_id"].astype(object) == str(r.get("id")).lower()] \
+        relay = relay[relay["outbox_id"].astype(object) == str(r.get(C.ID)).lower()] \
             if not relay.empty and "outbox_id" in relay else relay.iloc[0:0]
         sev = "critical" if topic == _awaited_topic(ctx) else "error"
         key = N.OUTBOXES[str(r["service"])]
         out.append(Finding(
             id="outbox.poisoned", severity=sev, title="Outbox row poisoned, never published",
-            summary=(f"The {str(r['service']).upper()} outbox row {r.get('id')} for {topic} "
-                     f"(aggregate {r.get('aggregate_id')}) has retry_count {r.get('retry_count')} and "
-                     f"last_error '{r.get('last_error')}', with published_at NULL: the relay will "
+            summary=(f"The {str(r['service']).upper()} outbox row {r.get(C.ID)} for {topic} "
+                     f"(aggregate {r.get(C.AGGREGATE_ID)}) has retry_count {r.get(C.RETRY_COUNT)} and "
+                     f"last_error '{r.get(C.LAST_ERROR)}', with published_at NULL: the relay will "
                      "never publish it."),
-            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get("created_at"))]
+            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get(C.CREATED_AT))]
             + [EvidenceRef.parse(Evidence.ref(x), x.get("ts")) for x in relay.head(5).pipe(records)],
-            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic,
-                   "retry_count": r.get("retry_count"), "last_error": r.get("last_error"),
+            facts={"service": r["service"], "outbox_id": r.get(C.ID), "topic": topic,
+                   C.RETRY_COUNT: r.get(C.RETRY_COUNT), C.LAST_ERROR: r.get(C.LAST_ERROR),
                    "relay_lines": int(len(relay))},
         ))
     return out
@@ -69,20 +70,20 @@ def unpublished(ctx: Context) -> list[Finding]:
     ob = ctx.ev.outbox()
     if ob.empty:
         return []
-    retries = pd.to_numeric(ob["retry_count"], errors="coerce").fillna(0)
-    age = (pd.Timestamp(ctx.ev.collected_at) - ob["created_at"]).dt.total_seconds()
-    bad = ob[ob["published_at"].isna() & (retries < N.OUTBOX_MAX_RETRIES) & ob["last_error"].isna()
+    retries = pd.to_numeric(ob[C.RETRY_COUNT], errors="coerce").fillna(0)
+    age = (pd.Timestamp(ctx.ev.collected_at) - ob[C.CREATED_AT]).dt.total_seconds()
+    bad = ob[ob[C.PUBLISHED_AT].isna() & (retries < N.OUTBOX_MAX_RETRIES) & ob[C.LAST_ERROR].isna()
              & (age > N.RELAY_MAX_POLL_S)]
     out = []
     for r in bad.pipe(records):
         key = N.OUTBOXES[str(r["service"])]
-        topic = r.get("topic") or r.get("event_type")
+        topic = r.get(C.TOPIC) or r.get(C.EVENT_TYPE)
         out.append(Finding(
             id="outbox.unpublished", severity="warning", title="Outbox row not yet published",
             summary=(f"The {str(r['service']).upper()} outbox row for {topic} written at "
-                     f"{pd.Timestamp(r['created_at']).isoformat()} is still unpublished at collection "
+                     f"{pd.Timestamp(r[C.CREATED_AT]).isoformat()} is still unpublished at collection "
                      "time: is that service's relay running?"),
-            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get("created_at"))],
-            facts={"service": r["service"], "outbox_id": r.get("id"), "topic": topic},
+            evidence=[EvidenceRef.parse(row_ref(key[0], key[1], r), r.get(C.CREATED_AT))],
+            facts={"service": r["service"], "outbox_id": r.get(C.ID), "topic": topic},
         ))
     return out

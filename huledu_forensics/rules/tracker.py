@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..evidence import records
+from ..model import columns as C
 from ..model import names as N
 from ..timeline import row_ref
 from ._engine import Context, EvidenceRef, Finding, rule
@@ -11,7 +12,7 @@ __all__: list[str] = []
 
 
 def _refs(key: tuple[str, str], rows: list[dict[str, object]], note: str = "") -> list[EvidenceRef]:
-    return [EvidenceRef.parse(row_ref(key[0], key[1], r), r.get("created_at"), note) for r in rows]
+    return [EvidenceRef.parse(row_ref(key[0], key[1], r), r.get(C.CREATED_AT), note) for r in rows]
 
 
 @rule("tracker.registered_without_essays", severity="error",
@@ -34,9 +35,9 @@ def registered_without_essays(ctx: Context) -> list[Finding]:
     if with_rows:
         return []
     slots = ctx.ev.rows(N.SLOT_ASSIGNMENTS)
-    if not slots.empty and "batch_tracker_id" in slots:
-        slots = slots[slots["batch_tracker_id"] == tr.get("id")]
-    expected = tr.get("expected_count")
+    if not slots.empty and C.BATCH_TRACKER_ID in slots:
+        slots = slots[slots[C.BATCH_TRACKER_ID] == tr.get(C.ID)]
+    expected = tr.get(C.EXPECTED_COUNT)
     return [Finding(
         id="tracker.registered_without_essays", severity="error",
         title="Tracker present, no essay rows",
@@ -46,7 +47,7 @@ def registered_without_essays(ctx: Context) -> list[Finding]:
                  "field and proves nothing.)"),
         evidence=_refs(N.TRACKERS, [tr], "tracker row") + _refs(N.SLOT_ASSIGNMENTS,
                                                                 slots.pipe(records)),
-        facts={"tracker": True, "expected_count": expected, "essay_state_rows": 0,
+        facts={"tracker": True, C.EXPECTED_COUNT: expected, "essay_state_rows": 0,
                "slot_rows": int(len(slots))},
     )]
 
@@ -67,7 +68,7 @@ def tracker_missing(ctx: Context) -> list[Finding]:
         # past registration, a missing tracker is ELS's delayed cleanup (SYSTEM.md §1.3), not a fault
         return []
     reg = ctx.ev.outbox_for_batch(N.T_REGISTERED, "bos")
-    if reg.empty or not reg["published_at"].notna().any():
+    if reg.empty or not reg[C.PUBLISHED_AT].notna().any():
         return []
     return [Finding(
         id="tracker.missing", severity="error", title="No ELS tracker for a registered batch",
@@ -96,10 +97,10 @@ def orphaned_pending(ctx: Context) -> list[Finding]:
         return []
     tracker = ctx.ev.tracker() is not None
     reg = ctx.ev.outbox_for_batch(N.T_REGISTERED, "bos")
-    registered = not reg.empty and reg["published_at"].notna().any()
+    registered = not reg.empty and reg[C.PUBLISHED_AT].notna().any()
     if not tracker and not registered:
         return []
-    tsids = [str(t) for t in pend["text_storage_id"]]
+    tsids = [str(t) for t in pend[C.TEXT_STORAGE_ID]]
     return [Finding(
         id="pending.orphaned_content", severity="error", title="Orphaned pending content",
         summary=(f"{len(pend)} batch_pending_content row(s) for batch {ctx.ev.scope.batch_id} "
@@ -125,16 +126,16 @@ def validation_blocks(ctx: Context) -> list[Finding]:
     """
     fails = ctx.ev.batch_rows(N.VALIDATION_FAILURES)
     uploads = ctx.ev.batch_rows(N.FILE_UPLOADS)
-    failed_uploads = uploads[uploads["processing_status"] == "failed"] if not uploads.empty else uploads
+    failed_uploads = uploads[uploads[C.PROCESSING_STATUS] == N.FILE_FAILED_STATUS] if not uploads.empty else uploads
     if fails.empty and failed_uploads.empty:
         return []
     essays = ctx.progress.essays
-    open_slots = essays[essays["current_status"] == N.ESSAY_EMPTY_SLOT] if not essays.empty else essays
+    open_slots = essays[essays[C.CURRENT_STATUS] == N.ESSAY_EMPTY_SLOT] if not essays.empty else essays
     done = ctx.ev.outbox_for_batch(N.T_CONTENT_COMPLETED, "els")
     if open_slots.empty or not done.empty:
         return []
-    codes = sorted({str(c) for c in fails.get("validation_error_code", []) if c} |
-                   {str(c) for c in failed_uploads.get("validation_error_code", []) if c})
+    codes = sorted({str(c) for c in fails.get(C.VALIDATION_ERROR_CODE, []) if c} |
+                   {str(c) for c in failed_uploads.get(C.VALIDATION_ERROR_CODE, []) if c})
     k = max(len(fails), len(failed_uploads))
     return [Finding(
         id="validation.failures_block_completion", severity="critical",
@@ -146,9 +147,9 @@ def validation_blocks(ctx: Context) -> list[Finding]:
         evidence=_refs(N.VALIDATION_FAILURES, fails.pipe(records))
         + _refs(N.FILE_UPLOADS, failed_uploads.pipe(records), "upload failed")
         + [EvidenceRef(f"tables/{N.ESSAY_STATES[0]}/{N.ESSAY_STATES[1]}.parquet",
-                       f"essay_id={e}", note="still uploaded") for e in open_slots["essay_id"]],
+                       f"essay_id={e}", note="still uploaded") for e in open_slots[C.ESSAY_ID]],
         facts={"failed_files": k, "codes": codes, "open_slots": int(len(open_slots)),
                "service": "els",  # ELS's completion check is the one that never fires
                "file_upload_ids": [str(f) for f in
-                                   fails.get("file_upload_id", [])]},
+                                   fails.get(C.FILE_UPLOAD_ID, [])]},
     )]

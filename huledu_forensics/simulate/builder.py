@@ -141,7 +141,7 @@ class Sim:
         self.els_enums = els_enums
         self.bos_enums = bos_enums
         self.alembic = alembic
-        self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in ddlmod.COLUMNS}
+        self.rows: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in model.TABLES}
         self.outbox: dict[str, list[dict[str, Any]]] = {"bos": [], "els": [], "file": []}
         self.lines: dict[str, list[tuple[datetime, int, str, str]]] = {}
         self._seq = 0

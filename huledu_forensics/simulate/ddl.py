@@ -1,9 +1,12 @@
-"""DDL for the simulated HuleEdu databases, generated from enum label sets.
+"""DDL for the simulated HuleEdu databases, generated from the model's tables and enum label sets.
 
-The column layouts follow SYSTEM.md §1.2-§1.4 and §2.1. :func:`build_ddl` takes the enum label sets a
-world has (aligned, as ``create_all`` builds them, or drifted, as the early Alembic chain left them), so a
-drifted world gets drifted types. Index names differ between the two bootstraps (SYSTEM.md §1.1); the
-``alembic`` flag picks the set.
+The tables and their columns are the model's (:data:`huledu_forensics.model.TABLES`, columns declared in
+:mod:`huledu_forensics.model.schema`), so a table added there is created here with no other change.
+This module adds only what the DDL needs beyond the columns: foreign keys, unique constraints and the
+index names of each bootstrap. :func:`build_ddl` takes the enum label sets a world has (aligned, as
+``create_all`` builds them, or drifted, as the early Alembic chain left them), so a drifted world gets
+drifted types. Index names differ between the two bootstraps (SYSTEM.md §1.1); the ``alembic`` flag
+picks the set.
 """
 
 from __future__ import annotations
@@ -12,164 +15,11 @@ from collections.abc import Mapping, Sequence
 
 from .. import model
 
-__all__ = ["COLUMNS", "build_ddl", "column_names", "integer_columns"]
+__all__ = ["build_ddl", "column_names", "integer_columns"]
 
 BOS = model.services.BOS_DB
 ELS = model.services.ELS_DB
 FILE = model.services.FILE_DB
-
-Col = tuple[str, str, str]  # name, SQL type, trailing constraint text ("" | "NOT NULL" | "DEFAULT … NOT NULL")
-
-
-def _outbox(json_type: str, ts_type: str, id_default: bool) -> list[Col]:
-    return [
-        ("id", "uuid", "DEFAULT gen_random_uuid() NOT NULL" if id_default else "NOT NULL"),
-        ("aggregate_id", "varchar(255)", "NOT NULL"),
-        ("aggregate_type", "varchar(100)", "NOT NULL"),
-        ("event_type", "varchar(255)", "NOT NULL"),
-        ("event_data", json_type, "NOT NULL"),
-        ("event_key", "varchar(255)", ""),
-        ("topic", "varchar(255)", "NOT NULL"),
-        ("created_at", ts_type, "DEFAULT now() NOT NULL"),
-        ("published_at", ts_type, ""),
-        ("retry_count", "integer", "DEFAULT 0 NOT NULL"),
-        ("last_error", "text", ""),
-    ]
-
-
-# (database, table) -> ordered columns. Only the tables the kit snapshots (model.TABLES).
-COLUMNS: dict[tuple[str, str], list[Col]] = {
-    (BOS, "batches"): [
-        ("id", "varchar(36)", "NOT NULL"),
-        ("correlation_id", "varchar(36)", "NOT NULL"),
-        ("name", "varchar(255)", "NOT NULL"),
-        ("description", "text", ""),
-        ("class_id", "varchar(255)", ""),
-        ("status", "batch_status_enum", "DEFAULT 'awaiting_content_validation' NOT NULL"),
-        ("requested_pipelines", "json", ""),
-        ("pipeline_configuration", "json", ""),
-        ("total_essays", "integer", ""),
-        ("processed_essays", "integer", "NOT NULL"),
-        ("version", "integer", "NOT NULL"),
-        ("created_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("updated_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("completed_at", "timestamp", ""),
-        ("processing_metadata", "json", ""),
-        ("error_details", "json", ""),
-    ],
-    (BOS, "batch_essays"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_id", "varchar(36)", "NOT NULL"),
-        ("essay_id", "varchar(36)", "NOT NULL"),
-        ("content_reference", "json", "NOT NULL"),
-        ("student_metadata", "json", ""),
-        ("processing_metadata", "json", ""),
-        ("created_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("updated_at", "timestamp", "DEFAULT now() NOT NULL"),
-    ],
-    (BOS, "phase_status_log"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_id", "varchar(36)", "NOT NULL"),
-        ("phase", "pipeline_phase_enum", "NOT NULL"),
-        ("status", "phase_status_enum", "NOT NULL"),
-        ("phase_started_at", "timestamp", ""),
-        ("phase_completed_at", "timestamp", ""),
-        ("essays_processed", "integer", "NOT NULL"),
-        ("essays_failed", "integer", "NOT NULL"),
-        ("error_message", "text", ""),
-        ("error_details", "json", ""),
-        ("correlation_id", "varchar(36)", "NOT NULL"),
-        ("processing_metadata", "json", ""),
-        ("created_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("updated_at", "timestamp", "DEFAULT now() NOT NULL"),
-    ],
-    (BOS, "event_outbox"): _outbox("json", "timestamptz", True),
-    (ELS, "batch_essay_trackers"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_id", "varchar(255)", "NOT NULL"),
-        ("expected_essay_ids", "json", "NOT NULL"),
-        ("available_slots", "json", "NOT NULL"),
-        ("expected_count", "integer", "NOT NULL"),
-        ("course_code", "varchar(50)", "NOT NULL"),
-        ("user_id", "varchar(255)", "NOT NULL"),
-        ("org_id", "varchar(255)", ""),
-        ("correlation_id", "varchar(255)", "NOT NULL"),
-        ("timeout_seconds", "integer", "DEFAULT 86400 NOT NULL"),
-        ("batch_metadata", "json", ""),
-        ("created_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("updated_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("completed_at", "timestamptz", ""),
-    ],
-    (ELS, "essay_states"): [
-        ("essay_id", "varchar(255)", "NOT NULL"),
-        ("batch_id", "varchar(255)", ""),
-        ("current_status", "essay_status_enum", "NOT NULL"),
-        ("processing_metadata", "json", "NOT NULL"),
-        ("timeline", "json", "NOT NULL"),
-        ("storage_references", "json", "NOT NULL"),
-        ("text_storage_id", "varchar(255)", ""),
-        ("student_id", "varchar(255)", ""),
-        ("association_confirmed_at", "timestamp", ""),
-        ("association_method", "varchar(50)", ""),
-        ("version", "integer", "NOT NULL"),
-        ("created_at", "timestamp", "DEFAULT now() NOT NULL"),
-        ("updated_at", "timestamp", "DEFAULT now() NOT NULL"),
-    ],
-    (ELS, "slot_assignments"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_tracker_id", "integer", "NOT NULL"),
-        ("internal_essay_id", "varchar(255)", "NOT NULL"),
-        ("status", "varchar(20)", "DEFAULT 'available' NOT NULL"),
-        ("text_storage_id", "varchar(255)", ""),
-        ("original_file_name", "varchar(500)", ""),
-        ("assigned_at", "timestamp", "DEFAULT now() NOT NULL"),
-    ],
-    (ELS, "batch_pending_content"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_id", "varchar(255)", "NOT NULL"),
-        ("text_storage_id", "varchar(255)", "NOT NULL"),
-        ("content_metadata", "jsonb", "NOT NULL"),
-        ("created_at", "timestamptz", "DEFAULT now() NOT NULL"),
-    ],
-    (ELS, "batch_validation_failures"): [
-        ("id", "serial", "NOT NULL"),
-        ("batch_id", "varchar(255)", "NOT NULL"),
-        ("batch_tracker_id", "integer", ""),
-        ("file_upload_id", "varchar(255)", ""),
-        ("validation_error_code", "varchar(50)", ""),
-        ("validation_error_detail", "jsonb", ""),
-        ("created_at", "timestamptz", "DEFAULT now() NOT NULL"),
-    ],
-    (ELS, "event_outbox"): _outbox("jsonb", "timestamp", True),
-    (FILE, "file_uploads"): [
-        ("id", "uuid", "DEFAULT gen_random_uuid() NOT NULL"),
-        ("file_upload_id", "varchar(255)", "NOT NULL"),
-        ("batch_id", "varchar(255)", "NOT NULL"),
-        ("user_id", "varchar(255)", "NOT NULL"),
-        ("assignment_id", "varchar(255)", ""),
-        ("filename", "varchar(500)", "NOT NULL"),
-        ("file_size_bytes", "integer", ""),
-        ("raw_file_storage_id", "varchar(255)", ""),
-        ("text_storage_id", "varchar(255)", ""),
-        ("processing_status", "varchar(50)", "DEFAULT 'PENDING' NOT NULL"),
-        ("validation_error_code", "varchar(100)", ""),
-        ("validation_error_message", "text", ""),
-        ("upload_timestamp", "timestamptz", "DEFAULT CURRENT_TIMESTAMP NOT NULL"),
-        ("processed_timestamp", "timestamptz", ""),
-        ("correlation_id", "uuid", ""),
-    ],
-    (FILE, "event_outbox"): _outbox("json", "timestamptz", False),
-}
-
-# Table order per database (parents before children), and extra constraints / indexes.
-_ORDER: dict[str, tuple[str, ...]] = {
-    BOS: ("batches", "batch_essays", "phase_status_log", "event_outbox"),
-    ELS: ("batch_essay_trackers", "essay_states", "slot_assignments", "batch_validation_failures",
-          "batch_pending_content", "event_outbox"),
-    FILE: ("file_uploads", "event_outbox"),
-}
-
-_PK: dict[tuple[str, str], str] = {(ELS, "essay_states"): "essay_id"}
 
 _CONSTRAINTS: dict[tuple[str, str], list[str]] = {
     (BOS, "batch_essays"): ["CONSTRAINT batch_essays_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES batches (id) "
@@ -256,25 +106,32 @@ def build_ddl(db: str, enums: Mapping[str, Sequence[str]], *, alembic: bool = Fa
     Raises:
         ValueError: ``db`` is not one of the simulated databases.
     """
-    if db not in _ORDER:
-        raise ValueError(f"No DDL for database {db!r}; simulated databases are {sorted(_ORDER)}.")
+    tables = _tables(db)
+    if not tables:
+        raise ValueError(f"No DDL for database {db!r}; simulated databases are "
+                         f"{sorted({d for d, _ in model.TABLES})}.")
     parts = [f"CREATE TYPE {name} AS ENUM ({', '.join(_quote(l) for l in labels)});"
              for name, labels in enums.items()]
-    for table in _ORDER[db]:
-        cols = COLUMNS[(db, table)]
-        body = [f"    {n} {t}" + (f" {c}" if c else "") for n, t, c in cols]
-        body.append(f"    CONSTRAINT {table}_pkey PRIMARY KEY ({_PK.get((db, table), 'id')})")
+    for spec in tables:
+        table = spec.name
+        body = [f"    {c.name} {c.type}" + (f" {c.constraint}" if c.constraint else "") for c in spec.columns]
+        body.append(f"    CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(spec.key)})")
         body += [f"    {c}" for c in _CONSTRAINTS.get((db, table), [])]
         parts.append(f"CREATE TABLE {table} (\n" + ",\n".join(body) + "\n);")
         parts += _indexes(db, table, alembic)
     return "\n".join(parts) + "\n"
 
 
+def _tables(db: str) -> list[model.Table]:
+    """``db``'s tables in the model's order (parents before children)."""
+    return [t for (d, _), t in model.TABLES.items() if d == db]
+
+
 def column_names(db: str, table: str) -> list[str]:
     """Return the ordered column names of a simulated table."""
-    return [c[0] for c in COLUMNS[(db, table)]]
+    return list(model.TABLES[(db, table)].column_names)
 
 
 def integer_columns(db: str, table: str) -> list[str]:
     """Return the integer-typed columns of a simulated table (``serial`` and ``integer``)."""
-    return [c[0] for c in COLUMNS[(db, table)] if c[1] in ("serial", "integer")]
+    return [c.name for c in model.TABLES[(db, table)].columns if c.is_integer]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import model
+from ..model import names as N
 from ..world import World
 from .builder import BOS_DB, ELS_DB, T_COMPLETED, T_REGISTERED, Batch, FileSpec, Sim, ms
 
-__all__ = ["SCENARIOS", "build"]
+__all__ = ["EXPECTED", "SCENARIOS", "ExpectedVerdict", "build"]
 
 SEED_BATCH = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
 SEED_REG_CORR = "9437fe03-1195-4241-b532-91d36df0b1c2"
@@ -35,6 +37,44 @@ SCENARIOS: dict[str, str] = {
     "validation_failure": "Some files fail validation; their essay slots stay 'uploaded', so content "
                           "provisioning never completes.",
 }
+
+
+
+@dataclass(frozen=True)
+class ExpectedVerdict:
+    """What the kit must conclude about a scenario's target batch.
+
+    :data:`EXPECTED` is the one place this is written: each world's ``expected`` block is built from it,
+    and the tests hold the kit's verdict on each simulated world against it.
+    """
+
+    healthy: bool
+    current_state: str
+    """``batches.status`` of the target in BOS at collection time."""
+    awaited_event: str | None
+    """The topic the batch waits for (``None`` when healthy)."""
+    root_cause: str | None
+    """The id of the rule whose finding is the root cause (``None`` when healthy)."""
+
+
+def _stuck_on(root: str) -> ExpectedVerdict:
+    """A batch registered but never told its content is complete, because of ``root``."""
+    return ExpectedVerdict(healthy=False, current_state=N.S_AWAITING_CONTENT, awaited_event=T_COMPLETED,
+                           root_cause=root)
+
+
+_HEALTHY = ExpectedVerdict(healthy=True, current_state=N.S_READY, awaited_event=None,
+                           root_cause=None)
+
+EXPECTED: dict[str, ExpectedVerdict] = {
+    "healthy_guest": _HEALTHY,
+    "healthy_regular": _HEALTHY,
+    "seed_variant_a": _stuck_on("enum.label_missing"),
+    "seed_variant_b": _stuck_on("enum.label_missing"),
+    "outbox_poisoned": _stuck_on("outbox.poisoned"),
+    "validation_failure": _stuck_on("validation.failures_block_completion"),
+}
+"""Scenario name → the verdict the kit must reach on its target batch."""
 
 COURSES = ("ENG5", "ENG6", "SV1", "SV2")
 
@@ -89,10 +129,9 @@ def _background(sim: Sim, t_target: datetime, *, mode: str, pipelines: bool) -> 
     return out
 
 
-def _expected(b: Batch, *, healthy: bool, root: str | None, **more: Any) -> dict[str, Any]:
-    return {"batch_id": b.id, "flow": b.flow, "healthy": healthy, "current_state": b.status,
-            "awaited_event": None if healthy else T_COMPLETED, "root_cause": root,
-            "essay_count": len(b.essay_ids), **more}
+def _expected(name: str, b: Batch, **more: Any) -> dict[str, Any]:
+    """The world's ``expected`` block: the scenario's :data:`EXPECTED` verdict plus facts of this build."""
+    return {"batch_id": b.id, "flow": b.flow, **asdict(EXPECTED[name]), "essay_count": len(b.essay_ids), **more}
 
 
 def _target(b: Batch) -> dict[str, str]:
@@ -114,10 +153,10 @@ def _healthy(name: str, seed: int, flow: str) -> World:
     batches = [tb] + _background(sim, t_reg, mode="healthy", pipelines=True)
     sim.run_batches(batches)
     return sim.finish(end=t_reg + timedelta(seconds=90), description=SCENARIOS[name], target=_target(tb),
-                      expected=_expected(tb, healthy=True, root=None), els_restart=True)
+                      expected=_expected(name, tb), els_restart=True)
 
 
-def _stuck(name: str, seed: int, mode: str, root: str) -> World:
+def _stuck(name: str, seed: int, mode: str) -> World:
     probe = _sim(name, seed, datetime(2025, 12, 1, tzinfo=UTC), False)
     t_reg = _base_time(probe, 3 + seed % 20)
     sim = _sim(name, seed, t_reg - timedelta(seconds=60), False)
@@ -133,7 +172,7 @@ def _stuck(name: str, seed: int, mode: str, root: str) -> World:
     if mode == "vfail":
         more["failed_files"] = sum(1 for f in tb.files if f.fails)
     return sim.finish(end=t_reg + timedelta(seconds=95), description=SCENARIOS[name], target=_target(tb),
-                      expected=_expected(tb, healthy=False, root=root, **more))
+                      expected=_expected(name, tb, **more))
 
 
 def _seed_a(name: str, seed: int) -> World:
@@ -151,7 +190,7 @@ def _seed_a(name: str, seed: int) -> World:
     batches = [tb] + _background(sim, SEED_REG_AT, mode="enum_a", pipelines=False)
     sim.run_batches(batches)
     return sim.finish(end=SEED_COLLECTED, description=SCENARIOS[name], target=_target(tb),
-                      expected=_expected(tb, healthy=False, root="enum.label_missing", pending_content=2),
+                      expected=_expected(name, tb, pending_content=2),
                       els_restart=True)
 
 
@@ -167,8 +206,7 @@ def _seed_b(name: str, seed: int) -> World:
     batches = [tb] + _background(sim, t_reg, mode="enum_b", pipelines=False)
     sim.run_batches(batches)
     return sim.finish(end=t_reg + timedelta(seconds=36), description=SCENARIOS[name], target=_target(tb),
-                      expected=_expected(tb, healthy=False, root="enum.label_missing",
-                                         pending_content=len(tb.pending)))
+                      expected=_expected(name, tb, pending_content=len(tb.pending)))
 
 
 _BUILDERS: dict[str, Callable[[str, int], World]] = {
@@ -176,8 +214,8 @@ _BUILDERS: dict[str, Callable[[str, int], World]] = {
     "healthy_regular": lambda n, s: _healthy(n, s, "REGULAR"),
     "seed_variant_a": _seed_a,
     "seed_variant_b": _seed_b,
-    "outbox_poisoned": lambda n, s: _stuck(n, s, "poisoned", "outbox.poisoned"),
-    "validation_failure": lambda n, s: _stuck(n, s, "vfail", "validation.failures_block_completion"),
+    "outbox_poisoned": lambda n, s: _stuck(n, s, "poisoned"),
+    "validation_failure": lambda n, s: _stuck(n, s, "vfail"),
 }
 
 

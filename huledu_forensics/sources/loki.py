@@ -6,6 +6,14 @@ library only. HuleEdu's Promtail labels each stream with ``container`` (the cont
 original line, so a container's lines are ``{container="<name>"}``; the scope's ids are pushed down as a
 case-insensitive line filter ``|~ "(?i)id1|id2|…"`` so Loki only returns lines that can matter.
 
+A line filter alone would lose the id-less lines the other sources keep: a traceback after a scoped error
+line, or "offset not committed" after a handler failure. With ``follow=True`` (as
+:class:`~huledu_forensics.sources.files.FilesSource` has) the filtered query only *finds* the matches;
+the source then reads every line of the time ranges around them (from :data:`CONTEXT_BEFORE` before a
+match, for the head of its block, to :data:`CONTEXT_AFTER` after it, which covers
+:data:`huledu_forensics.logs.LINK_SECONDS`), so the one scope decision (collection's, or
+:func:`huledu_forensics.logs.scope_filter` offline) sees the same neighbourhood it sees in a file.
+
 A window is read forward in pages of ``page_limit`` entries: the next page starts at the last entry's
 time (Loki's ``start`` is inclusive), and entries already yielded at that boundary are skipped, so
 entries sharing a timestamp across a page boundary are neither duplicated nor lost. Long windows are
@@ -36,10 +44,11 @@ from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from .._time import utcnow
 from ..errors import ConfigError, SourceUnavailable
+from ..logs import LINK_SECONDS
 from .base import LogLine, Window
 from .files import docker_stamp, to_ns
 
-__all__ = ["LokiSource", "logql_string", "regex_alternation"]
+__all__ = ["CONTEXT_AFTER", "CONTEXT_BEFORE", "MERGE_GAP", "LokiSource", "logql_string", "regex_alternation"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,15 @@ _RE2_META = set("\\.+*?()|[]{}^$")
 _MIN_NS = -(2**63) + 1  # pandas' datetime64[ns] range: years 1677..2262
 _MAX_NS = 2**63 - 1
 _MAX_BODY = 256 << 20  # one answer larger than this is refused rather than held in memory
+
+CONTEXT_BEFORE = timedelta(seconds=LINK_SECONDS)
+"""With ``follow``, lines this long before a match are read too: the head of a block whose continuation
+line names the id (Docker stamps a block's lines within milliseconds of each other)."""
+CONTEXT_AFTER = timedelta(seconds=2 * LINK_SECONDS)
+"""With ``follow``, lines this long after a match are read too: every id-less warning/error block that
+may link to it (at most :data:`~huledu_forensics.logs.LINK_SECONDS` later) with its continuation lines."""
+MERGE_GAP = timedelta(seconds=30)
+"""With ``follow``, ranges closer than this are read as one (fewer requests for a few more lines)."""
 
 
 def regex_alternation(values: Iterable[str]) -> str:
@@ -247,20 +265,61 @@ class LokiSource:
         return q
 
     def iter_lines(self, container: str, window: Window = Window(),
-                   contains_any: Iterable[str] | None = None) -> Iterator[LogLine]:
+                   contains_any: Iterable[str] | None = None, *, follow: bool = False) -> Iterator[LogLine]:
         """Yield the container's entries in ``[window.since, window.until)``, oldest first.
 
         ``contains_any`` (``None`` or empty: no filter) is pushed down as a case-insensitive regex line
-        filter (ids are matched regardless of case, as collection's own prefilter does). The
-        stream is the entry's ``stream`` label when it is ``stdout``/``stderr``, else ``combined``.
+        filter (ids are matched regardless of case, as collection's own prefilter does). With ``follow``
+        the filter only locates the matches, and every line from :data:`CONTEXT_BEFORE` before a match
+        to :data:`CONTEXT_AFTER` after it is yielded (ranges closer than :data:`MERGE_GAP` read as one):
+        the id-less lines after a scoped line (tracebacks, "offset not committed") are there for the
+        scope decision, as :class:`~huledu_forensics.sources.files.FilesSource` yields them with
+        ``follow``. The stream is the entry's ``stream`` label when it is ``stdout``/``stderr``, else
+        ``combined``. ``max_lines`` caps the matches and the lines yielded alike.
 
         Raises:
             SourceUnavailable: Loki cannot be reached, or refuses a request for a reason other than a
                 limit the source can work around.
         """
-        query = self.query(container, contains_any)
+        ids = [s for s in (contains_any or ()) if s]
         start, end = self._bounds(window, warn=True, container=container)
-        return self._iter(container, query, start, end)
+        if follow and ids:
+            return self._follow(container, self.query(container, ids), start, end)
+        entries = self._iter(container, self.query(container, ids), start, end, self.max_lines)
+        return (LogLine(container, stream, f"{docker_stamp(ns)} {line}") for ns, stream, line in entries)
+
+    def _follow(self, container: str, hit_query: str, start: int, end: int) -> Iterator[LogLine]:
+        """Every line of the ranges around the matches of ``hit_query`` (see :meth:`iter_lines`).
+
+        Matches are read page by page and each range is read as soon as the next match falls beyond
+        it, so memory holds one range's bounds, and what was read before a failure or the deadline has
+        already been yielded.
+        """
+        before, after = _ns_delta(CONTEXT_BEFORE), _ns_delta(CONTEXT_AFTER)
+        gap = _ns_delta(MERGE_GAP)
+        every = self.query(container)
+        left = self.max_lines  # lines still allowed (None: no cap)
+        span: tuple[int, int] | None = None  # the range being grown, [lo, hi); ranges never overlap
+
+        def read(lo: int, hi: int) -> Iterator[LogLine]:
+            nonlocal left
+            for ns, stream, line in self._iter(container, every, lo, hi, left):
+                if left is not None:
+                    left -= 1
+                yield LogLine(container, stream, f"{docker_stamp(ns)} {line}")
+
+        for ns, _stream, _line in self._iter(container, hit_query, start, end, self.max_lines):
+            lo, hi = max(start, ns - before), min(end, ns + after)
+            if span is not None and lo - span[1] <= gap:
+                span = (span[0], max(span[1], hi))
+                continue
+            if span is not None:
+                yield from read(*span)
+                if left is not None and left <= 0:
+                    return
+            span = (lo, hi)
+        if span is not None and (left is None or left > 0):
+            yield from read(*span)
 
     # ------------------------------------------------------------------ paging
     def _bounds(self, window: Window, *, warn: bool, container: str = "") -> tuple[int, int]:
@@ -274,7 +333,10 @@ class LokiSource:
                            f"{self.lookback} before its end only; give a window start to read further back.")
         return start, max(start, end)
 
-    def _iter(self, container: str, query: str, start: int, end: int) -> Iterator[LogLine]:
+    def _iter(self, container: str, query: str, start: int, end: int, cap: int | None
+              ) -> Iterator[tuple[int, str, str]]:
+        """``(ns, stream, line)`` of the entries of ``query`` in ``[start, end)``, oldest first, at most
+        ``cap`` of them (``None``: no cap; reaching it is a completeness warning)."""
         span = max(1, _ns_delta(self.max_query_span))
         last_ts = -1  # everything before last_ts, and seen entries at last_ts, were already yielded
         seen_at_last: set[tuple[str, str]] = set()
@@ -317,8 +379,8 @@ class LokiSource:
                         last_ts, seen_at_last = ns, {key}
                     new += 1
                     yielded += 1
-                    yield LogLine(container, stream, f"{docker_stamp(ns)} {line}")
-                    if self.max_lines is not None and yielded >= self.max_lines:
+                    yield ns, stream, line
+                    if cap is not None and yielded >= cap:
                         self._warn(f"{container}: stopped after {yielded} lines (max_lines) at "
                                    f"{docker_stamp(ns)}; later lines in the window were not read. Narrow "
                                    "the window or raise max_lines.")

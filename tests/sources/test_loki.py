@@ -9,16 +9,19 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from huledu_forensics import model
 from huledu_forensics.errors import ConfigError, SourceUnavailable
+from huledu_forensics.logs import parse_lines, read_scoped, scope_filter
 from huledu_forensics.sources.base import LogLine, LogSource, Window
 from huledu_forensics.sources.files import FilesSource, docker_stamp, split_docker_stamp, to_ns
 from huledu_forensics.sources.loki import LokiSource, regex_alternation
 from huledu_forensics.testing import FakeLoki
 from huledu_forensics.world import load_world_dir
 from tests.support.corpus import CORPUS_DIR, require_corpus
+from tests.test_logs_scoped import TARGET, _generate
 
 SEED = CORPUS_DIR / "seed-variant-a"
 T0 = datetime(2025, 11, 20, 18, 0, tzinfo=UTC)
@@ -113,7 +116,7 @@ def test_stdout_and_stderr_streams_are_merged_in_time_order(loki):
 
 
 def test_scope_ids_are_pushed_down_as_an_escaped_regex_line_filter(loki):
-    batch = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
+    batch = TARGET  # the corpus world's stuck batch
     odd = "file.v1+(x)"
     loki.push({"container": APP}, [
         (_ns(0), f'{{"event": "registered", "batch_id": "{batch}"}}'),
@@ -280,3 +283,125 @@ def test_fake_push_endpoint_and_logql_subset(loki):
     assert doc == {"status": "success", "data": ["a", "b"]}
     status, doc = _get(loki, "/loki/api/v1/label/container/values")  # default: last 6 h only
     assert doc == {"status": "success", "data": []}
+
+
+# ---------------------------------------------------------------- live through Loki vs files replay
+OTHER = "5a0c1d2e-3f40-4152-8637-48596a7b8c9d"
+SAME = ["docker_ts", "raw", "level", "message", "batch_id", "correlation_id"]
+
+
+def _worker_log() -> list[tuple[int, str]]:
+    """A worker log: a scoped error followed by an id-less traceback and an id-less error, another
+    batch's failure with its own id-less error, and a later scoped line alone."""
+    def js(level: str, event: str, **extra: object) -> str:
+        return json.dumps({"level": level, "event": event, "logger_name": "els.kafka.consumer",
+                           "extra": extra})
+    lines = [
+        (0.0, js("info", "Processing event", batch_id=OTHER)),
+        (0.5, js("info", "Processing event", batch_id=TARGET)),
+        (0.6, js("error", "Handler failed", batch_id=TARGET)),
+        (0.6001, "Traceback (most recent call last):"),
+        (0.6002, '  File "/app/handler.py", line 88, in handle'),
+        (0.6003, "psycopg.errors.InvalidTextRepresentation: invalid input value for enum"),
+        (0.9, js("error", "offset not committed", partition=2, offset=17)),
+        (40.0, js("info", "Processing event", batch_id=OTHER)),
+        (40.1, js("error", "Handler failed", batch_id=OTHER)),
+        (40.2, js("error", "offset not committed", partition=2, offset=18)),
+        (90.0, js("warning", "Retrying", batch_id=TARGET)),
+        (300.0, js("info", "heartbeat")),
+    ]
+    return [(_ns(s), text) for s, text in lines]
+
+
+def _scoped(texts: list[str]) -> pd.DataFrame:
+    return scope_filter(parse_lines(texts, container=APP), [TARGET])[SAME].reset_index(drop=True)
+
+
+def test_follow_keeps_the_idless_traceback_files_replay_keeps(loki, tmp_path):
+    """Live through Loki and a replay of the same log file keep the same scoped lines."""
+    entries = _worker_log()
+    path = tmp_path / f"{APP}.log"
+    path.write_text("".join(f"{docker_stamp(ns)} {text}\n" for ns, text in entries))
+    loki.push({"container": APP}, entries)
+
+    replay = read_scoped(path, [TARGET], container=APP)[SAME].reset_index(drop=True)
+    src = LokiSource(loki.url, page_limit=3)
+    live = [ln.text for ln in src.iter_lines(APP, WIDE, contains_any=[TARGET], follow=True)]
+    pd.testing.assert_frame_equal(_scoped(live), replay)
+    assert "psycopg.errors.InvalidTextRepresentation" in " ".join(replay["raw"])
+    assert "offset not committed" in set(replay["message"])
+    # the files source's own stretches hold the same scoped lines
+    files = [ln.text for ln in FilesSource(tmp_path).iter_lines(APP, WIDE, contains_any=[TARGET],
+                                                                  follow=True)]
+    pd.testing.assert_frame_equal(_scoped(files), replay)
+    # bounded: the lines far from any match were never asked for (heartbeat, the other batch at 40 s)
+    assert not any("heartbeat" in t or '"offset": 18' in t for t in live)
+    queries = loki.queries()
+    assert queries[0].endswith(f'|~ "(?i){TARGET}"') and f'{{container="{APP}"}}' in queries
+    # the line filter alone loses the traceback and the id-less error: what follow is for
+    pushed = [ln.text for ln in src.iter_lines(APP, WIDE, contains_any=[TARGET])]
+    assert len(_scoped(pushed)) < len(replay)
+    assert src.warnings == []
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_follow_matches_files_replay_on_a_busy_log(loki, tmp_path, seed):
+    """Tracebacks naming the id in a frame, id-less errors, PostgreSQL blocks, other batches."""
+    path = tmp_path / f"{APP}.log"
+    _generate(path, seed=seed, n=900, crlf_every=0)
+    entries = []
+    for line in path.read_text().splitlines():
+        split = split_docker_stamp(line)
+        assert split is not None
+        entries.append(split)
+    loki.push({"container": APP}, entries)
+    replay = read_scoped(path, [TARGET], container=APP)
+    live = [ln.text for ln in LokiSource(loki.url, page_limit=50).iter_lines(
+        APP, WIDE, contains_any=[TARGET], follow=True)]
+    got = scope_filter(parse_lines(live, container=APP), [TARGET])
+    pd.testing.assert_frame_equal(got[SAME].reset_index(drop=True), replay[SAME].reset_index(drop=True))
+    assert len(replay) > 0 and len(live) < len(entries)
+
+
+def test_follow_is_bounded_by_max_lines_and_the_window(loki):
+    loki.push({"container": APP}, [(_ns(i), f"{TARGET} l{i}" if i % 100 == 0 else f"l{i}")
+                                   for i in range(1000)])
+    src = LokiSource(loki.url, page_limit=10, max_lines=25)
+    got = list(src.iter_lines(APP, WIDE, contains_any=[TARGET], follow=True))
+    assert len(got) == 25 and any("max_lines" in w for w in src.warnings)
+    win = Window(T0 + timedelta(seconds=199), T0 + timedelta(seconds=201))
+    texts = [ln.text.split(" ", 1)[1] for ln in LokiSource(loki.url).iter_lines(
+        APP, win, contains_any=[TARGET], follow=True)]
+    assert texts == ["l199", f"{TARGET} l200"]
+
+
+@pytest.mark.postgres
+def test_live_collection_through_loki_keeps_what_collection_from_files_keeps(
+        pg_admin_dsn: str, tmp_path) -> None:
+    """snapshot() of one batch with the logs behind Loki writes the same log lines as with files."""
+    from huledu_forensics.bundle import Bundle
+    from huledu_forensics.collect import snapshot
+    from tests.support.pg_world import DatabaseFactory, load_world_into_postgres, profile_for
+
+    require_corpus(SEED.name)
+    world = load_world_dir(SEED)
+    batch = TARGET  # the corpus world's stuck batch
+    factory = DatabaseFactory(pg_admin_dsn)
+    try:
+        profile = profile_for(load_world_into_postgres(world, factory))
+        with FakeLoki() as fake:
+            fake.load_world(world)
+            b_files = snapshot(profile, batch, tmp_path / "files", progress=False,
+                               log_sources=[FilesSource(SEED / "logs")])
+            b_loki = snapshot(profile, batch, tmp_path / "loki", progress=False,
+                              log_sources=[LokiSource(fake.url)], since=T0 - timedelta(days=1))
+    finally:
+        factory.drop_all()
+
+    def lines(b: Bundle) -> dict[str, list[str]]:
+        return {c: list(b.iter_log_lines(c, s)) for c, s, _p in b.log_files()}
+
+    got, want = lines(b_loki), lines(b_files)
+    assert got == want
+    # an id-less line kept only because it follows a scoped one (a line filter alone drops it)
+    assert any("offset not committed" in ln for ln in got["huleedu_essay_lifecycle_worker"])
