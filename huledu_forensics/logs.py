@@ -46,6 +46,7 @@ import calendar
 import gzip
 import io
 import json
+import mmap
 import os
 import re
 from collections import deque
@@ -1606,75 +1607,71 @@ def _is_block_start(line: bytes, docker_prefixed: bool) -> bool:
     return False
 
 
-def _count_newlines(fd: int, start: int, end: int, buf: bytearray, eq: np.ndarray) -> int:
-    """Newlines in bytes ``[start, end)`` of the file, read into ``buf`` block by block and counted by
-    numpy (a compare into ``eq`` and a count: ~3x faster than ``bytes.count``)."""
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    total = 0
-    nl = np.uint8(10)
-    while start < end:
-        got = os.preadv(fd, [memoryview(buf)[: min(len(buf), end - start)]], start)
-        if got <= 0:
-            break
-        total += int(np.count_nonzero(np.equal(arr[:got], nl, out=eq[:got])))
-        start += got
-    return total
+_DROP_BYTES = 16 << 20  # mapped file pages are dropped after this many bytes (memory stays flat)
+
+
+def _drop(mm: Any, start: int, end: int) -> None:
+    """Unmap the pages of ``[start, end)`` from the process (the page cache keeps them)."""
+    start -= start % mmap.PAGESIZE
+    if end > start and hasattr(mm, "madvise"):
+        mm.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
     """``(line start offset, 1-based line number)`` of every line holding a needle (any case).
 
-    One pass over the file in blocks of ``block_bytes`` read into one reused buffer (small enough to
-    stay in the CPU cache for the three passes over it: read, fold, search). Each block is folded to
-    lower case by OR-ing every byte with 0x20 (numpy, into a second buffer) and searched with
-    ``bytearray.find``; the fold maps only ``A-Z`` and a few control bytes onto the needle's characters,
-    so the hits are a superset of the case-insensitive matches (:func:`scope_filter` decides on the
-    parsed rows). Blocks overlap by the longest needle, so an id across a boundary is found once.
-    Newlines are counted afterwards, only up to the last hit, for line numbers.
+    One pass over the memory-mapped file in blocks of ``block_bytes``: each block is folded to lower
+    case by OR-ing every byte with 0x20 (numpy, from the mapped pages into one small reused buffer that
+    stays in the CPU cache) and searched there with ``bytearray.find``. The fold maps only ``A-Z`` and a
+    few control bytes onto the needle's characters, so the hits are a superset of the case-insensitive
+    matches (:func:`scope_filter` decides on the parsed rows). Blocks overlap by the longest needle, so
+    an id across a boundary is found once. Mapped pages are dropped every :data:`_DROP_BYTES`, so memory
+    stays flat whatever the file size. Newlines are counted afterwards (numpy), only up to the last hit.
     """
     if size == 0:
         return []
     folded_needles = [bytes(b | 0x20 for b in nd) for nd in needles]
     overlap = max(len(n) for n in needles) - 1
-    raw = bytearray(block_bytes + overlap)
     low = bytearray(block_bytes + overlap)
-    raw_arr = np.frombuffer(raw, dtype=np.uint8)
     low_arr = np.frombuffer(low, dtype=np.uint8)
     starts: set[int] = set()
-    pos = 0
-    while pos < size:
-        got = os.preadv(fd, [raw], pos)
-        if got <= 0:
-            break
-        blen = min(block_bytes, got)
-        np.bitwise_or(raw_arr[:got], 0x20, out=low_arr[:got])
-        for nd in folded_needles:
-            i = low.find(nd, 0, got)
-            while i != -1 and i < blen:
-                j = raw.rfind(b"\n", 0, i) + 1
-                starts.add(pos + j if j > 0 or pos == 0 else _line_start(fd, pos))
-                i = low.find(nd, i + 1, got)
-        pos += blen
-    found: list[tuple[int, int]] = []
-    counted_to, newlines = 0, 0  # newlines in [0, counted_to)
-    eq = np.empty(len(raw), dtype=bool)
-    for ls in sorted(starts):
-        newlines += _count_newlines(fd, counted_to, ls, raw, eq)
-        counted_to = ls
-        found.append((ls, newlines + 1))
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        pos = dropped = 0
+        while pos < size:
+            got = min(block_bytes + overlap, size - pos)
+            blen = min(block_bytes, got)
+            np.bitwise_or(arr[pos : pos + got], 0x20, out=low_arr[:got])
+            for nd in folded_needles:
+                i = low.find(nd, 0, got)
+                while i != -1 and i < blen:
+                    starts.add(mm.rfind(b"\n", 0, pos + i) + 1)
+                    i = low.find(nd, i + 1, got)
+            pos += blen
+            if pos - dropped >= _DROP_BYTES:
+                _drop(mm, dropped, pos)
+                dropped = pos - pos % mmap.PAGESIZE
+        found: list[tuple[int, int]] = []
+        counted_to, newlines = 0, 0  # newlines in [0, counted_to)
+        eq = np.empty(block_bytes, dtype=bool)
+        nl = np.uint8(10)
+        for ls in sorted(starts):
+            while counted_to < ls:
+                step = min(ls, counted_to + block_bytes)
+                n = step - counted_to
+                newlines += int(np.count_nonzero(np.equal(arr[counted_to:step], nl, out=eq[:n])))
+                if step // _DROP_BYTES != counted_to // _DROP_BYTES:
+                    _drop(mm, counted_to - counted_to % _DROP_BYTES, step)
+                counted_to = step
+            found.append((ls, newlines + 1))
+        del arr
+    finally:
+        try:
+            mm.close()
+        except BufferError:  # a numpy view still alive: the map goes with it
+            pass
     return found
-
-
-def _line_start(fd: int, end: int) -> int:
-    """Offset of the start of the line that holds byte ``end`` (a line longer than a search block)."""
-    window = 1 << 16
-    while end > 0:
-        lo = max(0, end - window)
-        j = os.pread(fd, end - lo, lo).rfind(b"\n")
-        if j != -1:
-            return lo + j + 1
-        end = lo
-    return 0
 
 
 def _lines_from(fd: int, off: int, size: int) -> Iterator[tuple[int, bytes]]:
