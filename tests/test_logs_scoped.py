@@ -164,3 +164,17 @@ def test_files_source_follow_reads_only_the_stretches_live_collection_needs(tmp_
             last_hit = ns
         elif last_hit is not None and ns - last_hit <= LINK_SECONDS * 1e9:
             assert i in kept
+
+
+@pytest.mark.parametrize("block", [64, 1024, 1 << 18])
+def test_scoped_read_finds_an_id_at_the_end_of_a_line_longer_than_a_block(tmp_path: Path, block: int) -> None:
+    path = tmp_path / "worker.log"
+    t = datetime(2025, 11, 20, 18, 41, 0, tzinfo=UTC)
+    lines = [f"{_stamp(t + timedelta(seconds=i))} " + _json(t + timedelta(seconds=i), "info", "x" * 5000 + f" {i}",
+                                                              batch_id=str(uuid.UUID(int=i)))
+             for i in range(5)]
+    lines[3] = lines[3][:-2] + f', "note": "{"y" * 3000} {TARGET.upper()}"}}}}'
+    path.write_text("\n".join(lines) + "\n")
+    got = read_scoped(path, [TARGET], container=WORKER, block_bytes=block)
+    assert got["line_no"].tolist() == [4]
+    _same(got, scope_filter(parse_file(path, container=WORKER), [TARGET]))
