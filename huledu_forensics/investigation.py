@@ -17,12 +17,12 @@ from . import model
 from ._time import parse_utc
 from .bundle import Bundle
 from .differential import differential
-from .evidence import Evidence, records
+from .evidence import Evidence
 from .model import names as N
 from .outcomes import handler_runs, recognised_containers, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
-from .scope import Scope, build_index, discover, row_ids
+from .scope import Scope, ScopeIndex, build_index, discover
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
@@ -202,8 +202,11 @@ def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 
     return cast(pd.DataFrame, db_logs[mask])
 
 
-def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope
+def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope, index: ScopeIndex
                   ) -> dict[tuple[str, str], pd.DataFrame]:
+    """The rows of each table that hold a scope id and are not about another batch instead of the
+    scope's. A row's ids are read from ``index`` (:func:`build_index` of these ``tables``), which
+    found them already, so no row is parsed twice."""
     ids = scope.all_ids
     others = scope.other_batches
     out = {}
@@ -211,9 +214,10 @@ def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope
         if df is None or df.empty:
             out[(db, t)] = df if df is not None else pd.DataFrame()
             continue
+        part = f"tables/{db}/{t}"
         keep = []
-        for row in df.pipe(records):
-            pairs = list(row_ids(db, t, row))
+        for i in range(len(df)):
+            pairs = index.item_ids.get((part, i), ())
             batches = {v for k, v in pairs if k == "batch"}
             mine = any(v in ids for _, v in pairs)
             if mine and batches and scope.batch_id not in batches and batches & others:
@@ -296,7 +300,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
     db_logs = _in_window(database_logs(b), since_t, until_t)
-    scoped_tables = _scope_tables(tables, scope)
+    scoped_tables = _scope_tables(tables, scope, index)
     collected = until_t or b.collected_at
     ev = Evidence(scope=scope, tables=scoped_tables, logs=scoped_logs,
                   db_logs=db_logs, enums=b.enums, containers=b.containers, collected_at=collected,
