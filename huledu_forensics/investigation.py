@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from . import _fields as F
-from . import logs as logmod
 from . import model
 from ._time import parse_utc
 from .bundle import Bundle
@@ -88,9 +87,19 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     kept = bundle.parsed_log(container, stream)
     if kept is not None and prefilter is None:
         return kept  # parsed once at collection
+    from . import logs as logmod  # see _empty_logs
+
     parts = list(logmod.iter_parse_file(path, container=container, stream=stream, source_file=rel,
                                         prefilter=prefilter))  # type: ignore[arg-type]
-    return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
+    return pd.concat(parts, ignore_index=True) if parts else _empty_logs()
+
+
+def _empty_logs() -> pd.DataFrame:
+    """An empty normalised log frame. The log parser is imported only when needed: a bundle keeps its
+    logs parsed (Parquet), so investigating one neither parses nor loads the parser, a large module."""
+    from . import logs as logmod
+
+    return logmod.empty_frame()
 
 
 def service_logs(bundle: Bundle) -> pd.DataFrame:
@@ -100,7 +109,7 @@ def service_logs(bundle: Bundle) -> pd.DataFrame:
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
               if c not in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else _empty_logs()
     bundle.cache.service_logs = out
     return out
 
@@ -111,7 +120,7 @@ def database_logs(bundle: Bundle) -> pd.DataFrame:
         return bundle.cache.db_logs
     frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
     frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else _empty_logs()
     bundle.cache.db_logs = out
     return out
 
