@@ -102,27 +102,30 @@ def _empty_logs() -> pd.DataFrame:
     return logmod.empty_frame()
 
 
+def _read_logs(bundle: Bundle, files: list[tuple[str, str, Path]]) -> pd.DataFrame:
+    """The normalised lines of ``files``: their kept parsed rows read at once when every file has
+    them (:meth:`Bundle.parsed_logs`), else each file's kept rows or its parse, concatenated."""
+    out = bundle.parsed_logs((c, s) for c, s, _p in files)
+    if out is None:
+        frames = [f for f in (_parse(bundle, c, s, p, None) for c, s, p in files) if not f.empty]
+        out = pd.concat(frames, ignore_index=True) if frames else None
+    return out if out is not None and not out.empty else _empty_logs()
+
+
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.service_logs is not None:
-        return bundle.cache.service_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
-              if c not in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else _empty_logs()
-    bundle.cache.service_logs = out
-    return out
+    if bundle.cache.service_logs is None:
+        bundle.cache.service_logs = _read_logs(
+            bundle, [f for f in _log_files(bundle) if f[0] not in _DB_CONTAINERS])
+    return bundle.cache.service_logs
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
-    if bundle.cache.db_logs is not None:
-        return bundle.cache.db_logs
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle) if c in _DB_CONTAINERS]
-    frames = [f for f in frames if not f.empty]
-    out = pd.concat(frames, ignore_index=True) if frames else _empty_logs()
-    bundle.cache.db_logs = out
-    return out
+    if bundle.cache.db_logs is None:
+        bundle.cache.db_logs = _read_logs(
+            bundle, [f for f in _log_files(bundle) if f[0] in _DB_CONTAINERS])
+    return bundle.cache.db_logs
 
 
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
