@@ -56,6 +56,37 @@ GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", 
 SCAN_FILES = {"json": "scan.json", "stuck": "stuck_batches.csv", "groups": "groups.csv"}
 """What :meth:`ScanResult.write` puts in a directory."""
 
+UNKNOWN = "unknown"
+"""The prefix of every error class the scan cannot decide from the rows it read (``unknown.<why>:<source>``)."""
+
+NOT_READ = f"{UNKNOWN}.not_read"
+"""``unknown.not_read:<database>[.<table>]``: the source the classification needed was not read."""
+
+ERROR_CLASSES: dict[str, str] = {
+    "bos.batch_row_missing": "ELS or the File Service holds the batch; BOS was read and has no batches row",
+    "batch": "BOS batches.status is a failed status",
+    "enum.label_missing": "the database's enum lacks a label the batch's step writes",
+    "outbox.unpublished": "the awaited event's outbox row exists with no published_at",
+    "outbox.unpublished.retries_exhausted": "the awaited event's outbox row is unpublished and its "
+                                            "retry_count reached the relay's limit",
+    "outbox.published.state_not_advanced": "published, consumer's state not advanced (consumption not checked: "
+                                           "scan reads no logs)",
+    "validation.failures": "ELS holds validation-failure rows for the batch",
+    "file.upload_failed": "the File Service holds failed upload rows for the batch",
+    "phase.no_outcome": "the last phase_status_log row is open past its dwell; the producer's outbox was read "
+                        "and holds no outcome row",
+    "els.tracker_missing": "ELS was read and holds no tracker row for the batch",
+    "els.no_essay_rows": "the ELS tracker exists, with no essay_states row",
+    "els.orphaned_content": "ELS holds pending-content rows for the batch",
+    "els.content_incomplete": "fewer essay rows have content than the batch expects",
+    "event.not_produced": "the producer's outbox table was read and holds no row of the awaited event",
+    NOT_READ: "unknown: a source the classification needs was not read (named after the colon)",
+    f"{UNKNOWN}.no_cause_in_rows": "unknown: past its dwell, and no row the scan reads explains why",
+}
+"""What each error class states, and nothing more: the rows that show it. A scan reads database rows
+only, so no class claims what only logs show (consumed, handled, rejected); the class before ``:`` is
+the key (``validation.failures:EMPTY_CONTENT`` -> ``validation.failures``)."""
+
 SCAN_FORMAT = "huledu-forensics-scan"
 _STEP_OF_PHASES = "pipeline_requested"  # the flow step whose progress lives in phase_status_log
 Progress = Callable[[str], None]
@@ -90,6 +121,11 @@ class ScanResult:
     def stuck(self) -> int:
         """How many batches are stuck or unhealthy."""
         return len(self.batches)
+
+    @property
+    def unknown(self) -> int:
+        """How many listed batches the scan could not classify from the rows it read (``unknown.*``)."""
+        return int(self.batches["error_class"].astype(str).str.startswith(f"{UNKNOWN}.").sum())
 
     @property
     def complete(self) -> bool:
@@ -134,13 +170,16 @@ class ScanResult:
     def render(self, *, limit: int = 20) -> str:
         """The terminal view: one line of totals, the groups, then the oldest stuck batches."""
         lines = [f"scanned {self.total} batch(es) at {self.scanned_at:%Y-%m-%d %H:%M:%S} UTC: "
-                 f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"]
+                 f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"
+                 + (f", {self.unknown} of them unknown" if self.unknown else "")]
         if not self.groups.empty:
             lines.append("")
             g = self.groups
             rows = [(str(r["count"]), str(r["state"]), str(r["awaited_event"] or "-"), str(r["error_class"]),
                      _hm(r["first_at"]), _hm(r["last_at"]), str(r["example_batch"])) for _, r in g.iterrows()]
             lines += _table(("COUNT", "STATE", "AWAITING", "ERROR CLASS", "FIRST", "LAST", "EXAMPLE BATCH"), rows)
+            lines += ["", "error classes (what the rows show; the scan reads no logs):"]
+            lines += [f"  {c}: {error_class_meaning(c)}" for c in dict.fromkeys(str(x) for x in g["error_class"])]
         if not self.batches.empty:
             lines.append("")
             b = self.batches.head(limit)
@@ -153,6 +192,14 @@ class ScanResult:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+def error_class_meaning(error_class: str) -> str:
+    """What ``error_class`` states (:data:`ERROR_CLASSES`), e.g. for a legend under a table."""
+    key = str(error_class).split(":", 1)[0]
+    while key and key not in ERROR_CLASSES:
+        key = key.rpartition(".")[0]
+    return ERROR_CLASSES.get(key, "")
 
 
 def _hm(t: Any) -> str:
@@ -280,6 +327,7 @@ class _Facts:
     now: datetime
     warnings: list[str]
     where: str  # where the classification runs, for progress lines
+    unread: dict[str, str]  # database -> the source not read ("db" or "db.table"), named in unknown.not_read
 
     def bos_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
         raise NotImplementedError
@@ -308,8 +356,9 @@ class _Facts:
     def enums(self) -> dict[str, dict[str, list[str]]]:  # noqa: D102
         raise NotImplementedError
 
-    def has(self, db: str) -> bool:  # noqa: D102
-        raise NotImplementedError
+    def has(self, db: str) -> bool:
+        """Whether every table of ``db`` the scan reads was read (so an absent row is evidence)."""
+        return db not in self.unread
 
 
 _BOS_CAND_COLS = [F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "entered_at", "age_s",
@@ -327,6 +376,11 @@ def _q(key: tuple[str, str]) -> str:
     return quote_identifier(key[1])
 
 
+def _source_name(db: str, missing_tables: Sequence[str]) -> str:
+    """How ``unknown.not_read:<source>`` names a database, or the tables of it that were missing."""
+    return f"{db}.{'+'.join(missing_tables)}" if missing_tables else db
+
+
 def _naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
@@ -336,17 +390,15 @@ class _PgFacts(_Facts):
 
     where = "in SQL"
 
-    def __init__(self, sources: dict[str, Any], now: datetime | None) -> None:
+    def __init__(self, sources: dict[str, Any], now: datetime | None, unread: dict[str, str]) -> None:
         self.src = sources
         self.warnings: list[str] = []
+        self.unread = {**unread, **{db: db for db in (BOS_DB, ELS_DB, FILE_DB) if db not in sources and db not in unread}}
         if now is None:
             src = next(iter(sources.values()), None)
             now = parse_utc(src.query("SELECT now() AS now", doing="read the clock of")["now"].iloc[0]) \
                 if src is not None else None
         self.now = now or utcnow()
-
-    def has(self, db: str) -> bool:
-        return db in self.src
 
     def _run(self, db: str, sql: str, params: dict[str, Any], what: str, cols: list[str]) -> pd.DataFrame:
         src = self.src.get(db)
@@ -357,6 +409,7 @@ class _PgFacts(_Facts):
             return out
         except SourceUnavailable as exc:
             self.warnings.append(str(exc))
+            self.unread.setdefault(db, db)  # a failed query: its absent rows are no evidence
             return pd.DataFrame(columns=cols)
 
     def _times(self, since: datetime | None) -> dict[str, Any]:
@@ -553,13 +606,17 @@ class _BundleFacts(_Facts):
         self.b = bundle
         self.now = bundle.collected_at
         self.warnings = [f"{g.get('part')}: {g.get('reason')}" for g in bundle.gaps]
+        held = set(bundle.tables())
+        self.unread = {}
+        for db in (BOS_DB, ELS_DB, FILE_DB):
+            missing = [t for t in model.DATABASES[db].tables if (db, t) not in held]
+            if missing:
+                self.unread[db] = _source_name(db, missing)
+                self.warnings.append(f"the bundle lacks {db} table(s) {', '.join(missing)}")
 
     def _t(self, key: tuple[str, str]) -> pd.DataFrame | None:
         df = self.b.table(*key)
         return None if df is None else df.copy()
-
-    def has(self, db: str) -> bool:
-        return any(d == db for d, _ in self.b.tables())
 
     def _batches(self, since: datetime | None) -> pd.DataFrame:
         b = self._t(N.BATCHES)
@@ -795,7 +852,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
         if not r.get("awaited_event"):
             row["outbox_row"] = "-"
         elif prod_db is None or not facts.has(prod_db):
-            row["outbox_row"] = "not checked"  # the producer's database is not scanned (CMS, gateway)
+            row["outbox_row"] = "not read"  # the producer's outbox is not scanned (CMS, gateway) or unreadable
         else:
             hit = awaited.get((bid, str(r["awaited_event"])))
             row["outbox_row"] = "missing" if hit is None else ("published" if hit[0] else "unpublished")
@@ -804,7 +861,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
                      and not pd.isna(t)]
             row["entered_at"] = min(first) if first else pd.NaT
             row["age_s"] = (pd.Timestamp(facts.now) - row["entered_at"]).total_seconds() if first else None
-        row["error_class"] = _error_class(row, r, e, f, awaited, enums)
+        row["error_class"] = _error_class(row, r, e, f, awaited, enums, facts.unread)
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
     df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
@@ -821,11 +878,28 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _outbox_source(producer: str | None, unread: dict[str, str]) -> str:
+    """The outbox a producer writes, as ``unknown.not_read`` names it (the scan reads BOS, ELS, File only)."""
+    svc = model.SERVICES.get(str(producer))
+    db = svc.database if svc is not None else None
+    if db is None:
+        return f"{producer or '?'} (no database)"
+    return unread.get(db, f"{db}.{model.OUTBOX_TABLE}")
+
+
 def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: dict[str, Any],
-                 awaited: dict[tuple[str, str], tuple[bool, int]], enums: dict[str, dict[str, list[str]]]) -> str:
-    """The evidence-backed reason class of one stuck batch (first match wins)."""
+                 awaited: dict[tuple[str, str], tuple[bool, int]], enums: dict[str, dict[str, list[str]]],
+                 unread: dict[str, str]) -> str:
+    """The evidence-backed reason class of one stuck batch (first match wins; :data:`ERROR_CLASSES`).
+
+    A class that rests on an absent row (no BOS row, no tracker, no outbox row) is given only when the
+    table was read; otherwise the class is ``unknown.not_read:<source>``. No class rests on logs.
+    """
+    def not_read(db: str) -> str:
+        return f"{NOT_READ}:{unread.get(db, db)}"
+
     if not row.get("state"):
-        return "bos.batch_row_missing"
+        return not_read(BOS_DB) if BOS_DB in unread else "bos.batch_row_missing"
     if row["state"] in N.BATCH_FAILED_STATUSES:
         return f"batch.{row['state']}"
     missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums)
@@ -836,24 +910,29 @@ def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: d
         exhausted = hit is not None and hit[1] >= N.OUTBOX_MAX_RETRIES
         return "outbox.unpublished" + (".retries_exhausted" if exhausted else "")
     if row["outbox_row"] == "published":
-        return "event.not_consumed"
+        return "outbox.published.state_not_advanced"
     if (row.get("validation_failures") or 0) > 0:
         return f"validation.failures:{e.get('failure_code') or '?'}"
     if (row.get("files_failed") or 0) > 0:
         return f"file.upload_failed:{f.get('file_error_code') or '?'}"
+    no_row = row["outbox_row"] == "missing"  # the producer's outbox was read and has no awaited row
     if r.get("step") == _STEP_OF_PHASES:
-        return "phase.no_outcome"
-    if e and not e.get("tracker"):
+        return "phase.no_outcome" if no_row else f"{NOT_READ}:{_outbox_source(r.get('producer'), unread)}"
+    if ELS_DB in unread:  # every class below rests on ELS rows, or on their absence
+        return not_read(ELS_DB)
+    if not e or not e.get("tracker"):
         return "els.tracker_missing"
-    if not e:
-        return "els.tracker_missing" if row.get("known_to") else "no_rows"
     if (row.get("essays") or 0) == 0:
         return "els.no_essay_rows"
     if (row.get("pending_content") or 0) > 0:
         return "els.orphaned_content"
     if row.get("essays_expected") is not None and (row.get("essays_assigned") or 0) < row["essays_expected"]:
         return "els.content_incomplete"
-    return "event.not_produced"
+    if no_row:
+        return "event.not_produced"
+    if row["outbox_row"] == "not read":
+        return f"{NOT_READ}:{_outbox_source(r.get('producer'), unread)}"
+    return f"{UNKNOWN}.no_cause_in_rows"
 
 
 def _groups(batches: pd.DataFrame) -> pd.DataFrame:
@@ -899,6 +978,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
     t_since = parse_option_time(since, "since")
     sources: dict[str, Any] = {}
     warnings: list[str] = []
+    unread: dict[str, str] = {}
     for db in (BOS_DB, ELS_DB, FILE_DB):
         target = profile.databases.get(db) if hasattr(profile.databases, "get") else None
         if target is None:
@@ -915,6 +995,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
         missing = [t for t in model.DATABASES[db].tables if t not in tables]
         if missing:
             warnings.append(f"{db} lacks table(s) {', '.join(missing)}; not scanned")
+            unread[db] = _source_name(db, missing)
             src.close()
             continue
         sources[db] = src
@@ -923,7 +1004,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
         raise SourceUnavailable(f"No database of profile '{profile.name}' could be scanned: "
                                 + "; ".join(warnings), source="postgres")
     try:
-        facts = _PgFacts(sources, at)
+        facts = _PgFacts(sources, at, unread)
         batches, total = _classify(facts, t_since, say)
         warnings += facts.warnings
     finally:
@@ -957,42 +1038,85 @@ def overview_frame(result: ScanResult) -> pd.DataFrame:
     """The scan's stuck batches in :data:`huledu_forensics.overview.OVERVIEW_COLUMNS` form.
 
     So the stuck-batches notebook's figure and root-cause table work on a live scan too; the error class
-    stands in for the root cause (a scan runs no rules).
+    stands in for the root cause (a scan runs no rules), and a batch whose class is ``unknown.*`` has
+    status ``unknown``, not stuck.
     """
     from .overview import OVERVIEW_COLUMNS
 
     b = result.batches
     df = pd.DataFrame({
         F.BATCH_ID: b[F.BATCH_ID], "flow": b["flow"],
-        "status": ["failed" if str(s) in N.BATCH_FAILED_STATUSES else "stuck" for s in b["state"]],
+        "status": [_status(s, c) for s, c in zip(b["state"], b["error_class"])],
         "current_state": b["state"], "current_step": b["step"], "awaited_event": b["awaited_event"],
-        "waited_s": b["age_s"], "root_cause": b["error_class"], "root_cause_summary": None,
+        "waited_s": b["age_s"], "root_cause": b["error_class"],
+        "root_cause_summary": [f"scan, not investigated: {error_class_meaning(c)}" for c in b["error_class"]],
         "findings": pd.array([None] * len(b), dtype="Int64"), "registered_at": pd.NaT,
         "known_to": b["known_to"], "error": ""}, columns=list(OVERVIEW_COLUMNS))
     df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
     return df.sort_values("waited_s", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def scan_verdict(result: ScanResult) -> dict[str, Any]:
-    """A ``verdict.json`` for a scan: healthy when no batch is stuck; incomplete when a source was not read.
+def _status(state: Any, error_class: Any) -> str:
+    if str(error_class).startswith(f"{UNKNOWN}."):
+        return UNKNOWN
+    return "failed" if str(state) in N.BATCH_FAILED_STATUSES else "stuck"
 
+
+NOT_STUCK_MEANS = ("no row the scan read puts the batch past its step's expected dwell or in a failed state: "
+                   "BOS updated it within the dwell, or its state has no expected dwell (waiting for the client, "
+                   "finished, or a state the model does not describe)")
+"""What the scan's ``not stuck`` count states (verdict.json ``not_stuck_means``)."""
+
+
+def scan_verdict(result: ScanResult, overview: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A ``verdict.json`` for a scan: healthy only when every source was read and no batch is listed.
+
+    ``status`` is ``stuck`` when a batch is stuck or failed, else ``unknown`` when a batch could not be
+    classified or a source was not read, else ``healthy``. Each group carries what its error class
+    states (``error_class_means``) and, with ``overview`` (:func:`huledu_forensics.overview.scan_overview`),
+    ``investigated``: the root cause found by investigating ONE representative batch of the group (logs
+    and rows), which the group's other batches share by signature only (``None``: nobody investigated).
     ``huledu-forensics report`` derives its exit code from it as from a batch verdict.
     """
-    return {"tool": "huledu-forensics", "kind": "scan", "healthy": result.stuck == 0,
-            "status": "healthy" if result.stuck == 0 else "stuck", "scanned_at": result.scanned_at.isoformat(),
-            "total": int(result.total), "stuck": result.stuck,
+    sure = result.stuck - result.unknown
+    status = "stuck" if sure else (UNKNOWN if result.unknown or not result.complete else "healthy")
+    groups = _records(result.groups)
+    reps = (overview.attrs.get("representatives") or {}) if overview is not None else {}
+    verdicts = (overview.attrs.get("verdicts") or {}) if overview is not None else {}
+    for g in groups:
+        g["error_class_means"] = error_class_meaning(str(g["error_class"]))
+        if overview is not None:
+            g["investigated"] = _investigated(reps.get(str(g["signature"])), verdicts, int(g["count"]))
+    return {"tool": "huledu-forensics", "kind": "scan", "healthy": status == "healthy", "status": status,
+            "scanned_at": result.scanned_at.isoformat(), "total": int(result.total), "stuck": result.stuck,
+            "unknown": result.unknown, "not_stuck": int(result.total) - result.stuck,
+            "not_stuck_means": NOT_STUCK_MEANS,
             "completeness": {"scan": "complete" if result.complete else "partial"},
-            "warnings": list(result.warnings), "groups": _records(result.groups)}
+            "warnings": list(result.warnings), "groups": groups}
 
 
-def write_scan_verdict(path: str | Path | None, result: ScanResult) -> str | None:
-    """Write :func:`scan_verdict` to ``path`` atomically (nothing when ``path`` is empty)."""
+def _investigated(rep: str | None, verdicts: dict[str, Any], count: int) -> dict[str, Any] | None:
+    """One group's investigated root cause, marked as found on one representative batch."""
+    if not rep:
+        return None
+    v = verdicts.get(rep) or {}
+    rc = v.get("root_cause") or {}
+    return {"batch_id": rep, "scope": f"investigated for this one representative batch; the group's other "
+                                      f"{count - 1} batch(es) share its signature and were not investigated",
+            "status": v.get("status"), "root_cause": rc.get("finding"), "root_cause_summary": rc.get("summary"),
+            "completeness": v.get("completeness")}
+
+
+def write_scan_verdict(path: str | Path | None, result: ScanResult,
+                       overview: pd.DataFrame | None = None) -> str | None:
+    """Write :func:`scan_verdict` (with ``overview``: each group's investigated root cause) to ``path``
+    atomically (nothing when ``path`` is empty)."""
     if not path:
         return None
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(scan_verdict(result), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(scan_verdict(result, overview), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, p)
     return str(p)
 
