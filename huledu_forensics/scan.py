@@ -296,14 +296,18 @@ _PRODUCER_DB = {s.key: s.database for s in model.SERVICES.values() if s.database
 _REGISTERED_DWELL = min(s.dwell for s in _steps() if s.dwell is not None)
 
 
-def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict[str, list[str]]]) -> str | None:
-    """The first enum write the batch's step (then its next step) needs whose label the database lacks."""
+def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict[str, list[str]]],
+                  unread: dict[str, str]) -> str | None:
+    """The first enum write the batch's step (then its next step) needs whose label the database lacks;
+    ``unknown.not_read:<db>`` when that write's database was not read before one was found."""
     for want in (step, next_step):
         if not want:
             continue
         for w in model.ENUM_WRITES:
             if w.step != want:
                 continue
+            if w.database in unread:
+                return f"{NOT_READ}:{unread[w.database]}"
             labels = (enums.get(w.database) or {}).get(w.enum)
             if labels is not None and w.value not in labels:
                 return f"enum.label_missing:{w.database}.{w.enum}.{w.value}"
@@ -571,6 +575,7 @@ FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY ba
                 out[db] = src.enums()
             except SourceUnavailable as exc:
                 self.warnings.append(str(exc))
+                self.unread.setdefault(db, db)
         return out
 
 
@@ -902,7 +907,7 @@ def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: d
         return not_read(BOS_DB) if BOS_DB in unread else "bos.batch_row_missing"
     if row["state"] in N.BATCH_FAILED_STATUSES:
         return f"batch.{row['state']}"
-    missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums)
+    missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums, unread)
     if missing:
         return missing
     if row["outbox_row"] == "unpublished":
