@@ -385,6 +385,20 @@ def _source_name(db: str, missing_tables: Sequence[str]) -> str:
     return f"{db}.{'+'.join(missing_tables)}" if missing_tables else db
 
 
+class _Columns:
+    """HuleEdu column names (:mod:`huledu_forensics.model.columns`) as SQL identifiers, for the scan's SQL
+    text (``{_c.batch_id}``): a renamed column is edited in ``model/`` alone. Quoted only where PostgreSQL
+    needs it, so the text, and the plans, are what the plain names give."""
+
+    def __getattr__(self, name: str) -> str:
+        from .sources.postgres import quote_identifier
+
+        return quote_identifier(getattr(C, name.upper()))
+
+
+_c = _Columns()
+
+
 def _naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
@@ -440,33 +454,33 @@ WITH steps AS (
                        CAST(:s_topic AS text[]), CAST(:s_prod AS text[]), CAST(:s_dwell AS float8[]))
          AS s(flow, state, step, awaited, producer, dwell)
 ), b AS MATERIALIZED (
-  SELECT id, CAST(status AS text) AS state, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
-         created_at, updated_at, total_essays
+  SELECT {_c.id}, CAST({_c.status} AS text) AS state, CASE WHEN {_c.class_id} IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
+         {_c.created_at}, {_c.updated_at}, {_c.total_essays}
   FROM {b}
-  WHERE CAST(:since_n AS timestamp) IS NULL OR created_at >= CAST(:since_n AS timestamp)
+  WHERE CAST(:since_n AS timestamp) IS NULL OR {_c.created_at} >= CAST(:since_n AS timestamp)
 ), by_step AS (
-  SELECT b.id AS batch_id, b.flow, b.state, s.step, s.awaited AS awaited_event, s.producer,
-         b.updated_at AS entered_at, s.dwell AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
+  SELECT b.{_c.id} AS batch_id, b.flow, b.state, s.step, s.awaited AS awaited_event, s.producer,
+         b.{_c.updated_at} AS entered_at, s.dwell AS expected_dwell_s, b.{_c.total_essays} AS essays_expected, b.{_c.created_at}
   FROM b LEFT JOIN steps s ON s.flow = b.flow AND s.state = b.state
-  WHERE (s.dwell IS NOT NULL AND b.updated_at < CAST(:now_n AS timestamp) - make_interval(secs => s.dwell))
+  WHERE (s.dwell IS NOT NULL AND b.{_c.updated_at} < CAST(:now_n AS timestamp) - make_interval(secs => s.dwell))
      OR b.state = ANY(CAST(:failed AS text[]))
 ), last_phase AS (
-  SELECT DISTINCT ON (p.batch_id) p.batch_id, CAST(p.status AS text) AS status,
-         COALESCE(p.updated_at, p.created_at) AS at
-  FROM {psl} p JOIN b ON b.id = p.batch_id AND b.state = :ready
-  ORDER BY p.batch_id, p.id DESC
+  SELECT DISTINCT ON (p.{_c.batch_id}) p.{_c.batch_id}, CAST(p.{_c.status} AS text) AS phase_status,
+         COALESCE(p.{_c.updated_at}, p.{_c.created_at}) AS at
+  FROM {psl} p JOIN b ON b.{_c.id} = p.{_c.batch_id} AND b.state = :ready
+  ORDER BY p.{_c.batch_id}, p.{_c.id} DESC
 ), ph_cand AS MATERIALIZED (
-  SELECT b.id AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
+  SELECT b.{_c.id} AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
          CAST(:ph_topic AS text) AS awaited_event, CAST(:ph_prod AS text) AS producer, lp.at AS entered_at,
-         CAST(:ph_dwell AS float8) AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
-  FROM b JOIN last_phase lp ON lp.batch_id = b.id
-  WHERE lp.status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
+         CAST(:ph_dwell AS float8) AS expected_dwell_s, b.{_c.total_essays} AS essays_expected, b.{_c.created_at}
+  FROM b JOIN last_phase lp ON lp.{_c.batch_id} = b.{_c.id}
+  WHERE lp.phase_status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
                                                        - make_interval(secs => CAST(:ph_dwell AS float8))
-         OR lp.status = :ph_failed
+         OR lp.phase_status = :ph_failed
 ), in_phase AS (
   SELECT c.* FROM ph_cand c
-  WHERE NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.aggregate_type = ANY(CAST(:agg AS text[]))
-                    AND o.aggregate_id = c.batch_id AND o.topic = :done_topic)
+  WHERE NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.{_c.aggregate_type} = ANY(CAST(:agg AS text[]))
+                    AND o.{_c.aggregate_id} = c.batch_id AND o.{_c.topic} = :done_topic)
 )
 SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s FROM by_step
 UNION ALL
@@ -477,69 +491,69 @@ SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s 
 
     def bos_total(self, since: datetime | None) -> int:
         sql = (f"SELECT count(*) AS n FROM {_q(N.BATCHES)} WHERE CAST(:since_n AS timestamp) IS NULL "
-               "OR created_at >= CAST(:since_n AS timestamp)")
+               f"OR {_c.created_at} >= CAST(:since_n AS timestamp)")
         df = self._run(BOS_DB, sql, self._times(since), "count the batches of", ["n"])
         return int(df["n"].iloc[0]) if not df.empty else 0
 
     def _els_select(self, where: str) -> str:
         t, e, p, f = _q(N.TRACKERS), _q(N.ESSAY_STATES), _q(N.PENDING_CONTENT), _q(N.VALIDATION_FAILURES)
         return f"""
-SELECT t.batch_id, true AS tracker, t.created_at AS tracker_created_at, t.expected_count AS essays_expected,
-  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id) AS essays,
-  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id AND e.text_storage_id IS NOT NULL) AS essays_assigned,
-  (SELECT count(*) FROM {p} p WHERE p.batch_id = t.batch_id) AS pending_content,
-  (SELECT count(*) FROM {f} f WHERE f.batch_id = t.batch_id) AS validation_failures,
-  (SELECT min(f.validation_error_code) FROM {f} f WHERE f.batch_id = t.batch_id) AS failure_code
+SELECT t.{_c.batch_id} AS batch_id, true AS tracker, t.{_c.created_at} AS tracker_created_at, t.{_c.expected_count} AS essays_expected,
+  (SELECT count(*) FROM {e} e WHERE e.{_c.batch_id} = t.{_c.batch_id}) AS essays,
+  (SELECT count(*) FROM {e} e WHERE e.{_c.batch_id} = t.{_c.batch_id} AND e.{_c.text_storage_id} IS NOT NULL) AS essays_assigned,
+  (SELECT count(*) FROM {p} p WHERE p.{_c.batch_id} = t.{_c.batch_id}) AS pending_content,
+  (SELECT count(*) FROM {f} f WHERE f.{_c.batch_id} = t.{_c.batch_id}) AS validation_failures,
+  (SELECT min(f.{_c.validation_error_code}) FROM {f} f WHERE f.{_c.batch_id} = t.{_c.batch_id}) AS failure_code
 FROM {t} t WHERE {where}
 """
 
     def _els_orphans(self, where: str) -> str:
         t, p = _q(N.TRACKERS), _q(N.PENDING_CONTENT)
         return f"""
-SELECT p.batch_id, false AS tracker, NULL::timestamp AS tracker_created_at, NULL::int AS essays_expected,
+SELECT p.{_c.batch_id} AS batch_id, false AS tracker, NULL::timestamp AS tracker_created_at, NULL::int AS essays_expected,
        0::bigint AS essays, 0::bigint AS essays_assigned, count(*) AS pending_content,
        0::bigint AS validation_failures, NULL::text AS failure_code
 FROM {p} p
-WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.batch_id = p.batch_id) AND {where}
-GROUP BY p.batch_id
+WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.{_c.batch_id} = p.{_c.batch_id}) AND {where}
+GROUP BY p.{_c.batch_id}
 """
 
     def els_candidates(self, since: datetime | None) -> pd.DataFrame:
         params = {**self._times(since), "dwell": _REGISTERED_DWELL}
-        where = ("t.completed_at IS NULL AND t.created_at < CAST(:now_n AS timestamp) - make_interval(secs => "
-                 ":dwell) AND (CAST(:since_n AS timestamp) IS NULL OR t.created_at >= CAST(:since_n AS timestamp))")
+        where = (f"t.{_c.completed_at} IS NULL AND t.{_c.created_at} < CAST(:now_n AS timestamp) - make_interval(secs => "
+                 f":dwell) AND (CAST(:since_n AS timestamp) IS NULL OR t.{_c.created_at} >= CAST(:since_n AS timestamp))")
         inner = self._els_select(where)
         sql = (f"SELECT * FROM ({inner}) x WHERE x.essays_assigned < x.essays_expected OR x.essays = 0 "
                "OR x.pending_content > 0 OR x.validation_failures > 0")
-        owhere = ("p.created_at < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell) AND "
-                  "(CAST(:since_a AS timestamptz) IS NULL OR p.created_at >= CAST(:since_a AS timestamptz))")
+        owhere = (f"p.{_c.created_at} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell) AND "
+                  f"(CAST(:since_a AS timestamptz) IS NULL OR p.{_c.created_at} >= CAST(:since_a AS timestamptz))")
         sql += " UNION ALL " + self._els_orphans(owhere)
         return _norm_els(self._run(ELS_DB, sql, params, "scan the trackers of", _ELS_COLS))
 
     def file_candidates(self, since: datetime | None) -> pd.DataFrame:
         fu = _q(N.FILE_UPLOADS)
         sql = f"""
-SELECT batch_id, count(*) AS files,
-       count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
-       count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
-                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell))
+SELECT {_c.batch_id} AS batch_id, count(*) AS files,
+       count(*) FILTER (WHERE {_c.processing_status} = :failed) AS files_failed,
+       count(*) FILTER (WHERE {_c.processing_status} = ANY(CAST(:open AS text[]))
+                          AND {_c.upload_timestamp} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell))
          AS files_stalled,
-       min(validation_error_code) AS file_error_code, min(upload_timestamp) AS first_upload_at
+       min({_c.validation_error_code}) AS file_error_code, min({_c.upload_timestamp}) AS first_upload_at
 FROM {fu}
-WHERE CAST(:since_a AS timestamptz) IS NULL OR upload_timestamp >= CAST(:since_a AS timestamptz)
-GROUP BY batch_id
-HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
-    OR count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
-                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell)) > 0
+WHERE CAST(:since_a AS timestamptz) IS NULL OR {_c.upload_timestamp} >= CAST(:since_a AS timestamptz)
+GROUP BY {_c.batch_id}
+HAVING count(*) FILTER (WHERE {_c.processing_status} = :failed) > 0
+    OR count(*) FILTER (WHERE {_c.processing_status} = ANY(CAST(:open AS text[]))
+                          AND {_c.upload_timestamp} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell)) > 0
 """
         params = {**self._times(since), "failed": N.FILE_FAILED_STATUS, "open": list(N.FILE_OPEN_STATUSES),
                   "dwell": _REGISTERED_DWELL}
         return _norm_file(self._run(FILE_DB, sql, params, "scan the uploads of", _FILE_COLS))
 
     def bos_rows(self, ids: list[str]) -> pd.DataFrame:
-        sql = (f"SELECT id AS batch_id, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
-               f"CAST(status AS text) AS state, updated_at AS entered_at, total_essays AS essays_expected "
-               f"FROM {_q(N.BATCHES)} WHERE id = ANY(CAST(:ids AS text[]))")
+        sql = (f"SELECT {_c.id} AS batch_id, CASE WHEN {_c.class_id} IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
+               f"CAST({_c.status} AS text) AS state, {_c.updated_at} AS entered_at, {_c.total_essays} AS essays_expected "
+               f"FROM {_q(N.BATCHES)} WHERE {_c.id} = ANY(CAST(:ids AS text[]))")
         df = self._run(BOS_DB, sql, {"ids": ids}, "read batches of",
                        [F.BATCH_ID, "flow", "state", "entered_at", "essays_expected"])
         if not df.empty:
@@ -547,25 +561,26 @@ HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
         return df
 
     def els_details(self, ids: list[str]) -> pd.DataFrame:
-        sql = (self._els_select("t.batch_id = ANY(CAST(:ids AS text[]))") + " UNION ALL "
-               + self._els_orphans("p.batch_id = ANY(CAST(:ids AS text[]))"))
+        sql = (self._els_select(f"t.{_c.batch_id} = ANY(CAST(:ids AS text[]))") + " UNION ALL "
+               + self._els_orphans(f"p.{_c.batch_id} = ANY(CAST(:ids AS text[]))"))
         df = _norm_els(self._run(ELS_DB, sql, {"ids": ids}, "read trackers of", _ELS_COLS))
         return df.sort_values("tracker", ascending=False).drop_duplicates(F.BATCH_ID)
 
     def file_details(self, ids: list[str]) -> pd.DataFrame:
         sql = f"""
-SELECT batch_id, count(*) AS files, count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
-       0::bigint AS files_stalled, min(validation_error_code) AS file_error_code,
-       min(upload_timestamp) AS first_upload_at
-FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY batch_id
+SELECT {_c.batch_id} AS batch_id, count(*) AS files, count(*) FILTER (WHERE {_c.processing_status} = :failed) AS files_failed,
+       0::bigint AS files_stalled, min({_c.validation_error_code}) AS file_error_code,
+       min({_c.upload_timestamp}) AS first_upload_at
+FROM {_q(N.FILE_UPLOADS)} WHERE {_c.batch_id} = ANY(CAST(:ids AS text[])) GROUP BY {_c.batch_id}
 """
         return _norm_file(self._run(FILE_DB, sql, {"ids": ids, "failed": N.FILE_FAILED_STATUS},
                                     "read uploads of", _FILE_COLS))
 
     def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
         ob = _q((db, model.OUTBOX_TABLE))
-        sql = (f"SELECT aggregate_id AS batch_id, topic, published_at IS NOT NULL AS published, retry_count "
-               f"FROM {ob} WHERE topic = ANY(CAST(:topics AS text[])) AND aggregate_id = ANY(CAST(:ids AS text[]))")
+        sql = (f"SELECT {_c.aggregate_id} AS batch_id, {_c.topic} AS topic, {_c.published_at} IS NOT NULL AS published, "
+               f"{_c.retry_count} FROM {ob} "
+               f"WHERE {_c.topic} = ANY(CAST(:topics AS text[])) AND {_c.aggregate_id} = ANY(CAST(:ids AS text[]))")
         return self._run(db, sql, {"ids": ids, "topics": topics}, "read the outbox of", _OUTBOX_COLS)
 
     def enums(self) -> dict[str, dict[str, list[str]]]:

@@ -16,8 +16,14 @@ from huledu_forensics import cards, overview
 from huledu_forensics.bundle import Bundle, write_world_bundle
 from huledu_forensics.model import names as N
 from huledu_forensics.model.services import BOS_DB, ELS_DB, FILE_DB
-from huledu_forensics.scan import ERROR_CLASSES, ScanResult, error_class_meaning, scan_bundle, scan_profile, \
-    scan_verdict
+from huledu_forensics.scan import (
+    ERROR_CLASSES,
+    ScanResult,
+    error_class_meaning,
+    scan_bundle,
+    scan_profile,
+    scan_verdict,
+)
 from huledu_forensics.simulate import build_world
 from tests.support.pg_world import load_world_into_postgres, profile_for
 
