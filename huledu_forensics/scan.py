@@ -40,8 +40,8 @@ from .model import names as N
 from .model.services import BOS_DB, ELS_DB, FILE_DB
 from .model.states import PHASE_EXPECTED_DWELL_S
 
-__all__ = ["BATCH_COLUMNS", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "load_scan", "scan_bundle",
-           "scan_profile"]
+__all__ = ["BATCH_COLUMNS", "ERROR_CLASSES", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "error_class_meaning",
+           "load_scan", "scan_bundle", "scan_profile"]
 
 BATCH_COLUMNS = (F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "outbox_row",
                  "entered_at", "age_s", "expected_dwell_s", "essays_expected", "essays", "essays_assigned",
@@ -179,7 +179,8 @@ class ScanResult:
                      _hm(r["first_at"]), _hm(r["last_at"]), str(r["example_batch"])) for _, r in g.iterrows()]
             lines += _table(("COUNT", "STATE", "AWAITING", "ERROR CLASS", "FIRST", "LAST", "EXAMPLE BATCH"), rows)
             lines += ["", "error classes (what the rows show; the scan reads no logs):"]
-            lines += [f"  {c}: {error_class_meaning(c)}" for c in dict.fromkeys(str(x) for x in g["error_class"])]
+            lines += [f"  {c}: {error_class_meaning(c)}"
+                      for c in dict.fromkeys(str(x).split(":", 1)[0] for x in g["error_class"])]
         if not self.batches.empty:
             lines.append("")
             b = self.batches.head(limit)
