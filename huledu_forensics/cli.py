@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from . import _fields as F
 from . import report as _report
 from ._time import parse_utc
 from .errors import EvidenceIncomplete, ForensicsError, ReportError, SourceUnavailable
@@ -348,7 +349,7 @@ def _group_line(group: dict[str, Any]) -> str:
     """One signature group of a live stuck-batches report: the scan's class (rows only), then the root
     cause found on the one batch investigated for it, said to be that batch's."""
     inv = group.get("investigated")
-    found = (f"root cause on investigated batch {inv['batch_id']}: {inv.get('root_cause') or 'none found'}"
+    found = (f"root cause on investigated batch {inv[F.BATCH_ID]}: {inv.get('root_cause') or 'none found'}"
              if inv else "not investigated (no bundle collected for it)")
     return f"group:    {group.get('count')} x {group.get('error_class')} -> {found}"
 

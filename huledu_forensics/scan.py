@@ -1122,7 +1122,7 @@ def _investigated(rep: str | None, verdicts: dict[str, Any], count: int) -> dict
         return None
     v = verdicts.get(rep) or {}
     rc = v.get("root_cause") or {}
-    return {"batch_id": rep, "scope": f"investigated for this one representative batch; the group's other "
+    return {F.BATCH_ID: rep, "scope": f"investigated for this one representative batch; the group's other "
                                       f"{count - 1} batch(es) share its signature and were not investigated",
             "status": v.get("status"), "root_cause": rc.get("finding"), "root_cause_summary": rc.get("summary"),
             "completeness": v.get("completeness")}
