@@ -631,8 +631,10 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
         text.append("scan partial: " + "; ".join(unread))
     unknown = counts.get("unknown", 0)
     if unknown:
-        rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be investigated</span> "
-                     "(see <code>error</code> below): their status is unknown, not healthy."))
+        rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be "
+                     f"{'classified or ' if isinstance(scanned, int) else ''}investigated</span> (see "
+                     f"{'<code>root_cause</code> and ' if isinstance(scanned, int) else ''}<code>error</code> below): their status "
+                     "is unknown, not healthy."))
     body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
             f"<h2><span class='hf-badge' style='background:{colour}'>{_e(worst)}</span>"
             f"{len(overview)} {'stuck ' if isinstance(scanned, int) else ''}batch(es) in the bundle</h2>"

@@ -9,7 +9,10 @@ indexes: the ELS tracker, essay, pending-content and validation-failure counts, 
 counts, and whether the awaited event's outbox row exists in its producer's database and is published.
 
 Each stuck batch gets an ``error_class`` from that evidence (an enum label the step needs is missing, the
-awaited outbox row is unpublished, validation failures, no essay rows, ...), and batches with the same
+awaited outbox row is unpublished, validation failures, no essay rows, ...; :data:`ERROR_CLASSES` says
+what each states). The scan reads rows only, never logs, so no class claims consumption or handling;
+a class resting on an absent row needs that table read, and where a database or table was not read the
+batches it decides are ``unknown.not_read:<source>``. Batches with the same
 state, awaited event and error class form one group: 300 batches stuck by one enum drift read as one
 incident with a count and a first and last time.
 
@@ -49,9 +52,10 @@ BATCH_COLUMNS = (F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer
                  "known_to")
 """Columns of :attr:`ScanResult.batches` (one row per stuck or unhealthy batch)."""
 
-GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", "first_at", "last_at",
-                 "oldest_age_s", "example_batch")
-"""Columns of :attr:`ScanResult.groups` (one row per signature, biggest first)."""
+GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "error_class_means", "count", "first_at",
+                 "last_at", "oldest_age_s", "example_batch")
+"""Columns of :attr:`ScanResult.groups` (one row per signature, biggest first); ``error_class_means`` is
+what the class states (:func:`error_class_meaning`)."""
 
 SCAN_FILES = {"json": "scan.json", "stuck": "stuck_batches.csv", "groups": "groups.csv"}
 """What :meth:`ScanResult.write` puts in a directory."""
@@ -965,6 +969,7 @@ def _groups(batches: pd.DataFrame) -> pd.DataFrame:
         oldest_age_s=("age_s", "max"), example_batch=(F.BATCH_ID, "first")).reset_index()
     g = g.rename(columns={"_st": "state", "_aw": "awaited_event"})
     g["signature"] = g["state"] + " | " + g["awaited_event"] + " | " + g["error_class"]
+    g["error_class_means"] = [error_class_meaning(c) for c in g["error_class"]]
     g = g.sort_values(["count", "first_at"], ascending=[False, True], kind="stable")
     return g[list(GROUP_COLUMNS)].reset_index(drop=True)
 
@@ -1105,7 +1110,6 @@ def scan_verdict(result: ScanResult, overview: pd.DataFrame | None = None) -> di
     reps = (overview.attrs.get("representatives") or {}) if overview is not None else {}
     verdicts = (overview.attrs.get("verdicts") or {}) if overview is not None else {}
     for g in groups:
-        g["error_class_means"] = error_class_meaning(str(g["error_class"]))
         if overview is not None:
             g["investigated"] = _investigated(reps.get(str(g["signature"])), verdicts, int(g["count"]))
     return {"tool": "huledu-forensics", "kind": "scan", "healthy": status == "healthy", "status": status,

@@ -80,7 +80,23 @@ def test_a_database_down_makes_its_batches_unknown_with_the_source_named(
     v = scan_verdict(result)
     assert v["status"] == "unknown" and v["healthy"] is False and v["completeness"] == {"scan": "partial"}
     assert "unknown" in result.render().splitlines()[0]
-    assert set(overview.scan_overview(result)["status"]) == {"unknown"}
+    assert result.groups.iloc[0]["error_class_means"].startswith("unknown: a source")
+    ov = overview.scan_overview(result)
+    assert set(ov["status"]) == {"unknown"}
+    assert "6 batch(es) could not be classified" in cards.overview_card(ov).body
+
+
+def test_a_bundle_without_a_table_makes_the_batches_it_decides_unknown(tmp_path: Path) -> None:
+    b = write_world_bundle(build_world("seed_variant_a"), tmp_path / "b")
+    rel = f"tables/{N.TRACKERS[0]}/{N.TRACKERS[1]}.parquet"
+    manifest = json.loads((b.path / "manifest.json").read_text())
+    del manifest["files"][rel]
+    (b.path / "manifest.json").write_text(json.dumps(manifest))
+    (b.path / rel).unlink()
+    result = scan_bundle(Bundle.open(b.path))
+    assert not result.complete and any(N.TRACKERS[1] in w for w in result.warnings)
+    assert _classes(result) == {f"unknown.not_read:{ELS_DB}.{N.TRACKERS[1]}"}
+    assert scan_verdict(result)["status"] == "unknown"
 
 
 def test_a_missing_table_makes_the_batches_unknown_with_the_table_named(make_pg_database: Any) -> None:
