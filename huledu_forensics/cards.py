@@ -611,8 +611,9 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
                         if _plain(first.get("awaited_event")) else "")))
         text.append(f"open first: {first.get(F.BATCH_ID)}")
     if isinstance(scanned, int):  # from a scan: only its stuck batches are rows
-        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck"))
-        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck")
+        of_them = f", {counts['unknown']} of them unknown" if counts.get("unknown") else ""
+        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck{of_them}"))
+        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck{of_them}")
     if "root_cause_of" in overview.columns:
         investigated = int((overview["root_cause_of"] == overview[F.BATCH_ID]).sum())
         shared = int(((overview["root_cause_of"] != overview[F.BATCH_ID]) & (overview["root_cause_of"] != "")).sum())

@@ -403,7 +403,9 @@ def scan(profile: str | None, bundle: Path | None, config_file: Path | None, sin
     """List the stuck batches of a stack: every batch in BOS, ELS and the File Service, classified in SQL.
 
     Stuck batches are grouped by signature (state + awaited event + error class), biggest group first,
-    then listed oldest first. Progress goes to stderr.
+    then listed oldest first. Each error class says what database rows show (the scan reads no logs);
+    batches a database or table that could not be read would decide are unknown.not_read:<source>.
+    Progress goes to stderr.
 
     \b
     Exit codes:

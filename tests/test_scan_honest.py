@@ -83,7 +83,8 @@ def test_a_database_down_makes_its_batches_unknown_with_the_source_named(
     assert result.groups.iloc[0]["error_class_means"].startswith("unknown: a source")
     ov = overview.scan_overview(result)
     assert set(ov["status"]) == {"unknown"}
-    assert "6 batch(es) could not be classified" in cards.overview_card(ov).body
+    card = cards.overview_card(ov)
+    assert "6 batch(es) could not be classified" in card.body and "6 stuck, 6 of them unknown" in card.text
 
 
 def test_a_bundle_without_a_table_makes_the_batches_it_decides_unknown(tmp_path: Path) -> None:
