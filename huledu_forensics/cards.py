@@ -566,6 +566,16 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
             a scan, the card also says how many batches were scanned and which were investigated.
     """
     scanned = overview.attrs.get("scanned") if overview is not None else None
+    unread = [str(w) for w in overview.attrs.get("warnings") or []] if overview is not None else []
+    if overview is not None and overview.empty and unread:  # a partial scan proves no batch healthy
+        colour = _STATUS_COLOURS.get("unknown", "#757575")
+        return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
+                    f"style='background:{colour}'>unknown</span>No stuck batch found in the sources read</h2>"
+                    f"The scan examined <b>{scanned or 0}</b> batch(es), but not every source could be read: "
+                    + "; ".join(f"<code>{_e(w)}</code>" for w in unread) + ". Batches those sources would show "
+                    "are unknown, not healthy.</div>",
+                    f"scanned {scanned or 0} batches, none stuck in the sources read; unknown: "
+                    + "; ".join(unread))
     if overview is not None and overview.empty and isinstance(scanned, int) and scanned:
         colour = _STATUS_COLOURS.get("healthy", "#2e7d32")
         return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
@@ -601,8 +611,9 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
                         if _plain(first.get("awaited_event")) else "")))
         text.append(f"open first: {first.get(F.BATCH_ID)}")
     if isinstance(scanned, int):  # from a scan: only its stuck batches are rows
-        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck"))
-        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck")
+        of_them = f", {counts['unknown']} of them unknown" if counts.get("unknown") else ""
+        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck{of_them}"))
+        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck{of_them}")
     if "root_cause_of" in overview.columns:
         investigated = int((overview["root_cause_of"] == overview[F.BATCH_ID]).sum())
         shared = int(((overview["root_cause_of"] != overview[F.BATCH_ID]) & (overview["root_cause_of"] != "")).sum())
@@ -614,10 +625,17 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
                         "investigated themselves" if shared else "")
                      if investigated else "none: no evidence bundle, the scan's error class stands in"))
         text.append(f"investigated {investigated} batch(es), {per}")
+    if unread:
+        rows.append(("Not read", "<span class='hf-no'>the scan is partial</span>: "
+                     + "; ".join(f"<code>{_e(w)}</code>" for w in unread)
+                     + ". Batches those sources would show are missing or <b>unknown</b> here."))
+        text.append("scan partial: " + "; ".join(unread))
     unknown = counts.get("unknown", 0)
     if unknown:
-        rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be investigated</span> "
-                     "(see <code>error</code> below): their status is unknown, not healthy."))
+        rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be "
+                     f"{'classified or ' if isinstance(scanned, int) else ''}investigated</span> (see "
+                     f"{'<code>root_cause</code> and ' if isinstance(scanned, int) else ''}<code>error</code> below): their status "
+                     "is unknown, not healthy."))
     body = (f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'>"
             f"<h2><span class='hf-badge' style='background:{colour}'>{_e(worst)}</span>"
             f"{len(overview)} {'stuck ' if isinstance(scanned, int) else ''}batch(es) in the bundle</h2>"

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from . import _fields as F
 from . import report as _report
 from ._time import parse_utc
 from .errors import EvidenceIncomplete, ForensicsError, ReportError, SourceUnavailable
@@ -344,6 +345,15 @@ def _collect_representatives(prof: Any, result: Any, scan_dir: Path, since: Any,
             click.echo(f"[report] batch {bid} not collected: {_one_line(exc)}", err=True)
 
 
+def _group_line(group: dict[str, Any]) -> str:
+    """One signature group of a live stuck-batches report: the scan's class (rows only), then the root
+    cause found on the one batch investigated for it, said to be that batch's."""
+    inv = group.get("investigated")
+    found = (f"root cause on investigated batch {inv[F.BATCH_ID]}: {inv.get('root_cause') or 'none found'}"
+             if inv else "not investigated (no bundle collected for it)")
+    return f"group:    {group.get('count')} x {group.get('error_class')} -> {found}"
+
+
 def _run_stack_report(bundle: Path | None, profile: str | None, config_file: Path | None, out: Path,
                       since: Any, timeout: float, notebook: str) -> int:
     """``report`` without ``--id``: a whole-stack notebook on a bundle, or on a live scan (--profile)."""
@@ -360,6 +370,8 @@ def _run_stack_report(bundle: Path | None, profile: str | None, config_file: Pat
         rep = _scan.run_scan_report(scan_dir, out, notebook=notebook, timeout_s=timeout,
                                     progress=sys.stderr.isatty())
         click.echo(result.render().splitlines()[0])
+        for g in rep.verdict.get("groups") or []:
+            click.echo(_group_line(g))
         click.echo(f"verdict:  {rep.verdict_path}")
         click.echo(f"report:   {rep.html_path}")
         click.echo(f"notebook: {rep.notebook_path}")
@@ -391,7 +403,9 @@ def scan(profile: str | None, bundle: Path | None, config_file: Path | None, sin
     """List the stuck batches of a stack: every batch in BOS, ELS and the File Service, classified in SQL.
 
     Stuck batches are grouped by signature (state + awaited event + error class), biggest group first,
-    then listed oldest first. Progress goes to stderr.
+    then listed oldest first. Each error class says what database rows show (the scan reads no logs);
+    batches a database or table that could not be read would decide are unknown.not_read:<source>.
+    Progress goes to stderr.
 
     \b
     Exit codes:
@@ -422,6 +436,7 @@ def scan(profile: str | None, bundle: Path | None, config_file: Path | None, sin
     if not result.groups.empty:
         where = f"--profile {profile}" if profile else f"--bundle {bundle}"
         click.echo(f"next:     huledu-forensics why {result.groups.iloc[0]['example_batch']} {where}")
+        click.echo("          (the scan read database rows only; `why` investigates that batch, logs included)")
     code = (_report.EXIT_INCOMPLETE if not result.complete
             else _report.EXIT_FINDINGS if result.stuck else _report.EXIT_HEALTHY)
     sys.exit(code)

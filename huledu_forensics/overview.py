@@ -224,7 +224,7 @@ def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Pa
             verdicts[want] = v
     df = _ordered(list(rows.values()), [*OVERVIEW_COLUMNS, "root_cause_of"])
     df.attrs.update(scanned=int(scan.total), groups=len(scan.groups), verdicts=verdicts,
-                    representatives=representatives)
+                    representatives=representatives, complete=bool(scan.complete), warnings=list(scan.warnings))
     return df
 
 
@@ -297,8 +297,9 @@ def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> di
                                   "waited_s", "root_cause", "registered_at")})
     counts = {s: statuses.count(s) for s in dict.fromkeys([*_STATUS_ORDER, *statuses]) if s in statuses}
     scanned = overview.attrs.get("scanned")  # a scan lists only its stuck batches (scan_overview)
-    if isinstance(scanned, int) and scanned > len(statuses):
-        counts["not stuck"] = scanned - len(statuses)
+    if isinstance(scanned, int) and scanned > len(statuses):  # "not stuck" only when every source was read
+        counts["not stuck" if overview.attrs.get("complete", True) else "not flagged (scan partial)"] = \
+            scanned - len(statuses)
     return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,
             "healthy": all(s == "healthy" for s in statuses), "status": worst,
             "counts": counts, "batch_summaries": batches}

@@ -9,7 +9,10 @@ indexes: the ELS tracker, essay, pending-content and validation-failure counts, 
 counts, and whether the awaited event's outbox row exists in its producer's database and is published.
 
 Each stuck batch gets an ``error_class`` from that evidence (an enum label the step needs is missing, the
-awaited outbox row is unpublished, validation failures, no essay rows, ...), and batches with the same
+awaited outbox row is unpublished, validation failures, no essay rows, ...; :data:`ERROR_CLASSES` says
+what each states). The scan reads rows only, never logs, so no class claims consumption or handling;
+a class resting on an absent row needs that table read, and where a database or table was not read the
+batches it decides are ``unknown.not_read:<source>``. Batches with the same
 state, awaited event and error class form one group: 300 batches stuck by one enum drift read as one
 incident with a count and a first and last time.
 
@@ -40,8 +43,8 @@ from .model import names as N
 from .model.services import BOS_DB, ELS_DB, FILE_DB
 from .model.states import PHASE_EXPECTED_DWELL_S
 
-__all__ = ["BATCH_COLUMNS", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "load_scan", "scan_bundle",
-           "scan_profile"]
+__all__ = ["BATCH_COLUMNS", "ERROR_CLASSES", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "error_class_meaning",
+           "load_scan", "scan_bundle", "scan_profile"]
 
 BATCH_COLUMNS = (F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "outbox_row",
                  "entered_at", "age_s", "expected_dwell_s", "essays_expected", "essays", "essays_assigned",
@@ -49,12 +52,44 @@ BATCH_COLUMNS = (F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer
                  "known_to")
 """Columns of :attr:`ScanResult.batches` (one row per stuck or unhealthy batch)."""
 
-GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "count", "first_at", "last_at",
-                 "oldest_age_s", "example_batch")
-"""Columns of :attr:`ScanResult.groups` (one row per signature, biggest first)."""
+GROUP_COLUMNS = ("signature", "state", "awaited_event", "error_class", "error_class_means", "count", "first_at",
+                 "last_at", "oldest_age_s", "example_batch")
+"""Columns of :attr:`ScanResult.groups` (one row per signature, biggest first); ``error_class_means`` is
+what the class states (:func:`error_class_meaning`)."""
 
 SCAN_FILES = {"json": "scan.json", "stuck": "stuck_batches.csv", "groups": "groups.csv"}
 """What :meth:`ScanResult.write` puts in a directory."""
+
+UNKNOWN = "unknown"
+"""The prefix of every error class the scan cannot decide from the rows it read (``unknown.<why>:<source>``)."""
+
+NOT_READ = f"{UNKNOWN}.not_read"
+"""``unknown.not_read:<database>[.<table>]``: the source the classification needed was not read."""
+
+ERROR_CLASSES: dict[str, str] = {
+    "bos.batch_row_missing": "ELS or the File Service holds the batch; BOS was read and has no batches row",
+    "batch": "BOS batches.status is a failed status",
+    "enum.label_missing": "the database's enum lacks a label the batch's step writes",
+    "outbox.unpublished": "the awaited event's outbox row exists with no published_at",
+    "outbox.unpublished.retries_exhausted": "the awaited event's outbox row is unpublished and its "
+                                            "retry_count reached the relay's limit",
+    "outbox.published.state_not_advanced": "published, consumer's state not advanced (consumption not checked: "
+                                           "scan reads no logs)",
+    "validation.failures": "ELS holds validation-failure rows for the batch",
+    "file.upload_failed": "the File Service holds failed upload rows for the batch",
+    "phase.no_outcome": "the last phase_status_log row is open past its dwell; the producer's outbox was read "
+                        "and holds no outcome row",
+    "els.tracker_missing": "ELS was read and holds no tracker row for the batch",
+    "els.no_essay_rows": "the ELS tracker exists, with no essay_states row",
+    "els.orphaned_content": "ELS holds pending-content rows for the batch",
+    "els.content_incomplete": "fewer essay rows have content than the batch expects",
+    "event.not_produced": "the producer's outbox table was read and holds no row of the awaited event",
+    NOT_READ: "unknown: a source the classification needs was not read (named after the colon)",
+    f"{UNKNOWN}.no_cause_in_rows": "unknown: past its dwell, and no row the scan reads explains why",
+}
+"""What each error class states, and nothing more: the rows that show it. A scan reads database rows
+only, so no class claims what only logs show (consumed, handled, rejected); the class before ``:`` is
+the key (``validation.failures:EMPTY_CONTENT`` -> ``validation.failures``)."""
 
 SCAN_FORMAT = "huledu-forensics-scan"
 _STEP_OF_PHASES = "pipeline_requested"  # the flow step whose progress lives in phase_status_log
@@ -90,6 +125,11 @@ class ScanResult:
     def stuck(self) -> int:
         """How many batches are stuck or unhealthy."""
         return len(self.batches)
+
+    @property
+    def unknown(self) -> int:
+        """How many listed batches the scan could not classify from the rows it read (``unknown.*``)."""
+        return int(self.batches["error_class"].astype(str).str.startswith(f"{UNKNOWN}.").sum())
 
     @property
     def complete(self) -> bool:
@@ -134,13 +174,17 @@ class ScanResult:
     def render(self, *, limit: int = 20) -> str:
         """The terminal view: one line of totals, the groups, then the oldest stuck batches."""
         lines = [f"scanned {self.total} batch(es) at {self.scanned_at:%Y-%m-%d %H:%M:%S} UTC: "
-                 f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"]
+                 f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"
+                 + (f", {self.unknown} of them unknown" if self.unknown else "")]
         if not self.groups.empty:
             lines.append("")
             g = self.groups
             rows = [(str(r["count"]), str(r["state"]), str(r["awaited_event"] or "-"), str(r["error_class"]),
                      _hm(r["first_at"]), _hm(r["last_at"]), str(r["example_batch"])) for _, r in g.iterrows()]
             lines += _table(("COUNT", "STATE", "AWAITING", "ERROR CLASS", "FIRST", "LAST", "EXAMPLE BATCH"), rows)
+            lines += ["", "error classes (what the rows show; the scan reads no logs):"]
+            lines += [f"  {c}: {error_class_meaning(c)}"
+                      for c in dict.fromkeys(str(x).split(":", 1)[0] for x in g["error_class"])]
         if not self.batches.empty:
             lines.append("")
             b = self.batches.head(limit)
@@ -153,6 +197,14 @@ class ScanResult:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+def error_class_meaning(error_class: str) -> str:
+    """What ``error_class`` states (:data:`ERROR_CLASSES`), e.g. for a legend under a table."""
+    key = str(error_class).split(":", 1)[0]
+    while key and key not in ERROR_CLASSES:
+        key = key.rpartition(".")[0]
+    return ERROR_CLASSES.get(key, "")
 
 
 def _hm(t: Any) -> str:
@@ -249,14 +301,18 @@ _PRODUCER_DB = {s.key: s.database for s in model.SERVICES.values() if s.database
 _REGISTERED_DWELL = min(s.dwell for s in _steps() if s.dwell is not None)
 
 
-def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict[str, list[str]]]) -> str | None:
-    """The first enum write the batch's step (then its next step) needs whose label the database lacks."""
+def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict[str, list[str]]],
+                  unread: dict[str, str]) -> str | None:
+    """The first enum write the batch's step (then its next step) needs whose label the database lacks;
+    ``unknown.not_read:<db>`` when that write's database was not read before one was found."""
     for want in (step, next_step):
         if not want:
             continue
         for w in model.ENUM_WRITES:
             if w.step != want:
                 continue
+            if w.database in unread:
+                return f"{NOT_READ}:{unread[w.database]}"
             labels = (enums.get(w.database) or {}).get(w.enum)
             if labels is not None and w.value not in labels:
                 return f"enum.label_missing:{w.database}.{w.enum}.{w.value}"
@@ -280,6 +336,7 @@ class _Facts:
     now: datetime
     warnings: list[str]
     where: str  # where the classification runs, for progress lines
+    unread: dict[str, str]  # database -> the source not read ("db" or "db.table"), named in unknown.not_read
 
     def bos_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
         raise NotImplementedError
@@ -308,8 +365,9 @@ class _Facts:
     def enums(self) -> dict[str, dict[str, list[str]]]:  # noqa: D102
         raise NotImplementedError
 
-    def has(self, db: str) -> bool:  # noqa: D102
-        raise NotImplementedError
+    def has(self, db: str) -> bool:
+        """Whether every table of ``db`` the scan reads was read (so an absent row is evidence)."""
+        return db not in self.unread
 
 
 _BOS_CAND_COLS = [F.BATCH_ID, "flow", "state", "step", "awaited_event", "producer", "entered_at", "age_s",
@@ -327,6 +385,25 @@ def _q(key: tuple[str, str]) -> str:
     return quote_identifier(key[1])
 
 
+def _source_name(db: str, missing_tables: Sequence[str]) -> str:
+    """How ``unknown.not_read:<source>`` names a database, or the tables of it that were missing."""
+    return f"{db}.{'+'.join(missing_tables)}" if missing_tables else db
+
+
+class _Columns:
+    """HuleEdu column names (:mod:`huledu_forensics.model.columns`) as SQL identifiers, for the scan's SQL
+    text (``{_c.batch_id}``): a renamed column is edited in ``model/`` alone. Quoted only where PostgreSQL
+    needs it, so the text, and the plans, are what the plain names give."""
+
+    def __getattr__(self, name: str) -> str:
+        from .sources.postgres import quote_identifier
+
+        return quote_identifier(getattr(C, name.upper()))
+
+
+_c = _Columns()
+
+
 def _naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
@@ -336,17 +413,15 @@ class _PgFacts(_Facts):
 
     where = "in SQL"
 
-    def __init__(self, sources: dict[str, Any], now: datetime | None) -> None:
+    def __init__(self, sources: dict[str, Any], now: datetime | None, unread: dict[str, str]) -> None:
         self.src = sources
         self.warnings: list[str] = []
+        self.unread = {**unread, **{db: db for db in (BOS_DB, ELS_DB, FILE_DB) if db not in sources and db not in unread}}
         if now is None:
             src = next(iter(sources.values()), None)
             now = parse_utc(src.query("SELECT now() AS now", doing="read the clock of")["now"].iloc[0]) \
                 if src is not None else None
         self.now = now or utcnow()
-
-    def has(self, db: str) -> bool:
-        return db in self.src
 
     def _run(self, db: str, sql: str, params: dict[str, Any], what: str, cols: list[str]) -> pd.DataFrame:
         src = self.src.get(db)
@@ -357,6 +432,7 @@ class _PgFacts(_Facts):
             return out
         except SourceUnavailable as exc:
             self.warnings.append(str(exc))
+            self.unread.setdefault(db, db)  # a failed query: its absent rows are no evidence
             return pd.DataFrame(columns=cols)
 
     def _times(self, since: datetime | None) -> dict[str, Any]:
@@ -383,33 +459,33 @@ WITH steps AS (
                        CAST(:s_topic AS text[]), CAST(:s_prod AS text[]), CAST(:s_dwell AS float8[]))
          AS s(flow, state, step, awaited, producer, dwell)
 ), b AS MATERIALIZED (
-  SELECT id, CAST(status AS text) AS state, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
-         created_at, updated_at, total_essays
+  SELECT {_c.id}, CAST({_c.status} AS text) AS state, CASE WHEN {_c.class_id} IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow,
+         {_c.created_at}, {_c.updated_at}, {_c.total_essays}
   FROM {b}
-  WHERE CAST(:since_n AS timestamp) IS NULL OR created_at >= CAST(:since_n AS timestamp)
+  WHERE CAST(:since_n AS timestamp) IS NULL OR {_c.created_at} >= CAST(:since_n AS timestamp)
 ), by_step AS (
-  SELECT b.id AS batch_id, b.flow, b.state, s.step, s.awaited AS awaited_event, s.producer,
-         b.updated_at AS entered_at, s.dwell AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
+  SELECT b.{_c.id} AS batch_id, b.flow, b.state, s.step, s.awaited AS awaited_event, s.producer,
+         b.{_c.updated_at} AS entered_at, s.dwell AS expected_dwell_s, b.{_c.total_essays} AS essays_expected, b.{_c.created_at}
   FROM b LEFT JOIN steps s ON s.flow = b.flow AND s.state = b.state
-  WHERE (s.dwell IS NOT NULL AND b.updated_at < CAST(:now_n AS timestamp) - make_interval(secs => s.dwell))
+  WHERE (s.dwell IS NOT NULL AND b.{_c.updated_at} < CAST(:now_n AS timestamp) - make_interval(secs => s.dwell))
      OR b.state = ANY(CAST(:failed AS text[]))
 ), last_phase AS (
-  SELECT DISTINCT ON (p.batch_id) p.batch_id, CAST(p.status AS text) AS status,
-         COALESCE(p.updated_at, p.created_at) AS at
-  FROM {psl} p JOIN b ON b.id = p.batch_id AND b.state = :ready
-  ORDER BY p.batch_id, p.id DESC
+  SELECT DISTINCT ON (p.{_c.batch_id}) p.{_c.batch_id}, CAST(p.{_c.status} AS text) AS phase_status,
+         COALESCE(p.{_c.updated_at}, p.{_c.created_at}) AS at
+  FROM {psl} p JOIN b ON b.{_c.id} = p.{_c.batch_id} AND b.state = :ready
+  ORDER BY p.{_c.batch_id}, p.{_c.id} DESC
 ), ph_cand AS MATERIALIZED (
-  SELECT b.id AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
+  SELECT b.{_c.id} AS batch_id, b.flow, b.state, CAST(:ph_step AS text) AS step,
          CAST(:ph_topic AS text) AS awaited_event, CAST(:ph_prod AS text) AS producer, lp.at AS entered_at,
-         CAST(:ph_dwell AS float8) AS expected_dwell_s, b.total_essays AS essays_expected, b.created_at
-  FROM b JOIN last_phase lp ON lp.batch_id = b.id
-  WHERE lp.status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
+         CAST(:ph_dwell AS float8) AS expected_dwell_s, b.{_c.total_essays} AS essays_expected, b.{_c.created_at}
+  FROM b JOIN last_phase lp ON lp.{_c.batch_id} = b.{_c.id}
+  WHERE lp.phase_status = ANY(CAST(:open AS text[])) AND lp.at < CAST(:now_n AS timestamp)
                                                        - make_interval(secs => CAST(:ph_dwell AS float8))
-         OR lp.status = :ph_failed
+         OR lp.phase_status = :ph_failed
 ), in_phase AS (
   SELECT c.* FROM ph_cand c
-  WHERE NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.aggregate_type = ANY(CAST(:agg AS text[]))
-                    AND o.aggregate_id = c.batch_id AND o.topic = :done_topic)
+  WHERE NOT EXISTS (SELECT 1 FROM {ob} o WHERE o.{_c.aggregate_type} = ANY(CAST(:agg AS text[]))
+                    AND o.{_c.aggregate_id} = c.batch_id AND o.{_c.topic} = :done_topic)
 )
 SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s FROM by_step
 UNION ALL
@@ -420,69 +496,69 @@ SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s 
 
     def bos_total(self, since: datetime | None) -> int:
         sql = (f"SELECT count(*) AS n FROM {_q(N.BATCHES)} WHERE CAST(:since_n AS timestamp) IS NULL "
-               "OR created_at >= CAST(:since_n AS timestamp)")
+               f"OR {_c.created_at} >= CAST(:since_n AS timestamp)")
         df = self._run(BOS_DB, sql, self._times(since), "count the batches of", ["n"])
         return int(df["n"].iloc[0]) if not df.empty else 0
 
     def _els_select(self, where: str) -> str:
         t, e, p, f = _q(N.TRACKERS), _q(N.ESSAY_STATES), _q(N.PENDING_CONTENT), _q(N.VALIDATION_FAILURES)
         return f"""
-SELECT t.batch_id, true AS tracker, t.created_at AS tracker_created_at, t.expected_count AS essays_expected,
-  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id) AS essays,
-  (SELECT count(*) FROM {e} e WHERE e.batch_id = t.batch_id AND e.text_storage_id IS NOT NULL) AS essays_assigned,
-  (SELECT count(*) FROM {p} p WHERE p.batch_id = t.batch_id) AS pending_content,
-  (SELECT count(*) FROM {f} f WHERE f.batch_id = t.batch_id) AS validation_failures,
-  (SELECT min(f.validation_error_code) FROM {f} f WHERE f.batch_id = t.batch_id) AS failure_code
+SELECT t.{_c.batch_id} AS batch_id, true AS tracker, t.{_c.created_at} AS tracker_created_at, t.{_c.expected_count} AS essays_expected,
+  (SELECT count(*) FROM {e} e WHERE e.{_c.batch_id} = t.{_c.batch_id}) AS essays,
+  (SELECT count(*) FROM {e} e WHERE e.{_c.batch_id} = t.{_c.batch_id} AND e.{_c.text_storage_id} IS NOT NULL) AS essays_assigned,
+  (SELECT count(*) FROM {p} p WHERE p.{_c.batch_id} = t.{_c.batch_id}) AS pending_content,
+  (SELECT count(*) FROM {f} f WHERE f.{_c.batch_id} = t.{_c.batch_id}) AS validation_failures,
+  (SELECT min(f.{_c.validation_error_code}) FROM {f} f WHERE f.{_c.batch_id} = t.{_c.batch_id}) AS failure_code
 FROM {t} t WHERE {where}
 """
 
     def _els_orphans(self, where: str) -> str:
         t, p = _q(N.TRACKERS), _q(N.PENDING_CONTENT)
         return f"""
-SELECT p.batch_id, false AS tracker, NULL::timestamp AS tracker_created_at, NULL::int AS essays_expected,
+SELECT p.{_c.batch_id} AS batch_id, false AS tracker, NULL::timestamp AS tracker_created_at, NULL::int AS essays_expected,
        0::bigint AS essays, 0::bigint AS essays_assigned, count(*) AS pending_content,
        0::bigint AS validation_failures, NULL::text AS failure_code
 FROM {p} p
-WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.batch_id = p.batch_id) AND {where}
-GROUP BY p.batch_id
+WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.{_c.batch_id} = p.{_c.batch_id}) AND {where}
+GROUP BY p.{_c.batch_id}
 """
 
     def els_candidates(self, since: datetime | None) -> pd.DataFrame:
         params = {**self._times(since), "dwell": _REGISTERED_DWELL}
-        where = ("t.completed_at IS NULL AND t.created_at < CAST(:now_n AS timestamp) - make_interval(secs => "
-                 ":dwell) AND (CAST(:since_n AS timestamp) IS NULL OR t.created_at >= CAST(:since_n AS timestamp))")
+        where = (f"t.{_c.completed_at} IS NULL AND t.{_c.created_at} < CAST(:now_n AS timestamp) - make_interval(secs => "
+                 f":dwell) AND (CAST(:since_n AS timestamp) IS NULL OR t.{_c.created_at} >= CAST(:since_n AS timestamp))")
         inner = self._els_select(where)
         sql = (f"SELECT * FROM ({inner}) x WHERE x.essays_assigned < x.essays_expected OR x.essays = 0 "
                "OR x.pending_content > 0 OR x.validation_failures > 0")
-        owhere = ("p.created_at < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell) AND "
-                  "(CAST(:since_a AS timestamptz) IS NULL OR p.created_at >= CAST(:since_a AS timestamptz))")
+        owhere = (f"p.{_c.created_at} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell) AND "
+                  f"(CAST(:since_a AS timestamptz) IS NULL OR p.{_c.created_at} >= CAST(:since_a AS timestamptz))")
         sql += " UNION ALL " + self._els_orphans(owhere)
         return _norm_els(self._run(ELS_DB, sql, params, "scan the trackers of", _ELS_COLS))
 
     def file_candidates(self, since: datetime | None) -> pd.DataFrame:
         fu = _q(N.FILE_UPLOADS)
         sql = f"""
-SELECT batch_id, count(*) AS files,
-       count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
-       count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
-                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell))
+SELECT {_c.batch_id} AS batch_id, count(*) AS files,
+       count(*) FILTER (WHERE {_c.processing_status} = :failed) AS files_failed,
+       count(*) FILTER (WHERE {_c.processing_status} = ANY(CAST(:open AS text[]))
+                          AND {_c.upload_timestamp} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell))
          AS files_stalled,
-       min(validation_error_code) AS file_error_code, min(upload_timestamp) AS first_upload_at
+       min({_c.validation_error_code}) AS file_error_code, min({_c.upload_timestamp}) AS first_upload_at
 FROM {fu}
-WHERE CAST(:since_a AS timestamptz) IS NULL OR upload_timestamp >= CAST(:since_a AS timestamptz)
-GROUP BY batch_id
-HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
-    OR count(*) FILTER (WHERE processing_status = ANY(CAST(:open AS text[]))
-                          AND upload_timestamp < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell)) > 0
+WHERE CAST(:since_a AS timestamptz) IS NULL OR {_c.upload_timestamp} >= CAST(:since_a AS timestamptz)
+GROUP BY {_c.batch_id}
+HAVING count(*) FILTER (WHERE {_c.processing_status} = :failed) > 0
+    OR count(*) FILTER (WHERE {_c.processing_status} = ANY(CAST(:open AS text[]))
+                          AND {_c.upload_timestamp} < CAST(:now_a AS timestamptz) - make_interval(secs => :dwell)) > 0
 """
         params = {**self._times(since), "failed": N.FILE_FAILED_STATUS, "open": list(N.FILE_OPEN_STATUSES),
                   "dwell": _REGISTERED_DWELL}
         return _norm_file(self._run(FILE_DB, sql, params, "scan the uploads of", _FILE_COLS))
 
     def bos_rows(self, ids: list[str]) -> pd.DataFrame:
-        sql = (f"SELECT id AS batch_id, CASE WHEN class_id IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
-               f"CAST(status AS text) AS state, updated_at AS entered_at, total_essays AS essays_expected "
-               f"FROM {_q(N.BATCHES)} WHERE id = ANY(CAST(:ids AS text[]))")
+        sql = (f"SELECT {_c.id} AS batch_id, CASE WHEN {_c.class_id} IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
+               f"CAST({_c.status} AS text) AS state, {_c.updated_at} AS entered_at, {_c.total_essays} AS essays_expected "
+               f"FROM {_q(N.BATCHES)} WHERE {_c.id} = ANY(CAST(:ids AS text[]))")
         df = self._run(BOS_DB, sql, {"ids": ids}, "read batches of",
                        [F.BATCH_ID, "flow", "state", "entered_at", "essays_expected"])
         if not df.empty:
@@ -490,25 +566,26 @@ HAVING count(*) FILTER (WHERE processing_status = :failed) > 0
         return df
 
     def els_details(self, ids: list[str]) -> pd.DataFrame:
-        sql = (self._els_select("t.batch_id = ANY(CAST(:ids AS text[]))") + " UNION ALL "
-               + self._els_orphans("p.batch_id = ANY(CAST(:ids AS text[]))"))
+        sql = (self._els_select(f"t.{_c.batch_id} = ANY(CAST(:ids AS text[]))") + " UNION ALL "
+               + self._els_orphans(f"p.{_c.batch_id} = ANY(CAST(:ids AS text[]))"))
         df = _norm_els(self._run(ELS_DB, sql, {"ids": ids}, "read trackers of", _ELS_COLS))
         return df.sort_values("tracker", ascending=False).drop_duplicates(F.BATCH_ID)
 
     def file_details(self, ids: list[str]) -> pd.DataFrame:
         sql = f"""
-SELECT batch_id, count(*) AS files, count(*) FILTER (WHERE processing_status = :failed) AS files_failed,
-       0::bigint AS files_stalled, min(validation_error_code) AS file_error_code,
-       min(upload_timestamp) AS first_upload_at
-FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY batch_id
+SELECT {_c.batch_id} AS batch_id, count(*) AS files, count(*) FILTER (WHERE {_c.processing_status} = :failed) AS files_failed,
+       0::bigint AS files_stalled, min({_c.validation_error_code}) AS file_error_code,
+       min({_c.upload_timestamp}) AS first_upload_at
+FROM {_q(N.FILE_UPLOADS)} WHERE {_c.batch_id} = ANY(CAST(:ids AS text[])) GROUP BY {_c.batch_id}
 """
         return _norm_file(self._run(FILE_DB, sql, {"ids": ids, "failed": N.FILE_FAILED_STATUS},
                                     "read uploads of", _FILE_COLS))
 
     def outbox(self, db: str, ids: list[str], topics: list[str]) -> pd.DataFrame:
         ob = _q((db, model.OUTBOX_TABLE))
-        sql = (f"SELECT aggregate_id AS batch_id, topic, published_at IS NOT NULL AS published, retry_count "
-               f"FROM {ob} WHERE topic = ANY(CAST(:topics AS text[])) AND aggregate_id = ANY(CAST(:ids AS text[]))")
+        sql = (f"SELECT {_c.aggregate_id} AS batch_id, {_c.topic} AS topic, {_c.published_at} IS NOT NULL AS published, "
+               f"{_c.retry_count} FROM {ob} "
+               f"WHERE {_c.topic} = ANY(CAST(:topics AS text[])) AND {_c.aggregate_id} = ANY(CAST(:ids AS text[]))")
         return self._run(db, sql, {"ids": ids, "topics": topics}, "read the outbox of", _OUTBOX_COLS)
 
     def enums(self) -> dict[str, dict[str, list[str]]]:
@@ -518,6 +595,7 @@ FROM {_q(N.FILE_UPLOADS)} WHERE batch_id = ANY(CAST(:ids AS text[])) GROUP BY ba
                 out[db] = src.enums()
             except SourceUnavailable as exc:
                 self.warnings.append(str(exc))
+                self.unread.setdefault(db, db)
         return out
 
 
@@ -553,13 +631,17 @@ class _BundleFacts(_Facts):
         self.b = bundle
         self.now = bundle.collected_at
         self.warnings = [f"{g.get('part')}: {g.get('reason')}" for g in bundle.gaps]
+        held = set(bundle.tables())
+        self.unread = {}
+        for db in (BOS_DB, ELS_DB, FILE_DB):
+            missing = [t for t in model.DATABASES[db].tables if (db, t) not in held]
+            if missing:
+                self.unread[db] = _source_name(db, missing)
+                self.warnings.append(f"the bundle lacks {db} table(s) {', '.join(missing)}")
 
     def _t(self, key: tuple[str, str]) -> pd.DataFrame | None:
         df = self.b.table(*key)
         return None if df is None else df.copy()
-
-    def has(self, db: str) -> bool:
-        return any(d == db for d, _ in self.b.tables())
 
     def _batches(self, since: datetime | None) -> pd.DataFrame:
         b = self._t(N.BATCHES)
@@ -795,7 +877,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
         if not r.get("awaited_event"):
             row["outbox_row"] = "-"
         elif prod_db is None or not facts.has(prod_db):
-            row["outbox_row"] = "not checked"  # the producer's database is not scanned (CMS, gateway)
+            row["outbox_row"] = "not read"  # the producer's outbox is not scanned (CMS, gateway) or unreadable
         else:
             hit = awaited.get((bid, str(r["awaited_event"])))
             row["outbox_row"] = "missing" if hit is None else ("published" if hit[0] else "unpublished")
@@ -804,7 +886,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
                      and not pd.isna(t)]
             row["entered_at"] = min(first) if first else pd.NaT
             row["age_s"] = (pd.Timestamp(facts.now) - row["entered_at"]).total_seconds() if first else None
-        row["error_class"] = _error_class(row, r, e, f, awaited, enums)
+        row["error_class"] = _error_class(row, r, e, f, awaited, enums, facts.unread)
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
     df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
@@ -821,14 +903,31 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _outbox_source(producer: str | None, unread: dict[str, str]) -> str:
+    """The outbox a producer writes, as ``unknown.not_read`` names it (the scan reads BOS, ELS, File only)."""
+    svc = model.SERVICES.get(str(producer))
+    db = svc.database if svc is not None else None
+    if db is None:
+        return f"{producer or '?'} (no database)"
+    return unread.get(db, f"{db}.{model.OUTBOX_TABLE}")
+
+
 def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: dict[str, Any],
-                 awaited: dict[tuple[str, str], tuple[bool, int]], enums: dict[str, dict[str, list[str]]]) -> str:
-    """The evidence-backed reason class of one stuck batch (first match wins)."""
+                 awaited: dict[tuple[str, str], tuple[bool, int]], enums: dict[str, dict[str, list[str]]],
+                 unread: dict[str, str]) -> str:
+    """The evidence-backed reason class of one stuck batch (first match wins; :data:`ERROR_CLASSES`).
+
+    A class that rests on an absent row (no BOS row, no tracker, no outbox row) is given only when the
+    table was read; otherwise the class is ``unknown.not_read:<source>``. No class rests on logs.
+    """
+    def not_read(db: str) -> str:
+        return f"{NOT_READ}:{unread.get(db, db)}"
+
     if not row.get("state"):
-        return "bos.batch_row_missing"
+        return not_read(BOS_DB) if BOS_DB in unread else "bos.batch_row_missing"
     if row["state"] in N.BATCH_FAILED_STATUSES:
         return f"batch.{row['state']}"
-    missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums)
+    missing = _enum_missing(r.get("step"), _next_step(row.get("flow"), r.get("step")), enums, unread)
     if missing:
         return missing
     if row["outbox_row"] == "unpublished":
@@ -836,24 +935,29 @@ def _error_class(row: dict[str, Any], r: dict[str, Any], e: dict[str, Any], f: d
         exhausted = hit is not None and hit[1] >= N.OUTBOX_MAX_RETRIES
         return "outbox.unpublished" + (".retries_exhausted" if exhausted else "")
     if row["outbox_row"] == "published":
-        return "event.not_consumed"
+        return "outbox.published.state_not_advanced"
     if (row.get("validation_failures") or 0) > 0:
         return f"validation.failures:{e.get('failure_code') or '?'}"
     if (row.get("files_failed") or 0) > 0:
         return f"file.upload_failed:{f.get('file_error_code') or '?'}"
+    no_row = row["outbox_row"] == "missing"  # the producer's outbox was read and has no awaited row
     if r.get("step") == _STEP_OF_PHASES:
-        return "phase.no_outcome"
-    if e and not e.get("tracker"):
+        return "phase.no_outcome" if no_row else f"{NOT_READ}:{_outbox_source(r.get('producer'), unread)}"
+    if ELS_DB in unread:  # every class below rests on ELS rows, or on their absence
+        return not_read(ELS_DB)
+    if not e or not e.get("tracker"):
         return "els.tracker_missing"
-    if not e:
-        return "els.tracker_missing" if row.get("known_to") else "no_rows"
     if (row.get("essays") or 0) == 0:
         return "els.no_essay_rows"
     if (row.get("pending_content") or 0) > 0:
         return "els.orphaned_content"
     if row.get("essays_expected") is not None and (row.get("essays_assigned") or 0) < row["essays_expected"]:
         return "els.content_incomplete"
-    return "event.not_produced"
+    if no_row:
+        return "event.not_produced"
+    if row["outbox_row"] == "not read":
+        return f"{NOT_READ}:{_outbox_source(r.get('producer'), unread)}"
+    return f"{UNKNOWN}.no_cause_in_rows"
 
 
 def _groups(batches: pd.DataFrame) -> pd.DataFrame:
@@ -865,6 +969,7 @@ def _groups(batches: pd.DataFrame) -> pd.DataFrame:
         oldest_age_s=("age_s", "max"), example_batch=(F.BATCH_ID, "first")).reset_index()
     g = g.rename(columns={"_st": "state", "_aw": "awaited_event"})
     g["signature"] = g["state"] + " | " + g["awaited_event"] + " | " + g["error_class"]
+    g["error_class_means"] = [error_class_meaning(c) for c in g["error_class"]]
     g = g.sort_values(["count", "first_at"], ascending=[False, True], kind="stable")
     return g[list(GROUP_COLUMNS)].reset_index(drop=True)
 
@@ -899,6 +1004,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
     t_since = parse_option_time(since, "since")
     sources: dict[str, Any] = {}
     warnings: list[str] = []
+    unread: dict[str, str] = {}
     for db in (BOS_DB, ELS_DB, FILE_DB):
         target = profile.databases.get(db) if hasattr(profile.databases, "get") else None
         if target is None:
@@ -915,6 +1021,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
         missing = [t for t in model.DATABASES[db].tables if t not in tables]
         if missing:
             warnings.append(f"{db} lacks table(s) {', '.join(missing)}; not scanned")
+            unread[db] = _source_name(db, missing)
             src.close()
             continue
         sources[db] = src
@@ -923,7 +1030,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
         raise SourceUnavailable(f"No database of profile '{profile.name}' could be scanned: "
                                 + "; ".join(warnings), source="postgres")
     try:
-        facts = _PgFacts(sources, at)
+        facts = _PgFacts(sources, at, unread)
         batches, total = _classify(facts, t_since, say)
         warnings += facts.warnings
     finally:
@@ -957,42 +1064,84 @@ def overview_frame(result: ScanResult) -> pd.DataFrame:
     """The scan's stuck batches in :data:`huledu_forensics.overview.OVERVIEW_COLUMNS` form.
 
     So the stuck-batches notebook's figure and root-cause table work on a live scan too; the error class
-    stands in for the root cause (a scan runs no rules).
+    stands in for the root cause (a scan runs no rules), and a batch whose class is ``unknown.*`` has
+    status ``unknown``, not stuck.
     """
     from .overview import OVERVIEW_COLUMNS
 
     b = result.batches
     df = pd.DataFrame({
         F.BATCH_ID: b[F.BATCH_ID], "flow": b["flow"],
-        "status": ["failed" if str(s) in N.BATCH_FAILED_STATUSES else "stuck" for s in b["state"]],
+        "status": [_status(s, c) for s, c in zip(b["state"], b["error_class"])],
         "current_state": b["state"], "current_step": b["step"], "awaited_event": b["awaited_event"],
-        "waited_s": b["age_s"], "root_cause": b["error_class"], "root_cause_summary": None,
+        "waited_s": b["age_s"], "root_cause": b["error_class"],
+        "root_cause_summary": [f"scan, not investigated: {error_class_meaning(c)}" for c in b["error_class"]],
         "findings": pd.array([None] * len(b), dtype="Int64"), "registered_at": pd.NaT,
         "known_to": b["known_to"], "error": ""}, columns=list(OVERVIEW_COLUMNS))
     df["registered_at"] = pd.to_datetime(df["registered_at"], utc=True)
     return df.sort_values("waited_s", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def scan_verdict(result: ScanResult) -> dict[str, Any]:
-    """A ``verdict.json`` for a scan: healthy when no batch is stuck; incomplete when a source was not read.
+def _status(state: Any, error_class: Any) -> str:
+    if str(error_class).startswith(f"{UNKNOWN}."):
+        return UNKNOWN
+    return "failed" if str(state) in N.BATCH_FAILED_STATUSES else "stuck"
 
+
+NOT_STUCK_MEANS = ("no row the scan read puts the batch past its step's expected dwell or in a failed state: "
+                   "BOS updated it within the dwell, or its state has no expected dwell (waiting for the client, "
+                   "finished, or a state the model does not describe)")
+"""What the scan's ``not stuck`` count states (verdict.json ``not_stuck_means``)."""
+
+
+def scan_verdict(result: ScanResult, overview: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A ``verdict.json`` for a scan: healthy only when every source was read and no batch is listed.
+
+    ``status`` is ``stuck`` when a batch is stuck or failed, else ``unknown`` when a batch could not be
+    classified or a source was not read, else ``healthy``. Each group carries what its error class
+    states (``error_class_means``) and, with ``overview`` (:func:`huledu_forensics.overview.scan_overview`),
+    ``investigated``: the root cause found by investigating ONE representative batch of the group (logs
+    and rows), which the group's other batches share by signature only (``None``: nobody investigated).
     ``huledu-forensics report`` derives its exit code from it as from a batch verdict.
     """
-    return {"tool": "huledu-forensics", "kind": "scan", "healthy": result.stuck == 0,
-            "status": "healthy" if result.stuck == 0 else "stuck", "scanned_at": result.scanned_at.isoformat(),
-            "total": int(result.total), "stuck": result.stuck,
+    sure = result.stuck - result.unknown
+    status = "stuck" if sure else (UNKNOWN if result.unknown or not result.complete else "healthy")
+    groups = _records(result.groups)
+    reps = (overview.attrs.get("representatives") or {}) if overview is not None else {}
+    verdicts = (overview.attrs.get("verdicts") or {}) if overview is not None else {}
+    for g in groups:
+        if overview is not None:
+            g["investigated"] = _investigated(reps.get(str(g["signature"])), verdicts, int(g["count"]))
+    return {"tool": "huledu-forensics", "kind": "scan", "healthy": status == "healthy", "status": status,
+            "scanned_at": result.scanned_at.isoformat(), "total": int(result.total), "stuck": result.stuck,
+            "unknown": result.unknown, "not_stuck": int(result.total) - result.stuck,
+            "not_stuck_means": NOT_STUCK_MEANS,
             "completeness": {"scan": "complete" if result.complete else "partial"},
-            "warnings": list(result.warnings), "groups": _records(result.groups)}
+            "warnings": list(result.warnings), "groups": groups}
 
 
-def write_scan_verdict(path: str | Path | None, result: ScanResult) -> str | None:
-    """Write :func:`scan_verdict` to ``path`` atomically (nothing when ``path`` is empty)."""
+def _investigated(rep: str | None, verdicts: dict[str, Any], count: int) -> dict[str, Any] | None:
+    """One group's investigated root cause, marked as found on one representative batch."""
+    if not rep:
+        return None
+    v = verdicts.get(rep) or {}
+    rc = v.get("root_cause") or {}
+    return {F.BATCH_ID: rep, "scope": f"investigated for this one representative batch; the group's other "
+                                      f"{count - 1} batch(es) share its signature and were not investigated",
+            "status": v.get("status"), "root_cause": rc.get("finding"), "root_cause_summary": rc.get("summary"),
+            "completeness": v.get("completeness")}
+
+
+def write_scan_verdict(path: str | Path | None, result: ScanResult,
+                       overview: pd.DataFrame | None = None) -> str | None:
+    """Write :func:`scan_verdict` (with ``overview``: each group's investigated root cause) to ``path``
+    atomically (nothing when ``path`` is empty)."""
     if not path:
         return None
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(scan_verdict(result), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(scan_verdict(result, overview), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, p)
     return str(p)
 

@@ -152,6 +152,11 @@ def test_report_stuck_batches_live_without_id_runs_on_a_scan(live_config: Path, 
     assert proc.returncode == 1, proc.stderr
     v = json.loads((out / "verdict.json").read_text())
     assert v["kind"] == "scan" and v["stuck"] == 6 and v["groups"][0]["count"] == 6
+    inv = v["groups"][0]["investigated"]  # the HTML's root cause, in verdict.json too, said to be one batch's
+    assert inv["batch_id"] == v["groups"][0]["example_batch"] and "one representative batch" in inv["scope"]
+    assert inv["root_cause"] == "enum.label_missing"
+    assert f"group:    6 x {v['groups'][0]['error_class']} -> root cause on investigated batch {inv['batch_id']}: " \
+           "enum.label_missing" in proc.stdout
     assert (out / "scan" / "scan.json").is_file() and (out / "report.html").is_file()
     for f in out.rglob("*"):
         if f.is_file():

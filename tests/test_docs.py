@@ -85,6 +85,19 @@ def test_unknown_id_example_prints_what_the_readme_shows(tmp_path: Path) -> None
     assert not (tmp_path / "out" / "nope" / "report.ipynb").exists()
 
 
+def test_scan_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The scan section's example: the groups, what each error class shows (rows only), the next step."""
+    from huledu_forensics.report import demo_bundle
+
+    demo_bundle(tmp_path / "out" / "demo" / "bundle")
+    command, shown = _console_example("huledu-forensics scan --bundle out/demo/bundle")
+    exe = Path(sys.executable).with_name("huledu-forensics")
+    proc = subprocess.run([str(exe), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "\n".join(line.strip() for line in proc.stdout.rstrip("\n").splitlines()) == shown
+
+
 def test_readme_says_what_a_newcomer_trips_over() -> None:
     assert "## The first ten minutes" in README
     assert ". .venv/bin/activate" in README and "--allow-root" in README
