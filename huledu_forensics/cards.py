@@ -136,7 +136,11 @@ def _content_line(content: Any) -> str:
     where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in places
                       if isinstance(content.get(k), int) and content.get(k))
     exp = content.get("expected")
-    head = f"{content.get('items', 0)} item(s)" + (f" for {exp} expected" if exp is not None else "")
+    items = content.get("items")
+    if not items and content.get("unknown"):  # nothing found where the items would be: unknown, not zero
+        return (f"{exp} expected" if exp is not None else "items") + \
+            f": {where} (the source that would show them is missing: see Evidence)"
+    head = f"{items or 0} item(s)" + (f" for {exp} expected" if exp is not None else "")
     return head + (f": {where}" if where else "")
 
 
@@ -175,7 +179,10 @@ def _first_sentence(text: str, limit: int = 260) -> tuple[str, str]:
     m = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", text)
     head, rest = (text[: m.start()], text[m.end():]) if m else (text, "")
     if len(head) > limit:
-        cut = head.rfind(": ", 0, limit)
+        # cut at the last colon before the limit that is not inside a quotation (a quoted log message
+        # must not lose its end or have its colon turned into a full stop)
+        cuts = [m.start() for m in re.finditer(": ", head[:limit]) if head[: m.start()].count('"') % 2 == 0]
+        cut = cuts[-1] if cuts else -1
         if cut > 40:
             head, rest = head[: cut + 1], (head[cut + 2:] + " " + rest).strip()
     return head, rest
@@ -224,7 +231,9 @@ def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
             total += 1
             s = state.get("completeness") if isinstance(state, Mapping) else state
             if _plain(s) not in ("complete", "True", ""):
-                bad.append(f"{source}: {_plain(s)}")
+                gone = _missing_tables(v, _plain(source).removeprefix("database:")) \
+                    if _plain(s) == "partial" and _plain(source).startswith("database:") else []
+                bad.append(f"{source}: {_plain(s)}" + (f" (missing: {', '.join(gone)})" if gone else ""))
     elif isinstance(comp, str):
         total = 1
         if comp != "complete":
@@ -232,6 +241,20 @@ def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
     for gap in v.get("gaps") or []:
         bad.append(f"gap: {_plain(gap)}")
     return total, bad
+
+
+def _missing_tables(v: dict[str, Any], database: str) -> list[str]:
+    """The tables of ``database`` that rules could not read (from ``not_evaluated``): what makes a
+    database source partial, so the card names them instead of leaving the reader to guess."""
+    out: list[str] = []
+    for n in v.get("not_evaluated") or []:
+        reason = _plain(n.get("reason")) if isinstance(n, Mapping) else ""
+        if reason.startswith("missing from the bundle: "):
+            for part in reason.removeprefix("missing from the bundle: ").split(", "):
+                db, _, tbl = part.partition("/")
+                if db == database and tbl and tbl not in out:
+                    out.append(tbl)
+    return out
 
 
 def _next_action(v: dict[str, Any], root_id: str) -> str:
@@ -374,7 +397,7 @@ def verdict_card(source: Any) -> Html:
                     + ", ".join(f"<code>{_e(b)}</code>" for b in bad[:8]) + (" …" if len(bad) > 8 else "")
                     + "<br><span class='hf-muted'>The verdict may be wrong where it rests on these.</span>")
         else:
-            comp = f"<span class='hf-yes'>complete</span> — all {total} sources collected complete"
+            comp = f"<span class='hf-yes'>complete</span> — all {total} sources the verdict rests on were collected complete"
         rows.append(("Evidence", comp))
         text_lines.append(f"evidence: {'incomplete: ' + '; '.join(bad) if bad else 'complete'}")
     if _plain(v.get("responsible_service")):
@@ -551,7 +574,7 @@ def completeness_table(frame: pd.DataFrame | None) -> Html:
         return table(frame)
     bad = frame[frame[col].astype(str) != "complete"]
     if bad.empty:
-        return table(frame, collapse=f"All {len(frame)} sources complete: show them")
+        return table(frame, collapse=f"All {len(frame)} sources in the bundle complete: show them")
     ordered = pd.concat([bad, frame[frame[col].astype(str) == "complete"]])
     return table(ordered.reset_index(drop=True), highlight=range(len(bad)))
 
