@@ -675,7 +675,7 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
         return flag if isinstance(flag, bool) else None
 
     def detail(name: str, text: str) -> str:
-        return text if ok(name) is not None else f"{text} — unknown: the evidence needed to tell is not in the bundle"
+        return text if ok(name) is not None else f"{text} — unknown: {_outbox_unknown(inv, producer)}"
 
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
@@ -691,6 +691,17 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
                       if getattr(awaited, "expected_dwell_s", None) else "")},
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _outbox_unknown(inv: Investigation, producer: str) -> str:
+    """Why produced / published cannot be told, naming the producer's outbox table when the bundle
+    lacks it (the source a reader would go and collect)."""
+    service = model.SERVICES.get(producer)
+    bundle = getattr(inv, "bundle", None)
+    db = service.database if service is not None else None
+    if db and bundle is not None and hasattr(bundle, "has_table") and not bundle.has_table(db, "event_outbox"):
+        return f"the producer's outbox table {db}/event_outbox is not in the bundle"
+    return "the evidence needed to tell is not in the bundle"
 
 
 def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
@@ -742,13 +753,17 @@ def _bundle_line(inv: Investigation, container: str, stream: str, line_no: int) 
     return None
 
 
+_UNCITED = "none (a warning or error of the scope)"
+
+
 def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     """Return the log lines behind the findings: ``[finding, ts, container, level, message, ref]``.
 
     Lines are those the findings' evidence cites (``logs/<container>/<stream>.log#L<n>``), looked up
     in the scoped logs or, failing that, read from the bundle. When no finding cites a log line, the
-    scope's error and warning lines are shown instead. Messages are cut to 300 characters; raw lines
-    are never shown.
+    scope's error and warning lines are shown instead, their ``finding`` saying that none cites them
+    (a reader must not take them for a finding's evidence). Messages are cut to 300 characters; raw
+    lines are never shown.
     """
     cols = ["finding", "ts", "container", "level", "message", "ref"]
     logs = _frame(inv, "logs")
@@ -777,7 +792,7 @@ def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     if not rows and not logs.empty:
         bad = logs[[_level_class(v) != "normal" for v in logs["level"]]]
         for t in bad.head(limit).itertuples(index=False):
-            rows.append({"finding": "", "ts": t.ts, "container": t.container, "level": t.level,
+            rows.append({"finding": _UNCITED, "ts": t.ts, "container": t.container, "level": t.level,
                          "message": _short(t.message, 300),
                          "ref": f"logs/{t.container}/{_text(t.stream) or 'combined'}.log#L{_text(t.line_no)}"})
     out = pd.DataFrame(rows, columns=cols)

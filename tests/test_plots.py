@@ -205,6 +205,8 @@ def test_evidence_log_lines_follow_the_findings_refs() -> None:
 def test_evidence_log_lines_fall_back_to_error_and_warning_lines() -> None:
     df = plots.evidence_log_lines(_inv(findings=[]))
     assert list(df["level"]) == ["warning", "error"]  # sorted by time, info left out
+    # no finding cites them, and the table says so (they are not a finding's evidence)
+    assert set(df["finding"]) == {"none (a warning or error of the scope)"}
     assert plots.evidence_log_lines(_inv(logs=pd.DataFrame())).empty
 
 
@@ -373,3 +375,21 @@ def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() ->
     assert rows["enums.json#els_db.status_enum"] == "labels: a, b"
     assert "absence" in rows[f"tables/{db}/{name}.parquet#id=9"]
     assert df.set_index("ref").loc[f"tables/{db}/{name}.parquet#id=8", "finding"] == "rule.a, rule.b"
+
+
+def test_awaited_checks_name_the_missing_outbox_table_when_produced_is_unknown() -> None:
+    """produced / published unknown because the producer's outbox table was not collected: the detail
+    names that table (what to collect), not only 'the evidence is not in the bundle'."""
+    class NoOutbox(SimpleNamespace):
+        def has_table(self, database: str, table: str) -> bool:
+            return table != "event_outbox"
+
+    inv = _inv(bundle=NoOutbox(collected_at=T0))
+    inv.progress.awaited.produced = None
+    inv.progress.awaited.published = None
+    inv.progress.awaited.producer = "els"
+    df = plots.awaited_checks(inv)
+    assert df["ok"].iloc[0] is None and df["ok"].iloc[1] is None
+    for detail in df["detail"].iloc[:2]:
+        assert "unknown: the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle" \
+            in detail
