@@ -43,6 +43,7 @@ _CSS = """<style>
 .hf-check{display:inline-block;padding:0 8px;border-radius:10px;margin-right:6px;font-size:13px;
  border:1px solid currentColor}
 .hf-yes{color:#2e7d32}.hf-no{color:#c62828;font-weight:600}.hf-unknown{color:#6e7781}
+.hf-warn{color:#c25e00;font-weight:600}
 .hf-scroll{overflow-x:auto;max-width:100%}
 .hf-chain a{text-decoration:none;color:#0969da}
 .hf-table a code{color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
@@ -62,6 +63,8 @@ details.hf-more>summary{cursor:pointer;color:#0969da;font-size:13px;margin:4px 0
 .hf-sev{font-weight:600}
 .hf-params{width:auto;font-size:12.5px}
 .hf-muted{color:#6e7781;font-size:12.5px}
+.jp-RenderedMarkdown .highlight pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;font-size:12.5px;
+ font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 </style>"""
 
 
@@ -319,10 +322,16 @@ def verdict_card(source: Any) -> Html:
     aw = v.get("awaited")
     if isinstance(aw, Mapping) and (aw.get("topic") or aw.get("step")):
         checks = []
+        # consumed, then dropped or failed: not a green tick, the handling is where the batch stopped
+        bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in ("dropped", "failed") else ""
         for k in ("produced", "published", "consumed"):
             if k in aw:
                 t = _tri(aw.get(k))
                 mark = {"yes": "✓", "no": "✗", "unknown": "?"}[t]
+                if k == "consumed" and t == "yes" and bad_outcome:
+                    checks.append(f"<span class='hf-check hf-warn' title='consumed, then {bad_outcome}'>"
+                                  f"{k} {mark} {t} · {bad_outcome}</span>")
+                    continue
                 checks.append(f"<span class='hf-check hf-{t}' title='{k}: {t}'>{k} {mark} {t}</span>")
         expected = _duration(aw.get("expected_dwell_s"))
         who = " → ".join(x for x in (_plain(aw.get("producer")), _plain(aw.get("consumer"))) if x)
@@ -334,7 +343,7 @@ def verdict_card(source: Any) -> Html:
                      + (f"<br><span class='hf-muted'>{_e(handling)}</span>" if handling else "")))
         text_lines.append(f"waiting for {aw.get('topic') or aw.get('step')}: "
                           + ", ".join(f"{k} {_tri(aw.get(k))}" for k in ("produced", "published", "consumed")
-                                      if k in aw))
+                                      if k in aw) + (f" ({bad_outcome})" if bad_outcome else ""))
         if handling:
             text_lines.append(f"  {handling}")
     elif v.get("awaited_event"):

@@ -169,3 +169,15 @@ def test_a_partial_database_names_the_tables_that_are_missing() -> None:
     html = cards.verdict_card(v)._repr_html_().replace("<wbr>", "")
     assert "database:els_db: partial (missing: event_outbox, essay_states)" in html
     assert "batches" not in html.split("incomplete")[1].split("</div>")[0]  # another database's table
+
+
+def test_an_event_consumed_then_dropped_is_not_a_green_tick() -> None:
+    """consumed is yes (the handler ran), but it dropped the event: the check must carry the outcome
+    and not be coloured like a healthy hop."""
+    aw = {"topic": "t.ready", "produced": True, "published": True, "consumed": True, "consumer": "bos",
+          "outcome": "dropped", "outcome_cause": "wrong_state", "consumed_state": "yes"}
+    card = cards.verdict_card(_verdict(awaited=aw))
+    html = card._repr_html_()
+    assert "<span class='hf-check hf-warn' title='consumed, then dropped'>consumed ✓ yes · dropped</span>" in html
+    assert "hf-yes' title='consumed" not in html
+    assert "consumed yes (dropped)" in str(card)
