@@ -573,6 +573,12 @@ def _expected_count(inv: Investigation) -> int | None:
     return None
 
 
+def _has_table(inv: Investigation, database: str, table: str) -> bool:
+    """Whether the investigation's bundle holds ``database.table`` (assumed so without a bundle)."""
+    has_table = getattr(getattr(inv, "bundle", None), "has_table", None)
+    return has_table is None or bool(has_table(database, table))
+
+
 def essay_slots(inv: Investigation) -> go.Figure:
     """Draw each essay's status (ELS ``current_status``, the truth), pending content and the count.
 
@@ -591,8 +597,15 @@ def essay_slots(inv: Investigation) -> go.Figure:
     pending = _frame(progress, "pending")
     expected = _expected_count(inv)
     n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
-    title = (f"Essays and slots — ELS holds {n_essays} essay row(s), "
-             f"expected {expected if expected is not None else '?'}, pending content {len(pending)}")
+    # a table the bundle lacks is a count nobody read: '?', never 0 (and the missing table is named)
+    unread = [f"{db}/{t}" for db, t in (model.names.ESSAY_STATES, model.names.PENDING_CONTENT)
+              if not _has_table(inv, db, t)]
+    held = "?" if f"{model.names.ESSAY_STATES[0]}/{model.names.ESSAY_STATES[1]}" in unread else str(n_essays)
+    parked = "?" if f"{model.names.PENDING_CONTENT[0]}/{model.names.PENDING_CONTENT[1]}" in unread \
+        else str(len(pending))
+    title = (f"Essays and slots — ELS holds {held} essay row(s), "
+             f"expected {expected if expected is not None else '?'}, pending content {parked}"
+             + (f" (not in the bundle: {', '.join(unread)})" if unread else ""))
     if essays.empty and pending.empty:
         msg = "No essay rows and no pending content for this batch in the evidence"
         if expected is not None:
@@ -699,7 +712,7 @@ def _outbox_unknown(inv: Investigation, producer: str) -> str:
     service = model.SERVICES.get(producer)
     bundle = getattr(inv, "bundle", None)
     db = service.database if service is not None else None
-    if db and bundle is not None and hasattr(bundle, "has_table") and not bundle.has_table(db, "event_outbox"):
+    if db and bundle is not None and not _has_table(inv, db, "event_outbox"):
         return f"the producer's outbox table {db}/event_outbox is not in the bundle"
     return "the evidence needed to tell is not in the bundle"
 

@@ -393,3 +393,20 @@ def test_awaited_checks_name_the_missing_outbox_table_when_produced_is_unknown()
     for detail in df["detail"].iloc[:2]:
         assert "unknown: the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle" \
             in detail
+
+
+def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected() -> None:
+    """Without ELS's essay_states / batch_pending_content the counts were never read: '?' and the
+    missing tables named, never 'ELS holds 0 essay row(s)' as if ELS had none."""
+    class NoEls(SimpleNamespace):
+        def has_table(self, database: str, table: str) -> bool:
+            return database != "huleedu_essay_lifecycle"
+
+    inv = _inv(bundle=NoEls(collected_at=T0))
+    inv.progress.essays = pd.DataFrame()
+    inv.progress.pending = pd.DataFrame()
+    title = plots.essay_slots(inv).layout.title.text
+    assert "ELS holds ? essay row(s)" in title and "pending content ?" in title and "holds 0" not in title
+    assert "not in the bundle: huleedu_essay_lifecycle/essay_states, " \
+           "huleedu_essay_lifecycle/batch_pending_content" in title
+    assert "holds 2 essay row(s)" in plots.essay_slots(_inv()).layout.title.text  # collected: counted
