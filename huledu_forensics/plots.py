@@ -504,7 +504,9 @@ def state_graph(inv: Investigation) -> go.Figure:
         if awaited_edge and awaited is not None:
             label += (f"<br><b>produced {_check(getattr(awaited, 'produced', None))} · "
                       f"published {_check(getattr(awaited, 'published', None))} · "
-                      f"consumed {_check(getattr(awaited, 'consumed', None))}</b>")
+                      f"consumed {_check(getattr(awaited, 'consumed', None))}"
+                      + (f" · {outcome}" if (outcome := _text(getattr(awaited, "outcome", None)))
+                         in ("dropped", "failed") else "") + "</b>")
         edge = f"edge {here['step']}->{nxt['step']}" + (" missing" if awaited_edge else " taken" if taken else "")
         if awaited_edge:  # the missing edge: dashed, so it reads as "never happened"
             fig.add_shape(type="line", x0=i + half_w, x1=i + 1 - half_w - 0.03, y0=0, y1=0, name="missing edge",

@@ -410,3 +410,16 @@ def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected()
     assert "not in the bundle: huleedu_essay_lifecycle/essay_states, " \
            "huleedu_essay_lifecycle/batch_pending_content" in title
     assert "holds 2 essay row(s)" in plots.essay_slots(_inv()).layout.title.text  # collected: counted
+
+
+def test_state_graph_names_a_dropped_awaited_event_on_its_edge() -> None:
+    """consumed ✓ alone on the stuck edge reads as 'fine'; the outcome says where it stopped."""
+    inv = _inv()
+    inv.progress.awaited.published = True
+    inv.progress.awaited.consumed = True
+    inv.progress.awaited.outcome = "dropped"
+    text = " ".join(a.text or "" for a in plots.state_graph(inv).layout.annotations)
+    assert "consumed ✓ · dropped</b>" in text
+    inv.progress.awaited.outcome = "handled"
+    text = " ".join(a.text or "" for a in plots.state_graph(inv).layout.annotations)
+    assert "consumed ✓</b>" in text and "handled" not in text
