@@ -51,6 +51,7 @@ _WARNING_LEVELS = {"warning", "warn"}
 _SOURCE_SYMBOLS = {"table": "square", "outbox": "diamond", "log": "circle", "container": "triangle-up"}
 _MAX_HOVER_LABEL = 160
 _NO_ROW = "no ELS row (slot never created)"
+_UNREAD_ROW = "ELS row unknown (essay_states not collected)"
 
 
 class _OfflineNotebookRenderer(NotebookRenderer):  # type: ignore[misc]  # plotly ships no types
@@ -602,12 +603,14 @@ def essay_slots(inv: Investigation) -> go.Figure:
     # a table the bundle lacks is a count nobody read: '?', never 0 (and the missing table is named)
     unread = [f"{db}/{t}" for db, t in (model.names.ESSAY_STATES, model.names.PENDING_CONTENT)
               if not _has_table(inv, db, t)]
-    held = "?" if f"{model.names.ESSAY_STATES[0]}/{model.names.ESSAY_STATES[1]}" in unread else str(n_essays)
+    states_unread = f"{model.names.ESSAY_STATES[0]}/{model.names.ESSAY_STATES[1]}" in unread
+    held = "?" if states_unread else str(n_essays)
+    no_row = _UNREAD_ROW if states_unread else _NO_ROW  # an unread table says nothing of slots
     parked = "?" if f"{model.names.PENDING_CONTENT[0]}/{model.names.PENDING_CONTENT[1]}" in unread \
         else str(len(pending))
     title = (f"Essays and slots — ELS holds {held} essay row(s), "
              f"expected {expected if expected is not None else '?'}, pending content {parked}"
-             + (f" (not in the bundle: {', '.join(unread)})" if unread else ""))
+             + (f"<br><sup>not in the bundle: {', '.join(unread)}</sup>" if unread else ""))
     if essays.empty and pending.empty:
         msg = "No essay rows and no pending content for this batch in the evidence"
         if expected is not None:
@@ -620,13 +623,14 @@ def essay_slots(inv: Investigation) -> go.Figure:
         for col in (C.ESSAY_ID, C.CURRENT_STATUS, C.TEXT_STORAGE_ID, C.CREATED_AT, C.UPDATED_AT):
             if col not in essays.columns:
                 essays[col] = None
-        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays[C.CURRENT_STATUS]]
+        essays["v_status"] = [(_text(s) or no_row) for s in essays[C.CURRENT_STATUS]]
         essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays[C.ESSAY_ID]]
         essays["v_hover"] = [
             "<br>".join((f"<b>essay {_text(r.essay_id)}</b>", f"status: {r.v_status}",
                          f"text_storage_id: {_text(r.text_storage_id) or '(none)'}",
                          f"updated: {_text(r.updated_at)}",
-                         "source: ELS essay rows (current_status)" if r.v_status != _NO_ROW
+                         "source: ELS essay rows (current_status)" if r.v_status != no_row
+                         else "source: expected essay id, ELS essay_states not in the bundle" if states_unread
                          else "source: expected essay id with no ELS row"))
             for r in essays.itertuples()
         ]

@@ -410,6 +410,11 @@ def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected()
     assert "not in the bundle: huleedu_essay_lifecycle/essay_states, " \
            "huleedu_essay_lifecycle/batch_pending_content" in title
     assert "holds 2 essay row(s)" in plots.essay_slots(_inv()).layout.title.text  # collected: counted
+    # an expected essay whose ELS row could not be read is not drawn as 'slot never created'
+    inv.progress.essays = pd.DataFrame([{"essay_id": "e-cccccccc-3", "current_status": None}])
+    names = {tr.name for tr in plots.essay_slots(inv).data}
+    assert "essay: ELS row unknown (essay_states not collected)" in names
+    assert not any("never created" in n for n in names)
 
 
 def test_state_graph_names_a_dropped_awaited_event_on_its_edge() -> None:
