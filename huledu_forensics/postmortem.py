@@ -352,7 +352,7 @@ def _where(inv: Investigation, f: Finding) -> list[str]:
             line += f" at {_t(e.ts)}"
         if row is not None:
             line += f": {_cell(row.get('level'), 10)} “{_cell(row.get('message'), 160)}”"
-            if isinstance(row.get("error"), str) and row.get("error"):
+            if isinstance(row.get("error"), str) and row.get("error") and row["error"] != row.get("message"):
                 line += f" (error: {_cell(row['error'], 160)})"
         out.append(line)
     if len(f.evidence) > _MAX_REFS:

@@ -262,3 +262,10 @@ def test_a_stuck_batch_with_no_known_cause_is_not_told_there_is_nothing_to_fix(t
     assert "**Root cause: unknown.**" in md and "The cause is unknown" in md
     assert "missing tables: event_outbox): the conclusion may be wrong" in md
     assert "`pipeline.request_rejected` (error)" in postmortem.section_markdown(inv, "chain")
+
+
+def test_a_cited_line_whose_error_is_its_message_is_quoted_once(seed_md: str) -> None:
+    """PostgreSQL's line is all error: the Where list must not print the same text twice."""
+    line = next(ln for ln in seed_md.splitlines()
+                if ln.startswith("- `logs/") and "_db/" in ln and "invalid input value" in ln)
+    assert line.count("invalid input value for enum") == 1, line
