@@ -718,8 +718,8 @@ def _outbox_unknown(inv: Investigation, producer: str) -> str:
     service = model.SERVICES.get(producer)
     bundle = getattr(inv, "bundle", None)
     db = service.database if service is not None else None
-    if db and bundle is not None and not _has_table(inv, db, "event_outbox"):
-        return f"the producer's outbox table {db}/event_outbox is not in the bundle"
+    if db and bundle is not None and not _has_table(inv, db, model.OUTBOX_TABLE):
+        return f"the producer's outbox table {db}/{model.OUTBOX_TABLE} is not in the bundle"
     return "the evidence needed to tell is not in the bundle"
 
 
