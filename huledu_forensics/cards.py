@@ -43,6 +43,7 @@ _CSS = """<style>
 .hf-check{display:inline-block;padding:0 8px;border-radius:10px;margin-right:6px;font-size:13px;
  border:1px solid currentColor}
 .hf-yes{color:#2e7d32}.hf-no{color:#c62828;font-weight:600}.hf-unknown{color:#6e7781}
+.hf-warn{color:#c25e00;font-weight:600}
 .hf-scroll{overflow-x:auto;max-width:100%}
 .hf-chain a{text-decoration:none;color:#0969da}
 .hf-table a code{color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
@@ -62,6 +63,8 @@ details.hf-more>summary{cursor:pointer;color:#0969da;font-size:13px;margin:4px 0
 .hf-sev{font-weight:600}
 .hf-params{width:auto;font-size:12.5px}
 .hf-muted{color:#6e7781;font-size:12.5px}
+.jp-RenderedMarkdown .highlight pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;font-size:12.5px;
+ font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 </style>"""
 
 
@@ -136,7 +139,11 @@ def _content_line(content: Any) -> str:
     where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in places
                       if isinstance(content.get(k), int) and content.get(k))
     exp = content.get("expected")
-    head = f"{content.get('items', 0)} item(s)" + (f" for {exp} expected" if exp is not None else "")
+    items = content.get("items")
+    if not items and content.get("unknown"):  # nothing found where the items would be: unknown, not zero
+        return (f"{exp} expected" if exp is not None else "items") + \
+            f": {where} (the source that would show them is missing: see Evidence)"
+    head = f"{items or 0} item(s)" + (f" for {exp} expected" if exp is not None else "")
     return head + (f": {where}" if where else "")
 
 
@@ -175,7 +182,10 @@ def _first_sentence(text: str, limit: int = 260) -> tuple[str, str]:
     m = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", text)
     head, rest = (text[: m.start()], text[m.end():]) if m else (text, "")
     if len(head) > limit:
-        cut = head.rfind(": ", 0, limit)
+        # cut at the last colon before the limit that is not inside a quotation (a quoted log message
+        # must not lose its end or have its colon turned into a full stop)
+        cuts = [m.start() for m in re.finditer(": ", head[:limit]) if head[: m.start()].count('"') % 2 == 0]
+        cut = cuts[-1] if cuts else -1
         if cut > 40:
             head, rest = head[: cut + 1], (head[cut + 2:] + " " + rest).strip()
     return head, rest
@@ -224,7 +234,9 @@ def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
             total += 1
             s = state.get("completeness") if isinstance(state, Mapping) else state
             if _plain(s) not in ("complete", "True", ""):
-                bad.append(f"{source}: {_plain(s)}")
+                gone = _missing_tables(v, _plain(source).removeprefix("database:")) \
+                    if _plain(s) == "partial" and _plain(source).startswith("database:") else []
+                bad.append(f"{source}: {_plain(s)}" + (f" (missing: {', '.join(gone)})" if gone else ""))
     elif isinstance(comp, str):
         total = 1
         if comp != "complete":
@@ -232,6 +244,20 @@ def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
     for gap in v.get("gaps") or []:
         bad.append(f"gap: {_plain(gap)}")
     return total, bad
+
+
+def _missing_tables(v: dict[str, Any], database: str) -> list[str]:
+    """The tables of ``database`` that rules could not read (from ``not_evaluated``): what makes a
+    database source partial, so the card names them instead of leaving the reader to guess."""
+    out: list[str] = []
+    for n in v.get("not_evaluated") or []:
+        reason = _plain(n.get("reason")) if isinstance(n, Mapping) else ""
+        if reason.startswith("missing from the bundle: "):
+            for part in reason.removeprefix("missing from the bundle: ").split(", "):
+                db, _, tbl = part.partition("/")
+                if db == database and tbl and tbl not in out:
+                    out.append(tbl)
+    return out
 
 
 def _next_action(v: dict[str, Any], root_id: str) -> str:
@@ -296,10 +322,16 @@ def verdict_card(source: Any) -> Html:
     aw = v.get("awaited")
     if isinstance(aw, Mapping) and (aw.get("topic") or aw.get("step")):
         checks = []
+        # consumed, then dropped or failed: not a green tick, the handling is where the batch stopped
+        bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in ("dropped", "failed") else ""
         for k in ("produced", "published", "consumed"):
             if k in aw:
                 t = _tri(aw.get(k))
                 mark = {"yes": "✓", "no": "✗", "unknown": "?"}[t]
+                if k == "consumed" and t == "yes" and bad_outcome:
+                    checks.append(f"<span class='hf-check hf-warn' title='consumed, then {bad_outcome}'>"
+                                  f"{k} {mark} {t} · {bad_outcome}</span>")
+                    continue
                 checks.append(f"<span class='hf-check hf-{t}' title='{k}: {t}'>{k} {mark} {t}</span>")
         expected = _duration(aw.get("expected_dwell_s"))
         who = " → ".join(x for x in (_plain(aw.get("producer")), _plain(aw.get("consumer"))) if x)
@@ -311,7 +343,7 @@ def verdict_card(source: Any) -> Html:
                      + (f"<br><span class='hf-muted'>{_e(handling)}</span>" if handling else "")))
         text_lines.append(f"waiting for {aw.get('topic') or aw.get('step')}: "
                           + ", ".join(f"{k} {_tri(aw.get(k))}" for k in ("produced", "published", "consumed")
-                                      if k in aw))
+                                      if k in aw) + (f" ({bad_outcome})" if bad_outcome else ""))
         if handling:
             text_lines.append(f"  {handling}")
     elif v.get("awaited_event"):
@@ -374,7 +406,7 @@ def verdict_card(source: Any) -> Html:
                     + ", ".join(f"<code>{_e(b)}</code>" for b in bad[:8]) + (" …" if len(bad) > 8 else "")
                     + "<br><span class='hf-muted'>The verdict may be wrong where it rests on these.</span>")
         else:
-            comp = f"<span class='hf-yes'>complete</span> — all {total} sources collected complete"
+            comp = f"<span class='hf-yes'>complete</span> — all {total} sources the verdict rests on were collected complete"
         rows.append(("Evidence", comp))
         text_lines.append(f"evidence: {'incomplete: ' + '; '.join(bad) if bad else 'complete'}")
     if _plain(v.get("responsible_service")):
@@ -551,7 +583,7 @@ def completeness_table(frame: pd.DataFrame | None) -> Html:
         return table(frame)
     bad = frame[frame[col].astype(str) != "complete"]
     if bad.empty:
-        return table(frame, collapse=f"All {len(frame)} sources complete: show them")
+        return table(frame, collapse=f"All {len(frame)} sources in the bundle complete: show them")
     ordered = pd.concat([bad, frame[frame[col].astype(str) == "complete"]])
     return table(ordered.reset_index(drop=True), highlight=range(len(bad)))
 

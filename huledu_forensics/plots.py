@@ -51,6 +51,7 @@ _WARNING_LEVELS = {"warning", "warn"}
 _SOURCE_SYMBOLS = {"table": "square", "outbox": "diamond", "log": "circle", "container": "triangle-up"}
 _MAX_HOVER_LABEL = 160
 _NO_ROW = "no ELS row (slot never created)"
+_UNREAD_ROW = "ELS row unknown (essay_states not collected)"
 
 
 class _OfflineNotebookRenderer(NotebookRenderer):  # type: ignore[misc]  # plotly ships no types
@@ -504,7 +505,9 @@ def state_graph(inv: Investigation) -> go.Figure:
         if awaited_edge and awaited is not None:
             label += (f"<br><b>produced {_check(getattr(awaited, 'produced', None))} · "
                       f"published {_check(getattr(awaited, 'published', None))} · "
-                      f"consumed {_check(getattr(awaited, 'consumed', None))}</b>")
+                      f"consumed {_check(getattr(awaited, 'consumed', None))}"
+                      + (f" · {outcome}" if (outcome := _text(getattr(awaited, "outcome", None)))
+                         in ("dropped", "failed") else "") + "</b>")
         edge = f"edge {here['step']}->{nxt['step']}" + (" missing" if awaited_edge else " taken" if taken else "")
         if awaited_edge:  # the missing edge: dashed, so it reads as "never happened"
             fig.add_shape(type="line", x0=i + half_w, x1=i + 1 - half_w - 0.03, y0=0, y1=0, name="missing edge",
@@ -573,6 +576,12 @@ def _expected_count(inv: Investigation) -> int | None:
     return None
 
 
+def _has_table(inv: Investigation, database: str, table: str) -> bool:
+    """Whether the investigation's bundle holds ``database.table`` (assumed so without a bundle)."""
+    has_table = getattr(getattr(inv, "bundle", None), "has_table", None)
+    return has_table is None or bool(has_table(database, table))
+
+
 def essay_slots(inv: Investigation) -> go.Figure:
     """Draw each essay's status (ELS ``current_status``, the truth), pending content and the count.
 
@@ -591,8 +600,17 @@ def essay_slots(inv: Investigation) -> go.Figure:
     pending = _frame(progress, "pending")
     expected = _expected_count(inv)
     n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
-    title = (f"Essays and slots — ELS holds {n_essays} essay row(s), "
-             f"expected {expected if expected is not None else '?'}, pending content {len(pending)}")
+    # a table the bundle lacks is a count nobody read: '?', never 0 (and the missing table is named)
+    unread = [f"{db}/{t}" for db, t in (model.names.ESSAY_STATES, model.names.PENDING_CONTENT)
+              if not _has_table(inv, db, t)]
+    states_unread = f"{model.names.ESSAY_STATES[0]}/{model.names.ESSAY_STATES[1]}" in unread
+    held = "?" if states_unread else str(n_essays)
+    no_row = _UNREAD_ROW if states_unread else _NO_ROW  # an unread table says nothing of slots
+    parked = "?" if f"{model.names.PENDING_CONTENT[0]}/{model.names.PENDING_CONTENT[1]}" in unread \
+        else str(len(pending))
+    title = (f"Essays and slots — ELS holds {held} essay row(s), "
+             f"expected {expected if expected is not None else '?'}, pending content {parked}"
+             + (f"<br><sup>not in the bundle: {', '.join(unread)}</sup>" if unread else ""))
     if essays.empty and pending.empty:
         msg = "No essay rows and no pending content for this batch in the evidence"
         if expected is not None:
@@ -605,13 +623,14 @@ def essay_slots(inv: Investigation) -> go.Figure:
         for col in (C.ESSAY_ID, C.CURRENT_STATUS, C.TEXT_STORAGE_ID, C.CREATED_AT, C.UPDATED_AT):
             if col not in essays.columns:
                 essays[col] = None
-        essays["v_status"] = [(_text(s) or _NO_ROW) for s in essays[C.CURRENT_STATUS]]
+        essays["v_status"] = [(_text(s) or no_row) for s in essays[C.CURRENT_STATUS]]
         essays["v_x"] = [f"{_text(e)[:8]}…" if len(_text(e)) > 9 else _text(e) for e in essays[C.ESSAY_ID]]
         essays["v_hover"] = [
             "<br>".join((f"<b>essay {_text(r.essay_id)}</b>", f"status: {r.v_status}",
                          f"text_storage_id: {_text(r.text_storage_id) or '(none)'}",
                          f"updated: {_text(r.updated_at)}",
-                         "source: ELS essay rows (current_status)" if r.v_status != _NO_ROW
+                         "source: ELS essay rows (current_status)" if r.v_status != no_row
+                         else "source: expected essay id, ELS essay_states not in the bundle" if states_unread
                          else "source: expected essay id with no ELS row"))
             for r in essays.itertuples()
         ]
@@ -675,7 +694,7 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
         return flag if isinstance(flag, bool) else None
 
     def detail(name: str, text: str) -> str:
-        return text if ok(name) is not None else f"{text} — unknown: the evidence needed to tell is not in the bundle"
+        return text if ok(name) is not None else f"{text} — unknown: {_outbox_unknown(inv, producer)}"
 
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
@@ -691,6 +710,17 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
                       if getattr(awaited, "expected_dwell_s", None) else "")},
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _outbox_unknown(inv: Investigation, producer: str) -> str:
+    """Why produced / published cannot be told, naming the producer's outbox table when the bundle
+    lacks it (the source a reader would go and collect)."""
+    service = model.SERVICES.get(producer)
+    bundle = getattr(inv, "bundle", None)
+    db = service.database if service is not None else None
+    if db and bundle is not None and not _has_table(inv, db, model.OUTBOX_TABLE):
+        return f"the producer's outbox table {db}/{model.OUTBOX_TABLE} is not in the bundle"
+    return "the evidence needed to tell is not in the bundle"
 
 
 def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
@@ -742,13 +772,17 @@ def _bundle_line(inv: Investigation, container: str, stream: str, line_no: int) 
     return None
 
 
+_UNCITED = "none (a warning or error of the scope)"
+
+
 def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     """Return the log lines behind the findings: ``[finding, ts, container, level, message, ref]``.
 
     Lines are those the findings' evidence cites (``logs/<container>/<stream>.log#L<n>``), looked up
     in the scoped logs or, failing that, read from the bundle. When no finding cites a log line, the
-    scope's error and warning lines are shown instead. Messages are cut to 300 characters; raw lines
-    are never shown.
+    scope's error and warning lines are shown instead, their ``finding`` saying that none cites them
+    (a reader must not take them for a finding's evidence). Messages are cut to 300 characters; raw
+    lines are never shown.
     """
     cols = ["finding", "ts", "container", "level", "message", "ref"]
     logs = _frame(inv, "logs")
@@ -777,7 +811,7 @@ def evidence_log_lines(inv: Investigation, *, limit: int = 60) -> pd.DataFrame:
     if not rows and not logs.empty:
         bad = logs[[_level_class(v) != "normal" for v in logs["level"]]]
         for t in bad.head(limit).itertuples(index=False):
-            rows.append({"finding": "", "ts": t.ts, "container": t.container, "level": t.level,
+            rows.append({"finding": _UNCITED, "ts": t.ts, "container": t.container, "level": t.level,
                          "message": _short(t.message, 300),
                          "ref": f"logs/{t.container}/{_text(t.stream) or 'combined'}.log#L{_text(t.line_no)}"})
     out = pd.DataFrame(rows, columns=cols)

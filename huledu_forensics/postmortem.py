@@ -352,7 +352,7 @@ def _where(inv: Investigation, f: Finding) -> list[str]:
             line += f" at {_t(e.ts)}"
         if row is not None:
             line += f": {_cell(row.get('level'), 10)} “{_cell(row.get('message'), 160)}”"
-            if isinstance(row.get("error"), str) and row.get("error"):
+            if isinstance(row.get("error"), str) and row.get("error") and row["error"] != row.get("message"):
                 line += f" (error: {_cell(row['error'], 160)})"
         out.append(line)
     if len(f.evidence) > _MAX_REFS:
@@ -360,8 +360,21 @@ def _where(inv: Investigation, f: Finding) -> list[str]:
     return out or ["- (no direct evidence ref: the finding rests on the absence of rows or lines)"]
 
 
+def _healthy(inv: Investigation) -> bool:
+    v = inv.verdict.data
+    return v.get("status") == "healthy" or v.get("healthy") is True
+
+
+def _unexplained(inv: Investigation) -> list[str]:
+    """The findings of warning severity or worse that no root cause explains, as ``id`` (severity)."""
+    return [f"`{f.id}` ({f.severity})" for f in inv.findings if f.severity in ("warning", "error", "critical")]
+
+
 def _chain(inv: Investigation) -> list[str]:
     chain = _chain_findings(inv)
+    if not chain and not _healthy(inv) and _unexplained(inv):
+        return ["The root cause is unknown, so there is no causal chain. These findings stand on their own; "
+                "none explains why the batch stopped: " + ", ".join(_unexplained(inv)) + "."]
     if not chain:
         return ["No finding of warning severity or worse: nothing to chain."]
     out: list[str] = []
@@ -412,8 +425,13 @@ def _summary(inv: Investigation) -> list[str]:
     elif status == "healthy":
         out += ["", "No fault was found: every step the batch reached completed within its expected dwell."]
     else:
-        out += ["", "No finding explains the state on its own; see the evidence chain and missing evidence."]
-    incomplete = [k for k, s in cast(dict[str, object], v.get("completeness") or {}).items() if s != "complete"]
+        out += ["", "**Root cause: unknown.** No finding explains the state on its own; see the evidence chain "
+                "and missing evidence."]
+    notes = {}
+    if inv.completeness is not None and not inv.completeness.empty:
+        notes = {str(r["source"]): str(r.get("warnings") or "") for r in records(inv.completeness)}
+    incomplete = [k + (f" — {_cell(notes[k], 200)}" if notes.get(k) else "")
+                  for k, s in cast(dict[str, object], v.get("completeness") or {}).items() if s != "complete"]
     if incomplete:
         out += ["", f"**Evidence incomplete** ({', '.join(incomplete)}): the conclusion may be wrong."]
     return out
@@ -422,6 +440,10 @@ def _summary(inv: Investigation) -> list[str]:
 def _root(inv: Investigation) -> list[str]:
     chain = _chain_findings(inv)
     rc = inv.verdict.data.get("root_cause")
+    if (not isinstance(rc, dict) or not chain) and not _healthy(inv):
+        return ["**Unknown.** Nothing in the evidence explains why the batch stopped, and the kit does not "
+                "guess. *Missing evidence* below names the sources that were partial or missing and the "
+                "rules that could not run."]
     if not isinstance(rc, dict) or not chain:
         return ["No root cause: no finding of error severity or worse."]
     f = chain[0]
@@ -478,6 +500,11 @@ def _next_steps(inv: Investigation) -> list[str]:
     whose text repeats an earlier one (same rule, same facts) is not repeated. Co-occurring findings of
     the root cause's own rule (e.g. the other drifted enum labels) come right after it: one fix."""
     chain = _chain_findings(inv)
+    if not chain and not _healthy(inv):
+        return ["1. **The cause is unknown** — collect what *Missing evidence* names (or, when nothing is "
+                "missing, the logs of the services on the awaited event's path) and run the report again.",
+                "2. Meanwhile read the findings the verdict lists, in the evidence chain section: they show "
+                "where the batch stands, not why it stopped. Do not act on a guess."]
     if not chain:
         return ["- Nothing to fix. Keep the bundle if the batch was reported as stuck: the report may be "
                 "about a different id or a later moment."]

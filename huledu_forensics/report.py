@@ -204,7 +204,8 @@ def verdict_summary(verdict: dict[str, Any]) -> str:
     awaited = verdict.get("awaited_event")
     if awaited:
         if isinstance(awaited, dict):
-            checks = " ".join(f"{k} {'✓' if awaited.get(k) else '✗'}"
+            marks: dict[object, str] = {True: "✓", False: "✗"}  # anything else: the evidence cannot tell, never ✗
+            checks = " ".join(f"{k} {marks.get(awaited.get(k), '?')}"
                               for k in ("produced", "published", "consumed") if k in awaited)
             lines.append(f"awaiting: {awaited.get('topic') or awaited.get('step') or '?'} {checks}".rstrip())
         else:

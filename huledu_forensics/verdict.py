@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from . import _fields as F
 from ._version import __version__
+from .model import DATABASES
 from .progress import Progress
 from .rules import Finding
 from .scope import Scope
@@ -222,6 +223,9 @@ def _responsible(root: Finding | None, progress: Progress) -> str | None:
     svc = root.facts.get("service") or root.facts.get("writer")
     if isinstance(svc, str) and svc:
         return svc
+    owner = DATABASES.get(str(root.facts.get("database") or ""))
+    if owner is not None:  # a fault in a service's own database (a rejected value): that service
+        return owner.service
     aw = progress.awaited
     if aw is not None and root.id in ("event.not_produced", "event.not_published"):
         return aw.producer

@@ -41,7 +41,7 @@ def test_card_leads_with_status_state_awaited_checks_root_cause_chain_action_and
                    "produced ✗ no", "published ✗ no", "consumed ✗ no", "healthy batches move on within 30 s",
                    "enum.label_missing", "lacks &#x27;uploaded&#x27;", "event.not_produced", "Do now",
                    "ALTER TYPE essay_status_enum ADD VALUE IF NOT EXISTS &#x27;uploaded&#x27;",
-                   "all 2 sources collected complete"):
+                   "all 2 sources the verdict rests on were collected complete"):
         assert needle in html, needle
     # the root cause and each chain link jump to their finding row
     assert "href='#hf-finding-1'" in html
@@ -137,3 +137,47 @@ def test_card_says_what_the_consumer_did_who_is_responsible_and_where_the_conten
     assert '"expected"' not in html  # the ledger is a sentence, not raw JSON
     text = str(card)
     assert text.index("waiting for") < text.index("bos dropped it")
+
+
+def test_a_long_root_cause_is_never_cut_inside_a_quoted_log_message() -> None:
+    """The dropped-event summary quotes BOS's log line, which itself holds a colon: the card must cut
+    before the quotation, not turn the quoted colon into a full stop and lose the quote's end."""
+    quoted = '"Batch 03ccad95-8169-4dab-ac81-590b378b078f in unexpected state: awaiting_student_validation"'
+    summary = ("Batch Orchestrator (BOS) handled huleedu.els.batch.essays.ready.v1 for batch "
+               "03ccad95-8169-4dab-ac81-590b378b078f at 2026-01-20T14:26:52.857276+00:00 and dropped it "
+               f"(wrong_state): {quoted}. The batch stayed in student_validation_completed.")
+    v = _verdict(root_cause={"finding": "event.dropped", "severity": "error", "summary": summary})
+    text = str(cards.verdict_card(v))
+    head = next(ln for ln in text.splitlines() if ln.startswith("root cause:"))
+    assert head.endswith("dropped it (wrong_state).") and "unexpected state." not in head
+    html = cards.verdict_card(v)._repr_html_()
+    assert "awaiting_student_validation&quot;" in html  # the whole quotation is one click away, intact
+
+
+def test_a_content_ledger_whose_items_cannot_be_read_is_not_shown_as_zero_items() -> None:
+    content = {"expected": 4, "items": 0, "slot": 0, "pending": 0, "unknown": 4}
+    html = cards.verdict_card(_verdict(content=content))._repr_html_()
+    assert "0 item(s)" not in html and "4 expected: 4 unknown" in html and "missing" in html
+
+
+def test_a_partial_database_names_the_tables_that_are_missing() -> None:
+    v = _verdict(completeness={"database:els_db": "partial", "logs:els": "complete"},
+                 not_evaluated=[{"rule": "content.excess_unconsumed",
+                                 "reason": "missing from the bundle: els_db/event_outbox"},
+                                {"rule": "x.other", "reason": "missing from the bundle: bos_db/batches, "
+                                                              "els_db/essay_states"}])
+    html = cards.verdict_card(v)._repr_html_().replace("<wbr>", "")
+    assert "database:els_db: partial (missing: event_outbox, essay_states)" in html
+    assert "batches" not in html.split("incomplete")[1].split("</div>")[0]  # another database's table
+
+
+def test_an_event_consumed_then_dropped_is_not_a_green_tick() -> None:
+    """consumed is yes (the handler ran), but it dropped the event: the check must carry the outcome
+    and not be coloured like a healthy hop."""
+    aw = {"topic": "t.ready", "produced": True, "published": True, "consumed": True, "consumer": "bos",
+          "outcome": "dropped", "outcome_cause": "wrong_state", "consumed_state": "yes"}
+    card = cards.verdict_card(_verdict(awaited=aw))
+    html = card._repr_html_()
+    assert "<span class='hf-check hf-warn' title='consumed, then dropped'>consumed ✓ yes · dropped</span>" in html
+    assert "hf-yes' title='consumed" not in html
+    assert "consumed yes (dropped)" in str(card)

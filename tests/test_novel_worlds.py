@@ -336,3 +336,15 @@ def test_a_correlation_id_two_batches_share_is_refused_not_guessed(tmp_path: Pat
     with pytest.raises(ScopeError) as e:
         _verdict(world, corr, tmp_path)
     assert GUEST_BATCH in str(e.value) and other_batch in str(e.value)
+
+
+def test_without_the_els_database_a_rejection_in_it_makes_els_responsible_not_the_waiting_consumer(
+        tmp_path: Path) -> None:
+    """seed-variant-a without ELS's database: PostgreSQL's rejection in ELS's database log becomes the
+    root cause. The service responsible is ELS (whose database refused the write), not BOS, which
+    only waits for the event."""
+    world = copy.deepcopy(load_world_dir(require_corpus("seed-variant-a")))
+    del world.databases[ELS]
+    v = _verdict(world, SEED_BATCH, tmp_path)
+    assert v["root_cause"]["finding"] == "db.enum_value_rejected"
+    assert v["responsible_service"] == "els"

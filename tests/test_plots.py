@@ -205,6 +205,8 @@ def test_evidence_log_lines_follow_the_findings_refs() -> None:
 def test_evidence_log_lines_fall_back_to_error_and_warning_lines() -> None:
     df = plots.evidence_log_lines(_inv(findings=[]))
     assert list(df["level"]) == ["warning", "error"]  # sorted by time, info left out
+    # no finding cites them, and the table says so (they are not a finding's evidence)
+    assert set(df["finding"]) == {"none (a warning or error of the scope)"}
     assert plots.evidence_log_lines(_inv(logs=pd.DataFrame())).empty
 
 
@@ -373,3 +375,56 @@ def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() ->
     assert rows["enums.json#els_db.status_enum"] == "labels: a, b"
     assert "absence" in rows[f"tables/{db}/{name}.parquet#id=9"]
     assert df.set_index("ref").loc[f"tables/{db}/{name}.parquet#id=8", "finding"] == "rule.a, rule.b"
+
+
+def test_awaited_checks_name_the_missing_outbox_table_when_produced_is_unknown() -> None:
+    """produced / published unknown because the producer's outbox table was not collected: the detail
+    names that table (what to collect), not only 'the evidence is not in the bundle'."""
+    class NoOutbox(SimpleNamespace):
+        def has_table(self, database: str, table: str) -> bool:
+            return table != "event_outbox"
+
+    inv = _inv(bundle=NoOutbox(collected_at=T0))
+    inv.progress.awaited.produced = None
+    inv.progress.awaited.published = None
+    inv.progress.awaited.producer = "els"
+    df = plots.awaited_checks(inv)
+    assert df["ok"].iloc[0] is None and df["ok"].iloc[1] is None
+    for detail in df["detail"].iloc[:2]:
+        assert "unknown: the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle" \
+            in detail
+
+
+def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected() -> None:
+    """Without ELS's essay_states / batch_pending_content the counts were never read: '?' and the
+    missing tables named, never 'ELS holds 0 essay row(s)' as if ELS had none."""
+    class NoEls(SimpleNamespace):
+        def has_table(self, database: str, table: str) -> bool:
+            return database != "huleedu_essay_lifecycle"
+
+    inv = _inv(bundle=NoEls(collected_at=T0))
+    inv.progress.essays = pd.DataFrame()
+    inv.progress.pending = pd.DataFrame()
+    title = plots.essay_slots(inv).layout.title.text
+    assert "ELS holds ? essay row(s)" in title and "pending content ?" in title and "holds 0" not in title
+    assert "not in the bundle: huleedu_essay_lifecycle/essay_states, " \
+           "huleedu_essay_lifecycle/batch_pending_content" in title
+    assert "holds 2 essay row(s)" in plots.essay_slots(_inv()).layout.title.text  # collected: counted
+    # an expected essay whose ELS row could not be read is not drawn as 'slot never created'
+    inv.progress.essays = pd.DataFrame([{"essay_id": "e-cccccccc-3", "current_status": None}])
+    names = {tr.name for tr in plots.essay_slots(inv).data}
+    assert "essay: ELS row unknown (essay_states not collected)" in names
+    assert not any("never created" in n for n in names)
+
+
+def test_state_graph_names_a_dropped_awaited_event_on_its_edge() -> None:
+    """consumed ✓ alone on the stuck edge reads as 'fine'; the outcome says where it stopped."""
+    inv = _inv()
+    inv.progress.awaited.published = True
+    inv.progress.awaited.consumed = True
+    inv.progress.awaited.outcome = "dropped"
+    text = " ".join(a.text or "" for a in plots.state_graph(inv).layout.annotations)
+    assert "consumed ✓ · dropped</b>" in text
+    inv.progress.awaited.outcome = "handled"
+    text = " ".join(a.text or "" for a in plots.state_graph(inv).layout.annotations)
+    assert "consumed ✓</b>" in text and "handled" not in text

@@ -241,3 +241,31 @@ def test_postmortem_notebook_runs_through_the_report_runner(bundles: dict[str, B
     assert "essay_status_enum" in html and "Reproduce on a live stack" in html
     for s in SECRETS:
         assert s not in html
+
+
+def test_a_stuck_batch_with_no_known_cause_is_not_told_there_is_nothing_to_fix(tmp_path: Path) -> None:
+    """outbox-poisoned without ELS's event_outbox table: the verdict's root cause is unknown. The
+    postmortem must say unknown in every section (never 'nothing to fix', never 'no finding of error
+    severity' beside an error finding) and name the missing table where it says the evidence is
+    incomplete."""
+    import copy
+
+    from huledu_forensics.world import load_world_dir
+    from tests.support.corpus import require_corpus
+
+    world = copy.deepcopy(load_world_dir(require_corpus("outbox-poisoned")))
+    del world.databases["huleedu_essay_lifecycle"].tables["event_outbox"]
+    inv = investigate(write_world_bundle(world, tmp_path / "bundle"), "37e88dff-166c-4847-9701-a5b145a32fa6")
+    assert inv.verdict.data["root_cause"] is None and inv.verdict.data["status"] == "stuck"
+    md = postmortem.postmortem_markdown(inv)
+    assert "Nothing to fix" not in md and "no finding of error severity" not in md
+    assert "**Root cause: unknown.**" in md and "The cause is unknown" in md
+    assert "missing tables: event_outbox): the conclusion may be wrong" in md
+    assert "`pipeline.request_rejected` (error)" in postmortem.section_markdown(inv, "chain")
+
+
+def test_a_cited_line_whose_error_is_its_message_is_quoted_once(seed_md: str) -> None:
+    """PostgreSQL's line is all error: the Where list must not print the same text twice."""
+    line = next(ln for ln in seed_md.splitlines()
+                if ln.startswith("- `logs/") and "_db/" in ln and "invalid input value" in ln)
+    assert line.count("invalid input value for enum") == 1, line

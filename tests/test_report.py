@@ -247,3 +247,17 @@ def test_resolve_bundle_builds_the_demo_bundle_once_and_reuses_it(seed_bundle: P
     assert report.resolve_bundle(None) == first
     assert report.as_utc("2025-11-20T19:00:00+01:00").isoformat() == "2025-11-20T18:00:00+00:00"
     assert report.as_utc(None) is None
+
+
+def test_the_fallback_summary_shows_an_unknown_check_as_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the verdict's own summary cannot be rendered, the minimal one still never turns an
+    unknown check (None) into ✗."""
+    from huledu_forensics import verdict as verdict_mod
+
+    def broken(self: object) -> str:
+        raise RuntimeError("no summary")
+
+    monkeypatch.setattr(verdict_mod.Verdict, "summary_text", broken)
+    text = report.verdict_summary({"batch_id": "b-1", "status": "stuck", "awaited_event": {
+        "topic": "t.ready", "produced": True, "published": None, "consumed": False}})
+    assert "produced ✓ published ? consumed ✗" in text
