@@ -204,21 +204,14 @@ def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 
 
 def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope
                   ) -> dict[tuple[str, str], pd.DataFrame]:
+    """The rows the scope holds (:meth:`Scope.holds`, the rule discovery and live collection use)."""
     ids = scope.all_ids
-    others = scope.other_batches
     out = {}
     for (db, t), df in tables.items():
         if df is None or df.empty:
             out[(db, t)] = df if df is not None else pd.DataFrame()
             continue
-        keep = []
-        for row in df.pipe(records):
-            pairs = list(row_ids(db, t, row))
-            batches = {v for k, v in pairs if k == "batch"}
-            mine = any(v in ids for _, v in pairs)
-            if mine and batches and scope.batch_id not in batches and batches & others:
-                mine = False
-            keep.append(mine)
+        keep = [scope.holds(row_ids(db, t, row), ids) for row in df.pipe(records)]
         out[(db, t)] = df[keep].reset_index(drop=True)
     return out
 
