@@ -17,7 +17,7 @@ from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.collect import snapshot
 from huledu_forensics.errors import ScopeError
 from huledu_forensics.investigation import investigate
-from huledu_forensics.scope import ScopeWalk
+from huledu_forensics.scope import Scope, ScopeWalk
 from huledu_forensics.world import load_world_dir
 from tests.support.corpus import CORPUS_DIR
 from tests.support.pg_world import load_world_into_postgres, profile_for
@@ -91,3 +91,46 @@ def test_the_walk_refuses_items_about_another_batch_once_the_batch_is_known() ->
     assert "e9" not in walk.all_ids() and walk.other_batches == {"b2", "b3"}
     assert walk.admit([("correlation", "b3"), ("essay", "e1")]) == []  # a known other batch is never followed
     assert walk.admit([("batch", "b1"), ("essay", "e2")]) == [("essay", "e2")]
+
+
+def test_a_scope_holds_the_items_the_walk_would_admit() -> None:
+    """investigation's scoped tables use this decision: a row naming a scope id is held unless it names
+    batches, none of them the scope's (the walk's refusal), whether or not that batch was seen before."""
+    scope = Scope("corr-1", "correlation", "b1", {"batch": {"b1"}, "correlation": {"corr-1"}, "essay": {"e1"}},
+                  other_batches={"b2"})
+    assert scope.holds([("essay", "e1")]) and scope.holds([("batch", "b1"), ("batch", "b2"), ("essay", "e9")])
+    assert not scope.holds([("batch", "b2"), ("correlation", "corr-1")])
+    assert not scope.holds([("batch", "b3"), ("correlation", "corr-1")])  # an unseen other batch too
+    assert not scope.holds([("essay", "e9")])  # nothing of the scope
+    assert not scope.holds([("essay", "e1")], among={"e9"})
+
+
+def test_the_walk_refuses_a_requested_id_items_of_two_batches_name() -> None:
+    walk = ScopeWalk("corr-1")
+    walk.admit([("batch", "b1"), ("correlation", "corr-1")])
+    walk.admit([("batch", "e5"), ("correlation", "corr-1")])  # an essay-level row whose aggregate reads as a batch
+    with pytest.raises(ScopeError, match="b1, e5"):
+        walk.refuse_shared("CORR-1")
+    walk.admit([("batch", "b1"), ("essay", "e5")])  # an item names e5 an essay: not an owner
+    walk.refuse_shared("CORR-1")
+    walk.admit([("batch", "b2"), ("correlation", "corr-1")])
+    with pytest.raises(ScopeError, match=r"^'CORR-1' \(correlation id\) belongs to 2 batches: b1, b2\. Pass one"):
+        walk.refuse_shared("CORR-1")
+    batch_walk = ScopeWalk("b1", batch="b1")
+    batch_walk.kind_of["b1"] = "batch"
+    batch_walk.admit([("batch", "b2"), ("correlation", "b1")])
+    batch_walk.refuse_shared("b1")  # a batch id names its batch, whatever else carries it
+
+
+def test_investigation_scopes_table_rows_by_the_walks_rule() -> None:
+    """A row carrying the scope's correlation id but naming a batch discovery never met is refused, as
+    the walk refuses it (the former second row filter kept it, since that batch was not recorded)."""
+    from huledu_forensics.investigation import _scope_tables
+
+    scope = Scope(REG_CORRELATION, "correlation", BATCH, {"batch": {BATCH}, "correlation": {REG_CORRELATION}},
+                  other_batches={"b2"})
+    meta = f'{{"correlation_id": "{REG_CORRELATION}"}}'
+    rows = pd.DataFrame({"batch_id": [BATCH, "b3", "b2", "b4"], "text_storage_id": ["t1", "t3", "t2", "t4"],
+                         "content_metadata": [meta, meta, meta, "{}"]})
+    got = _scope_tables({(ELS, "batch_pending_content"): rows}, scope)[(ELS, "batch_pending_content")]
+    assert got["batch_id"].tolist() == [BATCH]
