@@ -115,7 +115,8 @@ def test_live_block_selection_keeps_the_lines_scope_filter_keeps(tmp_path: Path,
     _generate(path, seed=9, crlf_every=0)
     lines = path.read_text().splitlines()
     full = parse_file(path, container=WORKER)
-    for ids in ([TARGET], [TARGET, CORR]):
+    many = [TARGET, CORR, *(str(uuid.UUID(int=i)) for i in range(1, 6)), "0" * 31 + "7", "heartbeat"]
+    for ids in ([TARGET], [TARGET, CORR], many):
         sel: BlockSelector[int] = BlockSelector(ids, chunk=chunk)
         for n, line in enumerate(lines, 1):
             sel.feed(line, n)
@@ -129,6 +130,22 @@ def test_live_block_selection_keeps_the_lines_scope_filter_keeps(tmp_path: Path,
     only_corr = full[full["raw"].str.contains(CORR) & ~full["raw"].str.lower().str.contains(TARGET)
                      & full["parent_line"].isna() & (full["format"] != "postgres")]
     assert len(only_corr) and not kept & set(only_corr["line_no"])  # refused: the correlation's own lines
+
+
+def test_the_mention_test_is_a_case_insensitive_substring_test_whatever_the_number_of_ids() -> None:
+    from huledu_forensics.logs import _mentions
+
+    rnd = random.Random(4)
+    uuids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(8)]
+    hexes = [f"{rnd.getrandbits(128):032x}" for _ in range(3)]
+    needles = [*uuids, *hexes, "other-batch"]
+    test = _mentions(needles)
+    pieces = [*uuids, *(u.upper() for u in uuids), *hexes, "other-batch", "abc", "-", "f" * 40, "0-", "é", "İ",
+              '"', " ", "UUID('", uuids[0][:20], hexes[0][5:]]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        assert test(text) == any(n in text.lower() for n in needles), text
+    assert test("x" + "a" + uuids[1] + "b") and test("ff" + hexes[2] + "ff")  # inside longer hex runs too
 
 
 def test_scoped_read_of_gzip_and_unstamped_files_falls_back_to_the_same_rows(tmp_path: Path) -> None:
