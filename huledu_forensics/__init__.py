@@ -9,6 +9,9 @@ The public surface, used by the notebooks and the command line::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .bundle import Bundle, BundleWriter, write_world_bundle
 from .errors import (
@@ -22,14 +25,21 @@ from .errors import (
     SourceUnavailable,
 )
 from .investigation import Investigation, investigate
-from .overview import batch_overview
-from .postmortem import write_postmortem
-from .report import run_report
 from .rules import Finding, all_rules
 from .scope import Scope, discover
-from .trace import correlation_trace
 from .verdict import Verdict
 from .world import World, load_world_dir, save_world_dir
+
+if TYPE_CHECKING:
+    from .overview import batch_overview
+    from .postmortem import write_postmortem
+    from .report import run_report
+    from .trace import correlation_trace
+
+# Imported on first use: they pull in plotly and the report machinery, which `huledu-forensics why`
+# and a plain investigate() never need (about a tenth of the `why` command's start-up).
+_LAZY = {"batch_overview": "overview", "correlation_trace": "trace", "run_report": "report",
+         "write_postmortem": "postmortem"}
 
 __all__ = [
     "Bundle",
@@ -59,3 +69,16 @@ __all__ = [
     "write_postmortem",
     "write_world_bundle",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -302,6 +302,9 @@ def _sha256(path: Path) -> str:
             h.update(chunk)
     return h.hexdigest()
 
+# Parquet files larger than this are decoded with pyarrow's thread pool (see _read_parquet)
+_THREADED_READ_BYTES = 8 << 20
+
 
 @dataclass
 class BundleCache:
@@ -435,7 +438,7 @@ class Bundle:
             if fp is None or not fp.exists():
                 return None
             try:
-                self._tables[key] = pd.read_parquet(fp)
+                self._tables[key] = _read_parquet(fp)
             except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
                 raise BundleInvalid(f"'tables/{database}/{table}.parquet' in bundle '{self.path}' cannot "
                                     f"be read ({type(exc).__name__}); the bundle is damaged. Collect it "
@@ -476,9 +479,40 @@ class Bundle:
         if fp is None:
             return None
         try:
-            return pd.read_parquet(fp)
+            return _read_parquet(fp)
         except Exception as exc:  # noqa: BLE001 - the text is still there to parse
             log.warning("could not read %s (%s); parsing the log text instead", fp, exc)
+            return None
+
+    def parsed_logs(self, streams: Iterable[tuple[str, str]]) -> pd.DataFrame | None:
+        """The kept parsed rows of several log files as one frame (in the order given, a fresh
+        RangeIndex), or ``None`` when one has none, their schemas differ or one cannot be read: then
+        read them one by one with :meth:`parsed_log`, which says which file is damaged.
+
+        One Parquet read over the files converts to pandas once, instead of once per file and a
+        concat: about a third of the time on a bundle's many small per-stream files.
+        """
+        paths = []
+        for container, stream in streams:
+            fp = self._listed(f"logs/{container}/{stream}{PARSED_SUFFIX}")
+            if fp is None:
+                return None
+            paths.append(fp)
+        if not paths:
+            return None
+        try:
+            import pyarrow.parquet as pq
+
+            first = pq.read_schema(paths[0])
+            if not all(pq.read_schema(fp).equals(first, check_metadata=True) for fp in paths[1:]):
+                return None
+            big = sum(fp.stat().st_size for fp in paths) > _THREADED_READ_BYTES
+            # pandas hands the list to pyarrow.parquet.read_table, which reads the files as one
+            # dataset, in order; partitioning=None: a directory named key=value is not a column
+            frame: pd.DataFrame = pd.read_parquet(  # type: ignore[call-overload]  # stubs: one path
+                [str(fp) for fp in paths], use_threads=big, partitioning=None)
+            return frame.reset_index(drop=True)
+        except Exception:  # noqa: BLE001 - the one-by-one read reports the damaged file
             return None
 
     def iter_log_lines(self, container: str, stream: str) -> Iterator[str]:
@@ -521,6 +555,12 @@ class Bundle:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return Bundle.open(out, verify=False)
+
+
+def _read_parquet(fp: Path) -> pd.DataFrame:
+    """One bundle Parquet file as a frame. Most are small (one table, one log stream, a few row
+    groups): there pyarrow's thread pool costs more than it saves, about half the read time."""
+    return pd.read_parquet(fp, use_threads=fp.stat().st_size > _THREADED_READ_BYTES)
 
 
 def _copy_verified(src: Path, dst: Path, sha256: object) -> None:

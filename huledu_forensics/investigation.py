@@ -12,17 +12,16 @@ import numpy as np
 import pandas as pd
 
 from . import _fields as F
-from . import logs as logmod
 from . import model
 from ._time import parse_utc
 from .bundle import Bundle
 from .differential import differential
-from .evidence import Evidence, records
+from .evidence import Evidence
 from .model import names as N
 from .outcomes import handler_runs, recognised_containers, runs_for_scope
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
-from .scope import Scope, build_index, discover, row_ids
+from .scope import Scope, ScopeIndex, build_index, discover
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
@@ -88,29 +87,44 @@ def _parse(bundle: Bundle, container: str, stream: str, path: Path,
     kept = bundle.parsed_log(container, stream)
     if kept is not None and prefilter is None:
         return kept  # parsed once at collection
+    from . import logs as logmod  # see _empty_logs
+
     parts = list(logmod.iter_parse_file(path, container=container, stream=stream, source_file=rel,
                                         prefilter=prefilter))  # type: ignore[arg-type]
-    return pd.concat(parts, ignore_index=True) if parts else logmod.empty_frame()
+    return pd.concat(parts, ignore_index=True) if parts else _empty_logs()
 
 
-def _parsed_logs(bundle: Bundle, *, databases: bool) -> pd.DataFrame:
-    frames = [_parse(bundle, c, s, p, None) for c, s, p in _log_files(bundle)
-              if (c in _DB_CONTAINERS) == databases]
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else logmod.empty_frame()
+def _empty_logs() -> pd.DataFrame:
+    """An empty normalised log frame. The log parser is imported only when needed: a bundle keeps its
+    logs parsed (Parquet), so investigating one neither parses nor loads the parser, a large module."""
+    from . import logs as logmod
+
+    return logmod.empty_frame()
+
+
+def _read_logs(bundle: Bundle, files: list[tuple[str, str, Path]]) -> pd.DataFrame:
+    """The normalised lines of ``files``: their kept parsed rows read at once when every file has
+    them (:meth:`Bundle.parsed_logs`), else each file's kept rows or its parse, concatenated."""
+    out = bundle.parsed_logs((c, s) for c, s, _p in files)
+    if out is None:
+        frames = [f for f in (_parse(bundle, c, s, p, None) for c, s, p in files) if not f.empty]
+        out = pd.concat(frames, ignore_index=True) if frames else None
+    return out if out is not None and not out.empty else _empty_logs()
 
 
 def service_logs(bundle: Bundle) -> pd.DataFrame:
     """Every service-container line of the bundle, normalised, parsed once per opened bundle."""
     if bundle.cache.service_logs is None:
-        bundle.cache.service_logs = _parsed_logs(bundle, databases=False)
+        bundle.cache.service_logs = _read_logs(
+            bundle, [f for f in _log_files(bundle) if f[0] not in _DB_CONTAINERS])
     return bundle.cache.service_logs
 
 
 def database_logs(bundle: Bundle) -> pd.DataFrame:
     """Every database-container line of the bundle, normalised, parsed once per opened bundle."""
     if bundle.cache.db_logs is None:
-        bundle.cache.db_logs = _parsed_logs(bundle, databases=True)
+        bundle.cache.db_logs = _read_logs(
+            bundle, [f for f in _log_files(bundle) if f[0] in _DB_CONTAINERS])
     return bundle.cache.db_logs
 
 
@@ -202,16 +216,19 @@ def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 
     return cast(pd.DataFrame, db_logs[mask])
 
 
-def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope
+def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope, index: ScopeIndex
                   ) -> dict[tuple[str, str], pd.DataFrame]:
-    """The rows the scope holds (:meth:`Scope.holds`, the rule discovery and live collection use)."""
+    """The rows the scope holds (:meth:`Scope.holds`, the rule discovery and live collection use). A
+    row's ids are read from ``index`` (:func:`build_index` of these ``tables``), which found them
+    already, so no row is parsed twice."""
     ids = scope.all_ids
     out = {}
     for (db, t), df in tables.items():
         if df is None or df.empty:
             out[(db, t)] = df if df is not None else pd.DataFrame()
             continue
-        keep = [scope.holds(row_ids(db, t, row), ids) for row in df.pipe(records)]
+        part = f"tables/{db}/{t}"
+        keep = [scope.holds(index.item_ids.get((part, i), ()), ids) for i in range(len(df))]
         out[(db, t)] = df[keep].reset_index(drop=True)
     return out
 
@@ -289,7 +306,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
 
     scoped_logs = _in_window(_scope_logs(svc_logs, scope), since_t, until_t)
     db_logs = _in_window(database_logs(b), since_t, until_t)
-    scoped_tables = _scope_tables(tables, scope)
+    scoped_tables = _scope_tables(tables, scope, index)
     collected = until_t or b.collected_at
     ev = Evidence(scope=scope, tables=scoped_tables, logs=scoped_logs,
                   db_logs=db_logs, enums=b.enums, containers=b.containers, collected_at=collected,

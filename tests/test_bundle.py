@@ -166,3 +166,23 @@ def test_bundle_with_parsed_logs_gives_the_same_investigation_as_one_without(tmp
     assert va["root_cause"]
     pd.testing.assert_frame_equal(a.logs, b.logs)
     pd.testing.assert_frame_equal(a.timeline, b.timeline)
+
+
+def test_parsed_logs_read_together_equal_the_files_read_one_by_one(tmp_path: Path) -> None:
+    from huledu_forensics.simulate import build_world
+
+    # a directory named key=value above the bundle is not read as a partition column
+    b = write_world_bundle(build_world("seed_variant_a"), tmp_path / "run=1" / "b")
+    streams = [(c, s) for c, s, _p in b.log_files()]
+    assert len(streams) > 2
+    together = b.parsed_logs(streams)
+    assert together is not None
+    one_by_one = pd.concat([b.parsed_log(c, s) for c, s in streams], ignore_index=True)
+    pd.testing.assert_frame_equal(together, one_by_one)
+    # a stream without kept rows (an older bundle): None, the caller parses file by file
+    old = Bundle.open(_strip_parsed(b.path, tmp_path / "old"))
+    assert old.parsed_logs(streams) is None
+    # a damaged Parquet file: None (the one-by-one read names it and parses the text)
+    victim = b.path / b.log_files()[1][2].relative_to(b.path).as_posix().replace(".log", ".parsed.parquet")
+    victim.write_bytes(b"PAR1 not really")
+    assert Bundle.open(b.path, verify=False).parsed_logs(streams) is None

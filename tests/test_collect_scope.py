@@ -17,7 +17,7 @@ from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.collect import snapshot
 from huledu_forensics.errors import ScopeError
 from huledu_forensics.investigation import investigate
-from huledu_forensics.scope import Scope, ScopeWalk
+from huledu_forensics.scope import Scope, ScopeWalk, build_index
 from huledu_forensics.world import load_world_dir
 from tests.support.corpus import CORPUS_DIR
 from tests.support.pg_world import load_world_into_postgres, profile_for
@@ -132,5 +132,6 @@ def test_investigation_scopes_table_rows_by_the_walks_rule() -> None:
     meta = f'{{"correlation_id": "{REG_CORRELATION}"}}'
     rows = pd.DataFrame({"batch_id": [BATCH, "b3", "b2", "b4"], "text_storage_id": ["t1", "t3", "t2", "t4"],
                          "content_metadata": [meta, meta, meta, "{}"]})
-    got = _scope_tables({(ELS, "batch_pending_content"): rows}, scope)[(ELS, "batch_pending_content")]
+    tables = {(ELS, "batch_pending_content"): rows}
+    got = _scope_tables(tables, scope, build_index(tables))[(ELS, "batch_pending_content")]
     assert got["batch_id"].tolist() == [BATCH]

@@ -29,7 +29,7 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
     db_by_container = {d.container: d.name for d in model.DATABASES.values()}
     svc_by_db = {d.name: d.service for d in model.DATABASES.values()}
     errs = ctx.ev.logs
-    errs = errs[errs["level"].isin(["error", "critical"])] if not errs.empty else errs
+    errs = errs.loc[errs["level"].isin(["error", "critical"]), ["service", "ts"]] if not errs.empty else errs
     rows = []
     for r in hits.pipe(records):
         m = _REJECT.search(str(r.get("message")))
@@ -38,9 +38,9 @@ def enum_rejections(ctx: Context) -> pd.DataFrame:
         db = db_by_container.get(str(r.get("container")))
         linked = False
         if db is not None and not errs.empty:
-            near = errs[(errs["service"] == svc_by_db.get(db))
-                        & ((errs["ts"] - cast(pd.Timestamp, r["ts"])).abs() <= pd.Timedelta(seconds=_LINK_WINDOW_S))]
-            linked = not near.empty
+            near = (errs["service"] == svc_by_db.get(db)) & (
+                (errs["ts"] - cast(pd.Timestamp, r["ts"])).abs() <= pd.Timedelta(seconds=_LINK_WINDOW_S))
+            linked = bool(near.any())
         rows.append({"ts": r["ts"], "container": r.get("container"), "database": db,
                      "enum": m.group(1), "value": m.group(2), "linked": linked,
                      "ref": f"{r.get('source_file')}#L{r.get('line_no')}", "detail": r.get("detail")})
