@@ -3,7 +3,9 @@
 :func:`snapshot` discovers the scope against the live databases (every model table is queried for rows
 whose id columns or JSON id paths match the ids known so far, with the ids pushed down as bound
 parameters; new ids found in those rows are followed until nothing new appears), then reads the logs of
-the model's service containers (only lines that mention a scope id) and of the database containers
+the model's service containers (the blocks that mention a scope id, with their traceback or DETAIL lines,
+and the id-less warning/error blocks right after them, as :func:`huledu_forensics.logs.scope_filter`
+keeps them offline) and of the database containers
 (every line in the window: PostgreSQL's own lines carry no ids, yet they hold errors such as
 ``invalid input value for enum``), the container states, and writes it all to a bundle atomically.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +35,7 @@ from . import model
 from ._time import parse_option_time, parse_utc, utcnow
 from .bundle import Bundle, BundleWriter, SourceReport
 from .errors import ConfigError, ScopeError, SourceUnavailable
-from .logs import LINK_SECONDS, line_facts, line_ids, make_id_prefilter
+from .logs import BlockSelector
 from .model import columns as C
 from .model import names as N
 from .profiles import Profile
@@ -171,6 +173,17 @@ def _db_round_one(db: str, src: PostgresSource, report: SourceReport, state: _Sc
     return new
 
 
+def _refuse_shared(state: _ScopeState, any_id: str, sources: dict[str, PostgresSource]) -> None:
+    """The bundle path's refusal (:meth:`ScopeWalk.refuse_shared`): a correlation id rows or lines of
+    two batches carry names no one batch, so no bundle is written (the connections are closed)."""
+    try:
+        state.walk.refuse_shared(any_id)
+    except ScopeError:
+        for src in sources.values():
+            src.close()
+        raise
+
+
 # Rows about a batch are written after it was registered; this margin absorbs clock skew between services.
 _JSON_BOUND_MARGIN = pd.Timedelta(hours=1)
 
@@ -238,21 +251,6 @@ def _merge(db: str, table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     if spec is not None and spec.time_column in df.columns:
         df = df.sort_values(spec.time_column, kind="stable", na_position="last")  # type: ignore[call-overload]  # in df.columns, so not None
     return df.reset_index(drop=True)
-
-
-_LINKED_LEVELS = frozenset(("error", "critical", "warning"))
-_ADJACENT_S = LINK_SECONDS
-
-
-def _stamp_s(text: str) -> float | None:
-    """Epoch seconds of a line's Docker stamp, or ``None``."""
-    t = parse_utc(text.split(" ", 1)[0]) if text[:4].isdigit() else None
-    return t.timestamp() if t else None
-
-
-def _prefilter(ids: set[str]) -> Callable[[str], bool]:
-    """A fast "does this line mention any id" test."""
-    return make_id_prefilter(sorted(ids))
 
 
 def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, str]]]:
@@ -333,7 +331,8 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
         The written bundle (scope mode ``scoped``).
 
     Raises:
-        ScopeError: the id is empty, or no row and no service log line mentions it.
+        ScopeError: the id is empty, or no row and no service log line mentions it, or it is not a
+            batch id and rows or lines of more than one batch carry it (the error names them).
         ConfigError: the window is inverted or unparseable.
     """
     say = _Progress(progress)
@@ -377,6 +376,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
         _prime_json_bound(sources, state)
         _prefetch_json_windows(sources, state)
         rounds = _discover(sources, reports, state, say, max_rounds, start=1)
+        _refuse_shared(state, any_id, sources)
 
         # -- logs ------------------------------------------------------------------------------------
         if log_sources is None:
@@ -419,8 +419,14 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
 
         def scan_services() -> int:
             ids = state.walk.all_ids()
-            pred = _prefilter(ids)
             found = 0
+
+            def admit(pairs: list[tuple[str, str]]) -> bool:
+                nonlocal found
+                got = state.walk.admit(pairs)
+                found += len(got or ())
+                return got is not None
+
             for c in service_containers:
                 ls = pick(c)
                 if ls is None:
@@ -433,41 +439,29 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
                                    source=rep)
                     continue
                 # files and Loki search for the ids and yield the stretches around the matches; Docker
-                # streams everything. Either way the kit keeps the scoped lines plus the id-less
-                # warning/error lines right after one (e.g. "offset not committed"), exactly as the
-                # offline investigation links them.
-                accepted = []
-                last_scoped: tuple[bool, float | None] = (False, None)
+                # streams everything. Either way the kit keeps, per stream, the blocks the offline
+                # logs.scope_filter keeps: a block (a line and its traceback or DETAIL lines) that
+                # mentions a scope id, and the id-less warning/error blocks right after one (e.g.
+                # "offset not committed"); the ScopeWalk refuses blocks about another batch.
+                selectors: dict[str, BlockSelector[LogLine]] = {}
+                failure: Exception | None = None
                 try:
                     search = getattr(ls, "kind", "") in ("files", "loki")
                     for ln in _lines(ls, c, window, ids if search else None, follow=search):
-                        text = ln.text
-                        if pred(text):
-                            got = state.walk.admit(line_ids(text))
-                            if got is not None:
-                                accepted.append(ln)
-                                found += len(got)
-                                last_scoped = (True, _stamp_s(text))
-                            else:
-                                last_scoped = (False, None)
-                        elif last_scoped[0]:
-                            t, t0 = _stamp_s(text), last_scoped[1]
-                            if t is not None and t0 is not None and t - t0 > _ADJACENT_S:
-                                last_scoped = (False, None)  # stamps run in order: nothing later links
-                                continue
-                            pairs, level = line_facts(text)
-                            if pairs:
-                                last_scoped = (False, None)
-                            elif (level in _LINKED_LEVELS and t is not None and t0 is not None
-                                  and 0 <= t - t0 <= _ADJACENT_S):
-                                accepted.append(ln)
+                        sel = selectors.get(ln.stream)
+                        if sel is None:
+                            sel = selectors[ln.stream] = BlockSelector(ids, admit=admit)
+                        sel.feed(ln.text, ln)
                 except (SourceUnavailable, ValueError, TypeError, KeyError, OSError) as exc:
+                    failure = exc
+                accepted = [ln for sel in selectors.values() for ln in sel.finish()]
+                if failure is not None:
                     # a source that fails part-way: keep what it gave, record the rest as a gap
                     rep = writer.source(f"{ls.kind}:logs:{c}", ls.kind)
                     if c not in log_gaps:
                         log_gaps.add(c)
-                        why = str(exc) if isinstance(exc, SourceUnavailable) else \
-                            f"{type(exc).__name__}: {str(exc)[:200]}"
+                        why = str(failure) if isinstance(failure, SourceUnavailable) else \
+                            f"{type(failure).__name__}: {str(failure)[:200]}"
                         writer.gap(f"logs/{c}", f"read stopped after {len(accepted)} line(s): {why}",
                                    source=rep)
                     if len(accepted) >= len(kept.get(c, [])):
@@ -482,6 +476,7 @@ def snapshot(profile: Profile, any_id: str, out: str | Path, *, since: datetime 
             # rescan the service logs with the grown scope
             _discover(sources, reports, state, say, 1, start=rounds + 1)
             scan_services()
+        _refuse_shared(state, any_id, sources)
         n_service_lines = 0
         for c, lines in kept.items():
             rep = writer.source(f"{kept_src[c].kind}:logs:{c}", kept_src[c].kind)

@@ -218,25 +218,17 @@ def _db_errors_near(db_logs: pd.DataFrame, scoped: pd.DataFrame, pad_s: float = 
 
 def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope, index: ScopeIndex
                   ) -> dict[tuple[str, str], pd.DataFrame]:
-    """The rows of each table that hold a scope id and are not about another batch instead of the
-    scope's. A row's ids are read from ``index`` (:func:`build_index` of these ``tables``), which
-    found them already, so no row is parsed twice."""
+    """The rows the scope holds (:meth:`Scope.holds`, the rule discovery and live collection use). A
+    row's ids are read from ``index`` (:func:`build_index` of these ``tables``), which found them
+    already, so no row is parsed twice."""
     ids = scope.all_ids
-    others = scope.other_batches
     out = {}
     for (db, t), df in tables.items():
         if df is None or df.empty:
             out[(db, t)] = df if df is not None else pd.DataFrame()
             continue
         part = f"tables/{db}/{t}"
-        keep = []
-        for i in range(len(df)):
-            pairs = index.item_ids.get((part, i), ())
-            batches = {v for k, v in pairs if k == "batch"}
-            mine = any(v in ids for _, v in pairs)
-            if mine and batches and scope.batch_id not in batches and batches & others:
-                mine = False
-            keep.append(mine)
+        keep = [scope.holds(index.item_ids.get((part, i), ()), ids) for i in range(len(df))]
         out[(db, t)] = df[keep].reset_index(drop=True)
     return out
 

@@ -52,7 +52,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "LOG_COLUMNS",
+    "BlockSelector",
     "empty_frame",
     "iter_parse_file",
     "line_facts",
@@ -162,6 +163,7 @@ _NO_IDS = (None,) * len(_ID_COLUMNS)
 # ---------------------------------------------------------------------------------------------
 # Regexes (compiled once)
 
+_T = TypeVar("_T")
 _U = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _H = r"[0-9a-fA-F]{32}"
 # ``ids`` holds every UUID and every bare 32-hex id (Content Service storage ids; also OTel trace
@@ -677,6 +679,20 @@ class _Block:
             self.last_d = dstamp
 
 
+def _split_stamp(line: str) -> tuple[str | None, str]:
+    """A Docker-prefixed line's stamp (``None`` if it has none) and the text after it."""
+    if line[10:11] == "T" and line[4:5] == "-":
+        sp = line.find(" ", 19)
+        if sp != -1:
+            raw = line[sp + 1 :]
+            if raw[:1] == "[" and _LEVEL_BRACKET_RE.match(raw):
+                return None, line  # a console line without a Docker stamp
+            return line[:sp], raw
+        if line[-1] == "Z":
+            return line, ""
+    return None, line
+
+
 class _Parser:
     """Stateful line parser; rows accumulate as tuples in :data:`_ROW_FIELDS` order."""
 
@@ -726,16 +742,7 @@ class _Parser:
         n = self.n
         if line[-1:] == "\n":
             line = line[:-2] if line[-2:-1] == "\r" else line[:-1]
-        dstamp: str | None = None
-        raw = line
-        if self.docker_prefixed and line[10:11] == "T" and line[4:5] == "-":
-            sp = line.find(" ", 19)
-            if sp != -1:
-                dstamp, raw = line[:sp], line[sp + 1 :]
-                if raw[:1] == "[" and _LEVEL_BRACKET_RE.match(raw):
-                    dstamp, raw = None, line  # a console line without a Docker stamp
-            elif line[-1] == "Z":
-                dstamp, raw = line, ""
+        dstamp, raw = _split_stamp(line) if self.docker_prefixed else (None, line)
         if raw[:1] == "{":
             if self.open is not None or self.queue or self.pg_open:
                 self._close_all()
@@ -744,6 +751,12 @@ class _Parser:
             self._json(n, dstamp, raw)
             return
         self._feed_other(n, dstamp, raw)
+
+    def skip(self) -> None:
+        """Consume a JSON line without parsing it, as :meth:`feed` does a JSON line its prefilter rejects."""
+        self.n += 1
+        if self.open is not None or self.queue or self.pg_open:
+            self._close_all()
 
     def _close_all(self) -> None:
         if self.open is not None:
@@ -1522,15 +1535,71 @@ def scope_filter(frame: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
     needles = _needles(ids)
     if not needles:
         return frame.iloc[0:0]
+    keep, _ = _select_blocks(frame, _mentions(needles))
+    return frame[keep].reset_index(drop=True)
+
+
+_UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32_SHAPE = re.compile(r"[0-9a-f]{32}")
+
+
+def _mentions(needles: list[str]) -> Callable[[str], bool]:
+    """``text -> bool``: exactly ``any(n in text.lower() for n in needles)`` (the :func:`scope_filter`
+    hit), in a time that does not grow with the number of UUID and 32-hex needles: a UUID can only start
+    8 characters before a dash, a 32-hex id only inside a run of 32 or more hex digits."""
+    if len(needles) <= _SUBSTRING_FILTER_MAX:
+        few = tuple(needles)
+        return lambda text: any(n in text.lower() for n in few)
+    uuids = frozenset(n for n in needles if _UUID_SHAPE.fullmatch(n))
+    hexes = frozenset(n for n in needles if _HEX32_SHAPE.fullmatch(n))
+    other = tuple(n for n in needles if n not in uuids and n not in hexes)
+
+    def test(text: str) -> bool:
+        low = text.lower()
+        if uuids:
+            i = low.find("-", 8)
+            while i != -1:
+                if low[i - 8 : i + 28] in uuids:
+                    return True
+                i = low.find("-", i + 1)
+        if hexes and len(low) >= 32:
+            mask = low.encode("latin-1", "replace").translate(_HEX_MASK)  # one byte per character
+            pos = mask.find(_HEX_RUN)
+            while pos != -1:
+                end = mask.find(b"\x00", pos)
+                end = len(mask) if end == -1 else end
+                for k in range(pos, end - 31):
+                    if low[k : k + 32] in hexes:
+                        return True
+                pos = mask.find(_HEX_RUN, end)
+        return any(n in low for n in other)
+
+    return test
+
+
+def _select_blocks(frame: pd.DataFrame, mentions: Callable[[str], bool],
+                   admit: Callable[[list[tuple[str, str]]], bool] | None = None,
+                   last_hit_t: int | None = None) -> tuple[np.ndarray, int | None]:
+    """:func:`scope_filter`'s decision over whole blocks: the rows to keep, and the time (ns) of the
+    last kept block that mentions an id, or ``None`` (the state a following stretch continues from).
+
+    ``admit`` (live collection's :class:`~huledu_forensics.scope.ScopeWalk`) sees each block that
+    mentions an id, in order, with its typed ``(kind, id)`` pairs; a block it refuses is dropped and
+    links nothing.
+    """
     raw = frame["raw"].tolist()
-    hit = np.fromiter(
-        (r is not None and r == r and any(nd in r.lower() for nd in needles) for r in raw),
-        dtype=bool, count=len(raw))
+    hit = np.fromiter((r is not None and r == r and mentions(r) for r in raw), dtype=bool, count=len(raw))
     line_no = frame["line_no"].to_numpy(dtype=np.int64)
     parent = frame["parent_line"]
     head = np.where(parent.isna().to_numpy(), line_no, parent.fillna(0).to_numpy(dtype=np.int64))
     hit_heads = set(head[hit].tolist())
-    keep = np.fromiter((h in hit_heads for h in head.tolist()), dtype=bool, count=len(head))
+    refused: set[int] = set()
+    block_ids: dict[int, list[tuple[str, str]]] = {}
+    if admit is not None and hit_heads:
+        cols = [(frame[c].tolist(), kind) for c, kind in ID_COLUMN_KINDS.items()]
+        for i in np.flatnonzero(np.isin(head, list(hit_heads))).tolist():
+            pairs = block_ids.setdefault(int(head[i]), [])
+            pairs.extend((kind, v) for values, kind in cols if isinstance(v := values[i], str) and v)
     # id-less warning/error blocks right after a scoped block
     is_head = parent.isna().to_numpy()
     keyed = frame[list(ID_COLUMN_KINDS)].notna().any(axis=1).to_numpy()
@@ -1540,22 +1609,110 @@ def scope_filter(frame: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
     secs = [None if bad else v for v, bad in zip(pd.DatetimeIndex(t).asi8.tolist(), nat.tolist())]
     order = np.flatnonzero(is_head)
     order = order[np.argsort(line_no[order], kind="stable")]
-    last_hit_t: int | None = None
     linked_heads: set[int] = set()
     limit = int(LINK_SECONDS * 1e9)
     for i in order.tolist():
         h = int(line_no[i])
         if h in hit_heads:
-            last_hit_t = secs[i]
+            if admit is not None and not admit(list(dict.fromkeys(block_ids.get(h, ())))):
+                refused.add(h)
+                last_hit_t = None
+            else:
+                last_hit_t = secs[i]
         elif keyed[i]:
             last_hit_t = None
         elif last_hit_t is not None and level[i] in _LINKED_LEVELS:
             ti = secs[i]
             if ti is not None and 0 <= ti - last_hit_t <= limit:
                 linked_heads.add(h)
-    if linked_heads:
-        keep |= np.fromiter((h in linked_heads for h in head.tolist()), dtype=bool, count=len(head))
-    return frame[keep].reset_index(drop=True)
+    chosen = (hit_heads - refused) | linked_heads
+    keep = np.fromiter((h in chosen for h in head.tolist()), dtype=bool, count=len(head))
+    return keep, last_hit_t
+
+
+_NO_END = 2**63 - 1
+
+
+class BlockSelector(Generic[_T]):
+    """Live scope selection: fed a container stream's lines one by one, keeps the ones
+    :func:`scope_filter` would keep on a file of them (whole blocks, as this module's parser groups a
+    head line and its continuation lines, plus the id-less warning/error blocks that follow).
+
+    Each line comes with an ``item`` (e.g. the source's line object); :meth:`finish` returns the items
+    of the kept lines in feeding order. Lines are decided in chunks as blocks close, so memory holds the
+    undecided lines and the kept ones. ``admit`` is asked about every block that mentions an id, as in
+    :func:`_select_blocks`.
+    """
+
+    def __init__(self, ids: Iterable[str], *, admit: Callable[[list[tuple[str, str]]], bool] | None = None,
+                 docker_prefixed: bool = True, chunk: int = 4096) -> None:
+        self.needles = _needles(ids)
+        self.mentions = _mentions(self.needles)
+        self.docker_prefixed = docker_prefixed
+        self.admit = admit
+        self.chunk = chunk
+        self._kept: list[tuple[int, _T]] = []
+        self._parser = _Parser(container="", stream="", source_file="", docker_prefixed=docker_prefixed,
+                               start_line=1, prefilter=None)
+        self._pending: dict[int, _T] = {}
+        self._last_hit: int | None = None
+        self._open_until: int | None = None  # Docker time (ns) up to which a JSON line may still link
+
+    def feed(self, text: str, item: _T) -> None:
+        """Take one physical line (Docker-stamped when ``docker_prefixed``) and what stands for it."""
+        parser = self._parser
+        if self.needles and self._far_json(text):
+            parser.skip()
+            return
+        parser.feed(text if text[-1:] == "\n" else text + "\n")
+        self._pending[parser.n] = item
+        if len(self._pending) >= self.chunk:
+            self._decide()
+
+    def _far_json(self, text: str) -> bool:
+        """Whether ``text`` is a JSON line (a block of its own) that names no id and comes more than
+        :data:`LINK_SECONDS` after the last line that did: :func:`_select_blocks` can never keep it,
+        nor can it change what is kept (Docker stamps run in order within a stream), so it is not
+        parsed. Most lines of a busy container are such lines."""
+        dstamp, raw = _split_stamp(text) if self.docker_prefixed else (None, text)
+        if self.mentions(raw):
+            t = _bstamp_ns(dstamp.encode() + b" ") if dstamp else None
+            self._open_until = _NO_END if t is None else max(self._open_until or 0, t + int(LINK_SECONDS * 1e9))
+            return False
+        if raw[:1] != "{":
+            return False
+        if self._open_until is None:
+            return True
+        t = _bstamp_ns(dstamp.encode() + b" ") if dstamp else None
+        if t is None or t <= self._open_until:
+            return False
+        self._open_until = None
+        return True
+
+    def finish(self) -> list[_T]:
+        """Close the open blocks, decide them, and return every kept item in feeding order."""
+        self._parser.finish()
+        self._decide()
+        self._pending.clear()
+        return self.kept()
+
+    def kept(self) -> list[_T]:
+        """The items kept so far (all of them once :meth:`finish` has run), in feeding order."""
+        return [item for _, item in sorted(self._kept, key=lambda t: t[0])]
+
+    def _decide(self) -> None:
+        frame = self._parser.take()
+        if frame.empty:
+            return
+        if self.needles:
+            keep, self._last_hit = _select_blocks(frame, self.mentions, self.admit, self._last_hit)
+        else:
+            keep = np.zeros(len(frame), dtype=bool)
+        line_no = frame["line_no"].tolist()
+        pending = self._pending
+        self._kept.extend((n, pending[n]) for n, k in zip(line_no, keep.tolist()) if k)
+        for n in line_no:
+            pending.pop(n, None)
 
 
 _BSTAMP_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -150,6 +150,14 @@ class Scope:
         """Every id in the scope, whatever its kind."""
         return set().union(*self.ids.values()) if self.ids else set()
 
+    def holds(self, pairs: Iterable[tuple[str, str]], among: set[str] | None = None) -> bool:
+        """Whether an item (a table row, a log line) with these ``(kind, id)`` pairs is part of the
+        story: it names an id of the scope (``among``, default :attr:`all_ids`) and is not refused by
+        :class:`ScopeWalk`'s rule (it names batches, none of them the scope's)."""
+        pairs = list(pairs)
+        ids = self.all_ids if among is None else among
+        return any(v in ids for _, v in pairs) and not _refuses(self.batch_id, pairs)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per id: ``kind``, ``id``, ``found_in`` (comma-separated evidence parts)."""
         rows = [{"kind": k, "id": i, "found_in": ", ".join(sorted(self.found_in.get(i, ())))}
@@ -164,6 +172,14 @@ class Scope:
                 "other_batches": sorted(self.other_batches)}
 
 
+def _refuses(batch: str | None, pairs: Iterable[tuple[str, str]]) -> bool:
+    """The rule: once the batch is known, an item naming batches, none of them that one, is refused."""
+    if batch is None:
+        return False
+    batches = {v for k, v in pairs if k == "batch"}
+    return bool(batches) and batch not in batches
+
+
 @dataclass
 class ScopeWalk:
     """Which items (table rows, log lines) and ids belong to the investigation of ``requested``.
@@ -172,7 +188,8 @@ class ScopeWalk:
     when an item names it as a batch, else the first batch an admitted item names (the smallest id when
     one item names several). Once the batch is known, an item about other batches only is refused; the
     other batches an item names (refused or admitted) are recorded in :attr:`other_batches`, never
-    followed.
+    followed. The batches of the items that name the requested id (:attr:`owners`) and the ids any
+    item calls an essay (:attr:`essays`) feed :meth:`refuse_shared`.
     """
 
     requested: str
@@ -180,13 +197,18 @@ class ScopeWalk:
     ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     kind_of: dict[str, str] = field(default_factory=dict)  # an id's first kind seen
     other_batches: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)
+    essays: set[str] = field(default_factory=set)
 
     def admit(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]] | None:
         """Take in an item's ids: ``None`` if the item is about another batch (refused), else the
         ``(kind, id)`` pairs new to the scope, which are the ones to follow."""
         pairs = [(k, v) for k, v in pairs if k != "unknown"]
         batches = {v for k, v in pairs if k == "batch"}
-        if self.batch is not None and batches and self.batch not in batches:
+        self.essays.update(v for k, v in pairs if k == "essay")
+        if len(batches) == 1 and any(v == self.requested for _, v in pairs):
+            self.owners |= batches
+        if _refuses(self.batch, pairs):
             self.other_batches |= batches
             return None
         if self.batch is None and batches:
@@ -205,6 +227,25 @@ class ScopeWalk:
     def all_ids(self) -> set[str]:
         """The requested id and every id admitted so far."""
         return {self.requested}.union(*self.ids.values())
+
+    def refuse_shared(self, shown_id: str, is_essay: Callable[[str], bool] | None = None) -> None:
+        """Refuse a requested id that is not a batch id when items of more than one batch name it (a
+        shared correlation id names no one batch); ``shown_id`` is the id as the user gave it.
+
+        An id some item calls an essay (``is_essay``, default: one an item fed to :meth:`admit` did) is
+        not an owner: an essay-level outbox row's aggregate id reads as a batch.
+
+        Raises:
+            ScopeError: naming every batch, so the user can pass one of them.
+        """
+        kind = self.kind_of.get(self.requested, "unknown")
+        if kind == "batch":
+            return
+        essay = is_essay or self.essays.__contains__
+        owners = sorted(o for o in self.owners if not essay(o))
+        if len(owners) > 1:
+            raise ScopeError(f"'{shown_id}' ({kind} id) belongs to {len(owners)} batches: "
+                             f"{', '.join(owners)}. Pass one of those batch ids.", id=shown_id)
 
 
 class ScopeIndex:
@@ -287,17 +328,6 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | No
         if kind is not None:
             requested_kind = kind
             break
-    if requested_kind != "batch":  # an id rows of two batches each carry names no one batch: refuse
-        owners = {next(iter(b)) for item in index.by_id[rid]
-                  if len(b := {v for k, v in index.item_ids[item] if k == "batch"}) == 1}
-        # an essay-level outbox row's aggregate id reads as a batch: an id any row calls an essay
-        # is not one
-        owners = {o for o in owners
-                  if not any(("essay", o) in index.item_ids[it] for it in index.by_id.get(o, ()))}
-        if len(owners) > 1:
-            raise ScopeError(f"'{requested_id}' ({requested_kind} id) belongs to {len(owners)} batches: "
-                             f"{', '.join(sorted(owners))}. Pass one of those batch ids.",
-                             id=requested_id)
     walk = ScopeWalk(rid, batch=rid if requested_kind == "batch" else None)
     walk.kind_of[rid] = requested_kind
     found_in: dict[str, set[str]] = defaultdict(set)
@@ -311,6 +341,9 @@ def discover(requested_id: str, tables: dict[tuple[str, str], pd.DataFrame] | No
                 if v not in seen:
                     seen.add(v)
                     queue.append(v)
+        if cur == rid:  # every item naming the requested id has been seen: the one refusal rule
+            walk.refuse_shared(requested_id, lambda o: any(("essay", o) in index.item_ids[it]
+                                                           for it in index.by_id.get(o, ())))
     ids: dict[str, set[str]] = defaultdict(set)
     for v in seen:
         k = walk.kind_of.get(v, "unknown")

@@ -218,7 +218,9 @@ def test_a_shared_correlation_id_does_not_pull_in_another_batch(
         conn.execute("INSERT INTO batch_pending_content (batch_id, text_storage_id, content_metadata) "
                      "VALUES ('other-batch', 'other-storage', %s::jsonb)",
                      (f'{{"correlation_id": "{REG_CORRELATION}"}}',))
-    bundle = snapshot(profile_for(dsns), REG_CORRELATION, tmp_path / "b", progress=False)
+    # asked for the batch, its rows are collected and the other batch's row is refused; asked for the
+    # shared correlation id itself, the snapshot refuses (tests/test_collect_scope.py)
+    bundle = snapshot(profile_for(dsns), BATCH, tmp_path / "b", progress=False)
     scope = bundle.manifest["scope"]
     assert scope["ids"]["batch"] == [BATCH] and scope["other_batches"] == ["other-batch"]
     assert "other-storage" not in scope["ids"]["text_storage"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from huledu_forensics.logs import line_facts, line_ids, parse_file, read_scoped, scope_filter
+from huledu_forensics.logs import BlockSelector, line_facts, line_ids, parse_file, read_scoped, scope_filter
 
 WORKER = "huleedu_essay_lifecycle_worker"
 TARGET = "278f7fd9-37fe-406a-a735-f15128cb6b1f"
@@ -104,6 +104,48 @@ def test_scope_filter_keeps_blocks_continuations_and_following_idless_errors(tmp
     assert set(idless["level"]) <= {"warning", "error"}
     # CRLF lines parse like LF lines (no stray carriage return in the text)
     assert not got["raw"].str.endswith("\r").any()
+
+
+@pytest.mark.parametrize("chunk", [5, 4096])
+def test_live_block_selection_keeps_the_lines_scope_filter_keeps(tmp_path: Path, chunk: int) -> None:
+    """Live collection's selector, fed line by line and deciding in chunks of any size, keeps the
+    lines scope_filter keeps of the whole file: blocks with their traceback and DETAIL lines, the
+    id-less errors after them. A block the walk refuses is dropped and links nothing."""
+    path = tmp_path / "worker.log"
+    _generate(path, seed=9, crlf_every=0)
+    lines = path.read_text().splitlines()
+    full = parse_file(path, container=WORKER)
+    many = [TARGET, CORR, *(str(uuid.UUID(int=i)) for i in range(1, 6)), "0" * 31 + "7", "heartbeat"]
+    for ids in ([TARGET], [TARGET, CORR], many):
+        sel: BlockSelector[int] = BlockSelector(ids, chunk=chunk)
+        for n, line in enumerate(lines, 1):
+            sel.feed(line, n)
+        kept = sel.finish()
+        assert kept == sorted(scope_filter(full, ids)["line_no"])
+        assert any(full.loc[full["line_no"].isin(kept), "format"] == "continuation")
+    refuse = BlockSelector([TARGET, CORR], admit=lambda pairs: ("batch", TARGET) in pairs, chunk=chunk)
+    for n, line in enumerate(lines, 1):
+        refuse.feed(line, n)
+    kept = set(refuse.finish())
+    only_corr = full[full["raw"].str.contains(CORR) & ~full["raw"].str.lower().str.contains(TARGET)
+                     & full["parent_line"].isna() & (full["format"] != "postgres")]
+    assert len(only_corr) and not kept & set(only_corr["line_no"])  # refused: the correlation's own lines
+
+
+def test_the_mention_test_is_a_case_insensitive_substring_test_whatever_the_number_of_ids() -> None:
+    from huledu_forensics.logs import _mentions
+
+    rnd = random.Random(4)
+    uuids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(8)]
+    hexes = [f"{rnd.getrandbits(128):032x}" for _ in range(3)]
+    needles = [*uuids, *hexes, "other-batch"]
+    test = _mentions(needles)
+    pieces = [*uuids, *(u.upper() for u in uuids), *hexes, "other-batch", "abc", "-", "f" * 40, "0-", "é", "İ",
+              '"', " ", "UUID('", uuids[0][:20], hexes[0][5:]]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        assert test(text) == any(n in text.lower() for n in needles), text
+    assert test("x" + "a" + uuids[1] + "b") and test("ff" + hexes[2] + "ff")  # inside longer hex runs too
 
 
 def test_scoped_read_of_gzip_and_unstamped_files_falls_back_to_the_same_rows(tmp_path: Path) -> None:

@@ -192,7 +192,8 @@ class FilesSource:
         (:func:`huledu_forensics.logs.read_scoped`'s search) and every line of the stretches around the
         matches is yielded: a match's whole block (its head and continuation lines) and every line up to
         :data:`huledu_forensics.logs.LINK_SECONDS` after it, so id-less warning/error lines that follow a
-        match are there for live collection to link. Other lines are not read at all.
+        match are there for live collection to link. Other lines are not read at all. A file the search
+        cannot serve (gzip, a non-ASCII id, no block boundary near a match) is yielded whole.
 
         Raises:
             SourceUnavailable: the directory holds no log file for ``container``.
@@ -232,10 +233,9 @@ class FilesSource:
                                     "exists and is readable.", source=self.name) from exc
         stamp_match = _STAMP_RE.match
         lines: Iterable[str] = fh
-        if follow and needles:
+        if follow and needles:  # a file the search cannot serve is yielded whole: blocks stay whole
             stretches = _matching_stretches(path, needles)
-            if stretches is not None:
-                lines, needles = stretches, []
+            lines, needles = (stretches if stretches is not None else fh), []
         try:
             with fh:
                 for raw in lines:

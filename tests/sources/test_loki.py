@@ -405,3 +405,28 @@ def test_live_collection_through_loki_keeps_what_collection_from_files_keeps(
     assert got == want
     # an id-less line kept only because it follows a scoped one (a line filter alone drops it)
     assert any("offset not committed" in ln for ln in got["huleedu_essay_lifecycle_worker"])
+
+
+def test_live_snapshot_keeps_the_blocks_replay_keeps(loki, tmp_path):
+    """snapshot() through files and through Loki writes exactly the lines read_scoped keeps on the same
+    file: the scoped error with its traceback's frame lines, and the id-less error after it."""
+    from huledu_forensics.collect import snapshot
+    from tests.support.pg_world import profile_for
+
+    entries = _worker_log()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path = logs / f"{APP}.log"
+    file_lines = [f"{docker_stamp(ns)} {text}" for ns, text in entries]
+    path.write_text("".join(f"{line}\n" for line in file_lines))
+    loki.push({"container": APP}, entries)
+    replay = read_scoped(path, [TARGET], container=APP)
+    want = [file_lines[n - 1] for n in replay["line_no"]]
+    assert '  File "/app/handler.py", line 88, in handle' in " ".join(want)  # a frame line, no id
+    assert any("offset not committed" in line and "offset\": 17" in line for line in want)
+    profile = profile_for({})  # no database: the scope comes from the logs alone
+    for name, source in (("files", FilesSource(logs)), ("loki", LokiSource(loki.url))):
+        bundle = snapshot(profile, TARGET, tmp_path / name, progress=False, log_sources=[source],
+                          since=T0 - timedelta(days=1))
+        got = [line for c, s, _p in bundle.log_files() for line in bundle.iter_log_lines(c, s)]
+        assert got == want, name
