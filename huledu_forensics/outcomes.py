@@ -366,8 +366,8 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
             # not one handling of any event in the whole log: the consumer never got an event, or this
             # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess
             return Consumption("unknown", f"the kit recognises no handling of any event in the logs of "
-                               f"{container}: {consumer} never handled anything, or its handlers log "
-                               "differently from the kit's knowledge (model/handlers.py)")
+                               f"{container}: this version of {consumer} may log its handlers differently "
+                               "from the kit's knowledge (model/handlers.py), or it received no event")
         if published_at is not None and not before.empty:
             # two clocks are compared: a handling before publication is an earlier delivery or a
             # clock running behind; either way "not consumed" is not shown
