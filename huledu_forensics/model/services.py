@@ -127,6 +127,11 @@ class Container:
     compose_service: str
 
 
+DEV_DB_USER = "huleedu_user"
+"""The database user of HuleEdu's development stack (SYSTEM.md §1)."""
+DEV_DB_PASSWORD_ENV = "HULEEDU_DB_PASSWORD"
+"""The environment variable that holds the development stack's database password (SYSTEM.md §1)."""
+
 BOS_DB = "huleedu_batch_orchestrator"
 ELS_DB = "huleedu_essay_lifecycle"
 FILE_DB = "huleedu_file_service"
