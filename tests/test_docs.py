@@ -71,15 +71,23 @@ def _console_example(command_prefix: str) -> tuple[str, str]:
     raise AssertionError(f"no `$ {command_prefix}` example in the README")
 
 
-def test_unknown_id_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
-    """The first-ten-minutes example: an id the bundle never mentions fails before any notebook runs."""
+def _run_on_demo_bundle(tmp_path: Path, command_prefix: str,
+                        timeout: int) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the README's console example starting with ``command_prefix`` against the demo bundle in
+    ``tmp_path/out/demo/bundle``; return the process and the output the README shows."""
     from huledu_forensics.report import demo_bundle
 
     demo_bundle(tmp_path / "out" / "demo" / "bundle")
-    command, shown = _console_example("huledu-forensics report --bundle out/demo/bundle --id 0000")
+    command, shown = _console_example(command_prefix)
     exe = Path(sys.executable).with_name("huledu-forensics")
     proc = subprocess.run([str(exe), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=timeout)
+    return proc, shown
+
+
+def test_unknown_id_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The first-ten-minutes example: an id the bundle never mentions fails before any notebook runs."""
+    proc, shown = _run_on_demo_bundle(tmp_path, "huledu-forensics report --bundle out/demo/bundle --id 0000", 120)
     assert proc.returncode == 4
     assert proc.stdout + proc.stderr.strip() == shown
     assert not (tmp_path / "out" / "nope" / "report.ipynb").exists()
@@ -87,13 +95,7 @@ def test_unknown_id_example_prints_what_the_readme_shows(tmp_path: Path) -> None
 
 def test_scan_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
     """The scan section's example: the groups, what each error class shows (rows only), the next step."""
-    from huledu_forensics.report import demo_bundle
-
-    demo_bundle(tmp_path / "out" / "demo" / "bundle")
-    command, shown = _console_example("huledu-forensics scan --bundle out/demo/bundle")
-    exe = Path(sys.executable).with_name("huledu-forensics")
-    proc = subprocess.run([str(exe), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    proc, shown = _run_on_demo_bundle(tmp_path, "huledu-forensics scan --bundle out/demo/bundle", 300)
     assert proc.returncode == 1, proc.stderr
     assert "\n".join(line.strip() for line in proc.stdout.rstrip("\n").splitlines()) == shown
 
