@@ -1404,9 +1404,9 @@ def parse_file(
 def make_id_prefilter(ids: Iterable[str]) -> Callable[[str], bool]:
     """Return a cheap ``line -> bool`` test: does the line mention any of ``ids``?
 
-    UUIDs and 32-hex storage ids are matched case-insensitively (``UUID('…')`` reprs in ``ids`` are
-    unwrapped). Other strings are matched as case-insensitive substrings. With no usable id the
-    test rejects every line.
+    Every id is matched as a case-insensitive substring (``UUID('…')`` reprs in ``ids`` are unwrapped),
+    the one mention test :func:`scope_filter` and live collection use too. With no usable id the test
+    rejects every line.
 
     Args:
         ids: Batch, correlation, essay, storage, file-upload, event or outbox ids.
@@ -1414,49 +1414,10 @@ def make_id_prefilter(ids: Iterable[str]) -> Callable[[str], bool]:
     Returns:
         A callable for the ``prefilter`` argument of :func:`iter_parse_file`.
     """
-    shaped: set[str] = set()
-    other: list[str] = []
-    for value in ids:
-        v = _nid(value)
-        if not v:
-            continue
-        if _ID_FULL_RE.fullmatch(v):
-            shaped.add(v)
-        else:
-            other.append(v)
-    if not shaped and not other:
+    needles = _needles(ids)
+    if not needles:
         return lambda line: False
-    if len(shaped) <= _SUBSTRING_FILTER_MAX:
-        needles = tuple(shaped) + tuple(other)
-
-        def substring_filter(line: str) -> bool:
-            for needle in needles:
-                if needle in line:
-                    return True
-            if not line.islower():  # upper- or mixed-case ids in the line
-                low = line.lower()
-                for needle in needles:
-                    if needle in low:
-                        return True
-            return False
-
-        return substring_filter
-
-    wanted = frozenset(shaped)
-    others = tuple(other)
-
-    def set_filter(line: str) -> bool:
-        for found in _find_ids(line):
-            if found in wanted or found.lower() in wanted:
-                return True
-        if others:
-            low = line.lower()
-            for needle in others:
-                if needle in low:
-                    return True
-        return False
-
-    return set_filter
+    return _mentions(needles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1549,7 +1510,15 @@ def _mentions(needles: list[str]) -> Callable[[str], bool]:
     8 characters before a dash, a 32-hex id only inside a run of 32 or more hex digits."""
     if len(needles) <= _SUBSTRING_FILTER_MAX:
         few = tuple(needles)
-        return lambda text: any(n in text.lower() for n in few)
+
+        def few_test(text: str) -> bool:
+            # the needles are lower-case: a hit in the text is a hit in its lower-case form, and a text
+            # whose cased characters are all lower-case is its own lower-case form
+            if any(n in text for n in few):
+                return True
+            return not text.islower() and any(n in text.lower() for n in few)
+
+        return few_test
     uuids = frozenset(n for n in needles if _UUID_SHAPE.fullmatch(n))
     hexes = frozenset(n for n in needles if _HEX32_SHAPE.fullmatch(n))
     other = tuple(n for n in needles if n not in uuids and n not in hexes)
