@@ -43,7 +43,7 @@ def _verdict_of(e: dict[str, object]) -> str:
     oc: dict[str, int] = e["outcomes"]  # type: ignore[assignment]
     if oc.get("handled") and len(oc) == 1:
         return "handled"
-    bad = next((o for o in ("failed", "dropped") if oc.get(o)), "handled")
+    bad = next((o for o in ("failed", "dropped", "interrupted") if oc.get(o)), "handled")
     return f"{bad} ({e['cause']})" if e.get("cause") else bad
 
 

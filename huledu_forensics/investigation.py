@@ -131,7 +131,7 @@ def database_logs(bundle: Bundle) -> pd.DataFrame:
 def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     """Every handling run of the bundle's consumers (:func:`outcomes.handler_runs`), once per bundle."""
     if bundle.cache.handler_runs is None:
-        bundle.cache.handler_runs = handler_runs(service_logs(bundle))
+        bundle.cache.handler_runs = handler_runs(service_logs(bundle), bundle.containers)
     return bundle.cache.handler_runs
 
 

@@ -14,7 +14,10 @@ outcome:
 - ``dropped``: the handler refused the event (``wrong_state``, ``duplicate``, ``unknown_type``,
   ``denied``);
 - ``failed``: an exception or a False return (``exception``, ``no_slot``), usually with the offset
-  not committed (not for loops that commit after a failure, ``ConsumerLoop.commits_on_failure``).
+  not committed (not for loops that commit after a failure, ``ConsumerLoop.commits_on_failure``);
+- ``interrupted``: the container (re)started after the run began, with not one line of it between
+  the run's last line and that start, and the run never reached the loop's success line: nothing
+  shows the handling finished, so it is not counted ``handled`` (cause ``restart``).
 
 A loop-level duplicate or failure line that names one of the loop's topics opens a run of its own
 when no run of that topic is open: the idempotency check refuses a redelivered event before its
@@ -45,10 +48,11 @@ from .scope import Scope, normalise_id
 __all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "recognised_containers",
            "runs_for_scope"]
 
-OUTCOMES = ("handled", "dropped", "failed")
+OUTCOMES = ("handled", "dropped", "failed", "interrupted")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
                "detail", "batch_ids", "correlation_ids", "ids", "partition", "offset",
-               "offset_not_committed", "refs", "ref_times", "first_ref", "lines")
+               "offset_not_committed", "refs", "ref_times", "first_ref", "lines", "next_line_at",
+               "confirmed")
 _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to it
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
@@ -157,7 +161,9 @@ def _classify(run: _Run, loop: H.ConsumerLoop, handler: H.Handler | None) -> dic
             "offset_not_committed": offset_line is not None or (
                 outcome == "failed" and not loop.offset_not_committed and not loop.commits_on_failure),
             "refs": refs, "ref_times": [r.get("ts") for r in keep], "first_ref": refs[0],
-            "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines]}
+            "lines": [f"{r.get('source_file')}#L{r.get('line_no')}" for r in run.lines],
+            "next_line_at": None,
+            "confirmed": any(_s(r.get("message")).startswith(m) for r in run.lines for m in loop.handled)}
 
 
 def _named_topic(row: dict[str, object]) -> str:
@@ -242,13 +248,17 @@ def _container_runs(lg: pd.DataFrame, loop: H.ConsumerLoop) -> list[dict[str, ob
     return out
 
 
-def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
+def handler_runs(logs: pd.DataFrame, containers: Sequence[object] = ()) -> pd.DataFrame:
     """Every handling run in ``logs`` (normalised service-container lines), one row each; columns
-    :data:`RUN_COLUMNS`. Run it on the whole bundle's logs (runs end where the next event starts)."""
+    :data:`RUN_COLUMNS`. Run it on the whole bundle's logs (runs end where the next event starts).
+    ``containers`` (the bundle's container states) lets a run cut by a restart be ``interrupted``."""
     rows: list[dict[str, object]] = []
     if not logs.empty:
         by_container = {loop.container: loop for loop in H.CONSUMER_LOOPS.values()}
         lg = logs[logs["container"].isin(list(by_container))]
+        # every line of each container (the relay's too) in time order: what followed a run
+        times = {str(c): pd.DatetimeIndex(pd.to_datetime(g, utc=True)).sort_values()
+                 for c, g in lg.groupby("container")["ts"]} if not lg.empty else {}
         if not lg.empty:
             logger = lg["logger"].astype(object).fillna("").astype(str)
             foreign = pd.Series(False, index=lg.index)
@@ -262,10 +272,36 @@ def handler_runs(logs: pd.DataFrame) -> pd.DataFrame:
             for container, grp in lg.groupby("container", sort=True):
                 rows += _container_runs(grp.sort_values(["ts", "line_no"], kind="stable"),
                                         by_container[str(container)])
+    for r in rows:
+        ts = times.get(str(r["container"]))
+        if ts is not None:
+            i = int(ts.searchsorted(pd.Timestamp(cast(pd.Timestamp, r["ended_at"])), side="right"))
+            r["next_line_at"] = ts[i] if i < len(ts) else None
+    _mark_interrupted(rows, containers)
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-    for c in ("started_at", "ended_at"):
+    for c in ("started_at", "ended_at", "next_line_at"):
         df[c] = pd.to_datetime(df[c], utc=True)
     return df.sort_values("started_at", kind="stable").reset_index(drop=True)
+
+
+def _mark_interrupted(rows: list[dict[str, object]], containers: Sequence[object]) -> None:
+    """A ``handled`` run that its container's (re)start cut off becomes ``interrupted``: the container
+    started after the run began, it printed nothing between the run's last line and that start, and
+    the run never reached the loop's success line. Docker keeps only the latest start time."""
+    started = {str(getattr(c, "name", "")): getattr(c, "started_at", None) for c in containers}
+    for r in rows:
+        at = started.get(str(r["container"]))
+        if at is None or r["outcome"] != "handled" or r["confirmed"]:
+            continue
+        start = pd.Timestamp(at)
+        start = start.tz_localize("UTC") if start.tzinfo is None else start
+        nxt = r["next_line_at"]
+        # (a line's own timestamp may run a little ahead of Docker's start time)
+        if pd.Timestamp(cast(pd.Timestamp, r["started_at"])) < start and (
+                nxt is None or pd.Timestamp(cast(pd.Timestamp, nxt)) >= start - pd.Timedelta(seconds=_SKEW_S)):
+            r["outcome"], r["cause"] = "interrupted", "restart"
+            r["detail"] = (f"{r['container']} started again at {start.isoformat()} with no line "
+                           "after this handling's last: nothing shows the handling finished")
 
 
 def recognised_containers(all_runs: pd.DataFrame) -> frozenset[str]:

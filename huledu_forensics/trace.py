@@ -126,10 +126,13 @@ def _runs_carrying(b: Bundle, cid: str) -> pd.DataFrame:
 def _handled(run: dict[str, object]) -> dict[str, object]:
     """The trace columns a handling run fills: its times, outcome, detail and refs."""
     detail = str(run["detail"] or "")
-    if run["outcome"] == "dropped" and run["cause"]:
+    if run["outcome"] in ("dropped", "interrupted") and run["cause"]:
         detail = f"{run['cause']}: {detail}"
+    # an interrupted handling (its container restarted) shows no end: its outcome is unknown
     return {"consumed_at": run["started_at"], "handled_at": run["ended_at"],
-            "outcome": {"handled": "ok"}.get(str(run["outcome"]), str(run["outcome"])), "consumed": "yes",
+            "outcome": {"handled": "ok", "interrupted": "unknown"}.get(str(run["outcome"]),
+                                                                       str(run["outcome"])),
+            "consumed": "yes",
             "detail": detail, "refs": [str(x) for x in cast(list[object], run["refs"])]}
 
 
@@ -283,9 +286,11 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
         seg(lab, r["written_at"], r["relayed_at"], "outbox", "in outbox", hover)
         seg(lab, r["relayed_at"] if _ts(r["relayed_at"]) is not None else r["written_at"],
             r["consumed_at"], "kafka", "on Kafka", hover)
-        kind = r["outcome"] if r["outcome"] in ("failed", "dropped") else "ok"
+        kind = r["outcome"] if r["outcome"] in ("failed", "dropped") else (
+            "kafka" if r["outcome"] == "unknown" else "ok")
         seg(lab, r["consumed_at"], r["handled_at"], kind, {"failed": "handler failed",
-                                                            "dropped": "handler dropped it"}.get(
+                                                            "dropped": "handler dropped it",
+                                                            "kafka": "handling, no end shown"}.get(
             kind, "handled"), hover)
         if r["outcome"] in ("not published", "not consumed", "unknown"):
             at = next((t for t in (r["relayed_at"], r["written_at"], r["consumed_at"]) if _ts(t) is not None),

@@ -42,7 +42,9 @@ def not_running(ctx: Context) -> list[Finding]:
     **Fires when** the collected container state of the awaited event's consumer or producer (or of
     another consumer process) is Created (never started), Exited, dead, restarting, OOM-killed (exit
     137), or it (re)started only after the awaited event was published. A restart before that is
-    not a finding (the ELS worker often restarts once at startup while Kafka comes up).
+    not a finding (the ELS worker often restarts once at startup while Kafka comes up). A start
+    after the publication is an error only when it cut the consumer's handling of the awaited event
+    short (the handling ``interrupted``); otherwise the restarted consumer may have consumed it.
     **Evidence** ``containers.json`` (state, exit code, restart count, start time).
     **Usually means** that service could not act: an error (the root cause) when it is the service the
     batch waits on, a warning otherwise. A consumer whose container never ran has *unknown*
@@ -71,7 +73,11 @@ def not_running(ctx: Context) -> list[Finding]:
         if prob is None:
             continue
         kind, text = prob
-        on_awaited = role is not None and kind != "started_late"
+        # a start after the publication is on the awaited path only when it cut the consumer's
+        # handling of the awaited event short (outcomes: ``interrupted`` by this restart)
+        cut = bool(kind == "started_late" and role == "consumer" and aw is not None
+                   and aw.outcome == "interrupted")
+        on_awaited = role is not None and (kind != "started_late" or cut)
         title = model.SERVICES[svc].title if svc in model.SERVICES else svc
         out.append(Finding(
             id="container.not_running", severity="error" if on_awaited else "warning",
