@@ -321,6 +321,8 @@ class BundleCache:
     """Every handling run of the bundle's consumers."""
     log_extent: dict[str, tuple[int, datetime | None]] | None = None
     """Per container: lines held and the last line's time."""
+    log_first: dict[str, datetime | None] | None = None
+    """Per container: the first line's time (a rotated log starts late)."""
     scope_index: ScopeIndex | None = None
     """The id index scope discovery walks."""
 

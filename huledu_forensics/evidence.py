@@ -40,7 +40,8 @@ class Evidence:
     the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
     ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``recognised`` the consumer
     containers with at least one recognised handling anywhere in the bundle; ``log_extent`` per
-    container the number of its lines in the bundle and the time of the last one.
+    container the number of its lines in the bundle and the time of the last one; ``log_first`` the
+    time of its first.
     """
 
     scope: Scope
@@ -54,6 +55,7 @@ class Evidence:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     recognised: frozenset[str] = frozenset()
     log_extent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    log_first: dict[str, datetime | None] = field(default_factory=dict)
 
     # ---- tables
     def rows(self, key: tuple[str, str]) -> pd.DataFrame:

@@ -25,7 +25,8 @@ from .scope import Scope, ScopeIndex, build_index, discover
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent", "service_logs"]
+__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent", "log_first",
+           "service_logs"]
 
 log = logging.getLogger(__name__)
 _DB_CONTAINERS = {d.container for d in model.DATABASES.values()}
@@ -148,6 +149,21 @@ def log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
         for c, _s, _p in bundle.log_files():
             cached.setdefault(c, (0, None))
         bundle.cache.log_extent = cached
+    return cached
+
+
+def log_first(bundle: Bundle) -> dict[str, datetime | None]:
+    """Per container whose logs the bundle holds: the time of its first service-log line (``None``
+    when it has none), once per bundle: a log rotated or truncated before the collection starts
+    late, and cannot show what the container did before."""
+    cached = bundle.cache.log_first
+    if cached is None:
+        lg = service_logs(bundle)
+        cached = {}
+        if not lg.empty:
+            for c, grp in lg.groupby("container"):
+                cached[str(c)] = parse_utc(grp["ts"].min())
+        bundle.cache.log_first = cached
     return cached
 
 
@@ -314,7 +330,7 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
                   recognised=recognised_containers(all_handler_runs(b)),
-                  log_extent=log_extent(b))
+                  log_extent=log_extent(b), log_first=log_first(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))
     completeness_df, completeness = _completeness(b, present)

@@ -26,7 +26,7 @@ handler logs anything.
 :func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
 published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
 run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
-empty or ending before the publication, or not one handling of any event recognised in the
+empty or ending before the publication or starting after it, or not one handling of any event recognised in the
 consumer's whole log, so the kit cannot tell silence from a log format it does not know).
 """
 
@@ -365,7 +365,8 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
                 published_at: datetime | None, containers: Sequence[object],
                 log_extent: Mapping[str, tuple[int, datetime | None]],
-                recognised: Collection[str]) -> Consumption:
+                recognised: Collection[str],
+                log_first: Mapping[str, datetime | None] | None = None) -> Consumption:
     """Did ``consumer`` consume ``topic`` (see the module doc)? The one place that decides it:
     progress (the awaited event) and the correlation trace (every event) both ask here.
 
@@ -376,6 +377,8 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         log_extent: per container whose logs the bundle holds, its number of lines and the last
             line's time; a container missing here has no logs in the bundle.
         recognised: :func:`recognised_containers` of the whole bundle's runs.
+        log_first: per container, its first line's time; a log that starts after the publication
+            (rotated, truncated) cannot show a handling before its start.
     """
     if topic is None or consumer is None:
         return Consumption("unknown", "no consumer for this event in the model")
@@ -398,6 +401,12 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         if (published_at is not None and container_last is not None
                 and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
             return Consumption("unknown", f"the logs of {container} end before the event was published")
+        first = (log_first or {}).get(container)
+        if published_at is not None and first is not None and pd.Timestamp(first) > pd.Timestamp(published_at):
+            # rotated or truncated: the handling may have come between the publication and the log's start
+            return Consumption("unknown", f"the logs of {container} start at {pd.Timestamp(first).isoformat()}, "
+                               f"after the event was published at {pd.Timestamp(published_at).isoformat()}: "
+                               "a handling before the log's start cannot be seen")
         if container not in recognised:
             # not one handling of any event in the whole log: the consumer never got an event, or this
             # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess

@@ -125,7 +125,8 @@ def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[st
 
 def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
     return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
-                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised)
+                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised,
+                       log_first=ev.log_first)
 
 
 def compute_progress(ev: Evidence) -> Progress:

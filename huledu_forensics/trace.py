@@ -28,7 +28,7 @@ from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
 from .evidence import payload, records
-from .investigation import all_handler_runs, log_extent, service_logs
+from .investigation import all_handler_runs, log_extent, log_first, service_logs
 from .model import columns as C
 from .model.topics import topic_by_event
 from .outcomes import consumption, recognised_containers
@@ -198,7 +198,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         for consumer in t.consumers:
             # the kit's one detector decides; the trace only pairs the event with one of its runs
             c = consumption(runs, topic, consumer, published_at=relayed, containers=b.containers,
-                            log_extent=extent, recognised=recognised)
+                            log_extent=extent, recognised=recognised, log_first=log_first(b))
             if c.state == "yes":
                 run = next((r for r in c.runs if r["first_ref"] not in used), None)
                 handled = _handled(run or cast(dict[str, object], c.run))  # "yes" always has its run
