@@ -89,6 +89,9 @@ class Progress:
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     content: dict[str, object] = field(default_factory=dict)
     flow_known: bool = True
+    state_on_flow: bool = True
+    """False when BOS's status is none of the flow's step statuses (e.g. ``cancelled``,
+    ``failed_critically``): the kit cannot place the batch on its state machine."""
 
 
 def _flow_of(ev: Evidence) -> tuple[str, list[str]]:
@@ -138,13 +141,18 @@ def compute_progress(ev: Evidence) -> Progress:
     phases, requested = _pipeline_state(ev)
     plog = ev.batch_rows(N.PHASE_STATUS_LOG)
     status_order = [s.batch_status for s in flow.steps]
+    on_flow = status is None or status in status_order
+    if not on_flow:
+        notes.append(f"BOS status '{status}' is not a step of the implemented {flow_name} flow "
+                     f"(its statuses: {', '.join(str(x) for x in status_order if x)}): the kit cannot "
+                     "place the batch on its state machine, so it does not call it healthy.")
 
     reached: dict[str, datetime | None] = {}
     reg_rows = ev.outbox_for_batch(N.T_REGISTERED, "bos")
     if b is not None or not reg_rows.empty:
         reached["registered"] = parse_utc(b.get(C.CREATED_AT)) if b else parse_utc(reg_rows[C.CREATED_AT].min())
     # status steps: BOS statuses only move forward along the flow
-    if status in status_order:
+    if status is not None and status in status_order:  # (pipeline steps have no status: None)
         cur_i = status_order.index(status)
         for s in flow.steps[1: cur_i + 1]:
             if s.batch_status is None:
@@ -247,6 +255,7 @@ def compute_progress(ev: Evidence) -> Progress:
         pending=_pending(ev), requested_pipelines=requested, notes=notes, stuck=exceeded,
         ledger=(ledger := content_ledger(ev)), content=_content(ev, ledger),
         flow_known=not any(n.startswith("No BOS batches row and no registration") for n in notes),
+        state_on_flow=on_flow,
     )
 
 

@@ -240,7 +240,8 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
     """Pick the root cause, order the causal chain and assemble ``verdict.json``."""
     root = _pick_root(findings, progress, not_evaluated)
     relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
-    state_known = progress.current_state is not None
+    # a status the flow has no step for cannot be placed: neither healthy nor stuck on a step
+    state_known = progress.current_state is not None and progress.state_on_flow
     stuck = progress.stuck or root is not None
     healthy = state_known and not relevant and not progress.stuck
     order = causal_order()

@@ -261,7 +261,7 @@ def _erase_rows(world: World, ids: set[str]) -> None:
                 continue
             text = pd.Series("", index=df.index)
             for col in df.columns:
-                text = text + " " + df[col].astype(str)
+                text = text + " " + df[col].map(str)
             hit = pd.Series(False, index=df.index)
             for i in ids:
                 hit |= text.str.contains(i, regex=False)
@@ -278,8 +278,13 @@ def test_a_batch_only_logs_mention_gets_no_state_and_no_health(tmp_path: Path) -
     es = world.databases[ELS].tables["essay_states"]
     essays = set(es.loc[es["batch_id"].astype(str) == GUEST_BATCH, "essay_id"].astype(str))
     _erase_rows(world, {GUEST_BATCH, GUEST_CORR, *essays})
-    v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
+    inv = _inv(world, GUEST_BATCH, tmp_path)
+    v = inv.verdict.to_json()
     assert v["current_state"] is None and v["healthy"] is False
+    # no status row: no step is read off the flow (a missing status once matched the pipeline
+    # steps, which have none, and the batch was said to be ready and waiting for its request)
+    assert v["current_step"] is None, v["current_step"]
+    assert not any("waits for the client" in n for n in inv.progress.notes), inv.progress.notes
     assert v["status"] in ("unknown", "degraded"), v["status"]
     assert v["root_cause"] is None
     assert not [f["id"] for f in v["findings"] if f["severity"] in SERIOUS], v["findings"]
