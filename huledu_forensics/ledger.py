@@ -7,11 +7,17 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 - ``pending``: parked in ``batch_pending_content`` (arrived before registration);
 - ``excess``: ELS published ExcessContentProvisionedV1 for it (no slot was free);
 - ``validation_failure``: the file failed validation (File ``failed`` or ELS ``batch_validation_failures``);
-- ``lost``: provisioned, but ELS holds it nowhere (the handler failed and the event was skipped);
-- ``not_provisioned``: uploaded, but the File Service never produced the provisioned event;
-- ``unknown``: the ELS tables that would show its place are not in the bundle; without the File
-  Service's ``file_uploads`` the items themselves cannot be listed, and the expected count that the
-  ledger cannot account for is counted ``unknown`` (never as a ledger of zero items).
+- ``lost``: provisioned and published, but ELS holds it nowhere (the handler failed and the event
+  was skipped);
+- ``unpublished``: provisioned, but the row still waits in the File Service's outbox
+  (``published_at`` NULL): the event is not lost, it has not left (the outbox rules speak for it);
+- ``not_provisioned``: uploaded, but the File Service never produced the provisioned event (its
+  outbox was read and holds no row, and no log line shows the event);
+- ``unknown``: the ELS tables that would show its place are not in the bundle, or the File outbox
+  that would show whether it was provisioned and published is not (or only a log line shows the
+  event, whose publication the line alone does not settle); without the File Service's
+  ``file_uploads`` the items themselves cannot be listed, and the expected count that the ledger
+  cannot account for is counted ``unknown`` (never as a ledger of zero items).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from .scope import normalise_id
 
 __all__ = ["LEDGER_COLUMNS", "PLACES", "content_ledger", "ledger_counts"]
 
-PLACES = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
+PLACES = ("slot", "pending", "excess", "validation_failure", "lost", "unpublished", "not_provisioned",
+          "unknown")
 LEDGER_COLUMNS = (F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID, "upload_status", "provisioned", "published",
                   "place", F.ESSAY_ID, "essay_status", "refs")
 
@@ -74,6 +81,12 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
             cast(list[str], it["refs"]).append(_ref(N.FILE_OUTBOX, r))
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
+    # a log line carrying the provisioned event for an item (the File relay's, ELS's handling) shows
+    # it was produced even when the outbox holds no row for it; whether it was published stays open
+    seen = _provisioned_in_logs(ev)
+    for it in items.values():
+        if not it["provisioned"] and ({it[F.TEXT_STORAGE_ID], it[F.FILE_UPLOAD_ID]} & seen):
+            it["provisioned"], it["published"] = True, None
 
     have_els = ev.has(N.ESSAY_STATES) and ev.has(N.PENDING_CONTENT)
     essays = ev.rows(N.ESSAY_STATES)
@@ -111,11 +124,32 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
             refs.append(_ref(N.ELS_OUTBOX, excess[tsid]))
         elif not have_els:
             it["place"] = "unknown"
-        elif not it["provisioned"] and ev.has(N.FILE_OUTBOX):
-            it["place"] = "not_provisioned"
+        elif not it["provisioned"]:
+            # no outbox row and no line: not produced, when the outbox was read; else unknown
+            it["place"] = "not_provisioned" if ev.has(N.FILE_OUTBOX) else "unknown"
+        elif it["published"] is False:
+            it["place"] = "unpublished"
+        elif it["published"] is None:
+            it["place"] = "unknown"
         else:
             it["place"] = "lost"
     return pd.DataFrame(list(items.values()), columns=list(LEDGER_COLUMNS))
+
+
+def _provisioned_in_logs(ev: Evidence) -> set[str | None]:
+    """The text storage and file upload ids of the scoped log lines that carry the provisioned event."""
+    lg = ev.logs
+    if lg.empty:
+        return set()
+    et = lg[F.EVENT_TYPE] if F.EVENT_TYPE in lg.columns else pd.Series(None, index=lg.index)
+    topic = lg["topic"] if "topic" in lg.columns else pd.Series(None, index=lg.index)
+    hit = lg[(et == N.T_CONTENT_PROVISIONED) | (topic == N.T_CONTENT_PROVISIONED)]
+    out: set[str | None] = set()
+    for col in (F.TEXT_STORAGE_ID, F.FILE_UPLOAD_ID):
+        if col in hit.columns:
+            out |= {normalise_id(v) for v in hit[col] if not is_missing(v)}
+    out.discard(None)
+    return out
 
 
 def ledger_counts(ledger: pd.DataFrame, expected: int | None, *, uploads_known: bool = True

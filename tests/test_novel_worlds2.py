@@ -206,7 +206,7 @@ def test_a_handling_by_another_consumer_is_not_the_awaited_consumption(tmp_path:
     handling of it gone from BOS's log and the status not written (the batch still
     awaiting_content_validation), and the ELS API container logging a consumer's 'Processing event'
     line for provisioning.completed (a service of the wrong consumer group read the topic). BOS's
-    log covers the time after the publication. Must: consumed no (BOS, the model's consumer, logged
+    log covers the time after the publication and shows it handling other batches' events. Must: consumed no (BOS, the model's consumer, logged
     no handling), never yes on the strength of another service's line; stuck."""
     world = _corpus("healthy-guest")
     published = pd.Timestamp("2025-12-15T09:53:39.730827Z")
@@ -214,15 +214,17 @@ def test_a_handling_by_another_consumer_is_not_the_awaited_consumption(tmp_path:
     world.logs[BOS]["combined"] = [
         ln for ln in lines if not (GUEST_BATCH in ln and pd.Timestamp("2025-12-15T09:53:39.7Z")
                                    < _stamp(ln) < pd.Timestamp("2025-12-15T09:53:40Z"))]
+    later = [ln for ln in world.logs[BOS]["combined"]
+             if _stamp(ln) > pd.Timestamp("2025-12-15T09:53:45Z") and GUEST_BATCH not in ln
+             and "32826395" not in ln]  # BOS's lines about other batches' work
     _cut_at(world, pd.Timestamp("2025-12-15T09:53:45Z"))
+    world.logs[BOS]["combined"] += later  # BOS kept logging (and handling others' events)
     _guest_waiting_for_bos(world)
     s = (published + pd.Timedelta(milliseconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%f")
     world.logs.setdefault(ELS_API, {}).setdefault("combined", []).append(
         f'{s}000Z {{"logger_name": "els.kafka.consumer", "extra": {{"event_type": "{COMPLETED}", '
         f'"topic": "{COMPLETED}", "batch_id": "{GUEST_BATCH}", "correlation_id": "{GUEST_CORR}"}}, '
         f'"event": "Processing event", "level": "info", "timestamp": "{s}Z"}}')
-    world.logs[BOS]["combined"] += [_moved(ln, published + pd.Timedelta(minutes=5))
-                                    for ln in lines if "Retrieved 0 unpublished" in ln][:1]
     world.collected_at = (published + pd.Timedelta(minutes=10)).to_pydatetime()
     v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
     aw = v["awaited"]
@@ -331,3 +333,47 @@ def test_a_status_that_is_no_step_of_the_flow_is_not_healthy(tmp_path: Path) -> 
     assert v["healthy"] is False and v["status"] != "healthy", v["status"]
     assert v["root_cause"] is None
     assert any("cancelled" in n for n in inv.progress.notes), inv.progress.notes
+
+
+# ---- 11. content in flight: one item's provisioned event still in the File outbox
+
+def _guest_mid_provisioning(world: World) -> None:
+    """healthy-guest as collected at 09:53:38.600: two of the three files' provisioned events were
+    published and ELS put them in slots; the third (File outbox row created 09:53:38.557, published
+    only at 38.674) still waits in the outbox, its slot (essay e5e08f41, assigned at 38.71) empty."""
+    _cut_at(world, pd.Timestamp("2025-12-15T09:53:38.600Z"))
+    _guest_waiting_for_bos(world)
+    es = world.databases[ELS].tables["essay_states"]
+    row = es["essay_id"].astype(str) == "e5e08f41-278b-4ab5-945f-72da6245693b"
+    es.loc[row, "current_status"] = "uploaded"
+    es.loc[row, "text_storage_id"] = None
+
+
+def test_an_item_whose_event_waits_in_the_outbox_is_not_lost(tmp_path: Path) -> None:
+    """The world of :func:`_guest_mid_provisioning`. The rows say: produced (outbox row), not yet
+    published (published_at NULL 43 ms after it was written), ELS holds it nowhere because nothing
+    has reached ELS. Must: no item counted lost or not provisioned, no content.unplaced, no root
+    cause, not stuck (the batch entered its step 1.6 s ago)."""
+    world = _corpus("healthy-guest")
+    _guest_mid_provisioning(world)
+    v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
+    c = v["content"]
+    assert c["slot"] == 2 and c["lost"] == 0 and c["not_provisioned"] == 0, c
+    assert c["unpublished"] == 1, c
+    assert "content.unplaced" not in _ids(v)
+    assert v["root_cause"] is None and v["status"] != "stuck"
+
+
+def test_an_emptied_file_outbox_does_not_make_items_unprovisioned(tmp_path: Path) -> None:
+    """As above, with the File Service's event_outbox collected empty (the table answered, zero rows)
+    while the File Service's relay lines still name each file's provisioned event. Nothing in the
+    bundle says whether the third file's event was published; its log line says it was produced.
+    Must: no item lost or not provisioned; that item is unknown; no content.unplaced."""
+    world = _corpus("healthy-guest")
+    _guest_mid_provisioning(world)
+    world.databases[FILE_DB].tables["event_outbox"] = world.databases[FILE_DB].tables["event_outbox"].iloc[0:0]
+    v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
+    c = v["content"]
+    assert c["lost"] == 0 and c["not_provisioned"] == 0 and c["unknown"] == 1, c
+    assert "content.unplaced" not in _ids(v)
+    assert v["root_cause"] is None
