@@ -8,7 +8,9 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 - ``excess``: ELS published ExcessContentProvisionedV1 for it (no slot was free);
 - ``validation_failure``: the file failed validation (File ``failed`` or ELS ``batch_validation_failures``);
 - ``lost``: provisioned and published, but ELS holds it nowhere (the handler failed and the event
-  was skipped);
+  was skipped), with ELS's logs able to say whether it took the event (:func:`outcomes.consumption`
+  yes or no; when they cannot, e.g. they end before the publication, the item is ``unknown``: ELS
+  may not have had it yet);
 - ``unpublished``: provisioned, but the row still waits in the File Service's outbox
   (``published_at`` NULL): the event is not lost, it has not left (the outbox rules speak for it);
 - ``not_provisioned``: uploaded, but the File Service never produced the provisioned event (its
@@ -22,15 +24,18 @@ upload (File Service ``file_uploads``) → content provisioned (File outbox, Ess
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import cast
 
 import pandas as pd
 
 from . import _fields as F
 from ._frames import is_missing
+from ._time import parse_utc
 from .evidence import Evidence, payload, records
 from .model import columns as C
 from .model import names as N
+from .outcomes import consumption
 from .scope import normalise_id
 
 __all__ = ["LEDGER_COLUMNS", "PLACES", "content_ledger", "ledger_counts"]
@@ -78,6 +83,10 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         if it is not None:
             it["provisioned"] = True
             it["published"] = not is_missing(r.get(C.PUBLISHED_AT))
+            if it["published"]:
+                at = parse_utc(r.get(C.PUBLISHED_AT))
+                prev = cast("datetime | None", it.get("_published_at"))
+                it["_published_at"] = at if prev is None or (at is not None and at < prev) else prev
             cast(list[str], it["refs"]).append(_ref(N.FILE_OUTBOX, r))
     if not items:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
@@ -132,8 +141,23 @@ def content_ledger(ev: Evidence) -> pd.DataFrame:
         elif it["published"] is None:
             it["place"] = "unknown"
         else:
-            it["place"] = "lost"
+            # published and held nowhere: lost only when ELS's logs can answer whether it took the
+            # event (outcomes.consumption); an event ELS may still be about to handle is not lost
+            it["place"] = "unknown" if _els_took(ev, it) == "unknown" else "lost"
     return pd.DataFrame(list(items.values()), columns=list(LEDGER_COLUMNS))
+
+
+def _els_took(ev: Evidence, it: dict[str, object]) -> str:
+    """Whether ELS consumed the item's provisioned event: yes/no/unknown, as the kit's one detector
+    answers it for the runs that carry one of the item's ids."""
+    ids = {i for i in (it[F.TEXT_STORAGE_ID], it[F.FILE_UPLOAD_ID]) if i}
+    runs = ev.runs
+    if not runs.empty:
+        runs = runs[[bool(ids & set(r)) for r in runs["ids"]]]
+    return consumption(runs, N.T_CONTENT_PROVISIONED, "els",
+                       published_at=cast("datetime | None", it.get("_published_at")),
+                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised,
+                       log_first=ev.log_first).state
 
 
 def _provisioned_in_logs(ev: Evidence) -> set[str | None]:

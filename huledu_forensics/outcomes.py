@@ -398,9 +398,14 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:
+        # a log that ends less than the clocks' tolerance after the publication may, on the producer's
+        # clock, end before it: it cannot show the event was not handled
         if (published_at is not None and container_last is not None
-                and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
-            return Consumption("unknown", f"the logs of {container} end before the event was published")
+                and pd.Timestamp(container_last) < pd.Timestamp(published_at) + pd.Timedelta(seconds=_SKEW_S)):
+            late = pd.Timestamp(container_last) >= pd.Timestamp(published_at)
+            return Consumption("unknown", f"the logs of {container} end before the event was published"
+                               + (f" (or less than {_SKEW_S:g} s after it, within the clocks' tolerance)"
+                                  if late else ""))
         first = (log_first or {}).get(container)
         if published_at is not None and first is not None and pd.Timestamp(first) > pd.Timestamp(published_at):
             # rotated or truncated: the handling may have come between the publication and the log's start

@@ -377,3 +377,21 @@ def test_an_emptied_file_outbox_does_not_make_items_unprovisioned(tmp_path: Path
     assert c["lost"] == 0 and c["not_provisioned"] == 0 and c["unknown"] == 1, c
     assert "content.unplaced" not in _ids(v)
     assert v["root_cause"] is None
+
+
+def test_an_item_published_moments_before_collection_is_not_lost(tmp_path: Path) -> None:
+    """healthy-guest collected at 09:53:38.680, 6 ms after the File relay published the third file's
+    provisioned event (38.674) and before ELS handled it (38.698): ELS's log ends 1 ms after the
+    publication, its slot is empty. Nothing shows ELS failed to place it; on Kafka it is in flight.
+    Must: the item not lost (unknown), no content.unplaced, no root cause, not stuck."""
+    world = _corpus("healthy-guest")
+    _guest_mid_provisioning(world)
+    fresh = _corpus("healthy-guest")  # the File outbox and logs as they stood at 38.680
+    _cut_at(fresh, pd.Timestamp("2025-12-15T09:53:38.680Z"))
+    world.databases[FILE_DB].tables["event_outbox"] = fresh.databases[FILE_DB].tables["event_outbox"]
+    world.logs, world.collected_at = fresh.logs, fresh.collected_at
+    v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
+    c = v["content"]
+    assert c["slot"] == 2 and c["lost"] == 0 and c["unknown"] == 1, c
+    assert "content.unplaced" not in _ids(v)
+    assert v["root_cause"] is None and v["status"] != "stuck"
