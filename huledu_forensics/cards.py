@@ -135,7 +135,8 @@ def _content_line(content: Any) -> str:
     """The content ledger in one line: items against the expected count and where each ended."""
     if not isinstance(content, Mapping):
         return ""
-    places = ("slot", "pending", "excess", "validation_failure", "lost", "not_provisioned", "unknown")
+    places = ("slot", "pending", "excess", "validation_failure", "lost", "unpublished", "not_provisioned",
+              "unknown")
     where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in places
                       if isinstance(content.get(k), int) and content.get(k))
     exp = content.get("expected")
@@ -323,7 +324,8 @@ def verdict_card(source: Any) -> Html:
     if isinstance(aw, Mapping) and (aw.get("topic") or aw.get("step")):
         checks = []
         # consumed, then dropped or failed: not a green tick, the handling is where the batch stopped
-        bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in ("dropped", "failed") else ""
+        bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in (
+            "dropped", "failed", "interrupted") else ""
         for k in ("produced", "published", "consumed"):
             if k in aw:
                 t = _tri(aw.get(k))
