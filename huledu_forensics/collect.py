@@ -285,10 +285,9 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 def _lines(src: LogSource, container: str, window: Window,
            contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
-    if follow:  # files, Loki: search for the ids, only the stretches around matches are read
-        return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
-                                   follow=True))
-    return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
+    # follow (files, Loki): search for the ids, only the stretches around matches are read
+    return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None,
+                               follow=follow))
 
 
 def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],

@@ -164,3 +164,34 @@ def test_files_are_streamed_not_read_whole(tmp_path: Path):
         tracemalloc.stop()
     assert len(first) == 1000 and count == 0
     assert peak < 3_000_000, f"peak {peak} bytes: the file was not streamed"
+
+
+def test_every_log_source_takes_follow_as_the_protocol_declares_it(tmp_path: Path) -> None:
+    """Collection passes ``follow`` to whichever source it holds; the protocol says so, every source
+    accepts it (Docker yields every line with it), and collection passes it through unchanged."""
+    import inspect
+
+    from huledu_forensics import collect
+    from huledu_forensics.sources.docker import DockerSource
+    from huledu_forensics.sources.loki import LokiSource
+
+    for cls in (LogSource, DockerSource, FilesSource, LokiSource):
+        p = inspect.signature(cls.iter_lines).parameters.get("follow")
+        assert p is not None and p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False, cls
+    asked: list[dict[str, object]] = []
+
+    class Recording:
+        name, kind = "rec", "files"
+
+        def containers(self) -> list[str]:
+            return ["c"]
+
+        def iter_lines(self, container: str, window: Window, contains_any: object = None, *,
+                       follow: bool = False) -> object:
+            asked.append({"contains_any": contains_any, "follow": follow})
+            return iter(())
+
+    assert isinstance(Recording(), LogSource)
+    list(collect._lines(Recording(), "c", Window(), {"b", "a"}, follow=True))
+    list(collect._lines(Recording(), "c", Window(), None))
+    assert asked == [{"contains_any": ["a", "b"], "follow": True}, {"contains_any": None, "follow": False}]
