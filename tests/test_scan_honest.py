@@ -207,3 +207,18 @@ def test_a_live_scan_counts_the_batches_it_does_not_assess(make_pg_database: Any
     assert scan_verdict(result)["status"] == "unknown"
     card = cards.overview_card(overview.scan_overview(result)).text
     assert card == f"scanned {result.total} batches, none stuck in the sources read; 2 not assessed ({NOT_A_STEP} 2)"
+
+
+def test_the_stuck_batches_card_counts_the_batches_not_assessed_beside_the_stuck_ones(tmp_path: Path) -> None:
+    world = build_world("seed_variant_a")
+    batches = world.table(*N.BATCHES)
+    assert batches is not None
+    batches.loc[batches.index[0], "status"] = NOT_A_STEP
+    result = scan_bundle(write_world_bundle(world, tmp_path / "b"))
+    assert result.stuck == 5 and result.not_assessed == {NOT_A_STEP: 1} and result.not_stuck == 0
+    ov = overview.scan_overview(result)
+    card = cards.overview_card(ov)
+    assert card.text.startswith(f"scanned 6 batches, 5 stuck, 1 not assessed ({NOT_A_STEP} 1)")
+    assert "neither stuck nor healthy" in card.body
+    v = overview.overview_verdict(ov)
+    assert v["status"] == "stuck" and v["counts"] == {"stuck": 5, "not assessed": 1}
