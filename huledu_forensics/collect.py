@@ -274,9 +274,7 @@ def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, 
 
 def _containers_of(src: LogSource, window: Window) -> set[str] | None:
     try:
-        if getattr(src, "kind", "") == "loki":  # Loki's label API needs the window to see old data
-            return set(src.containers(window))  # type: ignore[call-arg]
-        return set(src.containers())
+        return set(src.containers(window))  # Loki's label API needs the window to see old data
     except SourceUnavailable:
         raise
     except Exception:  # noqa: BLE001 - a source that cannot list is asked container by container

@@ -69,8 +69,9 @@ class LogSource(Protocol):
     name: str
     kind: str
 
-    def containers(self) -> list[str]:
-        """Containers this source can read logs for."""
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Containers this source can read logs for (in ``window``, for a source that can tell: Loki's
+        label API sees only the time it is asked about; Docker and files list every container)."""
         ...
 
     def iter_lines(self, container: str, window: Window,

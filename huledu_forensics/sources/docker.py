@@ -172,8 +172,9 @@ class DockerSource:
 
     # ------------------------------------------------------------------ LogSource
 
-    def containers(self) -> list[str]:
-        """Return the names of all containers on the engine (running or not), sorted."""
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Return the names of all containers on the engine (running or not), sorted (``window`` is not
+        needed: the engine lists every container)."""
         client = self._client()
         with self._engine("list containers"):
             found = client.api.containers(all=True)
