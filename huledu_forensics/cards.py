@@ -12,11 +12,14 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from . import _fields as F
+
+if TYPE_CHECKING:
+    from .overview import ScanOverview
 
 __all__ = ["Html", "completeness_table", "findings_table", "overview_card", "parameters_table", "table", "verdict_card"]
 
@@ -590,26 +593,39 @@ def completeness_table(frame: pd.DataFrame | None) -> Html:
     return table(ordered.reset_index(drop=True), highlight=range(len(bad)))
 
 
-def overview_card(overview: pd.DataFrame | None) -> Html:
+def overview_card(overview: pd.DataFrame | ScanOverview | None) -> Html:
     """The answer first for a whole bundle: how many batches are stuck, the root causes that hold them,
     the longest wait, and the batch to open first.
 
     Args:
-        overview: the frame of :func:`huledu_forensics.overview.batch_overview` or ``scan_overview``
-            (any of its columns may be absent; a status that is not known is counted as *unknown*); from
-            a scan, the card also says how many batches were scanned and which were investigated.
+        overview: the frame of :func:`huledu_forensics.overview.batch_overview` (any of its columns may be
+            absent; a status that is not known is counted as *unknown*), or the
+            :class:`~huledu_forensics.overview.ScanOverview` of ``scan_overview``: then the card also says
+            how many batches were scanned, which were investigated and how many were not assessed.
     """
-    scanned = overview.attrs.get("scanned") if overview is not None else None
-    unread = [str(w) for w in overview.attrs.get("warnings") or []] if overview is not None else []
-    if overview is not None and overview.empty and unread:  # a partial scan proves no batch healthy
+    from .overview import ScanOverview  # not at import: it loads the investigation and plotly
+
+    scan = overview if isinstance(overview, ScanOverview) else None
+    scanned = scan.scanned if scan is not None else None
+    unread = list(scan.warnings) if scan is not None else []
+    not_assessed = scan.not_assessed_count if scan is not None else 0
+    states = ", ".join(f"<code>{_e(s)}</code> {n}" for s, n in scan.not_assessed.items()) if scan is not None else ""
+    states_text = ", ".join(f"{s} {n}" for s, n in scan.not_assessed.items()) if scan is not None else ""
+    frame: pd.DataFrame | None = scan.frame if scan is not None else cast("pd.DataFrame | None", overview)
+    overview = frame
+    if overview is not None and overview.empty and (unread or not_assessed):  # proves no batch healthy
+        why = ([("not every source could be read: " + "; ".join(f"<code>{_e(w)}</code>" for w in unread),
+                 "unknown: " + "; ".join(unread))] if unread else [])
+        why += ([(f"<b>{not_assessed}</b> batch(es) are in a state the model does not describe as a step "
+                  f"({states}), so the scan did not assess them",
+                  f"{not_assessed} not assessed ({states_text})")] if not_assessed else [])
         colour = _STATUS_COLOURS.get("unknown", "#757575")
         return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
                     f"style='background:{colour}'>unknown</span>No stuck batch found in the sources read</h2>"
-                    f"The scan examined <b>{scanned or 0}</b> batch(es), but not every source could be read: "
-                    + "; ".join(f"<code>{_e(w)}</code>" for w in unread) + ". Batches those sources would show "
-                    "are unknown, not healthy.</div>",
-                    f"scanned {scanned or 0} batches, none stuck in the sources read; unknown: "
-                    + "; ".join(unread))
+                    f"The scan examined <b>{scanned or 0}</b> batch(es), but "
+                    + "; and ".join(h for h, _t in why) + ". Those batches are unknown, not healthy.</div>",
+                    f"scanned {scanned or 0} batches, none stuck in the sources read; "
+                    + "; ".join(t for _h, t in why))
     if overview is not None and overview.empty and isinstance(scanned, int) and scanned:
         colour = _STATUS_COLOURS.get("healthy", "#2e7d32")
         return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
@@ -646,12 +662,15 @@ def overview_card(overview: pd.DataFrame | None) -> Html:
         text.append(f"open first: {first.get(F.BATCH_ID)}")
     if isinstance(scanned, int):  # from a scan: only its stuck batches are rows
         of_them = f", {counts['unknown']} of them unknown" if counts.get("unknown") else ""
-        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck{of_them}"))
-        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck{of_them}")
+        unassessed = (f", <b>{not_assessed}</b> not assessed (a state the model does not describe: {states}; "
+                      "neither stuck nor healthy)" if not_assessed else "")
+        rows.insert(0, ("Scanned", f"<b>{scanned}</b> batch(es), <b>{len(overview)}</b> stuck{of_them}{unassessed}"))
+        text.insert(0, f"scanned {scanned} batches, {len(overview)} stuck{of_them}"
+                    + (f", {not_assessed} not assessed ({states_text})" if not_assessed else ""))
     if "root_cause_of" in overview.columns:
         investigated = int((overview["root_cause_of"] == overview[F.BATCH_ID]).sum())
         shared = int(((overview["root_cause_of"] != overview[F.BATCH_ID]) & (overview["root_cause_of"] != "")).sum())
-        groups = overview.attrs.get("groups")
+        groups = scan.groups if scan is not None else None
         per = ("one per signature group" if not isinstance(groups, int) or investigated >= groups
                else f"one for each of {investigated} of the {groups} signature groups")
         rows.append(("Investigated", f"<b>{investigated}</b> batch(es), {per}"

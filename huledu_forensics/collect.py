@@ -274,9 +274,7 @@ def log_sources_for(profile: Profile) -> tuple[list[LogSource], list[tuple[str, 
 
 def _containers_of(src: LogSource, window: Window) -> set[str] | None:
     try:
-        if getattr(src, "kind", "") == "loki":  # Loki's label API needs the window to see old data
-            return set(src.containers(window))  # type: ignore[call-arg]
-        return set(src.containers())
+        return set(src.containers(window))  # Loki's label API needs the window to see old data
     except SourceUnavailable:
         raise
     except Exception:  # noqa: BLE001 - a source that cannot list is asked container by container
@@ -285,10 +283,9 @@ def _containers_of(src: LogSource, window: Window) -> set[str] | None:
 
 def _lines(src: LogSource, container: str, window: Window,
            contains: set[str] | None, follow: bool = False) -> Iterator[LogLine]:
-    if follow:  # files, Loki: search for the ids, only the stretches around matches are read
-        return iter(src.iter_lines(container, window, contains_any=sorted(contains or ()),  # type: ignore[call-arg]
-                                   follow=True))
-    return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None))
+    # follow (files, Loki): search for the ids, only the stretches around matches are read
+    return iter(src.iter_lines(container, window, contains_any=sorted(contains) if contains else None,
+                               follow=follow))
 
 
 def _write_lines(writer: BundleWriter, container: str, lines: Iterable[LogLine],

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,6 +40,7 @@ from .scope import normalise_id
 __all__ = [
     "OVERVIEW_COLUMNS",
     "REPRESENTATIVES_DIR",
+    "ScanOverview",
     "batch_ids",
     "batch_overview",
     "bundles_beside",
@@ -60,6 +62,48 @@ _STATUS_ORDER = {"stuck": 0, "failed": 0, "degraded": 1, "unknown": 2, "healthy"
 _COLOURS = {"stuck": "#e53935", "failed": "#b71c1c", "degraded": "#fb8c00", "unknown": "#9e9e9e",
             "healthy": "#43a047"}
 _PROGRESS_MIN = 5  # show the counter line from this many batches on
+
+
+@dataclass(frozen=True)
+class ScanOverview:
+    """What :func:`scan_overview` returns: the stuck batches' rows and the scan's facts that are not rows.
+
+    The counts live here, not in the frame (a frame's ``attrs`` are lost by a row selection or a concat,
+    and a lost count would silently change the verdict's counts); pass the whole object to
+    :func:`overview_verdict`, :func:`signature_groups`, :func:`write_overview_verdict`,
+    :func:`huledu_forensics.scan.scan_verdict` and :func:`huledu_forensics.cards.overview_card`.
+
+    Attributes:
+        frame: one row per stuck batch (:data:`OVERVIEW_COLUMNS` plus ``root_cause_of``).
+        scanned: how many batches the scan examined.
+        not_stuck: how many it assessed and did not list.
+        not_assessed: batches in a state the model does not describe, by state (neither stuck nor healthy).
+        groups: how many signature groups the stuck batches form.
+        complete: whether the scan read every source.
+        warnings: what the scan could not read.
+        verdicts: the verdict of every investigated batch, by id.
+        representatives: the investigated batch of each signature group, by signature.
+    """
+
+    frame: pd.DataFrame
+    scanned: int
+    not_stuck: int
+    groups: int
+    complete: bool = True
+    not_assessed: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    representatives: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def not_assessed_count(self) -> int:
+        """How many batches the scan did not assess."""
+        return sum(self.not_assessed.values())
+
+
+def frame_of(overview: pd.DataFrame | ScanOverview) -> pd.DataFrame:
+    """The rows of an overview: the frame itself, or a :class:`ScanOverview`'s ``frame``."""
+    return overview.frame if isinstance(overview, ScanOverview) else overview
 
 
 def batch_ids(bundle: str | Path | Bundle) -> dict[str, set[str]]:
@@ -170,7 +214,7 @@ def bundles_beside(scan_json: str | Path) -> dict[str, Path] | None:
 
 def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Path | Bundle] | None = None, *,
                   id: str | None = None, since: datetime | str | None = None,
-                  until: datetime | str | None = None) -> pd.DataFrame:
+                  until: datetime | str | None = None) -> ScanOverview:
     """The scan's stuck batches, one row each, with one batch per signature group investigated.
 
     A scan (:func:`huledu_forensics.scan.scan_bundle` or ``scan_profile``) classifies every batch and
@@ -185,11 +229,13 @@ def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Pa
     investigated and the scan's error class stands in for the root cause.
 
     Returns:
-        :data:`OVERVIEW_COLUMNS` plus ``root_cause_of``: the investigated batch whose root cause the row
-        shows (itself for an investigated batch; the group's investigated batch for the others, whose
-        ``root_cause_summary`` says so; empty without a bundle, where the error class stands in).
-        ``attrs["scanned"]`` is how many batches the scan examined and ``attrs["verdicts"]`` the verdict
-        of every investigated batch, by id (:func:`write_overview_verdict` reuses them).
+        A :class:`ScanOverview`: its ``frame`` has :data:`OVERVIEW_COLUMNS` plus ``root_cause_of``, the
+        investigated batch whose root cause the row shows (itself for an investigated batch; the group's
+        investigated batch for the others; empty without a bundle, where the error class stands in). A
+        group's summary is written once: on its investigated batch (or, without one, its first listed
+        batch); the group's other rows say ``same as <short id>``. The object also carries how many
+        batches the scan examined, did not list and did not assess, and the verdict of every
+        investigated batch (:func:`write_overview_verdict` reuses them).
     """
     from .scan import overview_frame
 
@@ -203,7 +249,9 @@ def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Pa
         sig = (str(g["state"]), str(g["awaited_event"]), str(g["error_class"]))
         ids = [str(x) for x in scan.batches.loc[(key == sig).all(axis=1), F.BATCH_ID]]
         can = [i for i in ids if evidence(i) is not None]
-        if not can:
+        if not can:  # nobody investigated: the group's first batch carries the scan's summary, once
+            for other in ids[1:]:
+                rows[other].update(root_cause_summary=f"scan, not investigated: same as {_short(ids[0])}")
             continue
         rep = want if want in can else can[0]
         representatives[str(g["signature"])] = rep
@@ -211,21 +259,30 @@ def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Pa
         if v is not None:
             verdicts[rep] = v
         rows[rep].update(found, root_cause_of=rep)
+        if len(ids) > 1:
+            rows[rep]["root_cause_summary"] = (
+                f"investigated for its signature group of {len(ids)} ({' | '.join(sig)}): "
+                f"{found.get('root_cause_summary') or found.get('error') or 'no root cause found'}")
         for other in ids:
             if other != rep:
                 rows[other].update(root_cause=found.get("root_cause") or rows[other]["root_cause"],
-                                   root_cause_of=rep, root_cause_summary=(
-                    f"not investigated itself: same signature ({' | '.join(sig)}) as {rep}, whose root cause "
-                    "this is; open this batch's own report to confirm"))
+                                   root_cause_of=rep,
+                                   root_cause_summary=f"not investigated itself: same as {_short(rep)}")
     alone = evidence(want) if want and want not in verdicts else None
     if want and alone is not None:
         _row, v = _investigated_row(alone, want, since=since, until=until)
         if v is not None:
             verdicts[want] = v
     df = _ordered(list(rows.values()), [*OVERVIEW_COLUMNS, "root_cause_of"])
-    df.attrs.update(scanned=int(scan.total), groups=len(scan.groups), verdicts=verdicts,
-                    representatives=representatives, complete=bool(scan.complete), warnings=list(scan.warnings))
-    return df
+    return ScanOverview(frame=df, scanned=int(scan.total), not_stuck=int(scan.not_stuck), groups=len(scan.groups),
+                        complete=bool(scan.complete), not_assessed=dict(scan.not_assessed),
+                        warnings=tuple(str(w) for w in scan.warnings), verdicts=verdicts,
+                        representatives=representatives)
+
+
+def _short(batch_id: str) -> str:
+    """A batch id as the stuck-batches table names another row: its first 8 characters."""
+    return f"{batch_id[:8]}…"
 
 
 def _evidence(bundle: str | Path | Bundle | Mapping[str, str | Path | Bundle] | None) -> Callable[[str], Bundle | None]:
@@ -259,15 +316,15 @@ def _ordered(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df.drop(columns=["_rank", "_wait"]).reset_index(drop=True)
 
 
-def signature_groups(scan: Any, overview: pd.DataFrame) -> pd.DataFrame:
+def signature_groups(scan: Any, overview: ScanOverview) -> pd.DataFrame:
     """The scan's signature groups with the batch investigated for each (``investigated_batch``) and
     the root cause found on it (both empty when nothing was investigated)."""
     groups: pd.DataFrame = scan.groups
-    reps = overview.attrs.get("representatives") or {}
+    reps = overview.representatives
     if groups.empty or not reps:
         return groups.drop(columns=["signature"], errors="ignore")
     rep = [reps.get(str(sig), "") for sig in groups["signature"]]
-    causes = overview.set_index(F.BATCH_ID)["root_cause"]
+    causes = overview.frame.set_index(F.BATCH_ID)["root_cause"]
     return groups.drop(columns=["signature"]).assign(
         investigated_batch=rep, root_cause=pd.Series([causes.get(r) if r else None for r in rep],
                                                      index=groups.index, dtype=object))
@@ -280,38 +337,49 @@ def _json_value(x: object) -> object:
     return x.isoformat() if isinstance(x, pd.Timestamp) else x
 
 
-def overview_verdict(overview: pd.DataFrame, *, bundle: str | None = None) -> dict[str, object]:
+def overview_verdict(overview: pd.DataFrame | ScanOverview, *, bundle: str | None = None) -> dict[str, object]:
     """A ``verdict.json`` for a whole bundle: healthy only when every batch is healthy.
 
     Carries ``status`` (the worst batch status), ``healthy``, ``counts`` per status and
     ``batch_summaries``, one short entry per batch (id, status, state, awaited event, waited seconds,
     root cause id), so
-    ``huledu-forensics report`` can derive its exit code from it like from a batch verdict.
+    ``huledu-forensics report`` can derive its exit code from it like from a batch verdict. From a
+    :class:`ScanOverview` (which lists only the stuck batches) the counts also hold the batches the scan
+    found ``not stuck`` (``not flagged (scan partial)`` when a source was not read) and those it did
+    ``not assessed``; with either of the latter and nothing stuck, the status is ``unknown``, not healthy.
     """
-    statuses = [str(s) for s in overview["status"]] if not overview.empty else []
+    df = frame_of(overview)
+    statuses = [str(s) for s in df["status"]] if not df.empty else []
     worst = min(statuses, key=lambda s: _STATUS_ORDER.get(s, 2)) if statuses else "healthy"
     batches = []
-    for r in records(overview):
+    for r in records(df):
         batches.append({k: _json_value(r[k])
                         for k in (F.BATCH_ID, "flow", "status", "current_state", "awaited_event",
                                   "waited_s", "root_cause", "registered_at")})
-    counts = {s: statuses.count(s) for s in dict.fromkeys([*_STATUS_ORDER, *statuses]) if s in statuses}
-    scanned = overview.attrs.get("scanned")  # a scan lists only its stuck batches (scan_overview)
-    if isinstance(scanned, int) and scanned > len(statuses):  # "not stuck" only when every source was read
-        counts["not stuck" if overview.attrs.get("complete", True) else "not flagged (scan partial)"] = \
-            scanned - len(statuses)
+    counts: dict[str, int] = {s: statuses.count(s) for s in dict.fromkeys([*_STATUS_ORDER, *statuses])
+                              if s in statuses}
+    healthy = all(s == "healthy" for s in statuses)
+    if isinstance(overview, ScanOverview):  # a scan lists only its stuck batches; the rest are counts
+        if overview.not_stuck:
+            counts["not stuck" if overview.complete else "not flagged (scan partial)"] = overview.not_stuck
+        if overview.not_assessed_count:
+            counts["not assessed"] = overview.not_assessed_count
+        if not overview.complete or overview.not_assessed_count:
+            healthy = False
+            worst = "unknown" if worst == "healthy" else worst
     return {"tool": "huledu-forensics", "kind": "overview", "bundle": bundle,
-            "healthy": all(s == "healthy" for s in statuses), "status": worst,
+            "healthy": healthy, "status": worst,
             "counts": counts, "batch_summaries": batches}
 
 
-def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
+def root_cause_counts(overview: pd.DataFrame | ScanOverview) -> pd.DataFrame:
     """How many batches each root cause holds: root_cause, status, batch_count, longest_wait_s, example.
 
     One fault usually hits every batch written while it lasts; this shows whether the stuck batches
     share one cause. Healthy batches count under root cause ``-``.
     """
     cols = ["root_cause", "status", "batch_count", "longest_wait_s", "example_batch"]
+    overview = frame_of(overview) if overview is not None else overview
     if overview is None or overview.empty:
         return pd.DataFrame(columns=cols)
     d = overview.assign(root_cause=overview["root_cause"].fillna("-"))
@@ -323,7 +391,7 @@ def root_cause_counts(overview: pd.DataFrame) -> pd.DataFrame:
         cols].reset_index(drop=True)
 
 
-def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bundle: str | Path | Bundle,
+def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame | ScanOverview, bundle: str | Path | Bundle,
                            any_id: str | None = None, *, since: datetime | str | None = None,
                            until: datetime | str | None = None) -> str | None:
     """Write ``verdict.json`` for the stuck-batches report; returns the path, or ``None`` when not asked.
@@ -336,7 +404,8 @@ def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bund
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     summary = overview_verdict(overview, bundle=str(b.path))
     if any_id:
-        known = (overview.attrs.get("verdicts") or {}).get(normalise_id(any_id))  # investigated once only
+        verdicts = overview.verdicts if isinstance(overview, ScanOverview) else {}
+        known = verdicts.get(normalise_id(any_id) or "")  # investigated once only
         data = dict(known or investigate(b, any_id, since=since, until=until).verdict.to_json())
         data["overview"] = summary
     else:
@@ -349,13 +418,14 @@ def write_overview_verdict(path: str | Path | None, overview: pd.DataFrame, bund
     return str(p)
 
 
-def overview_figure(df: pd.DataFrame) -> go.Figure:
+def overview_figure(df: pd.DataFrame | ScanOverview) -> go.Figure:
     """One bar per batch: how long it has waited in its current step, coloured by status.
 
     Hover a bar for the state, the awaited event and the root cause. Healthy batches that finished
     have no wait and show as a short green bar.
     """
     fig = go.Figure()
+    df = frame_of(df) if df is not None else df
     if df is None or df.empty:
         fig.update_layout(title="Batches: none in this bundle")
         return fig

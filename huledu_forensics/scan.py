@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -42,6 +42,9 @@ from .model import columns as C
 from .model import names as N
 from .model.services import BOS_DB, ELS_DB, FILE_DB
 from .model.states import PHASE_EXPECTED_DWELL_S
+
+if TYPE_CHECKING:
+    from .overview import ScanOverview
 
 __all__ = ["BATCH_COLUMNS", "ERROR_CLASSES", "GROUP_COLUMNS", "SCAN_FILES", "ScanResult", "error_class_meaning",
            "load_scan", "scan_bundle", "scan_profile"]
@@ -111,6 +114,9 @@ class ScanResult:
         since: only batches registered at or after this were examined (``None``: all).
         source: where the scan ran (``{"kind": "live", "profile": ...}`` or ``{"kind": "bundle", ...}``).
         warnings: what could not be read (a database down, a table missing); the scan is then partial.
+        not_assessed: BOS batches in a state the model does not describe as a step of their flow (e.g.
+            ``processing_pipelines``), by state: the scan has no dwell to hold them to, so it says
+            nothing about them (neither stuck nor healthy).
     """
 
     batches: pd.DataFrame
@@ -120,6 +126,7 @@ class ScanResult:
     since: datetime | None = None
     source: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    not_assessed: dict[str, int] = field(default_factory=dict)
 
     @property
     def stuck(self) -> int:
@@ -132,6 +139,16 @@ class ScanResult:
         return int(self.batches["error_class"].astype(str).str.startswith(f"{UNKNOWN}.").sum())
 
     @property
+    def not_assessed_count(self) -> int:
+        """How many batches the scan did not assess (:attr:`not_assessed`)."""
+        return sum(self.not_assessed.values())
+
+    @property
+    def not_stuck(self) -> int:
+        """How many examined batches the scan assessed and did not list (neither stuck nor not assessed)."""
+        return max(int(self.total) - self.stuck - self.not_assessed_count, 0)
+
+    @property
     def complete(self) -> bool:
         """Whether every source was read (no warning)."""
         return not self.warnings
@@ -140,7 +157,8 @@ class ScanResult:
         """A JSON-ready dict (times as ISO 8601 UTC)."""
         return {"format": SCAN_FORMAT, "tool": "huledu-forensics", "scanned_at": self.scanned_at.isoformat(),
                 "since": self.since.isoformat() if self.since else None, "source": self.source,
-                "total": int(self.total), "stuck": self.stuck, "complete": self.complete,
+                "total": int(self.total), "stuck": self.stuck, "not_assessed": dict(self.not_assessed),
+                "complete": self.complete,
                 "warnings": list(self.warnings), "groups": _records(self.groups),
                 "stuck_batches": _records(self.batches)}
 
@@ -157,7 +175,8 @@ class ScanResult:
         scanned = parse_utc(data.get("scanned_at")) or utcnow()
         return cls(batches=_typed(batches), groups=groups, total=int(data.get("total") or 0),
                    scanned_at=scanned, since=parse_utc(data.get("since")), source=dict(data.get("source") or {}),
-                   warnings=list(data.get("warnings") or []))
+                   warnings=list(data.get("warnings") or []),
+                   not_assessed={str(k): int(v) for k, v in (data.get("not_assessed") or {}).items()})
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``scan.json``, ``stuck_batches.csv`` and ``groups.csv`` into ``out_dir``; return their paths."""
@@ -175,7 +194,10 @@ class ScanResult:
         """The terminal view: one line of totals, the groups, then the oldest stuck batches."""
         lines = [f"scanned {self.total} batch(es) at {self.scanned_at:%Y-%m-%d %H:%M:%S} UTC: "
                  f"{self.stuck} stuck or unhealthy in {len(self.groups)} group(s)"
-                 + (f", {self.unknown} of them unknown" if self.unknown else "")]
+                 + (f", {self.unknown} of them unknown" if self.unknown else "")
+                 + (f"; {self.not_assessed_count} not assessed ({_states(self.not_assessed)}: "
+                    "states the model does not describe as a step, so neither stuck nor healthy)"
+                    if self.not_assessed else "")]
         if not self.groups.empty:
             lines.append("")
             g = self.groups
@@ -197,6 +219,11 @@ class ScanResult:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+def _states(counts: dict[str, int]) -> str:
+    """``{state: n}`` as ``state n, other m``."""
+    return ", ".join(f"{s} {n}" for s, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def error_class_meaning(error_class: str) -> str:
@@ -341,7 +368,8 @@ class _Facts:
     def bos_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
         raise NotImplementedError
 
-    def bos_total(self, since: datetime | None) -> int:  # noqa: D102
+    def bos_states(self, since: datetime | None) -> dict[tuple[str, str], int]:
+        """How many BOS batches are in each (flow, state)."""
         raise NotImplementedError
 
     def els_candidates(self, since: datetime | None) -> pd.DataFrame:  # noqa: D102
@@ -494,11 +522,13 @@ SELECT *, EXTRACT(EPOCH FROM (CAST(:now_n AS timestamp) - entered_at)) AS age_s 
         df = self._run(BOS_DB, sql, params, "scan the batches of", _BOS_CAND_COLS)
         return _norm_bos(df)
 
-    def bos_total(self, since: datetime | None) -> int:
-        sql = (f"SELECT count(*) AS n FROM {_q(N.BATCHES)} WHERE CAST(:since_n AS timestamp) IS NULL "
-               f"OR {_c.created_at} >= CAST(:since_n AS timestamp)")
-        df = self._run(BOS_DB, sql, self._times(since), "count the batches of", ["n"])
-        return int(df["n"].iloc[0]) if not df.empty else 0
+    def bos_states(self, since: datetime | None) -> dict[tuple[str, str], int]:
+        sql = (f"SELECT CASE WHEN {_c.class_id} IS NULL THEN 'GUEST' ELSE 'REGULAR' END AS flow, "
+               f"CAST({_c.status} AS text) AS state, count(*) AS n FROM {_q(N.BATCHES)} "
+               f"WHERE CAST(:since_n AS timestamp) IS NULL OR {_c.created_at} >= CAST(:since_n AS timestamp) "
+               "GROUP BY 1, 2")
+        df = self._run(BOS_DB, sql, self._times(since), "count the batches of", ["flow", "state", "n"])
+        return {(str(r["flow"]), str(r["state"])): int(r["n"]) for r in _dict_rows(df)}
 
     def _els_select(self, where: str) -> str:
         t, e, p, f = _q(N.TRACKERS), _q(N.ESSAY_STATES), _q(N.PENDING_CONTENT), _q(N.VALIDATION_FAILURES)
@@ -655,8 +685,12 @@ class _BundleFacts(_Facts):
             b = b[b[C.CREATED_AT] >= pd.Timestamp(since)]
         return b
 
-    def bos_total(self, since: datetime | None) -> int:
-        return len(self._batches(since))
+    def bos_states(self, since: datetime | None) -> dict[tuple[str, str], int]:
+        b = self._batches(since)
+        if b.empty:
+            return {}
+        sizes = b.groupby(["flow", "state"]).size()
+        return {(str(k[0]), str(k[1])): int(n) for k, n in zip(sizes.index, sizes.to_numpy())}
 
     def bos_candidates(self, since: datetime | None) -> pd.DataFrame:
         b = self._batches(since)
@@ -810,11 +844,27 @@ def _int(v: Any) -> int | None:
         return None
 
 
-def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.DataFrame, int]:
+def _not_assessed(states: dict[tuple[str, str], int]) -> dict[str, int]:
+    """The batches in a state the model does not describe as a step of their flow (nor a failed state),
+    by state: the scan has no dwell for them, so it cannot say stuck or not."""
+    described = {(s.flow, s.state) for s in _steps()}
+    out: dict[str, int] = {}
+    for (flow, state), n in states.items():
+        if (flow, state) not in described and state not in N.BATCH_FAILED_STATUSES:
+            out[state] = out.get(state, 0) + n
+    return out
+
+
+def _classify(facts: _Facts, since: datetime | None,
+              say: Progress) -> tuple[pd.DataFrame, int, dict[str, int]]:
     say(f"BOS: classifying every batch {facts.where} …")
     bos = facts.bos_candidates(since)
-    total = facts.bos_total(since)
-    say(f"BOS: {total} batch(es), {len(bos)} past their step's dwell or failed")
+    states = facts.bos_states(since)
+    total = sum(states.values())
+    not_assessed = _not_assessed(states)
+    say(f"BOS: {total} batch(es), {len(bos)} past their step's dwell or failed"
+        + (f", {sum(not_assessed.values())} in a state the model does not describe (not assessed)"
+           if not_assessed else ""))
     say("ELS: trackers, essays, pending content, validation failures …")
     els = facts.els_candidates(since)
     say(f"ELS: {len(els)} incomplete tracker(s) past the registration dwell")
@@ -833,7 +883,7 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     total += len(only_elsewhere)
     say(f"joining {len(ids)} candidate(s) across the databases …")
     if not ids:
-        return pd.DataFrame(columns=list(BATCH_COLUMNS)), total
+        return pd.DataFrame(columns=list(BATCH_COLUMNS)), total, not_assessed
 
     ed = {r[F.BATCH_ID]: r for r in _dict_rows(facts.els_details(ids))} if facts.has(ELS_DB) else {}
     fd = {r[F.BATCH_ID]: r for r in _dict_rows(facts.file_details(ids))} if facts.has(FILE_DB) else {}
@@ -891,7 +941,8 @@ def _classify(facts: _Facts, since: datetime | None, say: Progress) -> tuple[pd.
     df = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
     df["entered_at"] = pd.to_datetime(df["entered_at"], utc=True)
     df = _typed(df)
-    return df.sort_values(["entered_at", F.BATCH_ID], kind="stable", na_position="first").reset_index(drop=True), total
+    df = df.sort_values(["entered_at", F.BATCH_ID], kind="stable", na_position="first").reset_index(drop=True)
+    return df, total, not_assessed
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -1031,7 +1082,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
                                 + "; ".join(warnings), source="postgres")
     try:
         facts = _PgFacts(sources, at, unread)
-        batches, total = _classify(facts, t_since, say)
+        batches, total, not_assessed = _classify(facts, t_since, say)
         warnings += facts.warnings
     finally:
         for src in sources.values():
@@ -1039,7 +1090,8 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
     groups = _groups(batches)
     say(f"done: {total} batch(es), {len(batches)} stuck in {len(groups)} group(s)")
     return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
-                      source={"kind": "live", "profile": profile.name}, warnings=warnings)
+                      source={"kind": "live", "profile": profile.name}, warnings=warnings,
+                      not_assessed=not_assessed)
 
 
 def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
@@ -1053,10 +1105,11 @@ def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = N
     say = _say(progress)
     t_since = parse_option_time(since, "since")
     facts = _BundleFacts(b)
-    batches, total = _classify(facts, t_since, say)
+    batches, total, not_assessed = _classify(facts, t_since, say)
     groups = _groups(batches)
     return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
-                      source={"kind": "bundle", "bundle": str(b.path)}, warnings=facts.warnings)
+                      source={"kind": "bundle", "bundle": str(b.path)}, warnings=facts.warnings,
+                      not_assessed=not_assessed)
 
 
 # ----------------------------------------------------------------------------------- report helpers
@@ -1089,38 +1142,45 @@ def _status(state: Any, error_class: Any) -> str:
 
 
 NOT_STUCK_MEANS = ("no row the scan read puts the batch past its step's expected dwell or in a failed state: "
-                   "BOS updated it within the dwell, or its state has no expected dwell (waiting for the client, "
-                   "finished, or a state the model does not describe)")
+                   "BOS updated it within the dwell, or its step has no expected dwell (waiting for the client)")
 """What the scan's ``not stuck`` count states (verdict.json ``not_stuck_means``)."""
 
+NOT_ASSESSED_MEANS = ("the batch's BOS state is not a step the model describes for its flow, so the scan has no "
+                      "dwell to hold it to: neither stuck nor healthy; open the batch's own report")
+"""What the scan's ``not assessed`` count states (verdict.json ``not_assessed_means``)."""
 
-def scan_verdict(result: ScanResult, overview: pd.DataFrame | None = None) -> dict[str, Any]:
-    """A ``verdict.json`` for a scan: healthy only when every source was read and no batch is listed.
+
+def scan_verdict(result: ScanResult, overview: ScanOverview | None = None) -> dict[str, Any]:
+    """A ``verdict.json`` for a scan: healthy only when every source was read, every batch assessed and
+    no batch is listed.
 
     ``status`` is ``stuck`` when a batch is stuck or failed, else ``unknown`` when a batch could not be
-    classified or a source was not read, else ``healthy``. Each group carries what its error class
+    classified, a source was not read or a batch's state is one the model does not describe (counted as
+    ``not_assessed``, by state in ``not_assessed_states``), else ``healthy``. Each group carries what its error class
     states (``error_class_means``) and, with ``overview`` (:func:`huledu_forensics.overview.scan_overview`),
     ``investigated``: the root cause found by investigating ONE representative batch of the group (logs
     and rows), which the group's other batches share by signature only (``None``: nobody investigated).
     ``huledu-forensics report`` derives its exit code from it as from a batch verdict.
     """
     sure = result.stuck - result.unknown
-    status = "stuck" if sure else (UNKNOWN if result.unknown or not result.complete else "healthy")
+    status = "stuck" if sure else (UNKNOWN if result.unknown or not result.complete or result.not_assessed
+                                   else "healthy")
     groups = _records(result.groups)
-    reps = (overview.attrs.get("representatives") or {}) if overview is not None else {}
-    verdicts = (overview.attrs.get("verdicts") or {}) if overview is not None else {}
+    reps = overview.representatives if overview is not None else {}
+    verdicts = overview.verdicts if overview is not None else {}
     for g in groups:
         if overview is not None:
             g["investigated"] = _investigated(reps.get(str(g["signature"])), verdicts, int(g["count"]))
     return {"tool": "huledu-forensics", "kind": "scan", "healthy": status == "healthy", "status": status,
             "scanned_at": result.scanned_at.isoformat(), "total": int(result.total), "stuck": result.stuck,
-            "unknown": result.unknown, "not_stuck": int(result.total) - result.stuck,
-            "not_stuck_means": NOT_STUCK_MEANS,
+            "unknown": result.unknown, "not_stuck": result.not_stuck,
+            "not_stuck_means": NOT_STUCK_MEANS, "not_assessed": result.not_assessed_count,
+            "not_assessed_states": dict(result.not_assessed), "not_assessed_means": NOT_ASSESSED_MEANS,
             "completeness": {"scan": "complete" if result.complete else "partial"},
             "warnings": list(result.warnings), "groups": groups}
 
 
-def _investigated(rep: str | None, verdicts: dict[str, Any], count: int) -> dict[str, Any] | None:
+def _investigated(rep: str | None, verdicts: Mapping[str, Any], count: int) -> dict[str, Any] | None:
     """One group's investigated root cause, marked as found on one representative batch."""
     if not rep:
         return None
@@ -1133,7 +1193,7 @@ def _investigated(rep: str | None, verdicts: dict[str, Any], count: int) -> dict
 
 
 def write_scan_verdict(path: str | Path | None, result: ScanResult,
-                       overview: pd.DataFrame | None = None) -> str | None:
+                       overview: ScanOverview | None = None) -> str | None:
     """Write :func:`scan_verdict` (with ``overview``: each group's investigated root cause) to ``path``
     atomically (nothing when ``path`` is empty)."""
     if not path:

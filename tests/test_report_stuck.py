@@ -4,14 +4,17 @@ papermill reads them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import pandas as pd
 import pytest
 
 from huledu_forensics import cards, overview, report, scan
@@ -52,8 +55,8 @@ def test_one_batch_per_signature_group_is_investigated_and_the_others_say_so(see
     ov = overview.scan_overview(sc, seed)
     rep = str(sc.groups["example_batch"][0])
     assert counted == [rep]
-    assert set(ov["root_cause_of"]) == {rep} and set(ov["root_cause"]) == {"enum.label_missing"}
-    others = ov[ov["batch_id"] != rep]
+    assert set(ov.frame["root_cause_of"]) == {rep} and set(ov.frame["root_cause"]) == {"enum.label_missing"}
+    others = ov.frame[ov.frame["batch_id"] != rep]
     assert len(others) == 5 and others["root_cause_summary"].str.startswith("not investigated itself").all()
     groups = overview.signature_groups(sc, ov)
     assert groups[["count", "investigated_batch", "root_cause"]].values.tolist() == [[6, rep, "enum.label_missing"]]
@@ -77,7 +80,7 @@ def test_a_healthy_bundle_counts_its_batches_as_not_stuck(counted: list[str], tm
     b = write_world_bundle(build_world("healthy_guest"), tmp_path / "b")
     sc = scan.scan_bundle(b)
     ov = overview.scan_overview(sc, b)
-    assert ov.empty and counted == []
+    assert ov.frame.empty and counted == []
     v = overview.overview_verdict(ov)
     assert v["healthy"] is True and v["counts"] == {"not stuck": sc.total} and sc.total > 0
     assert cards.overview_card(ov).text == f"scanned {sc.total} batches, none stuck"  # not "no batches"
@@ -87,10 +90,46 @@ def test_with_bundles_per_batch_only_batches_with_a_bundle_are_investigated(seed
     sc = scan.scan_bundle(seed)
     last = str(sc.batches["batch_id"].iloc[-1])
     ov = overview.scan_overview(sc, {last: seed})
-    assert counted == [last] and set(ov["root_cause_of"]) == {last}
+    assert counted == [last] and set(ov.frame["root_cause_of"]) == {last}
     bare = overview.scan_overview(sc, None)
-    assert counted == [last] and set(bare["root_cause_of"]) == {""}
-    assert set(bare["root_cause"]) == set(sc.batches["error_class"])  # the scan's error class stands in
+    assert counted == [last] and set(bare.frame["root_cause_of"]) == {""}
+    assert set(bare.frame["root_cause"]) == set(sc.batches["error_class"])  # the scan's error class stands in
+
+
+def test_the_scan_counts_are_fields_of_the_result_so_a_frame_operation_cannot_change_them(tmp_path: Path) -> None:
+    """The counts once rode in DataFrame.attrs, which a row selection or a concat drops, silently turning
+    the verdict's "not stuck" count into nothing."""
+    b = write_world_bundle(build_world("healthy_guest"), tmp_path / "b")
+    sc = scan.scan_bundle(b)
+    ov = overview.scan_overview(sc, b)
+    assert isinstance(ov, overview.ScanOverview) and ov.scanned == sc.total > 0 and ov.frame.attrs == {}
+    reshaped = dataclasses.replace(ov, frame=pd.concat([ov.frame.iloc[:0], ov.frame]).reset_index(drop=True))
+    assert overview.overview_verdict(reshaped)["counts"] == overview.overview_verdict(ov)["counts"] \
+        == {"not stuck": sc.total}
+    assert cards.overview_card(reshaped).text == cards.overview_card(ov).text
+
+
+def test_nothing_in_the_kit_or_its_notebooks_rides_in_dataframe_attrs() -> None:
+    root = Path(overview.__file__).parent
+    used = [str(p.relative_to(root)) for p in [*root.rglob("*.py"), *root.rglob("*.ipynb")]
+            if re.search(r"\.attrs\b", p.read_text(encoding="utf-8"))]
+    assert not used, used
+
+
+def test_a_groups_summary_is_written_once_and_the_others_point_to_the_investigated_batch(seed: Path) -> None:
+    sc = scan.scan_bundle(seed)
+    ov = overview.scan_overview(sc, seed)
+    rep = str(sc.groups["example_batch"][0])
+    rows = ov.frame.set_index("batch_id")
+    mine = str(rows.loc[rep, "root_cause_summary"])
+    assert mine.startswith("investigated for its signature group of 6 (") and len(mine) > 100
+    others = rows.drop(index=rep)["root_cause_summary"]
+    assert set(others) == {f"not investigated itself: same as {rep[:8]}…"}  # short, and names the batch
+    assert set(rows.drop(index=rep)["root_cause_of"]) == {rep}
+    bare = overview.scan_overview(sc, None).frame.set_index("batch_id")["root_cause_summary"]
+    first = str(sc.batches["batch_id"][sc.batches["batch_id"].isin(bare.index)].iloc[0])
+    assert bare[first].startswith("scan, not investigated: the database's enum")  # once, on the group's first
+    assert set(bare.drop(index=first)) == {f"scan, not investigated: same as {first[:8]}…"}
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _identifiers(sql: str) -> list[str]:
 def _sent_sql() -> list[str]:
     sent: list[str] = []
     facts = _PgFacts({db: _Recorder(sent) for db in (BOS_DB, ELS_DB, FILE_DB)}, datetime(2025, 1, 1, tzinfo=UTC), {})
-    calls = (lambda: facts.bos_candidates(None), lambda: facts.bos_total(None), lambda: facts.els_candidates(None),
+    calls = (lambda: facts.bos_candidates(None), lambda: facts.bos_states(None), lambda: facts.els_candidates(None),
              lambda: facts.file_candidates(None), lambda: facts.bos_rows(["x"]), lambda: facts.els_details(["x"]),
              lambda: facts.file_details(["x"]), lambda: facts.outbox(ELS_DB, ["x"], ["t"]))
     for call in calls:

@@ -82,7 +82,7 @@ def test_a_database_down_makes_its_batches_unknown_with_the_source_named(
     assert "unknown" in result.render().splitlines()[0]
     assert result.groups.iloc[0]["error_class_means"].startswith("unknown: a source")
     ov = overview.scan_overview(result)
-    assert set(ov["status"]) == {"unknown"}
+    assert set(ov.frame["status"]) == {"unknown"}
     card = cards.overview_card(ov)
     assert "6 batch(es) could not be classified" in card.body and "6 stuck, 6 of them unknown" in card.text
 
@@ -153,10 +153,72 @@ def test_scan_verdict_carries_the_root_cause_investigated_on_one_batch_per_group
     v = scan_verdict(sc, ov)
     (g,) = v["groups"]
     inv = g["investigated"]
-    assert inv["batch_id"] == ov.attrs["representatives"][g["signature"]]
+    assert inv["batch_id"] == ov.representatives[g["signature"]]
     assert inv["root_cause"] == "enum.label_missing" and inv["root_cause_summary"]
     assert "one representative batch" in inv["scope"] and "other 5 batch(es)" in inv["scope"]
     assert g["error_class_means"] == error_class_meaning(g["error_class"])
     assert "investigated" not in scan_verdict(sc)["groups"][0]  # no overview: nothing claimed investigated
     bare = scan_verdict(sc, overview.scan_overview(sc, None))
     assert bare["groups"][0]["investigated"] is None
+
+
+NOT_A_STEP = "processing_pipelines"  # a BOS status the model describes as no step of either flow
+
+
+def _not_a_step_world() -> Any:
+    """healthy_guest with two GUEST batches moved to a BOS state the model does not describe as a step."""
+    world = build_world("healthy_guest")
+    batches = world.table(*N.BATCHES)
+    assert batches is not None
+    guests = batches.index[batches["class_id"].isna()][:2]
+    batches.loc[guests, "status"] = NOT_A_STEP
+    return world
+
+
+def test_a_batch_in_a_state_the_model_does_not_describe_is_not_assessed_not_healthy(tmp_path: Path) -> None:
+    result = scan_bundle(write_world_bundle(_not_a_step_world(), tmp_path / "b"))
+    assert result.complete and result.stuck == 0 and result.not_assessed == {NOT_A_STEP: 2}
+    assert result.not_stuck == result.total - 2
+    head = result.render().splitlines()[0]
+    assert "2 not assessed" in head and NOT_A_STEP in head and "neither stuck nor healthy" in head
+    v = scan_verdict(result)
+    assert v["status"] == "unknown" and v["healthy"] is False
+    assert v["not_assessed"] == 2 and v["not_assessed_states"] == {NOT_A_STEP: 2}
+    assert v["not_stuck"] == result.total - 2 and "does not describe" not in v["not_stuck_means"]
+    assert "neither stuck nor healthy" in v["not_assessed_means"]
+    assert ScanResult.from_json(json.loads(json.dumps(result.to_json(), default=str))).not_assessed == {NOT_A_STEP: 2}
+    ov = overview.scan_overview(result)
+    counts = overview.overview_verdict(ov)
+    assert counts["counts"] == {"not stuck": result.total - 2, "not assessed": 2}
+    assert counts["healthy"] is False and counts["status"] == "unknown"
+    card = cards.overview_card(ov)
+    assert "healthy" not in card.body.split("</h2>")[0] and "2 not assessed" in card.text
+    assert NOT_A_STEP in card.body and "none stuck" in card.text
+
+
+def test_a_live_scan_counts_the_batches_it_does_not_assess(make_pg_database: Any) -> None:
+    world = _not_a_step_world()
+    dsns = load_world_into_postgres(world, make_pg_database)
+    result = scan_profile(profile_for(dsns), at=world.collected_at)
+    assert result.complete and result.stuck == 0 and result.not_assessed == {NOT_A_STEP: 2}
+    assert result.render().splitlines()[0].endswith(
+        f"0 stuck or unhealthy in 0 group(s); 2 not assessed ({NOT_A_STEP} 2: states the model does not describe "
+        "as a step, so neither stuck nor healthy)")
+    assert scan_verdict(result)["status"] == "unknown"
+    card = cards.overview_card(overview.scan_overview(result)).text
+    assert card == f"scanned {result.total} batches, none stuck in the sources read; 2 not assessed ({NOT_A_STEP} 2)"
+
+
+def test_the_stuck_batches_card_counts_the_batches_not_assessed_beside_the_stuck_ones(tmp_path: Path) -> None:
+    world = build_world("seed_variant_a")
+    batches = world.table(*N.BATCHES)
+    assert batches is not None
+    batches.loc[batches.index[0], "status"] = NOT_A_STEP
+    result = scan_bundle(write_world_bundle(world, tmp_path / "b"))
+    assert result.stuck == 5 and result.not_assessed == {NOT_A_STEP: 1} and result.not_stuck == 0
+    ov = overview.scan_overview(result)
+    card = cards.overview_card(ov)
+    assert card.text.startswith(f"scanned 6 batches, 5 stuck, 1 not assessed ({NOT_A_STEP} 1)")
+    assert "neither stuck nor healthy" in card.body
+    v = overview.overview_verdict(ov)
+    assert v["status"] == "stuck" and v["counts"] == {"stuck": 5, "not assessed": 1}

@@ -69,13 +69,22 @@ class LogSource(Protocol):
     name: str
     kind: str
 
-    def containers(self) -> list[str]:
-        """Containers this source can read logs for."""
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Containers this source can read logs for (in ``window``, for a source that can tell: Loki's
+        label API sees only the time it is asked about; Docker and files list every container)."""
         ...
 
     def iter_lines(self, container: str, window: Window,
-                   contains_any: Iterable[str] | None = None) -> Iterator[LogLine]:
-        """Yield a container's lines in the window; ``contains_any`` may be pushed down (Loki)."""
+                   contains_any: Iterable[str] | None = None, *, follow: bool = False) -> Iterator[LogLine]:
+        """Yield a container's lines in the window; ``contains_any`` may be pushed down (Loki).
+
+        Without ``follow``, only lines containing one of ``contains_any`` (any case) are yielded. With
+        ``follow``, ``contains_any`` only locates the matches, and the lines around them (a match's whole
+        block, and the id-less lines up to :data:`huledu_forensics.logs.LINK_SECONDS` after it) are
+        yielded too, so the caller's scope decision sees what it sees in a whole file. A source that
+        cannot search that way (Docker streams every line anyway) accepts ``follow`` and yields every
+        line of the window: more lines, never fewer.
+        """
         ...
 
 

@@ -172,8 +172,9 @@ class DockerSource:
 
     # ------------------------------------------------------------------ LogSource
 
-    def containers(self) -> list[str]:
-        """Return the names of all containers on the engine (running or not), sorted."""
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Return the names of all containers on the engine (running or not), sorted (``window`` is not
+        needed: the engine lists every container)."""
         client = self._client()
         with self._engine("list containers"):
             found = client.api.containers(all=True)
@@ -184,13 +185,16 @@ class DockerSource:
         return sorted(names)
 
     def iter_lines(self, container: str, window: Window,
-                   contains_any: Iterable[str] | None = None) -> Iterator[LogLine]:
+                   contains_any: Iterable[str] | None = None, *, follow: bool = False) -> Iterator[LogLine]:
         """Yield ``container``'s log lines inside ``window``, stdout and stderr merged in time order.
 
         Each :class:`LogLine` has ``stream`` ``"stdout"`` or ``"stderr"`` and ``text`` exactly as
         ``docker logs --timestamps`` prints it. Window ends are inclusive and exact to the
         nanosecond of Docker's stamps. ``contains_any`` keeps only lines containing at least one of
-        the strings (applied on the client; ``None`` or empty keeps everything).
+        the strings (applied on the client; ``None`` or empty keeps everything). With ``follow`` (see
+        :meth:`~huledu_forensics.sources.base.LogSource.iter_lines`) every line of the window is yielded:
+        Docker cannot read only the stretches around the matches, and the lines near a match that do not
+        name an id (a traceback) must not be lost.
 
         A container that does not exist, or never started, yields nothing (ask
         :meth:`container_state` to tell which). Docker's 16 KiB partial messages are joined back
@@ -200,7 +204,7 @@ class DockerSource:
             SourceUnavailable: the engine cannot be reached, or refuses to give the container's logs
                 (e.g. its log driver cannot be read back).
         """
-        needles = [n.encode("utf-8") for n in (contains_any or []) if n]
+        needles = [] if follow else [n.encode("utf-8") for n in (contains_any or []) if n]
         since_ns = _dt_ns(window.since) if window.since is not None else None
         until_ns = _dt_ns(window.until) if window.until is not None else None
         if since_ns is not None and until_ns is not None and until_ns < since_ns:

@@ -173,8 +173,8 @@ class FilesSource:
                 found.setdefault(stem, []).append((stream, p))
         return found
 
-    def containers(self) -> list[str]:
-        """Containers with at least one log file in the directory, sorted."""
+    def containers(self, window: Window | None = None) -> list[str]:
+        """Containers with at least one log file in the directory, sorted (whatever ``window``)."""
         return sorted(self._scan(self.root))
 
     def streams(self, container: str) -> list[str]:

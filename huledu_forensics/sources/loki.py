@@ -9,10 +9,12 @@ case-insensitive line filter ``|~ "(?i)id1|id2|…"`` so Loki only returns lines
 A line filter alone would lose the id-less lines the other sources keep: a traceback after a scoped error
 line, or "offset not committed" after a handler failure. With ``follow=True`` (as
 :class:`~huledu_forensics.sources.files.FilesSource` has) the filtered query only *finds* the matches;
-the source then reads every line of the time ranges around them (from :data:`CONTEXT_BEFORE` before a
-match, for the head of its block, to :data:`CONTEXT_AFTER` after it, which covers
-:data:`huledu_forensics.logs.LINK_SECONDS`), so the one scope decision (collection's, or
-:func:`huledu_forensics.logs.scope_filter` offline) sees the same neighbourhood it sees in a file.
+the source then reads every line of the time ranges around them (from the start of the match's block, a
+traceback's head however long before the line naming the id, to :data:`CONTEXT_AFTER` after it, which
+covers :data:`huledu_forensics.logs.LINK_SECONDS`), so the one scope decision (collection's, or
+:func:`huledu_forensics.logs.scope_filter` offline) sees the same neighbourhood it sees in a file. A
+match that is not itself a block's first line costs one backward request to find that line, bounded by
+:data:`BLOCK_LOOKBACK` and :data:`BLOCK_LOOKBACK_LINES`.
 
 A window is read forward in pages of ``page_limit`` entries: the next page starts at the last entry's
 time (Loki's ``start`` is inclusive), and entries already yielded at that boundary are skipped, so
@@ -44,11 +46,12 @@ from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 from .._time import utcnow
 from ..errors import ConfigError, SourceUnavailable
-from ..logs import LINK_SECONDS
+from ..logs import LINK_SECONDS, _is_block_start
 from .base import LogLine, Window
 from .files import docker_stamp, to_ns
 
-__all__ = ["CONTEXT_AFTER", "CONTEXT_BEFORE", "MERGE_GAP", "LokiSource", "logql_string", "regex_alternation"]
+__all__ = ["BLOCK_LOOKBACK", "BLOCK_LOOKBACK_LINES", "CONTEXT_AFTER", "CONTEXT_BEFORE", "MERGE_GAP", "LokiSource",
+           "logql_string", "regex_alternation"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,11 @@ line names the id (Docker stamps a block's lines within milliseconds of each oth
 CONTEXT_AFTER = timedelta(seconds=2 * LINK_SECONDS)
 """With ``follow``, lines this long after a match are read too: every id-less warning/error block that
 may link to it (at most :data:`~huledu_forensics.logs.LINK_SECONDS` later) with its continuation lines."""
+BLOCK_LOOKBACK = timedelta(minutes=5)
+"""With ``follow``, how far before a match that continues a block (a traceback frame, a PostgreSQL
+DETAIL line) its block's first line is looked for (as the files source looks back to the block start)."""
+BLOCK_LOOKBACK_LINES = 1000
+"""With ``follow``, how many lines before such a match are looked at for its block's first line."""
 MERGE_GAP = timedelta(seconds=30)
 """With ``follow``, ranges closer than this are read as one (fewer requests for a few more lines)."""
 
@@ -270,8 +278,10 @@ class LokiSource:
 
         ``contains_any`` (``None`` or empty: no filter) is pushed down as a case-insensitive regex line
         filter (ids are matched regardless of case, as collection's own prefilter does). With ``follow``
-        the filter only locates the matches, and every line from :data:`CONTEXT_BEFORE` before a match
-        to :data:`CONTEXT_AFTER` after it is yielded (ranges closer than :data:`MERGE_GAP` read as one):
+        the filter only locates the matches, and every line from the first line of a match's block (at
+        least :data:`CONTEXT_BEFORE` before it; looked for up to :data:`BLOCK_LOOKBACK` /
+        :data:`BLOCK_LOOKBACK_LINES` back, with a warning when not found there) to :data:`CONTEXT_AFTER`
+        after it is yielded (ranges closer than :data:`MERGE_GAP` read as one):
         the id-less lines after a scoped line (tracebacks, "offset not committed") are there for the
         scope decision, as :class:`~huledu_forensics.sources.files.FilesSource` yields them with
         ``follow``. The stream is the entry's ``stream`` label when it is ``stdout``/``stderr``, else
@@ -300,6 +310,8 @@ class LokiSource:
         every = self.query(container)
         left = self.max_lines  # lines still allowed (None: no cap)
         span: tuple[int, int] | None = None  # the range being grown, [lo, hi); ranges never overlap
+        head: int | None = None  # the time of a block's first line inside span (later matches' blocks start after it)
+        done = start  # everything before this was yielded (or is outside the window)
 
         def read(lo: int, hi: int) -> Iterator[LogLine]:
             nonlocal left
@@ -308,18 +320,62 @@ class LokiSource:
                     left -= 1
                 yield LogLine(container, stream, f"{docker_stamp(ns)} {line}")
 
-        for ns, _stream, _line in self._iter(container, hit_query, start, end, self.max_lines):
-            lo, hi = max(start, ns - before), min(end, ns + after)
-            if span is not None and lo - span[1] <= gap:
-                span = (span[0], max(span[1], hi))
+        for ns, _stream, line in self._iter(container, hit_query, start, end, self.max_lines):
+            lo, hi = max(done, ns - before), min(end, ns + after)
+            joins = span is not None and lo - span[1] <= gap
+            if _is_block_start(line.encode("utf-8", "surrogateescape"), False):
+                at = ns
+            elif joins and head is not None and head <= ns:
+                at = head  # the block starts at or after a first line already inside the range
+            else:
+                at = self._block_head(container, every, ns, max(done, start))
+                lo = max(done, min(lo, at))
+                joins = span is not None and lo - span[1] <= gap
+            if span is not None and joins:
+                span = (min(span[0], lo), max(span[1], hi))
+                head = at if head is None else min(head, at)
                 continue
             if span is not None:
                 yield from read(*span)
+                done = span[1]
                 if left is not None and left <= 0:
                     return
-            span = (lo, hi)
+            span, head = (max(done, lo), hi), at
         if span is not None and (left is None or left > 0):
             yield from read(*span)
+
+    def _block_head(self, container: str, query: str, ns: int, floor: int) -> int:
+        """The time of the first line of the block the line at ``ns`` continues: the latest line before
+        it where a block starts (:func:`huledu_forensics.logs._is_block_start`), looked for no further
+        back than ``floor``, :data:`BLOCK_LOOKBACK` and :data:`BLOCK_LOOKBACK_LINES` (one backward
+        request). Not found within those bounds: the oldest line looked at, with a warning unless the
+        window's start was reached."""
+        lo = max(floor, ns - _ns_delta(BLOCK_LOOKBACK))
+        if lo >= ns:
+            return ns
+        limit = min(self.page_limit, BLOCK_LOOKBACK_LINES)
+        while True:
+            params = {"query": query, "start": lo, "end": ns, "limit": limit, "direction": "backward"}
+            status, body = self._request("/loki/api/v1/query_range", params)
+            if status == 400 and self._adapt_to_limit(body, container):
+                limit = min(limit, self.page_limit)
+                continue
+            break
+        if status != 200:
+            raise SourceUnavailable(f"Loki at {self.url} answered HTTP {status} to a query for container "
+                                    f"'{container}': {_short(body)}; check the query limits of that Loki.",
+                                    source=self.name)
+        entries = [e for e in self._entries(self._decode("/loki/api/v1/query_range", body), container)
+                   if lo <= e[0] < ns]
+        for t, _stream, text in reversed(entries):
+            if _is_block_start(text.encode("utf-8", "surrogateescape"), False):
+                return t
+        if len(entries) < limit and lo == floor:
+            return floor  # every line back to the window's start continues the block
+        self._warn(f"{container}: no block start within {BLOCK_LOOKBACK} or {limit} lines before the line at "
+                   f"{docker_stamp(ns)}; its block was read from {docker_stamp(entries[0][0] if entries else lo)} "
+                   "and may lack its first lines.")
+        return entries[0][0] if entries else lo
 
     # ------------------------------------------------------------------ paging
     def _bounds(self, window: Window, *, warn: bool, container: str = "") -> tuple[int, int]:

@@ -164,3 +164,42 @@ def test_files_are_streamed_not_read_whole(tmp_path: Path):
         tracemalloc.stop()
     assert len(first) == 1000 and count == 0
     assert peak < 3_000_000, f"peak {peak} bytes: the file was not streamed"
+
+
+WINDOW_START = datetime(2025, 11, 20, tzinfo=UTC)
+
+
+def test_every_log_source_takes_follow_as_the_protocol_declares_it(tmp_path: Path) -> None:
+    """Collection passes ``follow`` to whichever source it holds; the protocol says so, every source
+    accepts it (Docker yields every line with it), and collection passes it through unchanged."""
+    import inspect
+
+    from huledu_forensics import collect
+    from huledu_forensics.sources.docker import DockerSource
+    from huledu_forensics.sources.loki import LokiSource
+
+    for cls in (LogSource, DockerSource, FilesSource, LokiSource):
+        p = inspect.signature(cls.iter_lines).parameters.get("follow")
+        assert p is not None and p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False, cls
+        w = inspect.signature(cls.containers).parameters.get("window")
+        assert w is not None and w.default is None, cls
+    asked: list[dict[str, object]] = []
+
+    class Recording:
+        name, kind = "rec", "files"
+
+        def containers(self, window: Window | None = None) -> list[str]:
+            asked.append({"window": window})
+            return ["c"]
+
+        def iter_lines(self, container: str, window: Window, contains_any: object = None, *,
+                       follow: bool = False) -> object:
+            asked.append({"contains_any": contains_any, "follow": follow})
+            return iter(())
+
+    assert isinstance(Recording(), LogSource)
+    assert collect._containers_of(Recording(), Window(since=WINDOW_START)) == {"c"}
+    assert asked.pop() == {"window": Window(since=WINDOW_START)}  # every source is asked for its window
+    list(collect._lines(Recording(), "c", Window(), {"b", "a"}, follow=True))
+    list(collect._lines(Recording(), "c", Window(), None))
+    assert asked == [{"contains_any": ["a", "b"], "follow": True}, {"contains_any": None, "follow": False}]

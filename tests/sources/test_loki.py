@@ -344,6 +344,44 @@ def test_follow_keeps_the_idless_traceback_files_replay_keeps(loki, tmp_path):
     assert src.warnings == []
 
 
+def test_follow_reads_back_to_the_head_of_a_block_whose_line_naming_the_id_comes_late(loki, tmp_path):
+    """A traceback whose frame names the id seconds after its head line: the head is read, as in a file."""
+    head = json.dumps({"level": "error", "event": "Handler failed", "logger_name": "els.kafka.consumer"})
+    lines = [
+        (0.0, json.dumps({"level": "info", "event": "Processing event", "batch_id": OTHER})),
+        (10.0, head),
+        (10.0001, "Traceback (most recent call last):"),
+        (14.0, f'  File "/app/handler.py", line 88, in handle  # batch {TARGET}'),
+        (14.0001, "psycopg.errors.InvalidTextRepresentation: invalid input value for enum"),
+        (300.0, json.dumps({"level": "info", "event": "heartbeat"})),
+    ]
+    entries = [(_ns(t), text) for t, text in lines]
+    path = tmp_path / f"{APP}.log"
+    path.write_text("".join(f"{docker_stamp(ns)} {text}\n" for ns, text in entries))
+    loki.push({"container": APP}, entries)
+    replay = read_scoped(path, [TARGET], container=APP)[SAME].reset_index(drop=True)
+    assert "Traceback (most recent call last):" in set(replay["message"])  # files keep the block whole
+    src = LokiSource(loki.url, page_limit=3)
+    live = [ln.text for ln in src.iter_lines(APP, WIDE, contains_any=[TARGET], follow=True)]
+    assert any("Traceback (most recent" in t for t in live)  # 4 s before the line naming the id
+    assert not any("heartbeat" in t or OTHER in t for t in live)  # still bounded around the match
+    pd.testing.assert_frame_equal(_scoped(live), replay)
+    assert src.warnings == []
+
+
+def test_follow_looks_back_for_a_block_head_no_further_than_its_bound(loki, monkeypatch):
+    from huledu_forensics.sources import loki as lokimod
+
+    loki.push({"container": APP}, [(_ns(0.0), json.dumps({"event": "Handler failed"})),
+                                   (_ns(0.001), "Traceback (most recent call last):"),
+                                   (_ns(9.0), f"  File handler.py, in handle  # batch {TARGET}")])
+    monkeypatch.setattr(lokimod, "BLOCK_LOOKBACK", timedelta(seconds=5))
+    src = LokiSource(loki.url)
+    texts = [ln.text for ln in src.iter_lines(APP, WIDE, contains_any=[TARGET], follow=True)]
+    assert len(texts) == 1 and TARGET in texts[0]
+    assert any("no block start within 0:00:05" in w for w in src.warnings)  # said, not silently cut
+
+
 @pytest.mark.parametrize("seed", [11, 12])
 def test_follow_matches_files_replay_on_a_busy_log(loki, tmp_path, seed):
     """Tracebacks naming the id in a frame, id-less errors, PostgreSQL blocks, other batches."""
