@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ast
 import calendar
+import collections
 import gzip
 import io
 import json
@@ -1102,9 +1103,83 @@ def _service_for_unknown_container(container: str) -> str | None:
 
 def _utc(values: Iterable[str | None] | pa.Array) -> pd.Series:
     if isinstance(values, pa.Array):
-        s = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
-    else:
-        s = pd.Series(list(values), dtype=object)
+        return _utc_arrow(values)
+    s = pd.Series(list(values), dtype=object)
+    return _utc_objects(s)
+
+
+_NAT = np.iinfo(np.int64).min
+_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)  # YYYY-MM-DDTHH:MM:SS
+_SEPARATORS = ((4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":")))
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _utc_arrow(values: pa.Array) -> pd.Series:
+    """:func:`_utc` of an Arrow string column: the values written exactly ``YYYY-MM-DDTHH:MM:SS[.f]Z``
+    (one to nine fraction digits, years 1678-2261: the nanosecond range) are read column-wise, the
+    same instants pandas gives them; any other value goes through pandas."""
+    values = values.cast(pa.large_string())
+    n = len(values)
+    ns = np.full(n, _NAT, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    valid = np.asarray(values.is_valid()) if values.null_count else np.ones(n, dtype=bool)
+    buffers = values.buffers()
+    if valid.any() and buffers[2] is not None:
+        offsets = np.frombuffer(buffers[1], dtype=np.int64, count=n + 1, offset=8 * values.offset)
+        data = np.frombuffer(buffers[2], dtype=np.uint8)
+        length = np.diff(offsets)
+        for size in (20, *range(22, 31)):
+            rows = np.flatnonzero(valid & (length == size))
+            if len(rows):
+                _iso_z_into(np.lib.stride_tricks.sliding_window_view(data, size)[offsets[rows]], rows, ns, ok)
+    rest = np.flatnonzero(valid & ~ok)
+    if len(rest):
+        other = _utc_objects(pd.Series(values.take(pa.array(rest)).to_numpy(zero_copy_only=False), dtype=object))
+        ns[rest] = other.array.asi8
+    return pd.Series(ns.view("M8[ns]")).dt.tz_localize("UTC")
+
+
+def _iso_z_into(text: np.ndarray, rows: np.ndarray, ns: np.ndarray, ok: np.ndarray) -> None:
+    """Fill ``ns``/``ok`` at ``rows`` from ``text`` (one value per row, all of one length) where a row
+    is a valid ``YYYY-MM-DDTHH:MM:SS[.f]Z`` time in years 1678-2261."""
+    size = text.shape[1]
+    cols = np.ascontiguousarray(text.T)  # one row per character position
+    digit = cols - np.uint8(48)  # wraps: a digit is < 10
+    frac = list(range(20, size - 1))
+    good = cols[size - 1] == ord("Z")
+    if frac:
+        good &= cols[19] == ord(".")
+    for i, ch in _SEPARATORS:
+        good &= cols[i] == ch
+    for i in (*_DIGITS, *frac):
+        good &= digit[i] < 10
+
+    def num(*at: int) -> np.ndarray:
+        out: np.ndarray = digit[at[0]].astype(np.int64)
+        for i in at[1:]:
+            out *= 10
+            out += digit[i]
+        return out
+
+    year, month, day = num(0, 1, 2, 3), num(5, 6), num(8, 9)
+    hour, minute, second = num(11, 12), num(14, 15), num(17, 18)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    good &= (year >= 1678) & (year <= 2261) & (month >= 1) & (month <= 12) & (hour < 24) & (minute < 60) & (second < 60)
+    month = np.where(good, month, 1)
+    good &= (day >= 1) & (day <= _DAYS_IN_MONTH[month] + (leap & (month == 2)))
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    nanos = num(*frac) * 10 ** (9 - len(frac)) if frac else 0
+    value = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000_000 + nanos
+    ns[rows[good]] = value[good]
+    ok[rows[good]] = True
+
+
+def _utc_objects(s: pd.Series) -> pd.Series:
     out = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
     bad = out.isna() & s.notna()
     if bad.any():
@@ -1141,10 +1216,15 @@ def _str_column(values: Iterable[Any]) -> Any:
                         dtype=_STR_DTYPE)  # type: ignore[arg-type]
 
 
+def _const_column(value: str | None, n: int) -> Any:
+    """A pandas ``str`` column of ``n`` times ``value``."""
+    return _str_column(pa.repeat(pa.scalar(value, pa.large_string()), n))
+
+
 def _int_column(values: Any) -> Any:
     if isinstance(values, pa.Array):
         if values.null_count == len(values):
-            return pd.array([None] * len(values), dtype="Int64")
+            return pd.arrays.IntegerArray(np.zeros(len(values), dtype=np.int64), np.ones(len(values), dtype=bool))
         nulls = np.asarray(values.is_null())
         return pd.arrays.IntegerArray(np.asarray(values.fill_null(0), dtype=np.int64), nulls)
     return pd.array(values, dtype="Int64")
@@ -1170,11 +1250,11 @@ def _frame_from_columns(cols: dict[str, Any], n: int, container: str, stream: st
         if name in data:
             continue
         if name == "container":
-            data[name] = _str_column([container] * n)
+            data[name] = _const_column(container, n)
         elif name == "stream":
-            data[name] = _str_column([stream] * n)
+            data[name] = _const_column(stream, n)
         elif name == "source_file":
-            data[name] = _str_column([source_file] * n)
+            data[name] = _const_column(source_file, n)
         elif name in _INT_COLUMNS:
             data[name] = _int_column(cols[name])
         elif name == "parsed":
@@ -1331,25 +1411,39 @@ def _iter_blocks(p: Path, parser: _Parser, chunk: int) -> Iterator[pd.DataFrame]
     with open(p, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     with gzip.open(p, "rb") if gz else open(p, "rb") as fh:
+        # each run is read by Arrow (in its own threads) while the run before it is worked on here
+        ahead: collections.deque[tuple[bytes, int, np.ndarray | None, _logcols.Read | None]] = collections.deque()
         for block in _read_blocks(fh, _BLOCK_BYTES):
-            for fast, piece, n_lines in _logcols.split_runs(block, chunk, _DOCKER_SPLIT):
-                if fast:
-                    parser._close_all()  # what the run's first JSON line does in the per-line parser
-                    yield from _columnar_run(piece, n_lines, parser, chunk, [2 * len(piece)])
-                else:
-                    yield from _feed_piece(piece, parser, chunk)
+            for fast, piece, n_lines, starts in _logcols.split_runs(block, chunk, _DOCKER_SPLIT):
+                ahead.append((piece, n_lines, starts, _logcols.Read(piece, starts) if fast and starts is not None
+                              else None))
+                while len(ahead) > 1:
+                    yield from _run_piece(*ahead.popleft(), parser, chunk)
+        while ahead:
+            yield from _run_piece(*ahead.popleft(), parser, chunk)
     parser.finish()
     if parser.rows:
         yield parser.take()
 
 
-def _columnar_run(piece: bytes, n_lines: int, parser: _Parser, chunk: int, budget: list[int]
-                  ) -> Iterator[pd.DataFrame]:
+def _run_piece(piece: bytes, n_lines: int, starts: np.ndarray | None, read: _logcols.Read | None, parser: _Parser,
+               chunk: int) -> Iterator[pd.DataFrame]:
+    if read is None:
+        yield from _feed_piece(piece, parser, chunk)
+    else:
+        parser._close_all()  # what the run's first JSON line does in the per-line parser
+        yield from _columnar_run(piece, n_lines, parser, chunk, [2 * len(piece)], starts, read)
+
+
+def _columnar_run(piece: bytes, n_lines: int, parser: _Parser, chunk: int, budget: list[int],
+                  starts: np.ndarray | None = None, read: _logcols.Read | None = None) -> Iterator[pd.DataFrame]:
     """Frames of a run of JSON lines. A run the columnar path refuses (a number where an id belongs,
     ...) is halved until the lines it refuses are left to the per-line parser with few others; the
     bytes of refused reads are bounded by ``budget`` (twice the run), so a run that is refused
     everywhere costs at most two more reads before it goes line by line."""
-    frame = _logcols.parse_run(piece, n_lines, parser.n + 1, parser)
+    if starts is None:
+        starts = _logcols._line_bounds(piece)[0]
+    frame = _logcols.parse_run(piece, n_lines, parser.n + 1, parser, starts, read)
     if frame is not None:
         if parser.rows:
             yield parser.take()
@@ -1359,9 +1453,9 @@ def _columnar_run(piece: bytes, n_lines: int, parser: _Parser, chunk: int, budge
     budget[0] -= len(piece)
     half = n_lines // 2
     if half >= max(1, _logcols.MIN_RUN_LINES) and budget[0] > 0:
-        cut = int(_logcols._line_bounds(piece)[0][half])
-        yield from _columnar_run(piece[:cut], half, parser, chunk, budget)
-        yield from _columnar_run(piece[cut:], n_lines - half, parser, chunk, budget)
+        cut = int(starts[half])
+        yield from _columnar_run(piece[:cut], half, parser, chunk, budget, starts[:half])
+        yield from _columnar_run(piece[cut:], n_lines - half, parser, chunk, budget, starts[half:] - cut)
         return
     yield from _feed_piece(piece, parser, chunk)
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from huledu_forensics import _logcols, logs
@@ -338,8 +340,74 @@ def test_runs_are_cut_around_lines_the_columnar_path_cannot_prove(tmp_path: Path
     assert ok.tolist() == [True, True, False, True, False, False, True, False, True]
     with pytest.MonkeyPatch.context() as m:
         m.setattr(_logcols, "MIN_RUN_LINES", 1)
-        runs = [(fast, n) for fast, _piece, n in _logcols.split_runs(block, 10, logs._DOCKER_SPLIT)]
+        runs = [(fast, n) for fast, _piece, n, _starts in _logcols.split_runs(block, 10, logs._DOCKER_SPLIT)]
     assert runs == [(True, 2), (False, 1), (True, 1), (False, 2), (True, 1), (False, 1), (True, 1)]
     bad = b"\xff" + block  # the first line is not UTF-8: the per-line path decodes it (U+FFFD)
     assert _logcols._eligible(bad, *_logcols._line_bounds(bad), logs._DOCKER_SPLIT).tolist() == [False, *ok[1:]]
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The column-wise pieces against the per-line ones they stand for
+
+
+def _id_soup(r: random.Random, size: int) -> bytes:
+    """Text dense in ids and near-ids: UUIDs (any case), 32-hex ids, longer and shorter hex runs, ids
+    glued to each other by "-" or hex digits, at the very start and end of the buffer."""
+    parts: list[str] = []
+    while sum(map(len, parts)) < size:
+        u = uuid.UUID(int=r.getrandbits(128))
+        parts.append(r.choice([
+            str(u), str(u).upper(), u.hex, u.hex.upper(), u.hex[:31], u.hex + "a", str(u)[:35], "-" + str(u),
+            f"{r.getrandbits(256):064x}", f"{r.getrandbits(4096):01024x}", "-" * r.randint(1, 40),
+            r.choice("0123456789abcdefABCDEF") * r.randint(1, 70), " ", "\n", "x", '"', "é", "2025-11-20T18:40",
+        ]))
+    return "".join(parts).encode()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_id_scan_finds_what_the_find_loop_finds(seed: int) -> None:
+    r = random.Random(seed)
+    for _ in range(150):
+        buf = _id_soup(r, r.choice([40, 120, 600, 5000]))
+        pos, size = _logcols._scan_ids(buf)
+        uuids, hexes = _logcols._scan_slow(buf, 0, len(buf))
+        want = sorted([(p, 36) for p in uuids] + [(p, 32) for p in hexes])
+        assert list(zip(pos.tolist(), size.tolist())) == want, buf
+
+
+def test_ids_column_without_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every id of a line hashing alike: the per-line dedup compares the values themselves."""
+    monkeypatch.setattr(_logcols, "_MIX", np.zeros(5, dtype=np.uint64))
+    path = _generated(tmp_path / "gen.log", 21, n=500)
+    assert _assert_same(monkeypatch, path, ELS_WORKER, block_bytes=logs._BLOCK_BYTES) > 100
+
+
+def test_arrow_times_read_as_pandas_reads_them() -> None:
+    r = random.Random(5)
+
+    def one() -> str | None:
+        y = r.choice([1, 1677, 1678, 1900, 1970, 2000, 2024, 2100, 2261, 2262, 9999])
+        mo, d = r.choice([0, 1, 2, 2, 12, 13]), r.choice([0, 1, 28, 29, 30, 31, 32])
+        h, mi, s = r.choice([0, 23, 24]), r.choice([0, 59, 60]), r.choice([0, 59, 60])
+        frac = r.choice(["", ".", ".5", ".123456", ".123456789", ".1234567891"])
+        text = f"{y:04d}-{mo:02d}-{d:02d}{r.choice('TT t')}{h:02d}:{mi:02d}:{s:02d}{frac}"
+        return r.choice([None, "", text + "Z", text + "Z", text + "z", text + "+00:00", text])
+
+    for _ in range(60):
+        values = [one() for _ in range(r.choice([1, 30, 300]))]
+        arr = pa.array(values, type=r.choice([pa.string(), pa.large_string()]))
+        expected = logs._utc_objects(pd.Series(values, dtype=object))
+        pd.testing.assert_series_equal(logs._utc_arrow(arr), expected, check_exact=True)
+        pd.testing.assert_series_equal(logs._utc_arrow(arr[1:]), expected[1:].reset_index(drop=True),
+                                       check_exact=True)
+
+
+def test_id_columns_normalise_as_nid_does() -> None:
+    r = random.Random(8)
+    pieces = ["UUID('", "UUID(", "UUID", "')", "abc", "ABC", " ", "\t", "\x1c", "é", "İ", "\u00a0", "", "278F7FD9-37FE"]
+    for _ in range(400):
+        values = [None if r.random() < 0.1 else "".join(r.choice(pieces) for _ in range(r.randint(0, 5)))
+                  for _ in range(r.choice([1, 3, 20]))]
+        arr = pa.array(["ZZ", *values], type=r.choice([pa.string(), pa.large_string()]))[1:]  # sliced, too
+        assert _logcols._norm_ids(arr, logs._nid).to_pylist() == [logs._nid(v) for v in values]
