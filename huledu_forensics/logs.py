@@ -1738,7 +1738,6 @@ _FOLD = bytes(b | 0x20 for b in range(256))  # the search's case fold: every byt
 _HASH_MULTS = (2654435769, 2246822519, 3266489917, 668265263, 374761393, 1597334677, 3812015801,
                2869860233, 1103515245, 2891336453, 1664525, 4294967291 - 4, 2166136261, 16777619 * 3 + 2)
 _BUSY_BLOCK = 32  # more candidate words than this in one block: that block is searched by find instead
-_LINE_BACK = 1 << 16
 _SCAN_BYTES = 1 << 20  # read_scoped's search block
 
 
@@ -1791,27 +1790,16 @@ class _WordIndex:
         return None
 
 
-def _line_start(fd: int, p: int) -> int:
-    """Offset where the line holding byte ``p`` starts."""
-    end = p
-    while end > 0:
-        lo = max(0, end - _LINE_BACK)
-        j = os.pread(fd, end - lo, lo).rfind(b"\n")
-        if j != -1:
-            return lo + j + 1
-        end = lo
-    return 0
-
-
 def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> list[tuple[int, int]]:
     """``(line start offset, 1-based line number)`` of every line holding a needle (any case), sorted.
 
     A line is a hit when it holds a needle in the byte-wise fold (every byte OR 0x20): a superset of the
-    case-insensitive matches (:func:`scope_filter` decides on the parsed rows). The file is read once,
-    from its end backwards, with ``os.preadv`` into one reused buffer of about ``block_bytes`` (no
-    mapping: memory stays flat). Each block's sampled words are looked up in a :class:`_WordIndex`
-    (numpy); from the block of the last hit down, newlines are counted too (numpy), so line numbers
-    need no second pass and the stretch after the last hit is never counted.
+    case-insensitive matches (:func:`scope_filter` decides on the parsed rows). One pass over the
+    memory-mapped file, from its end backwards, in blocks of about ``block_bytes``: each block's sampled
+    words are looked up in a :class:`_WordIndex` (numpy, straight from the mapped pages: no copy), and
+    from the block of the last hit down its newlines are counted too (numpy), so line numbers need no
+    second pass and the stretch after the last hit is never counted. Mapped pages are dropped every
+    :data:`_DROP_BYTES`, so memory stays flat whatever the file size.
     """
     if size == 0:
         return []
@@ -1820,11 +1808,7 @@ def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> li
         return _find_hits_folded(fd, size, needles, block_bytes)
     stride = index.stride
     block = max(stride, block_bytes - block_bytes % stride)
-    buf = bytearray(block)
-    view = memoryview(buf)
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    samples = np.frombuffer(buf, dtype=np.uint32)[:: stride // 4]
-    cap = len(samples)
+    cap = block // stride
     words = np.empty(cap, dtype=np.uint32)
     slots = np.empty(cap, dtype=np.uint32)
     looked = np.empty(cap, dtype=np.uint32)
@@ -1835,63 +1819,65 @@ def _find_hits(fd: int, size: int, needles: list[bytes], block_bytes: int) -> li
     after: dict[int, int] = {}  # hit line start -> newlines from it to `top` (the end of the counted part)
     counted = 0  # newlines in [end of the current block, top)
     counting = False
-    pos = (size - 1) // block * block
-    while pos >= 0:
-        want = min(block, size - pos)
-        n = os.preadv(fd, [view[:want]], pos)
-        while 0 < n < want:  # a short read: fill the block
-            more = os.preadv(fd, [view[n:want]], pos + n)
-            if more <= 0:
-                break
-            n += more
-        ns = (n - 4) // stride + 1 if n >= 4 else 0  # examined words wholly inside the block
-        occ: set[int] = set()
-        if ns:
-            w = words[:ns]
-            np.bitwise_or(samples[:ns], fold_word, out=w)
-            h = slots[:ns]
-            np.multiply(w, mult, out=h)
-            np.right_shift(h, shift, out=h)
-            np.take(table, h, out=looked[:ns], mode="clip")
-            m = match[:ns]
-            np.equal(looked[:ns], w, out=m)
-            if m.any():
-                cand = np.flatnonzero(m)
-                if len(cand) > _BUSY_BLOCK:  # a needle word common in this text: plain find here
-                    lo, hi = max(0, pos - index.longest + 1), min(size, pos + n + index.longest - 1)
-                    region = os.pread(fd, hi - lo, lo).translate(_FOLD)
-                    for nd in folded:
-                        i = region.find(nd)
-                        while i != -1:
-                            if lo + i < pos + n:
-                                occ.add(lo + i)
-                            i = region.find(nd, i + 1)
-                else:
-                    for k in cand.tolist():
-                        q = pos + k * stride
-                        for ni, o in where.get(int(w[k]), ()):
-                            p, nd = q - o, folded[ni]
-                            if p < 0 or p + len(nd) > size:
-                                continue
-                            if pos <= p and p + len(nd) <= pos + n:
-                                window = bytes(view[p - pos : p - pos + len(nd)])
-                            else:
-                                window = os.pread(fd, len(nd), p)
-                            if window.translate(_FOLD) == nd:
-                                occ.add(p)
-        counting = counting or bool(occ)
-        if counting:
-            np.equal(arr[:n], 10, out=eq[:n])
-            here = int(np.count_nonzero(eq[:n]))
-            for p in occ:
-                if p >= pos:
-                    j = buf.rfind(b"\n", 0, p - pos)
-                    ls = pos + j + 1 if j != -1 else _line_start(fd, pos)
-                    after[ls] = counted + int(np.count_nonzero(eq[p - pos : n]))
-                else:  # the occurrence starts in the block below
-                    after[_line_start(fd, p)] = counted + here + os.pread(fd, pos - p, p).count(b"\n")
-            counted += here
-        pos -= block
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        arr = np.frombuffer(mm, dtype=np.uint8)
+        samples = np.frombuffer(mm, dtype=np.uint32, count=size // 4)[:: stride // 4]  # word at i * stride
+        pos = (size - 1) // block * block
+        kept = size  # pages of [pos + block, kept) are still mapped
+        while pos >= 0:
+            n = min(block, size - pos)
+            first = pos // stride
+            ns = max(0, min(len(samples), first + cap) - first)  # examined words wholly inside the block
+            occ: set[int] = set()
+            if ns:
+                w = words[:ns]
+                np.bitwise_or(samples[first : first + ns], fold_word, out=w)
+                h = slots[:ns]
+                np.multiply(w, mult, out=h)
+                np.right_shift(h, shift, out=h)
+                np.take(table, h, out=looked[:ns], mode="clip")
+                m = match[:ns]
+                np.equal(looked[:ns], w, out=m)
+                if m.any():
+                    cand = np.flatnonzero(m)
+                    if len(cand) > _BUSY_BLOCK:  # a needle word common in this text: plain find here
+                        lo, hi = max(0, pos - index.longest + 1), min(size, pos + n + index.longest - 1)
+                        region = mm[lo:hi].translate(_FOLD)
+                        for nd in folded:
+                            i = region.find(nd)
+                            while i != -1:
+                                if lo + i < pos + n:
+                                    occ.add(lo + i)
+                                i = region.find(nd, i + 1)
+                    else:
+                        for k in cand.tolist():
+                            q = pos + k * stride
+                            for ni, o in where.get(int(w[k]), ()):
+                                p, nd = q - o, folded[ni]
+                                if p >= 0 and p + len(nd) <= size and mm[p : p + len(nd)].translate(_FOLD) == nd:
+                                    occ.add(p)
+            counting = counting or bool(occ)
+            if counting:
+                np.equal(arr[pos : pos + n], 10, out=eq[:n])
+                here = int(np.count_nonzero(eq[:n]))
+                for p in occ:
+                    ls = mm.rfind(b"\n", 0, p) + 1
+                    if p >= pos:
+                        after[ls] = counted + int(np.count_nonzero(eq[p - pos : n]))
+                    else:  # the occurrence starts in the block below
+                        after[ls] = counted + here + mm[p:pos].count(b"\n")
+                counted += here
+            if kept - pos >= _DROP_BYTES:
+                _drop(mm, pos, kept)
+                kept = pos
+            pos -= block
+        del arr, samples
+    finally:
+        try:
+            mm.close()
+        except BufferError:  # a numpy view still alive: the map goes with it
+            pass
     return sorted((ls, counted - k + 1) for ls, k in after.items())
 
 
@@ -2055,11 +2041,12 @@ def read_scoped(
 ) -> pd.DataFrame:
     """Parse only the rows of a log file that are about ``ids``: ``scope_filter(parse_file(path), ids)``.
 
-    The file is searched at byte level (:func:`_find_hits`: sampled words of each block of ``block_bytes``
-    looked up in a table of the ids' words, newlines counted with numpy) and only the stretches around the lines that mention an id are parsed, each from the nearest line where
-    the parser starts clean (so a continuation line keeps its head) to a boundary more than
+    The memory-mapped file is searched at byte level (:func:`_find_hits`: sampled words of each block of
+    ``block_bytes`` looked up in a table of the ids' words, newlines counted with numpy) and only the
+    stretches around the lines that mention an id are parsed, each from the nearest line where the
+    parser starts clean (so a continuation line keeps its head) to a boundary more than
     :data:`LINK_SECONDS` after the last hit (so the id-less warning/error lines that follow stay).
-    Memory stays near a few blocks whatever the file size. A gzip file, a file without Docker stamps or one
+    Memory stays flat whatever the file size (mapped pages are dropped as the search goes). A gzip file, a file without Docker stamps or one
     with no block boundary near a hit is parsed whole and filtered (same result, slower).
 
     Args:
