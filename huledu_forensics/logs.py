@@ -1642,7 +1642,13 @@ class BlockSelector(Generic[_T]):
         """Whether ``text`` is a JSON line (a block of its own) that names no id and comes more than
         :data:`LINK_SECONDS` after the last line that did: :func:`_select_blocks` can never keep it,
         nor can it change what is kept (Docker stamps run in order within a stream), so it is not
-        parsed. Most lines of a busy container are such lines."""
+        parsed. Most lines of a busy container are such lines: one that mentions no id anywhere (so
+        not after its stamp either) is decided from its first character after the stamp, unsplit."""
+        if self._open_until is None and not self.mentions(text):
+            if self.docker_prefixed and text[10:11] == "T" and text[4:5] == "-":
+                sp = text.find(" ", 19)
+                return sp != -1 and text[sp + 1 : sp + 2] == "{"  # else no JSON after the stamp
+            return text[:1] == "{"
         dstamp, raw = _split_stamp(text) if self.docker_prefixed else (None, text)
         if self.mentions(raw):
             t = _bstamp_ns(dstamp.encode() + b" ") if dstamp else None

@@ -116,7 +116,9 @@ def test_live_block_selection_keeps_the_lines_scope_filter_keeps(tmp_path: Path,
     lines = path.read_text().splitlines()
     full = parse_file(path, container=WORKER)
     many = [TARGET, CORR, *(str(uuid.UUID(int=i)) for i in range(1, 6)), "0" * 31 + "7", "heartbeat"]
-    for ids in ([TARGET], [TARGET, CORR], many):
+    # "123z" ends every Docker stamp (_stamp) but only some texts after it: a line whose only mention
+    # is in its stamp mentions nothing
+    for ids in ([TARGET], [TARGET, CORR], many, [TARGET, "123z"]):
         sel: BlockSelector[int] = BlockSelector(ids, chunk=chunk)
         for n, line in enumerate(lines, 1):
             sel.feed(line, n)
