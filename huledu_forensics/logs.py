@@ -1500,6 +1500,7 @@ def scope_filter(frame: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+_CASELESS_RUN_RE = re.compile(r"[0-9-]+")
 _UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX32_SHAPE = re.compile(r"[0-9a-f]{32}")
 
@@ -1510,13 +1511,27 @@ def _mentions(needles: list[str]) -> Callable[[str], bool]:
     8 characters before a dash, a 32-hex id only inside a run of 32 or more hex digits."""
     if len(needles) <= _SUBSTRING_FILTER_MAX:
         few = tuple(needles)
+        # each needle's longest run of digits and dashes: only a digit (dash) lowers to a digit (dash),
+        # so a text whose lower-case form holds the needle holds that run as it is
+        keys = tuple(max(_CASELESS_RUN_RE.findall(n), key=len, default="") for n in few)
 
         def few_test(text: str) -> bool:
             # the needles are lower-case: a hit in the text is a hit in its lower-case form, and a text
             # whose cased characters are all lower-case is its own lower-case form
-            if any(n in text for n in few):
-                return True
-            return not text.islower() and any(n in text.lower() for n in few)
+            for n in few:
+                if n in text:
+                    return True
+            if text.islower():
+                return False
+            low = None
+            for n, key in zip(few, keys):
+                if key and key not in text:
+                    continue
+                if low is None:
+                    low = text.lower()
+                if n in low:
+                    return True
+            return False
 
         return few_test
     uuids = frozenset(n for n in needles if _UUID_SHAPE.fullmatch(n))
