@@ -116,7 +116,9 @@ def test_live_block_selection_keeps_the_lines_scope_filter_keeps(tmp_path: Path,
     lines = path.read_text().splitlines()
     full = parse_file(path, container=WORKER)
     many = [TARGET, CORR, *(str(uuid.UUID(int=i)) for i in range(1, 6)), "0" * 31 + "7", "heartbeat"]
-    for ids in ([TARGET], [TARGET, CORR], many):
+    # "123z" ends every Docker stamp (_stamp) but only some texts after it: a line whose only mention
+    # is in its stamp mentions nothing
+    for ids in ([TARGET], [TARGET, CORR], many, [TARGET, "123z"]):
         sel: BlockSelector[int] = BlockSelector(ids, chunk=chunk)
         for n, line in enumerate(lines, 1):
             sel.feed(line, n)
@@ -142,9 +144,13 @@ def test_the_mention_test_is_a_case_insensitive_substring_test_whatever_the_numb
     test = _mentions(needles)
     pieces = [*uuids, *(u.upper() for u in uuids), *hexes, "other-batch", "abc", "-", "f" * 40, "0-", "é", "İ",
               '"', " ", "UUID('", uuids[0][:20], hexes[0][5:]]
+    few_sets = [uuids[:1], [uuids[1].upper().lower(), hexes[0]], [hexes[1], "other-batch", uuids[2], "abc"]]
+    few_tests = [(_mentions(f), f) for f in few_sets]  # up to 4 ids: substring tests, digit runs first
     for _ in range(3000):
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
         assert test(text) == any(n in text.lower() for n in needles), text
+        for few_test, few in few_tests:
+            assert few_test(text) == any(n in text.lower() for n in few), (text, few)
     assert test("x" + "a" + uuids[1] + "b") and test("ff" + hexes[2] + "ff")  # inside longer hex runs too
 
 

@@ -295,7 +295,7 @@ def _matching_stretches(path: Path, needles: list[str]) -> Iterator[str] | None:
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        hits = logmod._find_hits(fd, size, [n.encode() for n in needles], 16 << 20) if size else []
+        hits = logmod._find_hits(fd, size, [n.encode() for n in needles], logmod._SCAN_BYTES) if size else []
         segs = logmod._segments(fd, size, hits, True) if hits else []
         if segs is None:
             return None
