@@ -23,7 +23,7 @@ handler logs anything.
 :func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
 published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
 run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
-empty or ending before the publication, or not one handling of any event recognised in the
+empty or not covering the publication (ending before it, beginning after it), or not one handling of any event recognised in the
 consumer's whole log, so the kit cannot tell silence from a log format it does not know).
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 import pandas as pd
 
@@ -42,8 +42,8 @@ from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
-__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "recognised_containers",
-           "runs_for_scope"]
+__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "LogExtent", "consumption", "handler_runs", "log_gap",
+           "log_gap_text", "recognised_containers", "runs_for_scope"]
 
 OUTCOMES = ("handled", "dropped", "failed")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
@@ -53,6 +53,37 @@ _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to 
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
 _ID_COLS = F.ID_FIELDS
+
+
+class LogExtent(NamedTuple):
+    """What the bundle holds of one container's log: its number of lines and the first and last line's
+    time (aware UTC; ``None`` when it has no line)."""
+
+    lines: int
+    first: datetime | None
+    last: datetime | None
+
+
+def log_gap(extent: LogExtent, at: datetime) -> tuple[str, datetime] | None:
+    """Whether a log of ``extent`` can show what its container did at ``at``: ``("end", last)`` when it
+    ends before ``at``, ``("begin", first)`` when it begins after it, ``None`` when it covers ``at``
+    (or says nothing of its times)."""
+    t = pd.Timestamp(at)
+    if extent.last is not None and pd.Timestamp(extent.last) < t:
+        return "end", extent.last
+    if extent.first is not None and pd.Timestamp(extent.first) > t:
+        return "begin", extent.first
+    return None
+
+
+def log_gap_text(container: str, gap: tuple[str, datetime], event: str, at: datetime) -> str:
+    """``the logs of C end before the event was published (last line T, published T')`` and the like."""
+    edge, when = gap
+    where = "end before" if edge == "end" else "begin after"
+    line = "last" if edge == "end" else "first"
+    return (f"the logs of {container} {where} {event} was published ({line} line "
+            f"{pd.Timestamp(when).isoformat(timespec='milliseconds')}, published "
+            f"{pd.Timestamp(at).isoformat(timespec='milliseconds')})")
 
 
 def _s(v: object) -> str:
@@ -328,7 +359,7 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
                 published_at: datetime | None, containers: Sequence[object],
-                log_extent: Mapping[str, tuple[int, datetime | None]],
+                log_extent: Mapping[str, LogExtent],
                 recognised: Collection[str]) -> Consumption:
     """Did ``consumer`` consume ``topic`` (see the module doc)? The one place that decides it:
     progress (the awaited event) and the correlation trace (every event) both ask here.
@@ -337,8 +368,8 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         runs: the handling runs that concern the question (the scope's, or one correlation id's).
         published_at: when the relay published the event (``None``: any run counts).
         containers: the bundle's container states (:class:`~huledu_forensics.world.ContainerState`).
-        log_extent: per container whose logs the bundle holds, its number of lines and the last
-            line's time; a container missing here has no logs in the bundle.
+        log_extent: per container whose logs the bundle holds, its :class:`LogExtent`; a container
+            missing here has no logs in the bundle.
         recognised: :func:`recognised_containers` of the whole bundle's runs.
     """
     if topic is None or consumer is None:
@@ -351,17 +382,18 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         return Consumption("unknown", why)
     if container not in log_extent:
         return Consumption("unknown", f"no logs of {container} in the bundle")
-    container_lines, container_last = log_extent[container]
-    if container_lines == 0:
+    extent = log_extent[container]
+    if extent.lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
     mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs
     before = mine
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:
-        if (published_at is not None and container_last is not None
-                and pd.Timestamp(container_last) < pd.Timestamp(published_at)):
-            return Consumption("unknown", f"the logs of {container} end before the event was published")
+        gap = log_gap(extent, published_at) if published_at is not None else None
+        if gap is not None and published_at is not None:
+            # the log does not cover the time the consumer would have handled it: it cannot say
+            return Consumption("unknown", log_gap_text(container, gap, "the event", published_at))
         if container not in recognised:
             # not one handling of any event in the whole log: the consumer never got an event, or this
             # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess
