@@ -430,7 +430,9 @@ def verdict_card(source: Any) -> Html:
                      "<span class='hf-muted'>the service that failed to act or raised the error</span>"))
     content = _content_line(v.get("content"))
     if content:
-        rows.append(("Content", _e(content)))
+        src = v["content"].get("expected_from") if v["content"].get("expected") is not None else None
+        rows.append(("Content", _e(content) + (f" <span class='hf-muted'>expected count from "
+                                               f"<code>{_e(src)}</code></span>" if src else "")))
         text_lines.append(f"content: {content}")
     unexplained = [_plain(u.get("finding") if isinstance(u, Mapping) else u) for u in v.get("unexplained") or []]
     if [u for u in unexplained if u]:

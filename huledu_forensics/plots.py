@@ -544,36 +544,18 @@ def _check(flag: Any) -> str:
     return "?"
 
 
-def _expected_count(inv: Investigation) -> int | None:
-    progress = getattr(inv, "progress", None)
-    for attr in (C.EXPECTED_COUNT, "expected_essay_count", "expected_essays"):
-        v = getattr(progress, attr, None)
-        if v is not None and not isinstance(v, (pd.DataFrame, list, set, dict)):
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                pass
-    bundle = getattr(inv, "bundle", None)
-    batch_id = getattr(getattr(inv, "scope", None), F.BATCH_ID, None)
-    if bundle is None or not batch_id:
-        return None
-    for (db, name), tbl in model.TABLES.items():
-        batch_cols = [c for c, kind in tbl.id_columns.items() if kind == "batch"]
-        if not batch_cols:
-            continue
-        try:
-            frame = bundle.table(db, name)
-        except Exception:  # noqa: BLE001
-            continue
-        if frame is None or frame.empty:
-            continue
-        count_cols = [c for c in (C.EXPECTED_COUNT, "expected_essay_count") if c in frame.columns]
-        if not count_cols:
-            continue
-        rows = frame[frame[batch_cols[0]].astype(str) == str(batch_id)]
-        if not rows.empty and pd.notna(rows[count_cols[0]].iloc[0]):
-            return int(rows[count_cols[0]].iloc[0])
-    return None
+def _expected_count(inv: Investigation) -> tuple[int | None, str | None]:
+    """The batch's expected essay count and the evidence that holds it (``progress.content``: the ELS
+    tracker, else BOS's batches row, else the registration event), or ``(None, None)``."""
+    content = getattr(getattr(inv, "progress", None), "content", None)
+    if not isinstance(content, dict) or content.get("expected") is None:
+        return None, None
+    try:
+        n = int(content["expected"])
+    except (TypeError, ValueError):
+        return None, None
+    source = content.get("expected_from")
+    return n, str(source) if source else None
 
 
 def _has_table(inv: Investigation, database: str, table: str) -> bool:
@@ -598,7 +580,7 @@ def essay_slots(inv: Investigation) -> go.Figure:
     progress = getattr(inv, "progress", None)
     essays = _frame(progress, "essays")
     pending = _frame(progress, "pending")
-    expected = _expected_count(inv)
+    expected, expected_from = _expected_count(inv)
     n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
     # a table the bundle lacks is a count nobody read: '?', never 0 (and the missing table is named)
     unread = [f"{db}/{t}" for db, t in (model.names.ESSAY_STATES, model.names.PENDING_CONTENT)
@@ -610,7 +592,10 @@ def essay_slots(inv: Investigation) -> go.Figure:
         else str(len(pending))
     title = (f"Essays and slots — ELS holds {held} essay row(s), "
              f"expected {expected if expected is not None else '?'}, pending content {parked}"
-             + (f"<br><sup>not in the bundle: {', '.join(unread)}</sup>" if unread else ""))
+             + "<br><sup>" + "; ".join(x for x in (
+                 f"expected count from {expected_from}" if expected_from else
+                 "expected count unknown: no tracker, batch row or registration event in the bundle holds it",
+                 f"not in the bundle: {', '.join(unread)}" if unread else "") if x) + "</sup>")
     if essays.empty and pending.empty:
         msg = "No essay rows and no pending content for this batch in the evidence"
         if expected is not None:
@@ -660,7 +645,7 @@ def essay_slots(inv: Investigation) -> go.Figure:
                 for r in pending.itertuples()
             ], hoverinfo="text"))
     if expected is not None:
-        fig.add_annotation(text=f"expected {expected} · in ELS {n_essays} · pending {len(pending)}",
+        fig.add_annotation(text=f"expected {expected} · in ELS {held} · pending {parked}",
                            xref="paper", yref="paper", x=1.0, y=1.08, showarrow=False,
                            xanchor="right", name="expected count")
     fig.update_layout(title=title, template="plotly_white", xaxis_title="essay (id prefix)",

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from huledu_forensics import cards
+from huledu_forensics import cards, plots
 from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.errors import ScopeError
 from huledu_forensics.investigation import investigate
@@ -391,3 +391,24 @@ def test_without_the_els_database_a_rejection_in_it_makes_els_responsible_not_th
     v = _verdict(world, SEED_BATCH, tmp_path)
     assert v["root_cause"]["finding"] == "db.enum_value_rejected"
     assert v["responsible_service"] == "els"
+
+
+def test_without_the_els_database_the_expected_count_comes_from_bos_and_says_so(tmp_path: Path) -> None:
+    """seed-variant-a without ELS's database: the tracker's expected_count is gone, but BOS's batches
+    row still holds total_essays 2 (and its registration event expected_essay_count 2). The essays view
+    and the card show 2 expected and where it comes from, not 'expected ?'; what ELS holds stays '?'."""
+    world = copy.deepcopy(load_world_dir(require_corpus("seed-variant-a")))
+    del world.databases[ELS]
+    inv = investigate(write_world_bundle(world, tmp_path / "bundle"), SEED_BATCH)
+    content = inv.verdict.to_json()["content"]
+    assert content["expected"] == 2 and content["expected_from"] == "huleedu_batch_orchestrator/batches.total_essays"
+    title = plots.essay_slots(inv).layout.title.text
+    assert "expected 2" in title and "expected ?" not in title and "ELS holds ? essay row(s)" in title
+    assert "expected count from huleedu_batch_orchestrator/batches.total_essays" in title
+    assert "in ELS ?" in " ".join(a.text for a in plots.essay_slots(inv).layout.annotations)
+    assert "batches.total_essays" in cards.verdict_card(inv).body.replace("<wbr>", "")
+    # without the batches row too, the registration event BOS wrote still says how many
+    bos = world.databases["huleedu_batch_orchestrator"].tables
+    bos["batches"] = bos["batches"][bos["batches"]["id"].astype(str) != SEED_BATCH]
+    content = _verdict(world, SEED_BATCH, tmp_path / "no-row")["content"]
+    assert content["expected"] == 2 and "huleedu.batch.essays.registered.v1" in content["expected_from"]

@@ -60,7 +60,8 @@ def _awaited() -> SimpleNamespace:
 def _inv(**over: object) -> SimpleNamespace:
     progress = SimpleNamespace(
         flow="GUEST", current_state="awaiting_content_validation", current_step="content", stuck=True,
-        steps=_steps(), awaited=_awaited(), expected_count=3,
+        steps=_steps(), awaited=_awaited(),
+        content={"expected": 3, "expected_from": "huleedu_essay_lifecycle/batch_essay_trackers.expected_count"},
         essays=pd.DataFrame([
             {"essay_id": "e-aaaaaaaa-1", "current_status": "uploaded", "text_storage_id": "ts-1",
              "created_at": _ts(1), "updated_at": _ts(2)},
@@ -153,21 +154,13 @@ def test_essay_slots_per_essay_status_pending_and_expected_count() -> None:
     assert "expected 3 · in ELS 2 · pending 1" in _annotations(fig)
 
 
-def test_essay_slots_reads_expected_count_from_the_batch_tracker_row() -> None:
-    db, name = next(k for k, t in model.TABLES.items()
-                    if "batch" in t.id_columns.values() and "expected_essay_ids" in t.json_columns)
-    batch_col = next(c for c, kind in model.TABLES[(db, name)].id_columns.items() if kind == "batch")
-    frame = pd.DataFrame({batch_col: ["other", BATCH], "expected_count": [9, 4]})
-
-    class FakeBundle:
-        collected_at = T0
-
-        def table(self, d: str, t: str) -> pd.DataFrame | None:
-            return frame if (d, t) == (db, name) else None
-
-    inv = _inv(bundle=FakeBundle())
-    del inv.progress.expected_count
-    assert "expected 4" in plots.essay_slots(inv).layout.title.text
+def test_essay_slots_names_where_the_expected_count_comes_from_and_says_when_none_holds_it() -> None:
+    title = plots.essay_slots(_inv()).layout.title.text
+    assert "expected 3" in title and "expected count from huleedu_essay_lifecycle/batch_essay_trackers" in title
+    inv = _inv()
+    inv.progress.content = {"expected": None}
+    title = plots.essay_slots(inv).layout.title.text
+    assert "expected ?" in title and "expected count unknown" in title
 
 
 def test_essay_slots_without_essays_says_so() -> None:
