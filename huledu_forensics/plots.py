@@ -678,14 +678,24 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
         flag = getattr(awaited, name, None)
         return flag if isinstance(flag, bool) else None
 
-    def detail(name: str, text: str) -> str:
-        return text if ok(name) is not None else f"{text} — unknown: {_outbox_unknown(inv, producer)}"
+    def detail(name: str, yes: str, no: str, question: str) -> str:
+        # the detail states the result, so a row read without its ✓/✗ still says the right thing
+        flag = ok(name)
+        return yes if flag is True else no if flag is False else \
+            f"unknown whether {question}: {_outbox_unknown(inv, producer)}"
 
+    never_produced = ok("produced") is False
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
-         "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
+         "detail": detail("produced", f"{producer} wrote {topic} to its outbox",
+                          f"{producer} wrote no {topic} outbox row for this batch",
+                          f"{producer} wrote {topic} to its outbox")},
         {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, F.PUBLISHED_AT, None)),
-         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
+         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka",
+                          f"not published: {producer} never produced it" if never_produced else
+                          f"{producer}'s relay has not published {topic} (the outbox row's "
+                          f"{F.PUBLISHED_AT} is empty)",
+                          f"{producer}'s relay published {topic} to Kafka")},
         {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
          "detail": _consumed_detail(awaited, consumer, topic)},
         {"check": "waited", "ok": None, "at": None,
@@ -716,8 +726,11 @@ def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
         cause = _text(getattr(awaited, "outcome_cause", None))
         return f"{consumer} consumed {topic} and {outcome} it" + (f" ({cause})" if cause else "")
     if getattr(awaited, "consumed", None) is None:
-        return f"{consumer} consumed {topic} — unknown: " + (reason or "the evidence needed to tell is not in the bundle")
-    return f"{consumer} consumed {topic}" + (f" — {reason}" if reason and not awaited.consumed else "")
+        return f"unknown whether {consumer} consumed {topic}: " + (
+            reason or "the evidence needed to tell is not in the bundle")
+    if awaited.consumed:
+        return f"{consumer} consumed {topic}"
+    return f"{consumer} did not consume {topic}" + (f": {reason}" if reason else "")
 
 
 def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:

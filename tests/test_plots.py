@@ -344,6 +344,22 @@ def test_awaited_checks_keep_unknown_apart_from_no() -> None:
     assert df["ok"].iloc[1] is False and "unknown" not in df["detail"].iloc[1]
 
 
+def test_awaited_checks_details_state_the_result_not_the_question() -> None:
+    """A row read without its ✓/✗ must still say the right thing: a 'no' row never reads 'the relay
+    published it', and an unknown row says it is unknown before anything else."""
+    df = plots.awaited_checks(_inv()).set_index("check")["detail"]  # produced yes, published no, consumed no
+    assert df["produced"] == "els wrote t.ready to its outbox"
+    assert "has not published t.ready" in df["published"] and "relay published" not in df["published"]
+    assert df["consumed"].startswith("bos did not consume t.ready")
+    inv = _inv()
+    inv.progress.awaited.produced = inv.progress.awaited.published = False
+    df = plots.awaited_checks(inv).set_index("check")["detail"]
+    assert df["produced"] == "els wrote no t.ready outbox row for this batch"
+    assert df["published"] == "not published: els never produced it"
+    inv.progress.awaited.consumed = None
+    assert plots.awaited_checks(inv)["detail"].iloc[2].startswith("unknown whether bos consumed t.ready: ")
+
+
 def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() -> None:
     db, name = next((k for k, t in model.TABLES.items() if t.json_columns and t.key == ("id",)))
     json_col = model.TABLES[(db, name)].json_columns[0]
@@ -384,8 +400,8 @@ def test_awaited_checks_name_the_missing_outbox_table_when_produced_is_unknown()
     df = plots.awaited_checks(inv)
     assert df["ok"].iloc[0] is None and df["ok"].iloc[1] is None
     for detail in df["detail"].iloc[:2]:
-        assert "unknown: the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle" \
-            in detail
+        assert detail.startswith("unknown whether ") and \
+            detail.endswith(": the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle")
 
 
 def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected() -> None:
