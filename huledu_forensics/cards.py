@@ -63,7 +63,7 @@ details.hf-more>summary{cursor:pointer;color:#0969da;font-size:13px;margin:4px 0
 .hf-sev{font-weight:600}
 .hf-params{width:auto;font-size:12.5px}
 .hf-muted{color:#6e7781;font-size:12.5px}
-.hf-sources{margin:2px 0 2px 0;padding-left:18px}.hf-sources li{margin:1px 0}
+.hf-sources{margin:2px 0 0 0!important;padding-left:18px}.hf-sources li{margin:1px 0}
 .jp-RenderedMarkdown .highlight pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;font-size:12.5px;
  font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 </style>"""
