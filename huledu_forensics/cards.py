@@ -43,7 +43,7 @@ _CSS = """<style>
 .hf-check{display:inline-block;padding:0 8px;border-radius:10px;margin-right:6px;font-size:13px;
  border:1px solid currentColor}
 .hf-yes{color:#2e7d32}.hf-no{color:#c62828;font-weight:600}.hf-unknown{color:#6e7781}
-.hf-warn{color:#c25e00;font-weight:600}
+.hf-warn{color:#c25e00;font-weight:600}.hf-pending{color:#1565c0}
 .hf-scroll{overflow-x:auto;max-width:100%}
 .hf-chain a{text-decoration:none;color:#0969da}
 .hf-table a code{color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
@@ -146,6 +146,14 @@ def _content_line(content: Any) -> str:
             f": {where} (the source that would show them is missing: see Evidence)"
     head = f"{items or 0} item(s)" + (f" for {exp} expected" if exp is not None else "")
     return head + (f": {where}" if where else "")
+
+
+def _within(waited: Any, expected: Any) -> bool:
+    """Whether ``waited`` seconds are known and at most ``expected`` (both numbers)."""
+    try:
+        return float(waited) <= float(expected)
+    except (TypeError, ValueError):
+        return False
 
 
 def _tri(value: Any) -> str:
@@ -336,10 +344,17 @@ def verdict_card(source: Any) -> Html:
         checks = []
         # consumed, then dropped or failed: not a green tick, the handling is where the batch stopped
         bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in ("dropped", "failed") else ""
+        # within the step's expected dwell a 'no' is 'not yet': the batch is in flight, not failing
+        in_flight = status not in ("stuck", "failed", "degraded") and _within(aw.get("waited_s"),
+                                                                                aw.get("expected_dwell_s"))
         for k in ("produced", "published", "consumed"):
             if k in aw:
                 t = _tri(aw.get(k))
                 mark = {"yes": "✓", "no": "✗", "unknown": "?"}[t]
+                if t == "no" and in_flight:
+                    checks.append(f"<span class='hf-check hf-pending' title='{k}: not yet, within the expected "
+                                  f"dwell'>{k} … not yet</span>")
+                    continue
                 if k == "consumed" and t == "yes" and bad_outcome:
                     checks.append(f"<span class='hf-check hf-warn' title='consumed, then {bad_outcome}'>"
                                   f"{k} {mark} {t} · {bad_outcome}</span>")

@@ -499,7 +499,9 @@ def state_graph(inv: Investigation) -> go.Figure:
         topic = _text(nxt["trigger_topic"])
         taken = nxt["v_state"] != "pending"
         awaited_edge = here["v_state"] in ("stuck", "current") and not taken
-        colour = "#2e7d32" if taken else "#c62828" if awaited_edge else "#bdbdbd"
+        # red only past the step's expected dwell: a batch still within it is in flight, not failing
+        colour = "#2e7d32" if taken else ("#c62828" if here["v_state"] == "stuck" else "#1565c0") \
+            if awaited_edge else "#bdbdbd"
         label = f"{_wrap(_short_topic(topic), 26) if topic else '(no event)'}<br>" \
                 f"<i>{_text(nxt['producer']) or '?'} → {_text(nxt['consumer']) or '?'}</i>"
         if awaited_edge and awaited is not None:
@@ -517,7 +519,7 @@ def state_graph(inv: Investigation) -> go.Figure:
             xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2,
             arrowwidth=3 if taken or awaited_edge else 1.5, arrowcolor=colour, text="", name=edge)
         fig.add_annotation(x=i + 0.5, y=half_h + 0.08, yanchor="bottom", text=label, showarrow=False,
-                           font={"size": 11, "color": "#c62828" if awaited_edge else "#424242"},
+                           font={"size": 11, "color": colour if awaited_edge else "#424242"},
                            name=f"trigger {nxt['step']}")
     documented = _documented_only(flow, steps)
     if documented:

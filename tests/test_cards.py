@@ -195,3 +195,16 @@ def test_an_incomplete_source_says_why_and_a_gap_is_not_shown_as_raw_json() -> N
     assert "gap: logs/els</code> — Docker engine not reachable" in html and "{&quot;part" not in html
     assert "completeness notes" not in html.lower()  # a known field, not an extra row
     assert "end before t.ready" in str(card)
+
+
+def test_a_no_within_the_expected_dwell_reads_not_yet_not_a_red_failure() -> None:
+    """A batch 1 s into a 30 s step has not published yet: that is a batch in flight, and the card must
+    not show it with the red ✗ of a failure; the same checks on a stuck batch stay red."""
+    aw = {"topic": "t.ready", "producer": "els", "consumer": "bos", "produced": True, "published": False,
+          "consumed": False, "waited_s": 1.0, "expected_dwell_s": 30.0}
+    html = cards.verdict_card(_verdict(status="healthy", healthy=True, root_cause=None, chain=[],
+                                       awaited=aw))._repr_html_()
+    assert "published … not yet" in html and "consumed … not yet" in html and "published ✗ no" not in html
+    assert "produced ✓ yes" in html
+    stuck = cards.verdict_card(_verdict(awaited={**aw, "waited_s": 45.0}))._repr_html_()
+    assert "published ✗ no" in stuck and "not yet" not in stuck

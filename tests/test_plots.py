@@ -248,6 +248,20 @@ def _names(fig, prefix: str) -> list[str]:  # noqa: ANN001
             if (x.name or "").startswith(prefix)]
 
 
+def test_state_graph_draws_the_awaited_edge_of_a_batch_within_its_dwell_blue_not_red() -> None:
+    """The awaited edge is red only past the step's expected dwell; within it (the current step, blue),
+    the batch is in flight and its edge is blue like its node."""
+    stuck = plots.state_graph(_inv())
+    assert [s.line.color for s in stuck.layout.shapes if s.name == "missing edge"] == ["#c62828"]
+    inv = _inv()
+    inv.progress.stuck = False
+    inv.progress.steps.loc[inv.progress.steps["state"] == "stuck", "state"] = "current"
+    fig = plots.state_graph(inv)
+    assert [s.line.color for s in fig.layout.shapes if s.name == "missing edge"] == ["#1565c0"]
+    label = next(a for a in fig.layout.annotations if (a.name or "") == "trigger ready")
+    assert label.font.color == "#1565c0"
+
+
 def test_state_graph_draws_each_step_as_a_node_with_the_path_taken_and_the_missing_edge() -> None:
     fig = plots.state_graph(_inv())
     nodes = {s.name: s for s in fig.layout.shapes if (s.name or "").startswith("node ")}
