@@ -532,6 +532,8 @@ def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
     params["bundle"] = str(Path(opened.path).resolve())
     result.bundle_path = Path(opened.path)
     copies = {str(params["bundle"]), str(opened.path)} - {given}
+    if "bundle_given" in declared:  # a notebook that shows its parameters names the bundle as given
+        params["bundle_given"] = str(Path(given).resolve())
 
     # the notebook about to run, so a run killed before its first cell finishes still leaves one behind
     # (papermill overwrites it as soon as a cell has run)

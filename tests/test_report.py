@@ -251,6 +251,10 @@ def test_batch_investigation_report_on_seed_incident(seed_bundle: Path, tmp_path
     assert res.verdict["healthy"] is False and res.exit_code in (1, 2)
     assert res.bundle_path == tmp_path / report.BUNDLE_DIR  # a copy: the report directory stands alone
     assert Bundle.open(res.bundle_path).manifest["files"] == Bundle.open(seed_bundle).manifest["files"]
+    # the run parameters name the bundle the user passed, and the copy the report read
+    params = res.html_path.read_text(encoding="utf-8").split("Run parameters", 1)[1].replace("<wbr>", "")
+    assert f"<code>{seed_bundle.resolve()}</code>" in params
+    assert f"{(tmp_path / report.BUNDLE_DIR).resolve()} (this report" in params
     seen = open_offline(res.html_path)
     assert len(seen["drawn"]) >= 3 and all(n > 0 for n in seen["drawn"])
     assert seen["requests"] == [] and seen["errors"] == []
