@@ -59,6 +59,7 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "EXIT_KIT_FAILED",
     "NOTEBOOK_PARAMETERS",
+    "OPTIONAL_NOTEBOOK_PARAMETERS",
     "PLOTLY_JS",
     "REPORT_FILES",
     "ReportResult",
@@ -90,6 +91,10 @@ BUNDLE_DIR = "bundle"
 
 NOTEBOOK_PARAMETERS = ("bundle", "id", "since", "until", "verdict_path")
 """The parameters :func:`run_report` passes to a report notebook."""
+
+OPTIONAL_NOTEBOOK_PARAMETERS = ("bundle_given",)
+"""Parameters :func:`run_report` passes only to a notebook that declares them: ``bundle_given``, the
+bundle as the user named it (``bundle`` is the report's own copy)."""
 
 DEMO_SCENARIO = "seed_variant_a"
 """The simulator scenario of the demo: the guest batch stuck in content validation."""
@@ -532,8 +537,8 @@ def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
     params["bundle"] = str(Path(opened.path).resolve())
     result.bundle_path = Path(opened.path)
     copies = {str(params["bundle"]), str(opened.path)} - {given}
-    if "bundle_given" in declared:  # a notebook that shows its parameters names the bundle as given
-        params["bundle_given"] = str(Path(given).resolve())
+    if OPTIONAL_NOTEBOOK_PARAMETERS[0] in declared:  # a notebook that shows its parameters names it as given
+        params[OPTIONAL_NOTEBOOK_PARAMETERS[0]] = str(Path(given).resolve())
 
     # the notebook about to run, so a run killed before its first cell finishes still leaves one behind
     # (papermill overwrites it as soon as a cell has run)

@@ -74,7 +74,7 @@ def test_report_files_contract_is_defined_once() -> None:
     assert report.REPORT_FILES == {"verdict": "verdict.json", "notebook": "report.ipynb",
                                    "html": "report.html"}
     assert report.BUNDLE_DIR == "bundle"
-    assert report.notebook_parameters("batch_investigation") == list(report.NOTEBOOK_PARAMETERS)
+    assert report.notebook_parameters("batch_investigation") == [*report.NOTEBOOK_PARAMETERS, *report.OPTIONAL_NOTEBOOK_PARAMETERS]
 
 
 @pytest.mark.parametrize("verdict, code", [
