@@ -42,6 +42,7 @@ from .errors import BundleInvalid, BundleNotFound
 from .world import ContainerState, World
 
 if TYPE_CHECKING:
+    from .outcomes import LogExtent
     from .scope import ScopeIndex
 
 __all__ = [
@@ -319,10 +320,8 @@ class BundleCache:
     """Every database-container log line, parsed."""
     handler_runs: pd.DataFrame | None = None
     """Every handling run of the bundle's consumers."""
-    log_extent: dict[str, tuple[int, datetime | None]] | None = None
-    """Per container: lines held and the last line's time."""
-    log_first: dict[str, datetime | None] | None = None
-    """Per container: the first line's time (a rotated log starts late)."""
+    log_extent: dict[str, LogExtent] | None = None
+    """Per container: lines held and the first and last line's time."""
     scope_index: ScopeIndex | None = None
     """The id index scope discovery walks."""
 

@@ -31,7 +31,7 @@ _SEVERITY_COLOURS = {"critical": "#b71c1c", "error": "#d32f2f", "warning": "#ef6
 _KNOWN_FIELDS = {
     "tool", "tool_version", F.BATCH_ID, "requested_id", "flow", "healthy", "status", "current_state",
     "current_step", "waited_s", "awaited_transition", "awaited_event", "awaited", "root_cause", "chain",
-    "findings", "not_evaluated", "completeness", "gaps", "scope", "bundle", "collected_at",
+    "findings", "not_evaluated", "completeness", "completeness_notes", "gaps", "scope", "bundle", "collected_at",
     "responsible_service", "content", "differential", "unexplained",
 }
 _CSS = """<style>
@@ -46,7 +46,7 @@ _CSS = """<style>
 .hf-check{display:inline-block;padding:0 8px;border-radius:10px;margin-right:6px;font-size:13px;
  border:1px solid currentColor}
 .hf-yes{color:#2e7d32}.hf-no{color:#c62828;font-weight:600}.hf-unknown{color:#6e7781}
-.hf-warn{color:#c25e00;font-weight:600}
+.hf-warn{color:#c25e00;font-weight:600}.hf-pending{color:#1565c0}
 .hf-scroll{overflow-x:auto;max-width:100%}
 .hf-chain a{text-decoration:none;color:#0969da}
 .hf-table a code{color:#0969da}.hf-chain code,.hf-card code{font-size:12.5px;
@@ -66,6 +66,7 @@ details.hf-more>summary{cursor:pointer;color:#0969da;font-size:13px;margin:4px 0
 .hf-sev{font-weight:600}
 .hf-params{width:auto;font-size:12.5px}
 .hf-muted{color:#6e7781;font-size:12.5px}
+.hf-sources{margin:2px 0 0 0!important;padding-left:18px}.hf-sources li{margin:1px 0}
 .jp-RenderedMarkdown .highlight pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;font-size:12.5px;
  font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 </style>"""
@@ -151,6 +152,14 @@ def _content_line(content: Any) -> str:
     return head + (f": {where}" if where else "")
 
 
+def _within(waited: Any, expected: Any) -> bool:
+    """Whether ``waited`` seconds are known and at most ``expected`` (both numbers)."""
+    try:
+        return float(waited) <= float(expected)
+    except (TypeError, ValueError):
+        return False
+
+
 def _tri(value: Any) -> str:
     """``yes`` / ``no`` / ``unknown`` from a bool, a string or anything else."""
     if value is True:
@@ -227,9 +236,15 @@ def _status(v: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
+def _completeness(v: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    """How many sources the verdict counts, and each one that is not complete as ``(source: state,
+    why)``: the verdict's ``completeness_notes`` say why (which tables are missing, where a log ends
+    against the event it is asked about); a verdict without them gets the missing tables from
+    ``not_evaluated``."""
     comp = v.get("completeness")
-    bad: list[str] = []
+    raw_notes = v.get("completeness_notes")
+    notes: Mapping[str, Any] = raw_notes if isinstance(raw_notes, Mapping) else {}
+    bad: list[tuple[str, str]] = []
     total = 0
     if isinstance(comp, Mapping):
         for source, state in comp.items():
@@ -238,15 +253,20 @@ def _completeness(v: dict[str, Any]) -> tuple[int, list[str]]:
             total += 1
             s = state.get("completeness") if isinstance(state, Mapping) else state
             if _plain(s) not in ("complete", "True", ""):
-                gone = _missing_tables(v, _plain(source).removeprefix("database:")) \
-                    if _plain(s) == "partial" and _plain(source).startswith("database:") else []
-                bad.append(f"{source}: {_plain(s)}" + (f" (missing: {', '.join(gone)})" if gone else ""))
+                why = _plain(notes.get(source))
+                if not why and _plain(s) == "partial" and _plain(source).startswith("database:"):
+                    gone = _missing_tables(v, _plain(source).removeprefix("database:"))
+                    why = f"missing: {', '.join(gone)}" if gone else ""
+                bad.append((f"{source}: {_plain(s)}", why))
     elif isinstance(comp, str):
         total = 1
         if comp != "complete":
-            bad.append(comp)
+            bad.append((comp, ""))
     for gap in v.get("gaps") or []:
-        bad.append(f"gap: {_plain(gap)}")
+        if isinstance(gap, Mapping):
+            bad.append((f"gap: {_plain(gap.get('part'))}", _plain(gap.get("reason"))))
+        else:
+            bad.append((f"gap: {_plain(gap)}", ""))
     return total, bad
 
 
@@ -329,10 +349,17 @@ def verdict_card(source: Any) -> Html:
         # consumed, then dropped or failed: not a green tick, the handling is where the batch stopped
         bad_outcome = _plain(aw.get("outcome")) if _plain(aw.get("outcome")) in (
             "dropped", "failed", "interrupted") else ""
+        # within the step's expected dwell a 'no' is 'not yet': the batch is in flight, not failing
+        in_flight = status not in ("stuck", "failed", "degraded") and _within(aw.get("waited_s"),
+                                                                                aw.get("expected_dwell_s"))
         for k in ("produced", "published", "consumed"):
             if k in aw:
                 t = _tri(aw.get(k))
                 mark = {"yes": "✓", "no": "✗", "unknown": "?"}[t]
+                if t == "no" and in_flight:
+                    checks.append(f"<span class='hf-check hf-pending' title='{k}: not yet, within the expected "
+                                  f"dwell'>{k} … not yet</span>")
+                    continue
                 if k == "consumed" and t == "yes" and bad_outcome:
                     checks.append(f"<span class='hf-check hf-warn' title='consumed, then {bad_outcome}'>"
                                   f"{k} {mark} {t} · {bad_outcome}</span>")
@@ -407,19 +434,25 @@ def verdict_card(source: Any) -> Html:
             f"more</summary>{code(more)}</details>" if more else "")))
     if total or bad:
         if bad:
-            comp = (f"<span class='hf-no'>incomplete</span> — {len(bad)} source(s) partial or missing: "
-                    + ", ".join(f"<code>{_e(b)}</code>" for b in bad[:8]) + (" …" if len(bad) > 8 else "")
-                    + "<br><span class='hf-muted'>The verdict may be wrong where it rests on these.</span>")
+            comp = (f"<span class='hf-no'>incomplete</span> — {len(bad)} source(s) partial or missing:"
+                    "<ul class='hf-sources'>"
+                    + "".join(f"<li><code>{_e(b)}</code>" + (f" — {_e(why)}" if why else "") + "</li>"
+                              for b, why in bad[:8])
+                    + (f"<li>… {len(bad) - 8} more (see the completeness table)</li>" if len(bad) > 8 else "")
+                    + "</ul><span class='hf-muted'>The verdict may be wrong where it rests on these.</span>")
         else:
             comp = f"<span class='hf-yes'>complete</span> — all {total} sources the verdict rests on were collected complete"
         rows.append(("Evidence", comp))
-        text_lines.append(f"evidence: {'incomplete: ' + '; '.join(bad) if bad else 'complete'}")
+        text_lines.append("evidence: " + ("incomplete: " + "; ".join(b + (f" ({why})" if why else "")
+                                                               for b, why in bad) if bad else "complete"))
     if _plain(v.get("responsible_service")):
         rows.append(("Responsible", f"<code>{_e(v.get('responsible_service'))}</code> "
                      "<span class='hf-muted'>the service that failed to act or raised the error</span>"))
     content = _content_line(v.get("content"))
     if content:
-        rows.append(("Content", _e(content)))
+        src = v["content"].get("expected_from") if v["content"].get("expected") is not None else None
+        rows.append(("Content", _e(content) + (f" <span class='hf-muted'>expected count from "
+                                               f"<code>{_e(src)}</code></span>" if src else "")))
         text_lines.append(f"content: {content}")
     unexplained = [_plain(u.get("finding") if isinstance(u, Mapping) else u) for u in v.get("unexplained") or []]
     if [u for u in unexplained if u]:

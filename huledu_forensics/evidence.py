@@ -12,6 +12,7 @@ from . import model
 from ._frames import records
 from .model import columns as C
 from .model import names as N
+from .outcomes import LogExtent
 from .scope import Scope
 from .world import ContainerState
 
@@ -40,8 +41,7 @@ class Evidence:
     the parts the bundle holds (``(database, table)`` keys, ``"enums:<db>"``, ``"logs:<container>"``);
     ``runs`` the scope's handling runs (:mod:`huledu_forensics.outcomes`); ``recognised`` the consumer
     containers with at least one recognised handling anywhere in the bundle; ``log_extent`` per
-    container the number of its lines in the bundle and the time of the last one; ``log_first`` the
-    time of its first.
+    container the number of its lines in the bundle and the time of the first and the last one.
     """
 
     scope: Scope
@@ -54,8 +54,7 @@ class Evidence:
     present: set[object] = field(default_factory=set)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     recognised: frozenset[str] = frozenset()
-    log_extent: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
-    log_first: dict[str, datetime | None] = field(default_factory=dict)
+    log_extent: dict[str, LogExtent] = field(default_factory=dict)
 
     # ---- tables
     def rows(self, key: tuple[str, str]) -> pd.DataFrame:

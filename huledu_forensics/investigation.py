@@ -18,14 +18,22 @@ from .bundle import Bundle
 from .differential import differential
 from .evidence import Evidence
 from .model import names as N
-from .outcomes import handler_runs, recognised_containers, runs_for_scope
+from .outcomes import (
+    LogExtent,
+    consumer_container,
+    handler_runs,
+    log_gap,
+    log_gap_text,
+    recognised_containers,
+    runs_for_scope,
+)
 from .progress import Progress, compute_progress
 from .rules import Context, Finding, run_rules
 from .scope import Scope, ScopeIndex, build_index, discover
 from .timeline import build_timeline
 from .verdict import Verdict, build_verdict
 
-__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent", "log_first",
+__all__ = ["Investigation", "all_handler_runs", "database_logs", "investigate", "log_extent",
            "service_logs"]
 
 log = logging.getLogger(__name__)
@@ -136,34 +144,20 @@ def all_handler_runs(bundle: Bundle) -> pd.DataFrame:
     return bundle.cache.handler_runs
 
 
-def log_extent(bundle: Bundle) -> dict[str, tuple[int, datetime | None]]:
-    """Per container whose logs the bundle holds: its number of service-log lines and the last line's
-    time (the ``log_extent`` :func:`outcomes.consumption` weighs), once per bundle."""
+def log_extent(bundle: Bundle) -> dict[str, LogExtent]:
+    """Per container whose logs the bundle holds: its number of service-log lines and the first and
+    last line's time (the :class:`~huledu_forensics.outcomes.LogExtent` :func:`outcomes.consumption`
+    weighs), once per bundle."""
     cached = bundle.cache.log_extent
     if cached is None:
         lg = service_logs(bundle)
         cached = {}
         if not lg.empty:
             for c, grp in lg.groupby("container"):
-                cached[str(c)] = (int(len(grp)), parse_utc(grp["ts"].max()))
+                cached[str(c)] = LogExtent(int(len(grp)), parse_utc(grp["ts"].min()), parse_utc(grp["ts"].max()))
         for c, _s, _p in bundle.log_files():
-            cached.setdefault(c, (0, None))
+            cached.setdefault(c, LogExtent(0, None, None))
         bundle.cache.log_extent = cached
-    return cached
-
-
-def log_first(bundle: Bundle) -> dict[str, datetime | None]:
-    """Per container whose logs the bundle holds: the time of its first service-log line (``None``
-    when it has none), once per bundle: a log rotated or truncated before the collection starts
-    late, and cannot show what the container did before."""
-    cached = bundle.cache.log_first
-    if cached is None:
-        lg = service_logs(bundle)
-        cached = {}
-        if not lg.empty:
-            for c, grp in lg.groupby("container"):
-                cached[str(c)] = parse_utc(grp["ts"].min())
-        bundle.cache.log_first = cached
     return cached
 
 
@@ -249,22 +243,34 @@ def _scope_tables(tables: dict[tuple[str, str], pd.DataFrame], scope: Scope, ind
     return out
 
 
-def _completeness(bundle: Bundle, present: set[object]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _completeness(bundle: Bundle, present: set[object], progress: Progress,
+                  extent: dict[str, LogExtent]) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    """Per source: complete, partial or missing (the frame the report shows, the verdict's summary and,
+    per source that is not complete, why). A consumer's log is weighed against the event it is asked
+    about (the awaited one): held in full, it still cannot show a consumption it ends before or
+    begins after, so for this question it is partial."""
     rows = []
     for s in bundle.sources:
         rows.append({"source": s.name, "kind": s.kind, "completeness": s.completeness,
                      "warnings": "; ".join(s.warnings)})
     summary: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for db in model.DATABASES.values():
         have = [t for t in db.tables if (db.name, t) in present]
         state = "complete" if len(have) == len(db.tables) else ("partial" if have else "missing")
         summary[f"database:{db.name}"] = state
         if state != "complete":
+            gone = "missing tables: " + ", ".join(t for t in db.tables if (db.name, t) not in present)
             rows.append({"source": f"database:{db.name}", "kind": "expected", "completeness": state,
-                         "warnings": "missing tables: " + ", ".join(
-                             t for t in db.tables if (db.name, t) not in present)})
-        summary[f"enums:{db.name}"] = "complete" if (f"enums:{db.name}" in present
-                                                     or not db.enum_types) else "missing"
+                         "warnings": gone})
+            notes[f"database:{db.name}"] = gone
+        enums = "complete" if (f"enums:{db.name}" in present or not db.enum_types) else "missing"
+        summary[f"enums:{db.name}"] = enums
+        if enums == "missing":
+            why = "no enum label sets of this database in the bundle: enum drift cannot be checked"
+            rows.append({"source": f"enums:{db.name}", "kind": "expected", "completeness": "missing",
+                         "warnings": why})
+            notes[f"enums:{db.name}"] = why
         svc = model.SERVICES[db.service]
         for c in (*svc.containers[:1], db.container):
             st = "complete" if f"logs:{c}" in present else "missing"
@@ -272,10 +278,34 @@ def _completeness(bundle: Bundle, present: set[object]) -> tuple[pd.DataFrame, d
             if st == "missing":
                 rows.append({"source": f"logs:{c}", "kind": "expected", "completeness": "missing",
                              "warnings": "no log lines for this container in the bundle"})
+                notes[f"logs:{c}"] = "no log lines for this container in the bundle"
+    aw = progress.awaited
+    # the awaited event's consumer, when the kit could read a consumption from its log but did not
+    asked = aw is not None and aw.topic is not None and aw.consumed is None and \
+        aw.topic in model.handlers.handlers_for(aw.consumer or "")
+    container = consumer_container(aw.consumer) if aw is not None and asked else None
+    if aw is not None and aw.topic and container:
+        key = f"logs:{container}"
+        if key not in present:
+            summary[key] = "missing"
+            notes[key] = (f"no log lines of {container} in the bundle: whether {aw.consumer} consumed "
+                          f"{aw.topic} is unknown")
+            if not any(r["source"] == key for r in rows):
+                rows.append({"source": key, "kind": "expected", "completeness": "missing", "warnings": notes[key]})
+        else:
+            gap = log_gap(extent[container], aw.published_at) if aw.published_at is not None and \
+                container in extent else None
+            if gap is not None and aw.published_at is not None:
+                summary[key] = "partial"
+                notes[key] = (log_gap_text(container, gap, aw.topic, aw.published_at)
+                              + f": they cannot show whether {aw.consumer} consumed it")
+                rows.append({"source": key, "kind": "extent", "completeness": "partial", "warnings": notes[key]})
     for s in bundle.sources:
         if s.completeness != "complete":
             summary[s.name] = s.completeness
-    return pd.DataFrame(rows, columns=["source", "kind", "completeness", "warnings"]), summary
+            if s.warnings:
+                notes[s.name] = "; ".join(s.warnings)
+    return pd.DataFrame(rows, columns=["source", "kind", "completeness", "warnings"]), summary, notes
 
 
 def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | str | None = None,
@@ -330,12 +360,13 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
                   runs=_in_window(runs_for_scope(all_handler_runs(b), scope), since_t, until_t,
                                   "started_at"),
                   recognised=recognised_containers(all_handler_runs(b)),
-                  log_extent=log_extent(b), log_first=log_first(b))
+                  log_extent=log_extent(b))
     progress = compute_progress(ev)
     findings, not_evaluated = run_rules(Context(ev, progress))
-    completeness_df, completeness = _completeness(b, present)
+    completeness_df, completeness, notes = _completeness(b, present, progress, ev.log_extent)
     verdict = build_verdict(scope=scope, progress=progress, findings=findings,
-                            not_evaluated=not_evaluated, completeness=completeness, gaps=b.gaps,
+                            not_evaluated=not_evaluated, completeness=completeness,
+                            completeness_notes=notes, gaps=b.gaps,
                             bundle=str(b.path), collected_at=collected.isoformat())
     root = verdict.data.get("root_cause")
     verdict.data["differential"] = differential(

@@ -156,8 +156,7 @@ def _els_took(ev: Evidence, it: dict[str, object]) -> str:
         runs = runs[[bool(ids & set(r)) for r in runs["ids"]]]
     return consumption(runs, N.T_CONTENT_PROVISIONED, "els",
                        published_at=cast("datetime | None", it.get("_published_at")),
-                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised,
-                       log_first=ev.log_first).state
+                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised).state
 
 
 def _provisioned_in_logs(ev: Evidence) -> set[str | None]:

@@ -26,7 +26,7 @@ handler logs anything.
 :func:`consumption` answers "did ``consumer`` consume ``topic`` for this batch, at or after it was
 published": ``yes`` (with the run), ``no`` (the consumer's logs cover the time and hold no such
 run), or ``unknown`` with the reason (no handler knowledge, container never ran, logs missing or
-empty or ending before the publication or starting after it, or not one handling of any event recognised in the
+empty or not covering the publication (ending before it, beginning after it), or not one handling of any event recognised in the
 consumer's whole log, so the kit cannot tell silence from a log format it does not know).
 """
 
@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 import pandas as pd
 
@@ -45,8 +45,8 @@ from ._frames import is_missing, records
 from .model import handlers as H
 from .scope import Scope, normalise_id
 
-__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "consumption", "handler_runs", "recognised_containers",
-           "runs_for_scope"]
+__all__ = ["OUTCOMES", "RUN_COLUMNS", "Consumption", "LogExtent", "consumption", "handler_runs", "log_gap",
+           "log_gap_text", "recognised_containers", "runs_for_scope"]
 
 OUTCOMES = ("handled", "dropped", "failed", "interrupted")
 RUN_COLUMNS = ("service", "container", "topic", "event", "started_at", "ended_at", "outcome", "cause",
@@ -57,6 +57,41 @@ _GAP_S = 2.0  # a line this long after the run's last line no longer belongs to 
 _JOIN_S = 1.0  # a handler's own start line this soon after the loop's generic start joins it
 _SKEW_S = 1.0  # tolerated clock skew between an outbox's published_at and the consumer's first line
 _ID_COLS = F.ID_FIELDS
+
+
+class LogExtent(NamedTuple):
+    """What the bundle holds of one container's log: its number of lines and the first and last line's
+    time (aware UTC; ``None`` when it has no line)."""
+
+    lines: int
+    first: datetime | None
+    last: datetime | None
+
+
+def log_gap(extent: LogExtent, at: datetime) -> tuple[str, datetime] | None:
+    """Whether a log of ``extent`` can show what its container did at ``at``: ``("end", last)`` when it
+    ends before ``at`` or less than the clocks' tolerance after it (on the producer's clock it may end
+    before), ``("begin", first)`` when it begins after it, ``None`` when it covers ``at`` (or says
+    nothing of its times)."""
+    t = pd.Timestamp(at)
+    if extent.last is not None and pd.Timestamp(extent.last) < t + pd.Timedelta(seconds=_SKEW_S):
+        return "end", extent.last
+    if extent.first is not None and pd.Timestamp(extent.first) > t:
+        return "begin", extent.first
+    return None
+
+
+def log_gap_text(container: str, gap: tuple[str, datetime], event: str, at: datetime) -> str:
+    """``the logs of C end before the event was published (last line T, published T')`` and the like."""
+    edge, when = gap
+    if edge == "end" and pd.Timestamp(when) >= pd.Timestamp(at):
+        where = f"end less than {_SKEW_S:g} s (the clocks' tolerance) after"
+    else:
+        where = "end before" if edge == "end" else "begin after"
+    line = "last" if edge == "end" else "first"
+    return (f"the logs of {container} {where} {event} was published ({line} line "
+            f"{pd.Timestamp(when).isoformat(timespec='milliseconds')}, published "
+            f"{pd.Timestamp(at).isoformat(timespec='milliseconds')})")
 
 
 def _s(v: object) -> str:
@@ -364,9 +399,8 @@ def container_ran(containers: list[object], name: str) -> tuple[bool | None, str
 
 def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
                 published_at: datetime | None, containers: Sequence[object],
-                log_extent: Mapping[str, tuple[int, datetime | None]],
-                recognised: Collection[str],
-                log_first: Mapping[str, datetime | None] | None = None) -> Consumption:
+                log_extent: Mapping[str, LogExtent],
+                recognised: Collection[str]) -> Consumption:
     """Did ``consumer`` consume ``topic`` (see the module doc)? The one place that decides it:
     progress (the awaited event) and the correlation trace (every event) both ask here.
 
@@ -374,11 +408,9 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         runs: the handling runs that concern the question (the scope's, or one correlation id's).
         published_at: when the relay published the event (``None``: any run counts).
         containers: the bundle's container states (:class:`~huledu_forensics.world.ContainerState`).
-        log_extent: per container whose logs the bundle holds, its number of lines and the last
-            line's time; a container missing here has no logs in the bundle.
+        log_extent: per container whose logs the bundle holds, its :class:`LogExtent`; a container
+            missing here has no logs in the bundle.
         recognised: :func:`recognised_containers` of the whole bundle's runs.
-        log_first: per container, its first line's time; a log that starts after the publication
-            (rotated, truncated) cannot show a handling before its start.
     """
     if topic is None or consumer is None:
         return Consumption("unknown", "no consumer for this event in the model")
@@ -390,28 +422,18 @@ def consumption(runs: pd.DataFrame, topic: str | None, consumer: str | None, *,
         return Consumption("unknown", why)
     if container not in log_extent:
         return Consumption("unknown", f"no logs of {container} in the bundle")
-    container_lines, container_last = log_extent[container]
-    if container_lines == 0:
+    extent = log_extent[container]
+    if extent.lines == 0:
         return Consumption("unknown", f"the logs of {container} are empty")
     mine = runs[(runs["topic"] == topic) & (runs["service"] == consumer)] if not runs.empty else runs
     before = mine
     if not mine.empty and published_at is not None:
         mine = mine[mine["started_at"] >= pd.Timestamp(published_at) - pd.Timedelta(seconds=_SKEW_S)]
     if mine.empty:
-        # a log that ends less than the clocks' tolerance after the publication may, on the producer's
-        # clock, end before it: it cannot show the event was not handled
-        if (published_at is not None and container_last is not None
-                and pd.Timestamp(container_last) < pd.Timestamp(published_at) + pd.Timedelta(seconds=_SKEW_S)):
-            late = pd.Timestamp(container_last) >= pd.Timestamp(published_at)
-            return Consumption("unknown", f"the logs of {container} end before the event was published"
-                               + (f" (or less than {_SKEW_S:g} s after it, within the clocks' tolerance)"
-                                  if late else ""))
-        first = (log_first or {}).get(container)
-        if published_at is not None and first is not None and pd.Timestamp(first) > pd.Timestamp(published_at):
-            # rotated or truncated: the handling may have come between the publication and the log's start
-            return Consumption("unknown", f"the logs of {container} start at {pd.Timestamp(first).isoformat()}, "
-                               f"after the event was published at {pd.Timestamp(published_at).isoformat()}: "
-                               "a handling before the log's start cannot be seen")
+        gap = log_gap(extent, published_at) if published_at is not None else None
+        if gap is not None and published_at is not None:
+            # the log does not cover the time the consumer would have handled it: it cannot say
+            return Consumption("unknown", log_gap_text(container, gap, "the event", published_at))
         if container not in recognised:
             # not one handling of any event in the whole log: the consumer never got an event, or this
             # HuleEdu version logs its handlers differently from what the kit knows; "no" would be a guess

@@ -499,7 +499,9 @@ def state_graph(inv: Investigation) -> go.Figure:
         topic = _text(nxt["trigger_topic"])
         taken = nxt["v_state"] != "pending"
         awaited_edge = here["v_state"] in ("stuck", "current") and not taken
-        colour = "#2e7d32" if taken else "#c62828" if awaited_edge else "#bdbdbd"
+        # red only past the step's expected dwell: a batch still within it is in flight, not failing
+        colour = "#2e7d32" if taken else ("#c62828" if here["v_state"] == "stuck" else "#1565c0") \
+            if awaited_edge else "#bdbdbd"
         label = f"{_wrap(_short_topic(topic), 26) if topic else '(no event)'}<br>" \
                 f"<i>{_text(nxt['producer']) or '?'} → {_text(nxt['consumer']) or '?'}</i>"
         if awaited_edge and awaited is not None:
@@ -517,7 +519,7 @@ def state_graph(inv: Investigation) -> go.Figure:
             xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2,
             arrowwidth=3 if taken or awaited_edge else 1.5, arrowcolor=colour, text="", name=edge)
         fig.add_annotation(x=i + 0.5, y=half_h + 0.08, yanchor="bottom", text=label, showarrow=False,
-                           font={"size": 11, "color": "#c62828" if awaited_edge else "#424242"},
+                           font={"size": 11, "color": colour if awaited_edge else "#424242"},
                            name=f"trigger {nxt['step']}")
     documented = _documented_only(flow, steps)
     if documented:
@@ -544,36 +546,18 @@ def _check(flag: Any) -> str:
     return "?"
 
 
-def _expected_count(inv: Investigation) -> int | None:
-    progress = getattr(inv, "progress", None)
-    for attr in (C.EXPECTED_COUNT, "expected_essay_count", "expected_essays"):
-        v = getattr(progress, attr, None)
-        if v is not None and not isinstance(v, (pd.DataFrame, list, set, dict)):
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                pass
-    bundle = getattr(inv, "bundle", None)
-    batch_id = getattr(getattr(inv, "scope", None), F.BATCH_ID, None)
-    if bundle is None or not batch_id:
-        return None
-    for (db, name), tbl in model.TABLES.items():
-        batch_cols = [c for c, kind in tbl.id_columns.items() if kind == "batch"]
-        if not batch_cols:
-            continue
-        try:
-            frame = bundle.table(db, name)
-        except Exception:  # noqa: BLE001
-            continue
-        if frame is None or frame.empty:
-            continue
-        count_cols = [c for c in (C.EXPECTED_COUNT, "expected_essay_count") if c in frame.columns]
-        if not count_cols:
-            continue
-        rows = frame[frame[batch_cols[0]].astype(str) == str(batch_id)]
-        if not rows.empty and pd.notna(rows[count_cols[0]].iloc[0]):
-            return int(rows[count_cols[0]].iloc[0])
-    return None
+def _expected_count(inv: Investigation) -> tuple[int | None, str | None]:
+    """The batch's expected essay count and the evidence that holds it (``progress.content``: the ELS
+    tracker, else BOS's batches row, else the registration event), or ``(None, None)``."""
+    content = getattr(getattr(inv, "progress", None), "content", None)
+    if not isinstance(content, dict) or content.get("expected") is None:
+        return None, None
+    try:
+        n = int(content["expected"])
+    except (TypeError, ValueError):
+        return None, None
+    source = content.get("expected_from")
+    return n, str(source) if source else None
 
 
 def _has_table(inv: Investigation, database: str, table: str) -> bool:
@@ -598,7 +582,7 @@ def essay_slots(inv: Investigation) -> go.Figure:
     progress = getattr(inv, "progress", None)
     essays = _frame(progress, "essays")
     pending = _frame(progress, "pending")
-    expected = _expected_count(inv)
+    expected, expected_from = _expected_count(inv)
     n_essays = int(essays[C.CURRENT_STATUS].notna().sum()) if C.CURRENT_STATUS in essays.columns else 0
     # a table the bundle lacks is a count nobody read: '?', never 0 (and the missing table is named)
     unread = [f"{db}/{t}" for db, t in (model.names.ESSAY_STATES, model.names.PENDING_CONTENT)
@@ -610,7 +594,10 @@ def essay_slots(inv: Investigation) -> go.Figure:
         else str(len(pending))
     title = (f"Essays and slots — ELS holds {held} essay row(s), "
              f"expected {expected if expected is not None else '?'}, pending content {parked}"
-             + (f"<br><sup>not in the bundle: {', '.join(unread)}</sup>" if unread else ""))
+             + "<br><sup>" + "; ".join(x for x in (
+                 f"expected count from {expected_from}" if expected_from else
+                 "expected count unknown: no tracker, batch row or registration event in the bundle holds it",
+                 f"not in the bundle: {', '.join(unread)}" if unread else "") if x) + "</sup>")
     if essays.empty and pending.empty:
         msg = "No essay rows and no pending content for this batch in the evidence"
         if expected is not None:
@@ -660,7 +647,7 @@ def essay_slots(inv: Investigation) -> go.Figure:
                 for r in pending.itertuples()
             ], hoverinfo="text"))
     if expected is not None:
-        fig.add_annotation(text=f"expected {expected} · in ELS {n_essays} · pending {len(pending)}",
+        fig.add_annotation(text=f"expected {expected} · in ELS {held} · pending {parked}",
                            xref="paper", yref="paper", x=1.0, y=1.08, showarrow=False,
                            xanchor="right", name="expected count")
     fig.update_layout(title=title, template="plotly_white", xaxis_title="essay (id prefix)",
@@ -693,14 +680,24 @@ def awaited_checks(inv: Investigation) -> pd.DataFrame:
         flag = getattr(awaited, name, None)
         return flag if isinstance(flag, bool) else None
 
-    def detail(name: str, text: str) -> str:
-        return text if ok(name) is not None else f"{text} — unknown: {_outbox_unknown(inv, producer)}"
+    def detail(name: str, yes: str, no: str, question: str) -> str:
+        # the detail states the result, so a row read without its ✓/✗ still says the right thing
+        flag = ok(name)
+        return yes if flag is True else no if flag is False else \
+            f"unknown whether {question}: {_outbox_unknown(inv, producer)}"
 
+    never_produced = ok("produced") is False
     rows = [
         {"check": "produced", "ok": ok("produced"), "at": _ts(getattr(awaited, "produced_at", None)),
-         "detail": detail("produced", f"{producer} wrote {topic} to its outbox")},
+         "detail": detail("produced", f"{producer} wrote {topic} to its outbox",
+                          f"{producer} wrote no {topic} outbox row for this batch",
+                          f"{producer} wrote {topic} to its outbox")},
         {"check": "published", "ok": ok("published"), "at": _ts(getattr(awaited, F.PUBLISHED_AT, None)),
-         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka")},
+         "detail": detail("published", f"{producer}'s relay published {topic} to Kafka",
+                          f"not published: {producer} never produced it" if never_produced else
+                          f"{producer}'s relay has not published {topic} (the outbox row's "
+                          f"{F.PUBLISHED_AT} is empty)",
+                          f"{producer}'s relay published {topic} to Kafka")},
         {"check": "consumed", "ok": ok("consumed"), "at": _ts(getattr(awaited, "consumed_at", None)),
          "detail": _consumed_detail(awaited, consumer, topic)},
         {"check": "waited", "ok": None, "at": None,
@@ -731,8 +728,11 @@ def _consumed_detail(awaited: Any, consumer: str, topic: str) -> str:
         cause = _text(getattr(awaited, "outcome_cause", None))
         return f"{consumer} consumed {topic} and {outcome} it" + (f" ({cause})" if cause else "")
     if getattr(awaited, "consumed", None) is None:
-        return f"{consumer} consumed {topic} — unknown: " + (reason or "the evidence needed to tell is not in the bundle")
-    return f"{consumer} consumed {topic}" + (f" — {reason}" if reason and not awaited.consumed else "")
+        return f"unknown whether {consumer} consumed {topic}: " + (
+            reason or "the evidence needed to tell is not in the bundle")
+    if awaited.consumed:
+        return f"{consumer} consumed {topic}"
+    return f"{consumer} did not consume {topic}" + (f": {reason}" if reason else "")
 
 
 def _evidence_refs(findings: Iterable[Any]) -> list[tuple[str, str, str, int]]:

@@ -25,7 +25,7 @@ from .model import columns as C
 from .model import names as N
 from .outcomes import Consumption, consumption
 
-__all__ = ["AwaitedTransition", "Progress", "compute_progress"]
+__all__ = ["AwaitedTransition", "Progress", "batch_expected_count", "compute_progress"]
 
 
 @dataclass
@@ -128,8 +128,7 @@ def _pipeline_state(ev: Evidence) -> tuple[dict[str, dict[str, object]], list[st
 
 def _consumption(ev: Evidence, aw: AwaitedTransition) -> Consumption:
     return consumption(ev.runs, aw.topic, aw.consumer, published_at=aw.published_at,
-                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised,
-                       log_first=ev.log_first)
+                       containers=ev.containers, log_extent=ev.log_extent, recognised=ev.recognised)
 
 
 def compute_progress(ev: Evidence) -> Progress:
@@ -259,15 +258,42 @@ def compute_progress(ev: Evidence) -> Progress:
     )
 
 
-def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
-    """Ledger counts against the batch's expected count, and essay_states by status."""
-    tr, b = ev.tracker(), ev.batch()
-    expected = (tr or {}).get(C.EXPECTED_COUNT) or (b or {}).get(C.TOTAL_ESSAYS)
+def _count(value: object) -> int | None:
+    """A count from a row or payload value (``None`` when missing or not a whole number)."""
+    if value is None or is_missing(value) or isinstance(value, bool):
+        return None
     try:
-        exp = int(expected) if expected is not None and not is_missing(expected) else None  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
+        n = int(value)  # type: ignore[call-overload]  # a JSON value; a non-number raises into the except
     except (TypeError, ValueError):
-        exp = None
+        return None
+    return n if n >= 0 else None
+
+
+def batch_expected_count(ev: Evidence) -> tuple[int | None, str | None]:
+    """How many essays the batch expects, and the evidence that says so: ELS's tracker
+    (``expected_count``), else BOS's ``batches`` row (``total_essays``), else the registration event
+    BOS wrote to its outbox (``expected_essay_count``). ``(None, None)`` when none holds it."""
+    tr, b = ev.tracker(), ev.batch()
+    n = _count((tr or {}).get(C.EXPECTED_COUNT))
+    if n:
+        return n, f"{N.TRACKERS[0]}/{N.TRACKERS[1]}.{C.EXPECTED_COUNT}"
+    n = _count((b or {}).get(C.TOTAL_ESSAYS))
+    if n:
+        return n, f"{N.BATCHES[0]}/{N.BATCHES[1]}.{C.TOTAL_ESSAYS}"
+    for r in ev.outbox_for_batch(N.T_REGISTERED, "bos").pipe(records):
+        data = payload(r.get(C.EVENT_DATA)).get("data")
+        n = _count(data.get(N.K_EXPECTED_ESSAY_COUNT)) if isinstance(data, dict) else None
+        if n:
+            return n, f"{N.T_REGISTERED} ({N.K_EXPECTED_ESSAY_COUNT}, BOS outbox)"
+    return None, None
+
+
+def _content(ev: Evidence, ledger: pd.DataFrame) -> dict[str, object]:
+    """Ledger counts against the batch's expected count (with ``expected_from``, the evidence that
+    holds it), and essay_states by status."""
+    exp, exp_from = batch_expected_count(ev)
     out = ledger_counts(ledger, exp, uploads_known=ev.has(N.FILE_UPLOADS))
+    out["expected_from"] = exp_from
     essays = _essays(ev)
     out["essays_by_status"] = ({str(k): int(v) for k, v in essays.loc[essays["has_row"], C.CURRENT_STATUS]
                             .value_counts().items()} if not essays.empty else {})

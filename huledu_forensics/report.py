@@ -59,6 +59,7 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "EXIT_KIT_FAILED",
     "NOTEBOOK_PARAMETERS",
+    "OPTIONAL_NOTEBOOK_PARAMETERS",
     "PLOTLY_JS",
     "REPORT_FILES",
     "ReportResult",
@@ -90,6 +91,10 @@ BUNDLE_DIR = "bundle"
 
 NOTEBOOK_PARAMETERS = ("bundle", "id", "since", "until", "verdict_path")
 """The parameters :func:`run_report` passes to a report notebook."""
+
+OPTIONAL_NOTEBOOK_PARAMETERS = ("bundle_given",)
+"""Parameters :func:`run_report` passes only to a notebook that declares them: ``bundle_given``, the
+bundle as the user named it (``bundle`` is the report's own copy)."""
 
 DEMO_SCENARIO = "seed_variant_a"
 """The simulator scenario of the demo: the guest batch stuck in content validation."""
@@ -527,9 +532,13 @@ def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
                           "them there.", notebook=str(nb_path))
     for name in REPORT_FILES.values():
         (out / name).unlink(missing_ok=True)
+    given = str(opened.path)  # the bundle as the user named it: what messages to them say
     opened = _bundle_into(opened, out / BUNDLE_DIR)  # the report directory is self-contained
     params["bundle"] = str(Path(opened.path).resolve())
     result.bundle_path = Path(opened.path)
+    copies = {str(params["bundle"]), str(opened.path)} - {given}
+    if OPTIONAL_NOTEBOOK_PARAMETERS[0] in declared:  # a notebook that shows its parameters names it as given
+        params[OPTIONAL_NOTEBOOK_PARAMETERS[0]] = str(Path(given).resolve())
 
     # the notebook about to run, so a run killed before its first cell finishes still leaves one behind
     # (papermill overwrites it as soon as a cell has run)
@@ -547,9 +556,11 @@ def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
                           f"{str(exc).splitlines()[0] if str(exc) else ''}. The partial notebook is "
                           f"at {result.notebook_path}.", notebook=str(nb_path)) from exc
     warm.join()
+    if failure is not None and failure.ename in _BAD_INPUT_ERRORS:
+        _plain_error(result.notebook_path, copies, given)
     _try_export(result, show_code, plotly_js_dir)
     if failure is not None:
-        evalue = (failure.evalue or "").strip().splitlines()
+        evalue = _as_given((failure.evalue or "").strip(), copies, given).splitlines()
         first = evalue[0] if evalue else ""
         bad_input = _BAD_INPUT_ERRORS.get(failure.ename)
         if bad_input is not None:
@@ -567,6 +578,34 @@ def run_report(bundle: str | Path | Bundle, any_id: str, out_dir: str | Path, *,
     except ValueError as exc:
         raise ReportError(f"{result.verdict_path} is not valid JSON ({exc}).", notebook=str(nb_path)) from exc
     return result
+
+
+def _as_given(text: str, copies: set[str], given: str) -> str:
+    """``text`` with the report's own copy of the bundle (``OUT/bundle``) named as the user gave it."""
+    for c in sorted(copies, key=len, reverse=True):
+        text = text.replace(c, given)
+    return text
+
+
+def _plain_error(executed: Path, copies: set[str], given: str) -> None:
+    """In the executed notebook, show a bad-input error (an unknown id, an invalid bundle) as its one-line
+    message, naming the bundle as the user gave it, instead of a traceback through the kit's code:
+    the report reader needs what to fix, not where in the kit it was noticed."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable partial notebook is exported as it is
+        return
+    changed = False
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if out.get("output_type") == "error" and out.get("ename") in _BAD_INPUT_ERRORS:
+                out["evalue"] = _as_given(str(out.get("evalue") or ""), copies, given)
+                out["traceback"] = [f"{out['ename']}: {out['evalue']}"]
+                changed = True
+    if changed:
+        nbformat.write(nb, str(executed))
 
 
 def _source_cell_index(executed: Path, index: int) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,13 +28,16 @@ from ._time import parse_utc
 from .bundle import Bundle
 from .errors import ConfigError, ScopeError
 from .evidence import payload, records
-from .investigation import all_handler_runs, log_extent, log_first, service_logs
+from .investigation import all_handler_runs, log_extent, service_logs
 from .model import columns as C
 from .model.topics import topic_by_event
 from .outcomes import consumption, recognised_containers
 from .scope import normalise_id
 
-__all__ = ["OUTCOMES", "TRACE_COLUMNS", "correlation_trace", "trace_figure"]
+if TYPE_CHECKING:
+    from .cards import Html
+
+__all__ = ["OUTCOMES", "TRACE_COLUMNS", "correlation_trace", "trace_figure", "trace_table"]
 
 TRACE_COLUMNS = ("topic", "event", "producer", "consumer", "written_at", "relayed_at", "consumed_at",
                  "handled_at", "outcome", "consumed", "detail", "refs")
@@ -198,7 +201,7 @@ def correlation_trace(bundle: str | Path | Bundle, correlation_id: str, *,
         for consumer in t.consumers:
             # the kit's one detector decides; the trace only pairs the event with one of its runs
             c = consumption(runs, topic, consumer, published_at=relayed, containers=b.containers,
-                            log_extent=extent, recognised=recognised, log_first=log_first(b))
+                            log_extent=extent, recognised=recognised)
             if c.state == "yes":
                 run = next((r for r in c.runs if r["first_ref"] not in used), None)
                 handled = _handled(run or cast(dict[str, object], c.run))  # "yes" always has its run
@@ -316,3 +319,42 @@ def trace_figure(trace: pd.DataFrame, *, title: str | None = None) -> go.Figure:
                       height=max(260, 60 + 34 * len(uniq)), margin={"l": 20, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+_TIME_COLUMNS = ("written_at", "relayed_at", "consumed_at", "handled_at")
+
+
+def trace_table(trace: pd.DataFrame, *, only_broken: bool = False) -> Html:
+    """The trace as a table a page can hold: one row per event and consumer with its topic, the hop
+    (``producer → consumer``), its four times as ``HH:MM:SS.mmm`` under one line that gives their UTC
+    date (full ISO times when they span several dates), the outcome, and one evidence ref a line. The
+    event's class name, one unbreakable word as wide as a time, is left to the waterfall.
+
+    Args:
+        trace: :func:`correlation_trace`'s frame.
+        only_broken: only the rows whose ``outcome`` is not ``ok`` (where the trace broke).
+    """
+    from .cards import Html, table
+
+    rows = trace[trace["outcome"] != "ok"] if only_broken and "outcome" in trace.columns else trace
+    if rows.empty:
+        return table(rows, empty="Every hop is ok." if only_broken else "No event carries this id.")
+    shown = rows.reset_index(drop=True).copy()
+    if {"producer", "consumer"} <= set(shown.columns):
+        hop = [" → ".join(str(x) for x in (p, c) if isinstance(x, str) and x)
+               for p, c in zip(shown["producer"], shown["consumer"])]
+        shown = shown.drop(columns=["event", "producer", "consumer"], errors="ignore")
+        shown.insert(1 if "topic" in shown.columns else 0, "hop", hop)
+    times = [c for c in _TIME_COLUMNS if c in shown.columns]
+    stamps = pd.concat([pd.to_datetime(shown[c], utc=True) for c in times]).dropna() if times else pd.Series()
+    dates = sorted({t.date().isoformat() for t in stamps})
+    note = ""
+    if len(dates) == 1:
+        for c in times:
+            shown[c] = [t.strftime("%H:%M:%S.%f")[:-3] if pd.notna(t) else ""
+                        for t in pd.to_datetime(shown[c], utc=True)]
+        note = f"<div class='hf-muted'>Times are UTC on {dates[0]}, to the millisecond.</div>"
+    if "refs" in shown.columns:
+        shown["refs"] = [str(r).split("; ") if isinstance(r, str) and r else [] for r in shown["refs"]]
+    out = table(shown)
+    return Html(note + out.body, out.text)

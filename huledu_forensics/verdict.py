@@ -236,8 +236,10 @@ def _responsible(root: Finding | None, progress: Progress) -> str | None:
 
 def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                   not_evaluated: list[dict[str, str]], completeness: dict[str, str],
-                  gaps: list[dict[str, str]], bundle: str, collected_at: str) -> Verdict:
-    """Pick the root cause, order the causal chain and assemble ``verdict.json``."""
+                  gaps: list[dict[str, str]], bundle: str, collected_at: str,
+                  completeness_notes: dict[str, str] | None = None) -> Verdict:
+    """Pick the root cause, order the causal chain and assemble ``verdict.json``
+    (``completeness_notes``: per source that is not complete, why, in one line)."""
     root = _pick_root(findings, progress, not_evaluated)
     relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
     # a status the flow has no step for cannot be placed: neither healthy nor stuck on a step
@@ -284,6 +286,7 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
         "findings": [f.to_json() for f in findings],
         "not_evaluated": not_evaluated,
         "completeness": completeness,
+        "completeness_notes": completeness_notes or {},
         "gaps": gaps,
         "scope": scope.to_json(),
         "bundle": bundle,

@@ -167,7 +167,7 @@ def test_a_partial_database_names_the_tables_that_are_missing() -> None:
                                 {"rule": "x.other", "reason": "missing from the bundle: bos_db/batches, "
                                                               "els_db/essay_states"}])
     html = cards.verdict_card(v)._repr_html_().replace("<wbr>", "")
-    assert "database:els_db: partial (missing: event_outbox, essay_states)" in html
+    assert "database:els_db: partial</code> — missing: event_outbox, essay_states" in html
     assert "batches" not in html.split("incomplete")[1].split("</div>")[0]  # another database's table
 
 
@@ -181,3 +181,30 @@ def test_an_event_consumed_then_dropped_is_not_a_green_tick() -> None:
     assert "<span class='hf-check hf-warn' title='consumed, then dropped'>consumed ✓ yes · dropped</span>" in html
     assert "hf-yes' title='consumed" not in html
     assert "consumed yes (dropped)" in str(card)
+
+
+def test_an_incomplete_source_says_why_and_a_gap_is_not_shown_as_raw_json() -> None:
+    """The card lists each source that is not complete with the verdict's note on it, and a collection
+    gap as its part and reason, not as a JSON object."""
+    v = _verdict(completeness={"logs:bos": "partial", "logs:els": "complete"},
+                 completeness_notes={"logs:bos": "the logs of bos end before t.ready was published"},
+                 gaps=[{"part": "logs/els", "reason": "Docker engine not reachable", "source": "docker"}])
+    card = cards.verdict_card(v)
+    html = card._repr_html_().replace("<wbr>", "")
+    assert "logs:bos: partial</code> — the logs of bos end before t.ready was published" in html
+    assert "gap: logs/els</code> — Docker engine not reachable" in html and "{&quot;part" not in html
+    assert "completeness notes" not in html.lower()  # a known field, not an extra row
+    assert "end before t.ready" in str(card)
+
+
+def test_a_no_within_the_expected_dwell_reads_not_yet_not_a_red_failure() -> None:
+    """A batch 1 s into a 30 s step has not published yet: that is a batch in flight, and the card must
+    not show it with the red ✗ of a failure; the same checks on a stuck batch stay red."""
+    aw = {"topic": "t.ready", "producer": "els", "consumer": "bos", "produced": True, "published": False,
+          "consumed": False, "waited_s": 1.0, "expected_dwell_s": 30.0}
+    html = cards.verdict_card(_verdict(status="healthy", healthy=True, root_cause=None, chain=[],
+                                       awaited=aw))._repr_html_()
+    assert "published … not yet" in html and "consumed … not yet" in html and "published ✗ no" not in html
+    assert "produced ✓ yes" in html
+    stuck = cards.verdict_card(_verdict(awaited={**aw, "waited_s": 45.0}))._repr_html_()
+    assert "published ✗ no" in stuck and "not yet" not in stuck

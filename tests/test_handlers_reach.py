@@ -19,7 +19,7 @@ from huledu_forensics import model
 from huledu_forensics.investigation import all_handler_runs, log_extent
 from huledu_forensics.logs import parse_lines
 from huledu_forensics.model import handlers as H
-from huledu_forensics.outcomes import consumption, handler_runs, recognised_containers
+from huledu_forensics.outcomes import LogExtent, consumption, handler_runs, recognised_containers
 from tests.support.corpus import corpus_bundle
 
 BATCH = "7b3f1c2e-5a4d-4e6f-9a8b-1c2d3e4f5a6b"
@@ -44,7 +44,8 @@ def _runs(service: str, lines: list[str]) -> pd.DataFrame:
 def _consumption(service: str, topic: str, lines: list[str]) -> tuple[str, str, pd.DataFrame]:
     runs = _runs(service, lines)
     c = consumption(runs, topic, service, published_at=T0, containers=[],
-                    log_extent={H.CONSUMER_LOOPS[service].container: (len(lines), T0 + timedelta(seconds=60))},
+                    log_extent={H.CONSUMER_LOOPS[service].container: LogExtent(len(lines), None,
+                                                                          T0 + timedelta(seconds=60))},
                     recognised=recognised_containers(runs))
     return c.state, c.reason, runs
 

@@ -39,7 +39,7 @@ def test_notebook_is_valid_and_committed_with_outputs_cleared(nb: nbformat.Noteb
 def test_parameters_cell_declares_the_runner_parameters_with_offline_defaults(nb: nbformat.NotebookNode) -> None:
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
-    assert report.notebook_parameters(CANONICAL) == list(report.NOTEBOOK_PARAMETERS)
+    assert report.notebook_parameters(CANONICAL) == [*report.NOTEBOOK_PARAMETERS, *report.OPTIONAL_NOTEBOOK_PARAMETERS]
     ns: dict[str, object] = {}
     exec(params[0].source, ns)  # noqa: S102 - plain assignments, checked above
     assert ns["bundle"] is None and ns["id"] == report.DEMO_BATCH_ID and ns["verdict_path"] is None

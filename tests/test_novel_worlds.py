@@ -13,9 +13,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from huledu_forensics import cards, plots
 from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.errors import ScopeError
 from huledu_forensics.investigation import investigate
+from huledu_forensics.verdict import Verdict
 from huledu_forensics.world import World, load_world_dir
 from tests.support.corpus import full_batch_id, require_corpus
 
@@ -43,6 +45,47 @@ def test_consumer_logs_that_end_before_the_event_leave_consumption_unknown(tmp_p
     ids = {f["id"] for f in v["findings"]}
     assert "event.not_consumed" not in ids and "event.dropped" not in ids
     assert v["root_cause"] is None  # nothing in evidence explains it: no guess
+
+
+def test_a_consumer_log_that_ends_before_the_event_makes_the_evidence_incomplete_not_complete(
+        tmp_path: Path) -> None:
+    """The same cut (novel-bos-cut): the bundle holds BOS's log in full as collected, but that log ends
+    before the event BOS is asked about was published, so for this question it is partial. The card
+    must not say "evidence complete"; it names the container, where its log ends and when the event
+    was published."""
+    world = copy.deepcopy(load_world_dir(require_corpus("healthy-regular")))
+    batch = full_batch_id("healthy-regular", "03ccad95")
+    for stream, lines in world.logs[BOS].items():
+        world.logs[BOS][stream] = [ln for ln in lines if ln[:19] < "2026-01-20T14:26:52"]
+    v = _verdict(world, batch, tmp_path)
+    assert v["awaited"]["consumed_state"] == "unknown"
+    assert v["completeness"][f"logs:{BOS}"] == "partial"
+    note = v["completeness_notes"][f"logs:{BOS}"]
+    # BOS's last kept line, and ELS's publication of essays.ready (its outbox row's published_at)
+    for fact in (BOS, "end before", "huleedu.els.batch.essays.ready.v1", "2026-01-20T14:26:51.906",
+                 "2026-01-20T14:26:52.836"):
+        assert fact in note, note
+    card = cards.verdict_card(v)
+    assert "incomplete" in card.body and "were collected complete" not in card.body
+    assert BOS in card.body and "2026-01-20T14:26:51.906" in card.body
+    assert "evidence incomplete" in Verdict(v).summary_text()
+
+
+def test_a_consumer_log_that_begins_after_the_event_leaves_consumption_unknown(tmp_path: Path) -> None:
+    """healthy-regular with BOS's log starting a second after ELS published essays-ready (a recreated
+    container, a window cut): BOS's handling of it, if any, happened before the first line kept. Must:
+    consumed unknown (never no), no finding that BOS did not consume it, BOS's log partial for it."""
+    world = copy.deepcopy(load_world_dir(require_corpus("healthy-regular")))
+    batch = full_batch_id("healthy-regular", "03ccad95")
+    for stream, lines in world.logs[BOS].items():
+        world.logs[BOS][stream] = [ln for ln in lines if ln[:19] >= "2026-01-20T14:26:53"]
+    v = _verdict(world, batch, tmp_path)
+    aw = v["awaited"]
+    assert aw["published"] is True and aw["consumed"] is None and aw["consumed_state"] == "unknown"
+    assert "begin after the event was published" in aw["consumed_reason"]
+    assert "event.not_consumed" not in {f["id"] for f in v["findings"]}
+    assert v["completeness"][f"logs:{BOS}"] == "partial"
+    assert "begin after huleedu.els.batch.essays.ready.v1" in v["completeness_notes"][f"logs:{BOS}"]
 
 
 def test_without_the_database_log_enum_rejections_are_not_evaluated_not_absent(tmp_path: Path) -> None:
@@ -348,3 +391,24 @@ def test_without_the_els_database_a_rejection_in_it_makes_els_responsible_not_th
     v = _verdict(world, SEED_BATCH, tmp_path)
     assert v["root_cause"]["finding"] == "db.enum_value_rejected"
     assert v["responsible_service"] == "els"
+
+
+def test_without_the_els_database_the_expected_count_comes_from_bos_and_says_so(tmp_path: Path) -> None:
+    """seed-variant-a without ELS's database: the tracker's expected_count is gone, but BOS's batches
+    row still holds total_essays 2 (and its registration event expected_essay_count 2). The essays view
+    and the card show 2 expected and where it comes from, not 'expected ?'; what ELS holds stays '?'."""
+    world = copy.deepcopy(load_world_dir(require_corpus("seed-variant-a")))
+    del world.databases[ELS]
+    inv = investigate(write_world_bundle(world, tmp_path / "bundle"), SEED_BATCH)
+    content = inv.verdict.to_json()["content"]
+    assert content["expected"] == 2 and content["expected_from"] == "huleedu_batch_orchestrator/batches.total_essays"
+    title = plots.essay_slots(inv).layout.title.text
+    assert "expected 2" in title and "expected ?" not in title and "ELS holds ? essay row(s)" in title
+    assert "expected count from huleedu_batch_orchestrator/batches.total_essays" in title
+    assert "in ELS ?" in " ".join(a.text for a in plots.essay_slots(inv).layout.annotations)
+    assert "batches.total_essays" in cards.verdict_card(inv).body.replace("<wbr>", "")
+    # without the batches row too, the registration event BOS wrote still says how many
+    bos = world.databases["huleedu_batch_orchestrator"].tables
+    bos["batches"] = bos["batches"][bos["batches"]["id"].astype(str) != SEED_BATCH]
+    content = _verdict(world, SEED_BATCH, tmp_path / "no-row")["content"]
+    assert content["expected"] == 2 and "huleedu.batch.essays.registered.v1" in content["expected_from"]

@@ -60,7 +60,8 @@ def _awaited() -> SimpleNamespace:
 def _inv(**over: object) -> SimpleNamespace:
     progress = SimpleNamespace(
         flow="GUEST", current_state="awaiting_content_validation", current_step="content", stuck=True,
-        steps=_steps(), awaited=_awaited(), expected_count=3,
+        steps=_steps(), awaited=_awaited(),
+        content={"expected": 3, "expected_from": "huleedu_essay_lifecycle/batch_essay_trackers.expected_count"},
         essays=pd.DataFrame([
             {"essay_id": "e-aaaaaaaa-1", "current_status": "uploaded", "text_storage_id": "ts-1",
              "created_at": _ts(1), "updated_at": _ts(2)},
@@ -153,21 +154,13 @@ def test_essay_slots_per_essay_status_pending_and_expected_count() -> None:
     assert "expected 3 · in ELS 2 · pending 1" in _annotations(fig)
 
 
-def test_essay_slots_reads_expected_count_from_the_batch_tracker_row() -> None:
-    db, name = next(k for k, t in model.TABLES.items()
-                    if "batch" in t.id_columns.values() and "expected_essay_ids" in t.json_columns)
-    batch_col = next(c for c, kind in model.TABLES[(db, name)].id_columns.items() if kind == "batch")
-    frame = pd.DataFrame({batch_col: ["other", BATCH], "expected_count": [9, 4]})
-
-    class FakeBundle:
-        collected_at = T0
-
-        def table(self, d: str, t: str) -> pd.DataFrame | None:
-            return frame if (d, t) == (db, name) else None
-
-    inv = _inv(bundle=FakeBundle())
-    del inv.progress.expected_count
-    assert "expected 4" in plots.essay_slots(inv).layout.title.text
+def test_essay_slots_names_where_the_expected_count_comes_from_and_says_when_none_holds_it() -> None:
+    title = plots.essay_slots(_inv()).layout.title.text
+    assert "expected 3" in title and "expected count from huleedu_essay_lifecycle/batch_essay_trackers" in title
+    inv = _inv()
+    inv.progress.content = {"expected": None}
+    title = plots.essay_slots(inv).layout.title.text
+    assert "expected ?" in title and "expected count unknown" in title
 
 
 def test_essay_slots_without_essays_says_so() -> None:
@@ -253,6 +246,20 @@ def test_state_graph_measures_an_open_stuck_step_to_collection_time() -> None:
 def _names(fig, prefix: str) -> list[str]:  # noqa: ANN001
     return [x.name for x in list(fig.layout.annotations) + list(fig.layout.shapes)
             if (x.name or "").startswith(prefix)]
+
+
+def test_state_graph_draws_the_awaited_edge_of_a_batch_within_its_dwell_blue_not_red() -> None:
+    """The awaited edge is red only past the step's expected dwell; within it (the current step, blue),
+    the batch is in flight and its edge is blue like its node."""
+    stuck = plots.state_graph(_inv())
+    assert [s.line.color for s in stuck.layout.shapes if s.name == "missing edge"] == ["#c62828"]
+    inv = _inv()
+    inv.progress.stuck = False
+    inv.progress.steps.loc[inv.progress.steps["state"] == "stuck", "state"] = "current"
+    fig = plots.state_graph(inv)
+    assert [s.line.color for s in fig.layout.shapes if s.name == "missing edge"] == ["#1565c0"]
+    label = next(a for a in fig.layout.annotations if (a.name or "") == "trigger ready")
+    assert label.font.color == "#1565c0"
 
 
 def test_state_graph_draws_each_step_as_a_node_with_the_path_taken_and_the_missing_edge() -> None:
@@ -351,6 +358,22 @@ def test_awaited_checks_keep_unknown_apart_from_no() -> None:
     assert df["ok"].iloc[1] is False and "unknown" not in df["detail"].iloc[1]
 
 
+def test_awaited_checks_details_state_the_result_not_the_question() -> None:
+    """A row read without its ✓/✗ must still say the right thing: a 'no' row never reads 'the relay
+    published it', and an unknown row says it is unknown before anything else."""
+    df = plots.awaited_checks(_inv()).set_index("check")["detail"]  # produced yes, published no, consumed no
+    assert df["produced"] == "els wrote t.ready to its outbox"
+    assert "has not published t.ready" in df["published"] and "relay published" not in df["published"]
+    assert df["consumed"].startswith("bos did not consume t.ready")
+    inv = _inv()
+    inv.progress.awaited.produced = inv.progress.awaited.published = False
+    df = plots.awaited_checks(inv).set_index("check")["detail"]
+    assert df["produced"] == "els wrote no t.ready outbox row for this batch"
+    assert df["published"] == "not published: els never produced it"
+    inv.progress.awaited.consumed = None
+    assert plots.awaited_checks(inv)["detail"].iloc[2].startswith("unknown whether bos consumed t.ready: ")
+
+
 def test_evidence_rows_show_cited_rows_and_enum_labels_without_json_or_text() -> None:
     db, name = next((k for k, t in model.TABLES.items() if t.json_columns and t.key == ("id",)))
     json_col = model.TABLES[(db, name)].json_columns[0]
@@ -391,8 +414,8 @@ def test_awaited_checks_name_the_missing_outbox_table_when_produced_is_unknown()
     df = plots.awaited_checks(inv)
     assert df["ok"].iloc[0] is None and df["ok"].iloc[1] is None
     for detail in df["detail"].iloc[:2]:
-        assert "unknown: the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle" \
-            in detail
+        assert detail.startswith("unknown whether ") and \
+            detail.endswith(": the producer's outbox table huleedu_essay_lifecycle/event_outbox is not in the bundle")
 
 
 def test_essay_slots_title_says_unknown_when_the_els_tables_were_not_collected() -> None:

@@ -74,7 +74,7 @@ def test_report_files_contract_is_defined_once() -> None:
     assert report.REPORT_FILES == {"verdict": "verdict.json", "notebook": "report.ipynb",
                                    "html": "report.html"}
     assert report.BUNDLE_DIR == "bundle"
-    assert report.notebook_parameters("batch_investigation") == list(report.NOTEBOOK_PARAMETERS)
+    assert report.notebook_parameters("batch_investigation") == [*report.NOTEBOOK_PARAMETERS, *report.OPTIONAL_NOTEBOOK_PARAMETERS]
 
 
 @pytest.mark.parametrize("verdict, code", [
@@ -189,6 +189,23 @@ def test_forensics_error_in_notebook_is_raised_as_itself(seed_bundle: Path, tmp_
     assert (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow
+def test_a_bad_input_found_by_the_notebook_names_the_bundle_given_and_shows_no_traceback(
+        seed_bundle: Path, tmp_path: Path) -> None:
+    """The correlation trace asked about a batch id (mentioned in the bundle, so it passes the check
+    before the run, but no correlation id): the message names the bundle the user passed, not the
+    report's own copy in OUT/bundle, and the HTML shows that one line, not a traceback through the kit."""
+    out = tmp_path / "out"
+    with pytest.raises(ScopeError) as e:
+        report.run_report(seed_bundle, SEED_BATCH, out, notebook="correlation_trace")
+    assert str(seed_bundle) in str(e.value) and str(out / report.BUNDLE_DIR) not in str(e.value)
+    assert str((out / report.BUNDLE_DIR).resolve()) not in str(e.value)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"ScopeError: No outbox row or consumer log line in bundle {seed_bundle}" in html
+    assert "Traceback" not in html and "trace.py" not in html
+    assert str((out / report.BUNDLE_DIR).resolve()) not in html.split("ScopeError", 1)[1].split("</pre>", 1)[0]
+
+
 def test_unknown_parameters_are_refused_before_execution(seed_bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="since, until, verdict_path"):
         report.run_report(seed_bundle, SEED_BATCH, tmp_path,
@@ -234,6 +251,10 @@ def test_batch_investigation_report_on_seed_incident(seed_bundle: Path, tmp_path
     assert res.verdict["healthy"] is False and res.exit_code in (1, 2)
     assert res.bundle_path == tmp_path / report.BUNDLE_DIR  # a copy: the report directory stands alone
     assert Bundle.open(res.bundle_path).manifest["files"] == Bundle.open(seed_bundle).manifest["files"]
+    # the run parameters name the bundle the user passed, and the copy the report read
+    params = res.html_path.read_text(encoding="utf-8").split("Run parameters", 1)[1].replace("<wbr>", "")
+    assert f"<code>{seed_bundle.resolve()}</code>" in params
+    assert f"{(tmp_path / report.BUNDLE_DIR).resolve()} (this report" in params
     seen = open_offline(res.html_path)
     assert len(seen["drawn"]) >= 3 and all(n > 0 for n in seen["drawn"])
     assert seen["requests"] == [] and seen["errors"] == []

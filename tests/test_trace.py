@@ -19,7 +19,7 @@ from huledu_forensics.model import names as N
 from huledu_forensics.outcomes import consumption
 from huledu_forensics.scope import normalise_id
 from huledu_forensics.simulate import build_world
-from huledu_forensics.trace import OUTCOMES, TRACE_COLUMNS, correlation_trace, trace_figure
+from huledu_forensics.trace import OUTCOMES, TRACE_COLUMNS, correlation_trace, trace_figure, trace_table
 from tests.support.corpus import CORPUS_TARGETS, corpus_bundle
 
 SEED_REG_CORR = "9437fe03-1195-4241-b532-91d36df0b1c2"
@@ -155,6 +155,24 @@ def test_trace_figure_draws_one_row_per_event_and_marks_failures(bundles: dict[s
     assert failed and failed[0].line.color == "#e53935"
     empty = trace_figure(tr.iloc[0:0])
     assert not empty.data and "no events" in empty.layout.title.text
+
+
+def test_the_trace_table_fits_a_page_times_of_day_under_their_date_one_ref_a_line(
+        bundles: dict[str, Bundle]) -> None:
+    """Twelve columns of full ISO times and unbreakable event names pushed the refs off the page: the
+    table shows the hop in one column, times of day under one line naming their UTC date, the refs
+    one a line; the rows where it broke are the same rows as the frame's."""
+    tr = correlation_trace(bundles["seed_variant_a"], SEED_REG_CORR)
+    html = trace_table(tr).body.replace("<wbr>", "")
+    day = pd.to_datetime(tr["written_at"], utc=True).dropna().iloc[0]
+    assert f"Times are UTC on {day.date().isoformat()}" in html
+    assert "+00:00" not in html and day.strftime("%H:%M:%S.%f")[:-3] in html
+    assert "<th>hop</th>" in html and "<th>event</th>" not in html and "<th>producer</th>" not in html
+    first = tr["refs"].iloc[0].split("; ")
+    assert "<br>".join(first[:2]) in html  # one ref a line
+    broken = trace_table(tr, only_broken=True).body
+    assert broken.count("<tr>") - 1 == int((tr["outcome"] != "ok").sum())
+    assert "Every hop is ok." in trace_table(tr[tr["outcome"] == "ok"], only_broken=True).body
 
 
 @pytest.mark.slow

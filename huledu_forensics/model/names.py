@@ -32,6 +32,8 @@ T_EXCESS_CONTENT = "huleedu.els.excess.content.provisioned.v1"
 T_PIPELINE_REQUEST = "huleedu.commands.batch.pipeline.v1"
 T_PHASE_OUTCOME = "huleedu.els.batch.phase.outcome.v1"
 T_PIPELINE_COMPLETED = "huleedu.batch.pipeline.completed.v1"
+# the key of BatchEssaysRegistered's data that carries the batch's essay count (SYSTEM.md §3)
+K_EXPECTED_ESSAY_COUNT = "expected_essay_count"
 
 # ---- statuses
 S_AWAITING_CONTENT = "awaiting_content_validation"
