@@ -5,10 +5,14 @@ handled which event, with what outcome), collapsed so that repeated handlings of
 (one per content item) count once. Walking the healthy batch's sequence, the first step this batch
 does not show, or shows with another outcome, is the *first divergence*: "a healthy GUEST batch shows
 X next; this one shows nothing / shows Y". When the root cause does not account for it, the verdict
-says so: unexplained.
+says so: unexplained. When the diverging consumer's log ends before this batch's last handling (or
+the bundle holds none of it), "shows nothing" is not evidence: the divergence is reported as one the
+logs cannot show, not as unexplained.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -16,6 +20,7 @@ from . import model
 from ._frames import records
 from .model import columns as C
 from .model import names as N
+from .outcomes import LogExtent
 from .scope import normalise_id
 
 __all__ = ["differential", "handling_sequence"]
@@ -31,7 +36,7 @@ def handling_sequence(runs: pd.DataFrame, batch_id: str) -> list[dict[str, objec
         key = (str(r["service"]), str(r["topic"]))
         e = seq.setdefault(key, {"service": key[0], "topic": key[1], "event": r["event"],
                                  "first_at": r["started_at"], "outcomes": {}, "cause": None,
-                                 "ref": r["first_ref"]})
+                                 "ref": r["first_ref"], "container": r["container"]})
         oc: dict[str, int] = e["outcomes"]  # type: ignore[assignment]
         oc[str(r["outcome"])] = oc.get(str(r["outcome"]), 0) + 1
         if r["outcome"] != "handled" and e["cause"] is None:
@@ -51,10 +56,27 @@ def _title(svc: str) -> str:
     return model.SERVICES[svc].title if svc in model.SERVICES else svc
 
 
+def _blind(container: str, mine: list[dict[str, object]], log_extent: Mapping[str, LogExtent] | None
+           ) -> str | None:
+    """Why ``container``'s log cannot show a handling this batch would have made after its last
+    one (``None`` when it can): the bundle holds none of it, or it ends before that last handling."""
+    if log_extent is None:
+        return None
+    ext = log_extent.get(container)
+    if ext is None or ext.lines == 0 or ext.last is None:
+        return f"the bundle holds no lines of {container}"
+    last_mine = max((pd.Timestamp(e["first_at"]) for e in mine), default=None)  # type: ignore[arg-type]
+    if last_mine is not None and pd.Timestamp(ext.last) < last_mine:
+        return (f"the logs of {container} end at {pd.Timestamp(ext.last).isoformat(timespec='milliseconds')}, "
+                f"before this batch's last handling ({last_mine.isoformat(timespec='milliseconds')})")
+    return None
+
+
 def differential(runs: pd.DataFrame, batches: pd.DataFrame | None, batch_id: str | None, flow: str,
-                 root: str | None) -> dict[str, object]:
+                 root: str | None, log_extent: Mapping[str, LogExtent] | None = None) -> dict[str, object]:
     """Compare ``batch_id`` with the earliest healthy batch of ``flow`` (BOS status ready for pipeline
-    execution) in the bundle. ``runs`` are the bundle's handling runs, ``batches`` BOS's rows."""
+    execution) in the bundle. ``runs`` are the bundle's handling runs, ``batches`` BOS's rows,
+    ``log_extent`` what the bundle holds of each container's log (``None``: not weighed)."""
     out: dict[str, object] = {"reference_batch": None, "aligned": 0, "divergence": None,
                               "explained": None, "text": ""}
     if batch_id is None or batches is None or batches.empty or runs.empty:
@@ -102,14 +124,18 @@ def differential(runs: pd.DataFrame, batches: pd.DataFrame | None, batch_id: str
             aligned += 1
             continue
         at = (pd.Timestamp(e["first_at"]) - t0).total_seconds()  # type: ignore[arg-type]
-        if ours is None:
+        blind = _blind(str(e.get("container")), mine, log_extent) if ours is None else None
+        if blind is not None:
+            shows = f"nothing, and its evidence cannot show it: {blind}"
+        elif ours is None:
             shows = "nothing"
         else:
             verb, _, cause = _verdict_of(ours).partition(" ")
             shows = f"{_title(key[0])} {verb} it" + (f" {cause}" if cause else "")
         out["divergence"] = {"service": key[0], "topic": key[1], "event": e["event"],
                              "reference": theirs, "reference_at_s": at, "this": shows,
-                             "this_ref": ours["ref"] if ours else None, "reference_ref": e["ref"]}
+                             "this_ref": ours["ref"] if ours else None, "reference_ref": e["ref"],
+                             "unseen": blind}
         out["text"] = (f"A healthy {flow} batch ({ref_id}) shows {_title(key[0])} {theirs} "
                        f"{e['event']} next (+{at:.1f} s after its first handling); this one shows "
                        f"{shows}.")
@@ -120,6 +146,9 @@ def differential(runs: pd.DataFrame, batches: pd.DataFrame | None, batch_id: str
                        f" ({aligned} steps); it has not diverged in what its consumers logged.")
     explained = root is not None
     out["explained"] = explained
-    if not explained and out["divergence"] is not None:
+    div = out["divergence"]
+    if isinstance(div, dict) and div.get("unseen"):
+        out["explained"] = None  # the logs cannot show whether it diverged at all
+    elif not explained and div is not None:
         out["text"] = str(out["text"]) + " No finding explains this divergence: unexplained."
     return out

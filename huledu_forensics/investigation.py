@@ -371,7 +371,8 @@ def investigate(bundle: str | Path | Bundle, any_id: str, *, since: datetime | s
     root = verdict.data.get("root_cause")
     verdict.data["differential"] = differential(
         _in_window(all_handler_runs(b), since_t, until_t, "started_at"), tables.get(N.BATCHES),
-        scope.batch_id, progress.flow, root.get("finding") if isinstance(root, dict) else None)
+        scope.batch_id, progress.flow, root.get("finding") if isinstance(root, dict) else None,
+        ev.log_extent)
     timeline = build_timeline(scoped_tables, pd.concat(
         [scoped_logs, _db_errors_near(db_logs, scoped_logs)], ignore_index=True), b.containers)
     timeline = _in_window(timeline, since_t, until_t)

@@ -69,6 +69,11 @@ def test_a_consumer_log_that_ends_before_the_event_makes_the_evidence_incomplete
     assert "incomplete" in card.body and "were collected complete" not in card.body
     assert BOS in card.body and "2026-01-20T14:26:51.906" in card.body
     assert "evidence incomplete" in Verdict(v).summary_text()
+    # against a healthy batch, BOS "shows nothing" only because its log ends first: not "unexplained"
+    diff = v["differential"]
+    assert diff["divergence"]["service"] == "bos" and diff["divergence"]["unseen"], diff
+    assert "evidence cannot show it" in diff["text"] and "unexplained" not in diff["text"], diff["text"]
+    assert diff["explained"] is None
 
 
 def test_a_consumer_log_that_begins_after_the_event_leaves_consumption_unknown(tmp_path: Path) -> None:
