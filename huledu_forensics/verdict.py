@@ -117,8 +117,11 @@ class Verdict:
         chain = d.get("chain") or []
         if isinstance(chain, list) and len(chain) > 1:
             lines.append("  chain: " + " -> ".join(str(c.get("finding")) for c in chain))
-        for c in cast(list[dict[str, Any]], d.get("caveats") or []):
-            lines.append(f"  caveat: [{c.get('finding')}] {c.get('summary')}")
+        # a caveat is printed when no root cause was found (a healthy batch, or one whose wait nothing
+        # explains); beside a root cause it stays in verdict.json and the findings
+        if not isinstance(rc, dict):
+            for c in cast(list[dict[str, Any]], d.get("caveats") or []):
+                lines.append(f"  caveat: [{c.get('finding')}] {c.get('summary')}")
         incomplete = [k for k, v in cast(dict[str, Any], d.get("completeness") or {}).items() if v != "complete"]
         if incomplete:
             lines.append("  evidence incomplete: " + ", ".join(incomplete))

@@ -144,7 +144,8 @@ def _declared(ctx: Context) -> list[tuple[str, str, list[str], tuple[str, ...]]]
     return out
 
 
-@rule("enum.label_missing_unknown_step", severity="warning", needs=("enums",))
+@rule("enum.label_missing_unknown_step", severity="warning", needs=("enums",),
+      explains=("db.enum_value_rejected",))
 def label_missing_unknown_step(ctx: Context) -> list[Finding]:
     """A database enum type lacks a label the model declares, and the kit does not know which step writes it.
 
@@ -181,7 +182,7 @@ def label_missing_unknown_step(ctx: Context) -> list[Finding]:
     return out
 
 
-@rule("enum.label_extra", severity="info", needs=("enums",))
+@rule("enum.label_extra", severity="info", needs=("enums",), explains=())
 def label_extra(ctx: Context) -> list[Finding]:
     """A database enum type has labels the model does not declare.
 
