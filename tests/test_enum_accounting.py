@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from huledu_forensics import model
+from huledu_forensics import cards, model
 from huledu_forensics.report import verdict_summary
 from tests.support.corpus import full_batch_id
 from tests.test_novel_worlds import _corpus
@@ -27,7 +27,8 @@ def test_a_declared_label_no_known_step_writes_is_a_caveat_on_a_healthy_verdict(
     assert not [w for w in model.ENUM_WRITES if w.value == label]
     world = _corpus("healthy-guest")
     _drop_label(world, ELS, "essay_status_enum", label)
-    v = _inv(world, GUEST_BATCH, tmp_path).verdict.to_json()
+    inv = _inv(world, GUEST_BATCH, tmp_path)
+    v = inv.verdict.to_json()
     (f,) = _found(v, "enum.label_missing_unknown_step")
     assert f["severity"] == "warning"
     assert f["facts"]["database"] == ELS and f["facts"]["enum"] == "essay_status_enum"
@@ -37,6 +38,7 @@ def test_a_declared_label_no_known_step_writes_is_a_caveat_on_a_healthy_verdict(
     assert [c["finding"] for c in v["caveats"]] == ["enum.label_missing_unknown_step"]
     text = verdict_summary(v)
     assert "HEALTHY" in text and "caveat:" in text and label in text, text
+    assert label in str(cards.findings_table(inv))  # the report's findings section
     # no known write of it: the per-write rule does not name it
     assert not [x for x in _found(v, "enum.label_missing") if x["facts"]["missing_value"] == label]
 
