@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from huledu_forensics import cards, model
+import pytest
+
+from huledu_forensics import cards, model, report
+from huledu_forensics.bundle import write_world_bundle
 from huledu_forensics.report import verdict_summary
 from tests.support.corpus import full_batch_id
 from tests.test_novel_worlds import _corpus
@@ -82,3 +85,16 @@ def test_legacy_alembic_labels_are_named_as_such(tmp_path: Path) -> None:
     (f,) = [x for x in _found(v, "enum.label_extra") if x["facts"]["enum"] == "essay_status_enum"]
     assert f["facts"]["unknown_values"] == [] and "unregistered" in f["facts"]["legacy_values"]
     assert v["status"] == "healthy" and v["caveats"] == []
+
+
+@pytest.mark.slow
+def test_the_rendered_report_of_a_healthy_batch_carries_the_caveat(tmp_path: Path) -> None:
+    """The headless HTML report (papermill) of the healthy guest batch, ELS lacking a declared label no
+    known step writes: healthy exit code, and the page names the enum and the label."""
+    world = _corpus("healthy-guest")
+    _drop_label(world, ELS, "essay_status_enum", "essay_critical_failure")
+    bundle = write_world_bundle(world, tmp_path / "bundle")
+    res = report.run_report(bundle, GUEST_BATCH, tmp_path / "out")
+    assert res.verdict["status"] == "healthy" and res.verdict["caveats"]
+    page = res.html_path.read_text()
+    assert "enum.label_missing_unknown_step" in page and "essay_critical_failure" in page
