@@ -62,6 +62,20 @@ def test_a_known_write_of_a_phase_label_follows_the_requested_pipelines(tmp_path
     assert v["status"] != "healthy"  # a write the batch's own spellcheck needed is missing
 
 
+def test_a_phase_label_of_a_phase_the_batch_never_ran_is_only_info(tmp_path: Path) -> None:
+    """healthy-regular's guest batch 5785662f requested spellcheck only and its pipeline completed; ELS
+    essay_status_enum lacks 'cj_assessment_success' (ELS's CJ result handling writes it). The write
+    is known but not on this batch's path: info, the verdict stays healthy without a caveat."""
+    batch = full_batch_id("healthy-regular", "5785662f")
+    world = _corpus("healthy-regular")
+    _drop_label(world, ELS, "essay_status_enum", "cj_assessment_success")
+    v = _inv(world, batch, tmp_path).verdict.to_json()
+    (k,) = _found(v, "enum.label_missing")
+    assert k["facts"]["missing_value"] == "cj_assessment_success" and k["severity"] == "info"
+    assert k["facts"]["on_path"] is False
+    assert (v["status"], v["caveats"]) == ("healthy", [])
+
+
 def test_an_extra_label_is_an_info_note_only(tmp_path: Path) -> None:
     """healthy-regular (its enums are exactly the declared sets) with one label added to ELS
     essay_status_enum that the model does not know. Must: one info note naming it (the model may be
