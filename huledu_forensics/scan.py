@@ -336,7 +336,8 @@ def _enum_missing(step: str | None, next_step: str | None, enums: dict[str, dict
         if not want:
             continue
         for w in model.ENUM_WRITES:
-            if w.step != want:
+            # a phase's writes need the batch's requested pipelines, which the scan does not read
+            if w.step != want or w.phase is not None:
                 continue
             if w.database in unread:
                 return f"{NOT_READ}:{unread[w.database]}"

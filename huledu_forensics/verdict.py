@@ -93,7 +93,7 @@ class Verdict:
 
     @property
     def healthy(self) -> bool:
-        """Whether the batch is healthy (no finding of warning severity or above, not stuck)."""
+        """Whether the batch is healthy (no finding of warning severity or above but caveats, not stuck)."""
         return bool(self.data.get("healthy"))
 
     def summary_text(self) -> str:
@@ -117,6 +117,11 @@ class Verdict:
         chain = d.get("chain") or []
         if isinstance(chain, list) and len(chain) > 1:
             lines.append("  chain: " + " -> ".join(str(c.get("finding")) for c in chain))
+        # a caveat is printed when no root cause was found (a healthy batch, or one whose wait nothing
+        # explains); beside a root cause it stays in verdict.json and the findings
+        if not isinstance(rc, dict):
+            for c in cast(list[dict[str, Any]], d.get("caveats") or []):
+                lines.append(f"  caveat: [{c.get('finding')}] {c.get('summary')}")
         incomplete = [k for k, v in cast(dict[str, Any], d.get("completeness") or {}).items() if v != "complete"]
         if incomplete:
             lines.append("  evidence incomplete: " + ", ".join(incomplete))
@@ -241,7 +246,11 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
     """Pick the root cause, order the causal chain and assemble ``verdict.json``
     (``completeness_notes``: per source that is not complete, why, in one line)."""
     root = _pick_root(findings, progress, not_evaluated)
-    relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2]
+    # a caveat (``facts["caveat"]``: a risk ahead that no evidence ties to a step of this batch, such as
+    # an enum label no known step writes) neither makes a batch unhealthy nor joins its chain: the
+    # verdict carries it in ``caveats`` so a healthy answer says it
+    caveats = [f for f in findings if f.facts.get("caveat") and _SEV_RANK[f.severity] <= 2]
+    relevant = [f for f in findings if _SEV_RANK[f.severity] <= 2 and not f.facts.get("caveat")]
     # a status the flow has no step for cannot be placed: neither healthy nor stuck on a step
     state_known = progress.current_state is not None and progress.state_on_flow
     stuck = progress.stuck or root is not None
@@ -282,6 +291,7 @@ def build_verdict(*, scope: Scope, progress: Progress, findings: list[Finding],
                   for f in chain_findings],
         "unexplained": [{"finding": f.id, "severity": f.severity, "summary": f.summary}
                         for f in unexplained],
+        "caveats": [{"finding": f.id, "severity": f.severity, "summary": f.summary} for f in caveats],
         "content": progress.content,
         "findings": [f.to_json() for f in findings],
         "not_evaluated": not_evaluated,

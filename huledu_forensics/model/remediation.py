@@ -17,6 +17,15 @@ REMEDIATION: dict[str, str] = {
         "'<label>'`), deploy it before the code that writes the value, and add a startup or CI check that "
         "compares every PostgreSQL enum (`pg_enum`) with the service's Python enum so drift fails fast. "
         "Then re-drive the stuck batches (re-register, or replay the registration event)."),
+    "enum.label_missing_unknown_step": (
+        "Add the missing labels with an Alembic migration (`ALTER TYPE <enum> ADD VALUE IF NOT EXISTS "
+        "'<label>'`) before a batch reaches the step that writes them, and run `pdm run "
+        "validate-enum-drift` against the database. Tell the kit's model which handler writes each label "
+        "(`model.ENUM_WRITES`) so the next investigation can say which step would fail."),
+    "enum.label_extra": (
+        "Nothing breaks. Legacy Alembic labels can stay (PostgreSQL cannot drop an enum label); for a "
+        "label the kit does not know, update the kit's model (`model.PYTHON_ENUMS`) to the service's "
+        "current Python enum."),
     "db.enum_value_rejected": (
         "Fix the enum drift in the database named by the rejection (see the enum finding), then replay the "
         "rejected events. Surface PostgreSQL's error text in the service log: today only the exception "

@@ -191,7 +191,8 @@ class EnumWrite:
     """A value a service writes into a database enum column, and at which step of the path.
 
     ``step`` is the flow step whose transition needs the write; ``topic`` is the event whose handling
-    performs it; ``effect`` says what breaks when the label is missing.
+    performs it; ``effect`` says what breaks when the label is missing; ``phase``, when set, is the
+    pipeline phase whose run makes the write (on a batch's path only when that phase was requested).
     """
 
     database: str
@@ -203,6 +204,33 @@ class EnumWrite:
     topic: str | None
     effect: str
     source: str = ""
+    phase: str | None = None
+
+
+def _els_phase_writes(phase: str, command: str, result: str, labels: tuple[str, str, str, str],
+                      handlers: tuple[str, str], source: str) -> tuple[EnumWrite, ...]:
+    """The four essay_status_enum writes of one pipeline phase in ELS: the phase's initiate command
+    moves each essay from ready_for_processing to awaiting_*, then (after dispatch) to *_in_progress;
+    the phase's result event moves it to *_success or *_failed. All lie before the pipeline completes."""
+    waiting, running, ok, failed = labels
+    cmd_h, res_h = handlers
+    return (
+        EnumWrite(ELS_DB, "essay_status_enum", waiting, "els", "essay_states", "pipeline_completed", command,
+                  f"ELS cannot move the essays to {waiting} when BOS initiates {phase}, so it dispatches "
+                  f"no {phase} request for them and the phase never completes",
+                  f"{cmd_h} {source}", phase),
+        EnumWrite(ELS_DB, "essay_status_enum", running, "els", "essay_states", "pipeline_completed", command,
+                  f"ELS cannot mark the essays {running} after dispatching {phase}; the handler's unit of "
+                  f"work fails with the requests already dispatched",
+                  f"{cmd_h} {source}", phase),
+        EnumWrite(ELS_DB, "essay_status_enum", ok, "els", "essay_states", "pipeline_completed", result,
+                  f"ELS cannot record a successful {phase} result: the essay never reaches {ok}, the "
+                  f"batch's phase outcome is never published and the pipeline never completes",
+                  f"{res_h} {source}", phase),
+        EnumWrite(ELS_DB, "essay_status_enum", failed, "els", "essay_states", "pipeline_completed", result,
+                  f"ELS cannot record a failed {phase} result, so the phase outcome is never published",
+                  f"{res_h} {source}", phase),
+    )
 
 
 ENUM_WRITES: tuple[EnumWrite, ...] = (
@@ -238,4 +266,18 @@ ENUM_WRITES: tuple[EnumWrite, ...] = (
     EnumWrite(BOS_DB, "pipeline_phase_enum", "student_matching", "bos", "phase_status_log",
               "awaiting_student_validation", "huleedu.batch.content.provisioning.completed.v1",
               "phase_status_log inserts for student_matching fail", "[inferred]"),
+    # after slot assignment: the pipeline phases ELS drives (essay_state_machine.py transitions)
+    *_els_phase_writes("spellcheck", "huleedu.els.spellcheck.initiate.command.v1",
+                       "huleedu.batch.spellcheck.phase.completed.v1",
+                       ("awaiting_spellcheck", "spellchecking_in_progress", "spellchecked_success",
+                        "spellcheck_failed"),
+                       ("spellcheck_command_handler.py", "spellcheck_result_handler.py"),
+                       "update_essay_status_via_machine [code]"),
+    *_els_phase_writes("cj_assessment", "huleedu.batch.cj_assessment.initiate.command.v1",
+                       "huleedu.cj_assessment.completed.v1",
+                       ("awaiting_cj_assessment", "cj_assessment_processing_in_progress",
+                        "cj_assessment_success", "cj_assessment_failed"),
+                       ("cj_assessment_command_handler.py", "cj_result_handler.py"),
+                       "update_essay_status_via_machine [code; the result side inferred from the "
+                       "state machine's CJ succeeded/failed transitions]"),
 )

@@ -92,7 +92,8 @@ def label_missing(ctx: Context) -> list[Finding]:
         if labels is None or w.value in labels:
             continue
         phase_value = w.enum == "pipeline_phase_enum"
-        on_path = w.step in path and (not phase_value or w.value in ctx.progress.requested_pipelines)
+        phase = w.phase or (w.value if phase_value else None)
+        on_path = w.step in path and (phase is None or phase in ctx.progress.requested_pipelines)
         mine = rej[(rej["enum"] == w.enum) & (rej["value"] == w.value)] if not rej.empty else rej
         linked = mine[mine["linked"]] if not mine.empty else mine
         if on_path and (path.index(w.step) <= nxt_i or not linked.empty):
@@ -127,6 +128,93 @@ def label_missing(ctx: Context) -> list[Finding]:
                             _path_link(ctx, w, path.index(w.step) <= cur_i)
                             if sev == "critical" else "none")},
             explanation=w.source,
+        ))
+    return out
+
+
+def _declared(ctx: Context) -> list[tuple[str, str, list[str], tuple[str, ...]]]:
+    """``(database, enum, labels in the database, labels the model declares)`` for every enum the
+    evidence holds whose label set the model declares (``model.PYTHON_ENUMS``)."""
+    out = []
+    for db, types in sorted(ctx.ev.enums.items()):
+        for enum, labels in sorted(types.items()):
+            declared = model.PYTHON_ENUMS.get((db, enum))
+            if declared is not None:
+                out.append((db, enum, list(labels), declared))
+    return out
+
+
+@rule("enum.label_missing_unknown_step", severity="warning", needs=("enums",),
+      explains=("db.enum_value_rejected",))
+def label_missing_unknown_step(ctx: Context) -> list[Finding]:
+    """A database enum type lacks a label the model declares, and the kit does not know which step writes it.
+
+    **Fires when** a label set collected from ``pg_enum`` (or the DDL) lacks a label of the model's
+    declared set for that enum (``model.PYTHON_ENUMS``) that no ``model.ENUM_WRITES`` entry places on a
+    step (those are ``enum.label_missing``). One finding per enum, naming every such label. A warning
+    carried as a caveat: the batch's verdict is not changed by it, but a healthy verdict says it.
+    **Evidence** the enum label set.
+    **Usually means** the database was built by Alembic before the catch-up migrations (or a
+    migration was skipped): any batch of the service may fail when it reaches the step that writes
+    the label, and the kit cannot say which step that is.
+    """
+    known = {(w.database, w.enum, w.value) for w in model.ENUM_WRITES}
+    out: list[Finding] = []
+    for db, enum, labels, declared in _declared(ctx):
+        missing = [x for x in declared if x not in labels and (db, enum, x) not in known]
+        if not missing:
+            continue
+        svc = model.DATABASES[db].service if db in model.DATABASES else None
+        title = model.SERVICES[svc].title if svc in model.SERVICES else db
+        shown = ", ".join(f"'{x}'" for x in missing[:8]) + (f" and {len(missing) - 8} more"
+                                                            if len(missing) > 8 else "")
+        out.append(Finding(
+            id="enum.label_missing_unknown_step", severity="warning",
+            title="A database enum lacks declared labels no known step writes",
+            summary=(f"The {db} enum type {enum} lacks {len(missing)} label(s) the model declares: {shown}. "
+                     f"The kit does not know which step writes them, so any {title} batch may fail when "
+                     "it gets there."),
+            evidence=[EvidenceRef("enums.json", f"{db}.{enum}",
+                                  note=f"{len(labels)} labels, {len(missing)} declared ones absent")],
+            facts={"database": db, "enum": enum, "missing_values": missing, "labels": labels,
+                   "service": svc, "link": "none", "caveat": True},
+        ))
+    return out
+
+
+@rule("enum.label_extra", severity="info", needs=("enums",), explains=())
+def label_extra(ctx: Context) -> list[Finding]:
+    """A database enum type has labels the model does not declare.
+
+    **Fires when** a label set collected from ``pg_enum`` (or the DDL) holds labels outside the model's
+    declared set for that enum (``model.PYTHON_ENUMS``). Always info: an extra label breaks no write.
+    Labels of the Alembic initial schema (``model.ALEMBIC_INITIAL_ENUMS``) are named as legacy ones.
+    **Evidence** the enum label set.
+    **Usually means** legacy labels left by the Alembic history (PostgreSQL cannot drop enum labels);
+    otherwise the database is newer than the kit's model, which may need the new labels.
+    """
+    out: list[Finding] = []
+    for db, enum, labels, declared in _declared(ctx):
+        extra = [x for x in labels if x not in declared]
+        if not extra:
+            continue
+        initial = model.ALEMBIC_INITIAL_ENUMS.get((db, enum), ())
+        legacy = [x for x in extra if x in initial]
+        unknown = [x for x in extra if x not in initial]
+        parts = []
+        if unknown:
+            parts.append(f"{', '.join(repr(x) for x in unknown)} the model does not know: the model may be "
+                         "older than the database")
+        if legacy:
+            parts.append(f"{len(legacy)} legacy label(s) of the Alembic initial schema "
+                         f"({', '.join(repr(x) for x in legacy)}), which the code no longer writes")
+        out.append(Finding(
+            id="enum.label_extra", severity="info",
+            title="A database enum has labels the model does not declare",
+            summary=f"The {db} enum type {enum} has " + "; and ".join(parts) + ".",
+            evidence=[EvidenceRef("enums.json", f"{db}.{enum}", note=f"{len(extra)} undeclared labels")],
+            facts={"database": db, "enum": enum, "extra_values": extra, "unknown_values": unknown,
+                   "legacy_values": legacy, "link": "none"},
         ))
     return out
 
