@@ -32,7 +32,7 @@ _KNOWN_FIELDS = {
     "tool", "tool_version", F.BATCH_ID, "requested_id", "flow", "healthy", "status", "current_state",
     "current_step", "waited_s", "awaited_transition", "awaited_event", "awaited", "root_cause", "chain",
     "findings", "not_evaluated", "completeness", "completeness_notes", "gaps", "scope", "bundle", "collected_at",
-    "responsible_service", "content", "differential", "unexplained",
+    "responsible_service", "content", "differential", "unexplained", "caveats",
 }
 _CSS = """<style>
 .hf-card{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;border:1px solid #d0d7de;
@@ -457,6 +457,13 @@ def verdict_card(source: Any) -> Html:
     unexplained = [_plain(u.get("finding") if isinstance(u, Mapping) else u) for u in v.get("unexplained") or []]
     if [u for u in unexplained if u]:
         rows.append(("Not explained by the root cause", ", ".join(f"<code>{_e(u)}</code>" for u in unexplained if u)))
+    caveats = [c for c in v.get("caveats") or [] if isinstance(c, Mapping) and _plain(c.get("summary"))]
+    if caveats:  # warnings the verdict does not rest on (e.g. enum labels no known step writes)
+        rows.append(("Caveats", "<br>".join(
+            f"<span class='hf-sev' style='color:{_SEVERITY_COLOURS.get(_plain(c.get('severity')), '#ef6c00')}'>"
+            f"⚠</span> {_e(_plain(c.get('summary')))} <span class='hf-muted'>(<code>{_e(_plain(c.get('finding')))}"
+            "</code>)</span>" for c in caveats)))
+        text_lines.extend(f"caveat: {_plain(c.get('summary'))}" for c in caveats)
     diff = v.get("differential")
     if isinstance(diff, Mapping) and _plain(diff.get("text")):
         ref = _plain(diff.get("reference_batch"))

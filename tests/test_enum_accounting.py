@@ -42,6 +42,9 @@ def test_a_declared_label_no_known_step_writes_is_a_caveat_on_a_healthy_verdict(
     text = verdict_summary(v)
     assert "HEALTHY" in text and "caveat:" in text and label in text, text
     assert label in str(cards.findings_table(inv))  # the report's findings section
+    card = cards.verdict_card(v)  # the card's own row, not a raw JSON dump of the field
+    assert "<div>Caveats</div>" in card.body and label in card.body and '"finding"' not in card.body
+    assert "caveat:" in card.text
     # no known write of it: the per-write rule does not name it
     assert not [x for x in _found(v, "enum.label_missing") if x["facts"]["missing_value"] == label]
 
