@@ -633,6 +633,20 @@ def completeness_table(frame: pd.DataFrame | None) -> Html:
     return table(ordered.reset_index(drop=True), highlight=range(len(bad)))
 
 
+def _drift_row(scan: ScanOverview | None) -> tuple[str, str] | None:
+    """The overview card's one "Enum drift" row (html, text) for a scan whose enums drifted, else ``None``."""
+    from .scan import drift_summary
+
+    if scan is None or not scan.enum_drift:
+        return None
+    items = [drift_summary(d) for d in scan.enum_drift]
+    nr = f"; enums not read: {', '.join(scan.enums_not_read)}" if scan.enums_not_read else ""
+    html = ("<br>".join(f"<code>{_e(x)}</code>" for x in items)
+            + "<br><small>database enum labels against the model's declared ones; marks no batch stuck, but a "
+              "batch reaching a step that writes a missing label fails there" + _e(nr) + "</small>")
+    return html, " | ".join(items) + nr
+
+
 def overview_card(overview: pd.DataFrame | ScanOverview | None) -> Html:
     """The answer first for a whole bundle: how many batches are stuck, the root causes that hold them,
     the longest wait, and the batch to open first.
@@ -653,6 +667,7 @@ def overview_card(overview: pd.DataFrame | ScanOverview | None) -> Html:
     states_text = ", ".join(f"{s} {n}" for s, n in scan.not_assessed.items()) if scan is not None else ""
     frame: pd.DataFrame | None = scan.frame if scan is not None else cast("pd.DataFrame | None", overview)
     overview = frame
+    drift = _drift_row(scan)
     if overview is not None and overview.empty and (unread or not_assessed):  # proves no batch healthy
         why = ([("not every source could be read: " + "; ".join(f"<code>{_e(w)}</code>" for w in unread),
                  "unknown: " + "; ".join(unread))] if unread else [])
@@ -663,15 +678,19 @@ def overview_card(overview: pd.DataFrame | ScanOverview | None) -> Html:
         return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
                     f"style='background:{colour}'>unknown</span>No stuck batch found in the sources read</h2>"
                     f"The scan examined <b>{scanned or 0}</b> batch(es), but "
-                    + "; and ".join(h for h, _t in why) + ". Those batches are unknown, not healthy.</div>",
+                    + "; and ".join(h for h, _t in why) + ". Those batches are unknown, not healthy."
+                    + (f"<div class='hf-grid'><div>Enum drift</div><div>{drift[0]}</div></div>" if drift else "")
+                    + "</div>",
                     f"scanned {scanned or 0} batches, none stuck in the sources read; "
-                    + "; ".join(t for _h, t in why))
+                    + "; ".join(t for _h, t in why) + (f"\nenum drift: {drift[1]}" if drift else ""))
     if overview is not None and overview.empty and isinstance(scanned, int) and scanned:
         colour = _STATUS_COLOURS.get("healthy", "#2e7d32")
         return Html(f"<div class='hf-card' id='hf-verdict' style='--hf-c:{colour}'><h2><span class='hf-badge' "
                     f"style='background:{colour}'>healthy</span>No batch stuck</h2>The scan examined "
-                    f"<b>{scanned}</b> batch(es); none is past its step's expected dwell or failed.</div>",
-                    f"scanned {scanned} batches, none stuck")
+                    f"<b>{scanned}</b> batch(es); none is past its step's expected dwell or failed."
+                    + (f"<div class='hf-grid'><div>Enum drift</div><div>{drift[0]}</div></div>" if drift else "")
+                    + "</div>",
+                    f"scanned {scanned} batches, none stuck" + (f"\nenum drift: {drift[1]}" if drift else ""))
     if overview is None or overview.empty:
         return Html("<div class='hf-card'><h2>No batches</h2>The bundle holds no batch.</div>", "No batches.")
     statuses = [(_plain(s) or "unknown") for s in overview.get("status", pd.Series(["unknown"] * len(overview)))]
@@ -723,6 +742,9 @@ def overview_card(overview: pd.DataFrame | ScanOverview | None) -> Html:
                      + "; ".join(f"<code>{_e(w)}</code>" for w in unread)
                      + ". Batches those sources would show are missing or <b>unknown</b> here."))
         text.append("scan partial: " + "; ".join(unread))
+    if drift:
+        rows.append(("Enum drift", drift[0]))
+        text.append(f"enum drift: {drift[1]}")
     unknown = counts.get("unknown", 0)
     if unknown:
         rows.append(("Evidence", f"<span class='hf-no'>{unknown} batch(es) could not be "

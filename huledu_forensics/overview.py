@@ -83,6 +83,8 @@ class ScanOverview:
         warnings: what the scan could not read.
         verdicts: the verdict of every investigated batch, by id.
         representatives: the investigated batch of each signature group, by signature.
+        enum_drift: the scan's drifted enums (:attr:`huledu_forensics.scan.ScanResult.enum_drift`).
+        enums_not_read: the databases whose enums the scan did not read.
     """
 
     frame: pd.DataFrame
@@ -94,6 +96,8 @@ class ScanOverview:
     warnings: tuple[str, ...] = ()
     verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     representatives: Mapping[str, str] = field(default_factory=dict)
+    enum_drift: tuple[Mapping[str, Any], ...] = ()
+    enums_not_read: tuple[str, ...] = ()
 
     @property
     def not_assessed_count(self) -> int:
@@ -277,7 +281,9 @@ def scan_overview(scan: Any, bundle: str | Path | Bundle | Mapping[str, str | Pa
     return ScanOverview(frame=df, scanned=int(scan.total), not_stuck=int(scan.not_stuck), groups=len(scan.groups),
                         complete=bool(scan.complete), not_assessed=dict(scan.not_assessed),
                         warnings=tuple(str(w) for w in scan.warnings), verdicts=verdicts,
-                        representatives=representatives)
+                        representatives=representatives,
+                        enum_drift=tuple(getattr(scan, "enum_drift", ()) or ()),
+                        enums_not_read=tuple(getattr(scan, "enums_not_read", ()) or ()))
 
 
 def _short(batch_id: str) -> str:

@@ -117,6 +117,11 @@ class ScanResult:
         not_assessed: BOS batches in a state the model does not describe as a step of their flow (e.g.
             ``processing_pipelines``), by state: the scan has no dwell to hold them to, so it says
             nothing about them (neither stuck nor healthy).
+        enum_drift: one entry per enum type whose label set differs from the one the model declares
+            (``database``, ``enum``, ``labels`` held, ``missing_known``: declared labels absent that a
+            known step writes, ``missing_unknown``: declared labels absent the kit cannot place on a step,
+            ``extra``: labels the model does not declare). Drift alone marks no batch stuck.
+        enums_not_read: the databases whose enums the model declares and the scan did not read.
     """
 
     batches: pd.DataFrame
@@ -127,6 +132,8 @@ class ScanResult:
     source: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     not_assessed: dict[str, int] = field(default_factory=dict)
+    enum_drift: list[dict[str, Any]] = field(default_factory=list)
+    enums_not_read: list[str] = field(default_factory=list)
 
     @property
     def stuck(self) -> int:
@@ -160,6 +167,7 @@ class ScanResult:
                 "total": int(self.total), "stuck": self.stuck, "not_assessed": dict(self.not_assessed),
                 "complete": self.complete,
                 "warnings": list(self.warnings), "groups": _records(self.groups),
+                "enum_drift": [dict(d) for d in self.enum_drift], "enums_not_read": list(self.enums_not_read),
                 "stuck_batches": _records(self.batches)}
 
     @classmethod
@@ -176,7 +184,9 @@ class ScanResult:
         return cls(batches=_typed(batches), groups=groups, total=int(data.get("total") or 0),
                    scanned_at=scanned, since=parse_utc(data.get("since")), source=dict(data.get("source") or {}),
                    warnings=list(data.get("warnings") or []),
-                   not_assessed={str(k): int(v) for k, v in (data.get("not_assessed") or {}).items()})
+                   not_assessed={str(k): int(v) for k, v in (data.get("not_assessed") or {}).items()},
+                   enum_drift=[dict(d) for d in data.get("enum_drift") or [] if isinstance(d, dict)],
+                   enums_not_read=[str(x) for x in data.get("enums_not_read") or []])
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``scan.json``, ``stuck_batches.csv`` and ``groups.csv`` into ``out_dir``; return their paths."""
@@ -207,6 +217,7 @@ class ScanResult:
             lines += ["", "error classes (what the rows show; the scan reads no logs):"]
             lines += [f"  {c}: {error_class_meaning(c)}"
                       for c in dict.fromkeys(str(x).split(":", 1)[0] for x in g["error_class"])]
+        lines += _drift_lines(self.enum_drift, self.enums_not_read)
         if not self.batches.empty:
             lines.append("")
             b = self.batches.head(limit)
@@ -219,6 +230,47 @@ class ScanResult:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+def _labels(xs: Sequence[str], n: int = 6) -> str:
+    return ", ".join(xs[:n]) + (f" and {len(xs) - n} more" if len(xs) > n else "")
+
+
+def drift_summary(d: Mapping[str, Any]) -> str:
+    """One enum's drift in one line: ``<db>.<enum>: missing (a known step writes them) ...; missing (no
+    known step: the kit cannot place them) ...; extra ...``."""
+    parts = []
+    if d.get("missing_known"):
+        parts.append(f"missing, a known step writes them: {_labels(d['missing_known'])}")
+    if d.get("missing_unknown"):
+        parts.append(f"missing, no known step writes them (the kit cannot place them): {_labels(d['missing_unknown'])}")
+    if d.get("extra"):
+        parts.append(f"{len(d['extra'])} extra label(s) the model does not declare: {_labels(d['extra'], 3)}")
+    return f"{d.get('database')}.{d.get('enum')}: " + "; ".join(parts)
+
+
+def _drift_lines(drift: Sequence[Mapping[str, Any]], not_read: Sequence[str]) -> list[str]:
+    """The terminal's enum drift section: nothing when no enum read has drifted."""
+    if not drift:
+        return []
+    lines = ["", "enum drift (database enum labels against the model's declared ones; marks no batch stuck, "
+                 "but a batch reaching a step that writes a missing label fails there):"]
+    lines += [f"  {drift_summary(d)}" for d in drift]
+    if not_read:
+        lines.append(f"  enums not read: {', '.join(not_read)}")
+    return lines
+
+
+def _enum_drift(enums: Mapping[str, Mapping[str, Sequence[str]]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The drifted enums among ``enums`` (:func:`huledu_forensics.rules.enums.enum_drift`), and the
+    databases with declared enums that ``enums`` does not hold (not read)."""
+    from .rules.enums import enum_drift
+
+    drift = [{"database": d.database, "enum": d.enum, "labels": list(d.labels),
+              "missing_known": list(d.missing_known), "missing_unknown": list(d.missing_unknown),
+              "extra": list(d.extra)} for d in enum_drift(enums) if d.drifted]
+    not_read = sorted({db for db, _e in model.PYTHON_ENUMS if db not in enums})
+    return drift, not_read
 
 
 def _states(counts: dict[str, int]) -> str:
@@ -444,6 +496,7 @@ class _PgFacts(_Facts):
 
     def __init__(self, sources: dict[str, Any], now: datetime | None, unread: dict[str, str]) -> None:
         self.src = sources
+        self._enums: dict[str, dict[str, list[str]]] | None = None
         self.warnings: list[str] = []
         self.unread = {**unread, **{db: db for db in (BOS_DB, ELS_DB, FILE_DB) if db not in sources and db not in unread}}
         if now is None:
@@ -620,6 +673,8 @@ FROM {_q(N.FILE_UPLOADS)} WHERE {_c.batch_id} = ANY(CAST(:ids AS text[])) GROUP 
         return self._run(db, sql, {"ids": ids, "topics": topics}, "read the outbox of", _OUTBOX_COLS)
 
     def enums(self) -> dict[str, dict[str, list[str]]]:
+        if self._enums is not None:  # read once: the classification and the drift section share it
+            return self._enums
         out = {}
         for db, src in self.src.items():
             try:
@@ -627,6 +682,7 @@ FROM {_q(N.FILE_UPLOADS)} WHERE {_c.batch_id} = ANY(CAST(:ids AS text[])) GROUP 
             except SourceUnavailable as exc:
                 self.warnings.append(str(exc))
                 self.unread.setdefault(db, db)
+        self._enums = out
         return out
 
 
@@ -1084,6 +1140,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
     try:
         facts = _PgFacts(sources, at, unread)
         batches, total, not_assessed = _classify(facts, t_since, say)
+        drift, enums_not_read = _enum_drift(facts.enums())
         warnings += facts.warnings
     finally:
         for src in sources.values():
@@ -1092,7 +1149,7 @@ def scan_profile(profile: Any, *, since: datetime | str | None = None, progress:
     say(f"done: {total} batch(es), {len(batches)} stuck in {len(groups)} group(s)")
     return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
                       source={"kind": "live", "profile": profile.name}, warnings=warnings,
-                      not_assessed=not_assessed)
+                      not_assessed=not_assessed, enum_drift=drift, enums_not_read=enums_not_read)
 
 
 def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = None,
@@ -1107,10 +1164,11 @@ def scan_bundle(bundle: str | Path | Bundle, *, since: datetime | str | None = N
     t_since = parse_option_time(since, "since")
     facts = _BundleFacts(b)
     batches, total, not_assessed = _classify(facts, t_since, say)
+    drift, enums_not_read = _enum_drift(facts.enums())
     groups = _groups(batches)
     return ScanResult(batches=batches, groups=groups, total=total, scanned_at=facts.now, since=t_since,
                       source={"kind": "bundle", "bundle": str(b.path)}, warnings=facts.warnings,
-                      not_assessed=not_assessed)
+                      not_assessed=not_assessed, enum_drift=drift, enums_not_read=enums_not_read)
 
 
 # ----------------------------------------------------------------------------------- report helpers
@@ -1178,7 +1236,8 @@ def scan_verdict(result: ScanResult, overview: ScanOverview | None = None) -> di
             "not_stuck_means": NOT_STUCK_MEANS, "not_assessed": result.not_assessed_count,
             "not_assessed_states": dict(result.not_assessed), "not_assessed_means": NOT_ASSESSED_MEANS,
             "completeness": {"scan": "complete" if result.complete else "partial"},
-            "warnings": list(result.warnings), "groups": groups}
+            "warnings": list(result.warnings), "groups": groups,
+            "enum_drift": [dict(d) for d in result.enum_drift], "enums_not_read": list(result.enums_not_read)}
 
 
 def _investigated(rep: str | None, verdicts: Mapping[str, Any], count: int) -> dict[str, Any] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import pandas as pd
@@ -12,7 +14,7 @@ from ..evidence import records
 from ..model import handlers as H
 from ._engine import Context, EvidenceRef, Finding, rule
 
-__all__ = ["enum_rejections"]
+__all__ = ["EnumDrift", "enum_drift", "enum_rejections"]
 
 _REJECT = re.compile(re.escape(model.names.M_PG_INVALID_ENUM) + r' (\w+): "([^"]*)"')
 _LINK_WINDOW_S = 3.0
@@ -132,15 +134,49 @@ def label_missing(ctx: Context) -> list[Finding]:
     return out
 
 
-def _declared(ctx: Context) -> list[tuple[str, str, list[str], tuple[str, ...]]]:
-    """``(database, enum, labels in the database, labels the model declares)`` for every enum the
-    evidence holds whose label set the model declares (``model.PYTHON_ENUMS``)."""
+@dataclass(frozen=True)
+class EnumDrift:
+    """One enum type's label set compared with the label set the model declares for it.
+
+    Attributes:
+        database, enum: where the enum type lives.
+        labels: the labels the database holds, in its order.
+        missing_known: declared labels the database lacks that a known step writes (``model.ENUM_WRITES``).
+        missing_unknown: declared labels the database lacks that no known write places on a step.
+        extra: labels the database holds that the model does not declare.
+    """
+
+    database: str
+    enum: str
+    labels: tuple[str, ...]
+    missing_known: tuple[str, ...]
+    missing_unknown: tuple[str, ...]
+    extra: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the label set differs from the declared one (a label missing or extra)."""
+        return bool(self.missing_known or self.missing_unknown or self.extra)
+
+
+def enum_drift(enums: Mapping[str, Mapping[str, Sequence[str]]]) -> list[EnumDrift]:
+    """Compare every enum in ``enums`` (database -> enum type -> labels, as ``pg_enum`` or the DDL gives
+    them) whose label set the model declares (``model.PYTHON_ENUMS``) with that declared set, in
+    (database, enum) order; enums the model does not declare are left out. The one comparison the
+    enum rules and the fleet scan share."""
+    known = {(w.database, w.enum, w.value) for w in model.ENUM_WRITES}
     out = []
-    for db, types in sorted(ctx.ev.enums.items()):
+    for db, types in sorted(enums.items()):
         for enum, labels in sorted(types.items()):
             declared = model.PYTHON_ENUMS.get((db, enum))
-            if declared is not None:
-                out.append((db, enum, list(labels), declared))
+            if declared is None:
+                continue
+            held = tuple(str(x) for x in labels)
+            missing = [x for x in declared if x not in held]
+            out.append(EnumDrift(db, enum, held,
+                                 missing_known=tuple(x for x in missing if (db, enum, x) in known),
+                                 missing_unknown=tuple(x for x in missing if (db, enum, x) not in known),
+                                 extra=tuple(x for x in held if x not in declared)))
     return out
 
 
@@ -158,10 +194,9 @@ def label_missing_unknown_step(ctx: Context) -> list[Finding]:
     migration was skipped): any batch of the service may fail when it reaches the step that writes
     the label, and the kit cannot say which step that is.
     """
-    known = {(w.database, w.enum, w.value) for w in model.ENUM_WRITES}
     out: list[Finding] = []
-    for db, enum, labels, declared in _declared(ctx):
-        missing = [x for x in declared if x not in labels and (db, enum, x) not in known]
+    for d in enum_drift(ctx.ev.enums):
+        db, enum, labels, missing = d.database, d.enum, list(d.labels), list(d.missing_unknown)
         if not missing:
             continue
         svc = model.DATABASES[db].service if db in model.DATABASES else None
@@ -194,8 +229,8 @@ def label_extra(ctx: Context) -> list[Finding]:
     otherwise the database is newer than the kit's model, which may need the new labels.
     """
     out: list[Finding] = []
-    for db, enum, labels, declared in _declared(ctx):
-        extra = [x for x in labels if x not in declared]
+    for d in enum_drift(ctx.ev.enums):
+        db, enum, extra = d.database, d.enum, list(d.extra)
         if not extra:
             continue
         initial = model.ALEMBIC_INITIAL_ENUMS.get((db, enum), ())
