@@ -232,20 +232,21 @@ class ScanResult:
         return "\n".join(lines)
 
 
-def _labels(xs: Sequence[str], n: int = 6) -> str:
-    return ", ".join(xs[:n]) + (f" and {len(xs) - n} more" if len(xs) > n else "")
+def _labels(xs: Sequence[str], n: int = 3) -> str:
+    return ", ".join(xs[:n]) + (f", +{len(xs) - n}" if len(xs) > n else "")
 
 
 def drift_summary(d: Mapping[str, Any]) -> str:
-    """One enum's drift in one line: ``<db>.<enum>: missing (a known step writes them) ...; missing (no
-    known step: the kit cannot place them) ...; extra ...``."""
+    """One enum's drift in one short line: ``<db>.<enum>: N missing that a known step writes (a, b, c,
+    +k); M missing the kit cannot place on a step (...); E extra`` (scan.json holds every label)."""
     parts = []
     if d.get("missing_known"):
-        parts.append(f"missing, a known step writes them: {_labels(d['missing_known'])}")
+        parts.append(f"{len(d['missing_known'])} missing that a known step writes ({_labels(d['missing_known'])})")
     if d.get("missing_unknown"):
-        parts.append(f"missing, no known step writes them (the kit cannot place them): {_labels(d['missing_unknown'])}")
+        parts.append(f"{len(d['missing_unknown'])} missing the kit cannot place on a step "
+                     f"({_labels(d['missing_unknown'])})")
     if d.get("extra"):
-        parts.append(f"{len(d['extra'])} extra label(s) the model does not declare: {_labels(d['extra'], 3)}")
+        parts.append(f"{len(d['extra'])} extra")
     return f"{d.get('database')}.{d.get('enum')}: " + "; ".join(parts)
 
 
@@ -253,8 +254,7 @@ def _drift_lines(drift: Sequence[Mapping[str, Any]], not_read: Sequence[str]) ->
     """The terminal's enum drift section: nothing when no enum read has drifted."""
     if not drift:
         return []
-    lines = ["", "enum drift (database enum labels against the model's declared ones; marks no batch stuck, "
-                 "but a batch reaching a step that writes a missing label fails there):"]
+    lines = ["", "enum drift (database enum labels against the model's declared ones; marks no batch stuck):"]
     lines += [f"  {drift_summary(d)}" for d in drift]
     if not_read:
         lines.append(f"  enums not read: {', '.join(not_read)}")
