@@ -143,6 +143,9 @@ def test_report_stuck_batches_on_a_bundle_without_id(bundles: dict[str, Path], t
     assert v["kind"] == "overview" and v["counts"] == {"stuck": 6}
     html = (out / "report.html").read_text().replace("<wbr/>", "").replace("<wbr>", "")  # tables add wrap points
     assert "enum.label_missing:huleedu_essay_lifecycle.essay_status_enum.uploaded" in html
+    # the card's one enum drift row: the seed's ELS enum lacks labels a known step writes
+    assert "<div>Enum drift</div>" in html
+    assert "huleedu_essay_lifecycle.essay_status_enum: 10 missing that a known step writes (uploaded" in html
 
 
 def test_report_stuck_batches_live_without_id_runs_on_a_scan(live_config: Path, tmp_path: Path) -> None:
