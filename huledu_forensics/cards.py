@@ -137,11 +137,11 @@ def _handling_line(aw: Mapping[str, Any]) -> str:
 
 def _content_line(content: Any) -> str:
     """The content ledger in one line: items against the expected count and where each ended."""
+    from .ledger import PLACES  # the ledger's places, in its order (not at import: cards stays light)
+
     if not isinstance(content, Mapping):
         return ""
-    places = ("slot", "pending", "excess", "validation_failure", "lost", "unpublished", "not_provisioned",
-              "unknown")
-    where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in places
+    where = ", ".join(f"{content.get(k)} {k.replace('_', ' ')}" for k in PLACES
                       if isinstance(content.get(k), int) and content.get(k))
     exp = content.get("expected")
     items = content.get("items")
