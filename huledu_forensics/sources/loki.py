@@ -353,20 +353,14 @@ class LokiSource:
         lo = max(floor, ns - _ns_delta(BLOCK_LOOKBACK))
         if lo >= ns:
             return ns
-        limit = min(self.page_limit, BLOCK_LOOKBACK_LINES)
-        while True:
-            params = {"query": query, "start": lo, "end": ns, "limit": limit, "direction": "backward"}
-            status, body = self._request("/loki/api/v1/query_range", params)
-            if status == 400 and self._adapt_to_limit(body, container):
-                limit = min(limit, self.page_limit)
-                continue
-            break
-        if status != 200:
-            raise SourceUnavailable(f"Loki at {self.url} answered HTTP {status} to a query for container "
-                                    f"'{container}': {_short(body)}; check the query limits of that Loki.",
-                                    source=self.name)
-        entries = [e for e in self._entries(self._decode("/loki/api/v1/query_range", body), container)
-                   if lo <= e[0] < ns]
+        params: dict[str, Any] = {"query": query, "start": lo, "end": ns, "limit": min(self.page_limit, BLOCK_LOOKBACK_LINES),
+                  "direction": "backward"}
+
+        def adapt(params: dict[str, Any], _text: str) -> None:  # a smaller limit the server asked for
+            params["limit"] = min(params["limit"], self.page_limit)
+
+        entries = [e for e in self._query_range(container, params, adapt) if lo <= e[0] < ns]
+        limit = params["limit"]
         for t, _stream, text in reversed(entries):
             if _is_block_start(text.encode("utf-8", "surrogateescape"), False):
                 return t
@@ -394,6 +388,13 @@ class LokiSource:
         """``(ns, stream, line)`` of the entries of ``query`` in ``[start, end)``, oldest first, at most
         ``cap`` of them (``None``: no cap; reaching it is a completeness warning)."""
         span = max(1, _ns_delta(self.max_query_span))
+
+        def adapt(params: dict[str, Any], text: str) -> None:  # a smaller limit or time range, as asked
+            if _TIME_RANGE_RE.search(text):
+                half = max(1, (params["end"] - params["start"]) // 2)
+                params["end"] = min(end, params["start"] + half)
+            params["limit"] = self.page_limit
+
         last_ts = -1  # everything before last_ts, and seen entries at last_ts, were already yielded
         seen_at_last: set[tuple[str, str]] = set()
         yielded = 0
@@ -403,20 +404,12 @@ class LokiSource:
             chunk_end = min(end, chunk_start + span)
             page_start = max(chunk_start, last_ts)
             while True:
-                params = {"query": query, "start": page_start, "end": chunk_end,
+                params: dict[str, Any] = {"query": query, "start": page_start, "end": chunk_end,
                           "limit": self.page_limit, "direction": "forward"}
-                status, body = self._request("/loki/api/v1/query_range", params)
-                if status == 400 and self._adapt_to_limit(body, container):
-                    if _TIME_RANGE_RE.search(body.decode("utf-8", "replace")):
-                        span = max(1, (chunk_end - page_start) // 2)
-                        chunk_end = min(end, page_start + span)
-                    continue
-                if status != 200:
-                    raise SourceUnavailable(
-                        f"Loki at {self.url} answered HTTP {status} to a query for container "
-                        f"'{container}': {_short(body)}; check the query limits of that Loki.",
-                        source=self.name)
-                entries = self._entries(self._decode("/loki/api/v1/query_range", body), container)
+                entries = self._query_range(container, params, adapt)
+                if params["end"] != chunk_end:  # the server asked for a shorter time range: keep to it
+                    chunk_end = params["end"]
+                    span = chunk_end - page_start
                 pages += 1
                 new = 0
                 for ns, stream, line in entries:
@@ -458,6 +451,23 @@ class LokiSource:
             chunk_start = chunk_end
         if pages > 1:
             log.info("loki %s: %d lines in %d pages", container, yielded, pages)
+
+    def _query_range(self, container: str, params: dict[str, Any], adapt: Callable[[dict[str, Any], str], None]
+                     ) -> list[tuple[int, str, str]]:
+        """The entries of one ``query_range`` request for ``container``. A 400 the source can adapt to
+        (:meth:`_adapt_to_limit`) calls ``adapt(params, error text)``, which updates ``params`` in
+        place, and asks again; any other answer than 200 is :class:`SourceUnavailable`."""
+        while True:
+            status, body = self._request("/loki/api/v1/query_range", params)
+            if status == 400 and self._adapt_to_limit(body, container):
+                adapt(params, body.decode("utf-8", "replace"))
+                continue
+            if status != 200:
+                raise SourceUnavailable(
+                    f"Loki at {self.url} answered HTTP {status} to a query for container "
+                    f"'{container}': {_short(body)}; check the query limits of that Loki.",
+                    source=self.name)
+            return self._entries(self._decode("/loki/api/v1/query_range", body), container)
 
     def _adapt_to_limit(self, body: bytes, container: str) -> bool:
         """React to a Loki limit error; True when the request should be retried."""
